@@ -1,0 +1,24 @@
+"""Typed errors for user mistakes: the CLI prints them as one line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class MemebotError(Exception):
+    """A problem the user can fix (bad flag, missing file, corrupt artifact...).
+
+    The message must name the offending file or flag; it is printed without a traceback.
+    """
+
+    exit_code = 2
+
+
+class DataError(MemebotError):
+    """Input data is missing, unreadable, or empty after cleaning."""
+
+
+class ArtifactError(MemebotError):
+    """A model artifact (or checkpoint) is missing, corrupt or mismatched."""
+
+
+class UsageError(MemebotError):
+    """A flag has a value the command cannot use."""

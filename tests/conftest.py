@@ -1,0 +1,128 @@
+"""Shared fixtures: a small ImgFlip575K-layout dataset made on the fly, and one tiny trained
+model reused by the slow tests. Tests that need the real shared data or services skip with a
+reason, unless MEMEBOT_REQUIRE_ALL=1 (set by .ci/run), which turns such a skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from memebot.settings import Settings
+
+REQUIRE_ALL = os.environ.get("MEMEBOT_REQUIRE_ALL") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    if REQUIRE_ALL:
+        pytest.fail(f"MEMEBOT_REQUIRE_ALL=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    path = Settings.from_env().data_dir
+    if not (path / "memes").is_dir():
+        skip_or_fail(f"real ImgFlip575K data not found at {path} (set MEMEBOT_DATA_DIR)")
+    return path
+
+
+SUBJECTS = [
+    "my dog",
+    "the teacher",
+    "my mom",
+    "a cat",
+    "my boss",
+    "the internet",
+    "my friend",
+    "dad",
+]
+VERBS = ["eats", "forgets", "finds", "loves", "hates", "steals", "breaks", "fixes"]
+OBJECTS = [
+    "the homework",
+    "my pizza",
+    "the wifi",
+    "all the memes",
+    "my phone",
+    "the car",
+    "a sandwich",
+]
+ENDINGS = [
+    "every single day",
+    "and nobody cares",
+    "again",
+    "on a monday",
+    "like a boss",
+    "at school",
+]
+
+
+def _caption(rng: random.Random, n_boxes: int) -> list[str]:
+    boxes = [f"when {rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}"]
+    boxes += [f"{rng.choice(SUBJECTS)} {rng.choice(ENDINGS)}" for _ in range(n_boxes - 1)]
+    return boxes
+
+
+def make_imgflip_dir(root: Path, *, per_template: int = 150, seed: int = 0) -> Path:
+    """Three templates with captions (1, 2 and 2 boxes) and one, distracted-boyfriend, with none."""
+    rng = random.Random(seed)
+    (root / "memes").mkdir(parents=True)
+    (root / "templates").mkdir()
+    spec = {"Success-Kid": (61544, 1), "Two-Buttons": (87743020, 2), "Y-U-No": (61527, 2)}
+    for name, (_tid, boxes) in spec.items():
+        memes = [
+            {
+                "url": "",
+                "post": "",
+                "metadata": {"views": "1,024", "img-votes": 3},
+                "boxes": [b.upper() for b in _caption(rng, boxes)],
+            }
+            for _ in range(per_template)
+        ]
+        (root / "memes" / f"{name}.json").write_text(json.dumps(memes))
+    for name, tid in [*((n, t) for n, (t, _) in spec.items()), ("Distracted-Boyfriend", 112126428)]:
+        (root / "templates" / f"{name}.json").write_text(
+            json.dumps(
+                {
+                    "title": f"{name.replace('-', ' ')} Meme Template",
+                    "template_id": str(tid),
+                    "alternative_names": "alias one, alias two"
+                    if name != "Distracted-Boyfriend"
+                    else "distracted bf",
+                }
+            )
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_imgflip_dir(tmp_path_factory.mktemp("data") / "imgflip")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """A char-gru trained for a few seconds on `tiny_data` (shared by the slow tests)."""
+    from training.train import TrainOptions, train
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    train(
+        TrainOptions(
+            data=tiny_data,
+            out=out,
+            epochs=6,
+            batch_size=32,
+            learning_rate=1e-2,
+            overrides={"hidden": "48", "layers": "1", "char_emb": "16"},
+            verbose=0,
+            patience=10,
+        ),
+        echo=lambda _s: None,
+    )
+    return out

@@ -1,0 +1,107 @@
+"""The console script as a user runs it: one-line errors, non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_imgflip_dir
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "memebot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert p.returncode != 0
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("memebot:")]
+    assert len(err) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    for n in needles:
+        assert n in err[0], err[0]
+
+
+def test_help_lists_subcommands() -> None:
+    p = run("--help")
+    assert p.returncode == 0
+    for cmd in ("data", "train", "eval", "generate"):
+        assert cmd in p.stdout
+    t = run("train", "--help")
+    assert "--max-minutes" in t.stdout and "--resume" in t.stdout and "--distribute" in t.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (
+            ["train", "--arch", "lstm", "--out", "{tmp}/m", "--data", "{data}"],
+            ["--arch lstm", "unknown architecture"],
+        ),
+        (["train", "--data", "{tmp}/missing", "--out", "{tmp}/m"], ["missing: no such file"]),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}", "--set", "hidden=8"],
+            ["output directory already exists"],
+        ),
+        (["train", "--data", "{data}", "--out", "{tmp}/m", "--set", "wings=2"], ["--set wings=2"]),
+        (["eval", "{tmp}/nomodel", "--data", "{data}"], ["nomodel: not a model artifact"]),
+        (["generate", "success-kid", "--model", "{tmp}/nomodel"], ["nomodel"]),
+        (["data", "prepare", "--data", "{data}", "--out", "{data}"], ["not empty"]),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], needles: list[str]) -> None:
+    data = make_imgflip_dir(tmp_path / "data", per_template=20)
+    fmt = [a.format(tmp=tmp_path, data=data) for a in args]
+    p = run(*fmt, env={"MEMEBOT_CACHE_DIR": str(tmp_path / "cache")})
+    assert_one_line_error(p, *needles)
+    assert not (tmp_path / "m").exists()
+
+
+def test_corrupt_data_file_named(tmp_path: Path) -> None:
+    data = make_imgflip_dir(tmp_path / "data", per_template=5)
+    (data / "memes" / "Y-U-No.json").write_text("[{")
+    p = run("data", "stats", "--data", str(data), env={"MEMEBOT_CACHE_DIR": str(tmp_path / "c")})
+    assert_one_line_error(p, "Y-U-No.json", "not valid JSON")
+
+
+def test_data_stats_prints_cleaning_table(tmp_path: Path) -> None:
+    data = make_imgflip_dir(tmp_path / "data", per_template=30)
+    p = run("data", "stats", "--data", str(data), env={"MEMEBOT_CACHE_DIR": str(tmp_path / "c")})
+    assert p.returncode == 0, p.stderr
+    assert "not_english" in p.stdout and "kept" in p.stdout and "train" in p.stdout
+
+
+@pytest.mark.slow
+def test_generate_unknown_template_lists_closest(tiny_model: Path) -> None:
+    p = run("generate", "two buttonz", "--model", str(tiny_model))
+    assert_one_line_error(p, "unknown template", "two-buttons")
+
+
+@pytest.mark.slow
+def test_eval_json(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    import json
+
+    p = run(
+        "eval",
+        str(tiny_model),
+        "--data",
+        str(tiny_data),
+        "--split",
+        "val",
+        "--json",
+        env={"MEMEBOT_CACHE_DIR": str(tmp_path / "c")},
+    )
+    assert p.returncode == 0, p.stderr
+    obj = json.loads(p.stdout.strip().splitlines()[-1])
+    assert {"nats_per_char", "accuracy", "captions", "chars"} <= set(obj)
+    assert obj["captions"] > 0 and obj["chars"] > obj["captions"] * 10

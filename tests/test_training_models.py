@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.batches import gru_arrays
+from training.models import char_gru, seed_cnn
+from training.vocab import BOS, PAD, Vocab
+
+
+def test_seed_rows_match_the_article() -> None:
+    rows = seed_cnn.training_rows(61533, "make|all the memes|")
+    assert rows[:7] == [
+        ("000000061533  0  ", "m"),
+        ("000000061533  0  m", "a"),
+        ("000000061533  0  ma", "k"),
+        ("000000061533  0  mak", "e"),
+        ("000000061533  0  make", "|"),
+        ("000000061533  1  make|", "a"),
+        ("000000061533  1  make|a", "l"),
+    ]
+    assert rows[-1] == ("000000061533  1  make|all the memes", "|")
+    assert len(rows) == len("make|all the memes|")
+
+
+def test_seed_rows_left_padded_to_128() -> None:
+    v = Vocab.build(["make all the memes|"])
+    x = seed_cnn.encode_rows(v, ["000000061533  0  ma"], 128)
+    assert x.shape == (1, 128)
+    assert (x[0, : 128 - 19] == PAD).all()
+    assert v.decode(x[0, -19:]) == "000000061533  0  ma"
+    long = seed_cnn.encode_rows(v, ["x" * 200], 128)
+    assert (long != PAD).all()  # keeps the rightmost 128 characters
+
+
+@pytest.mark.slow
+def test_seed_cnn_is_the_published_network() -> None:
+    import keras
+
+    m = seed_cnn.build(seed_cnn.SeedCNNConfig(), 71)
+    kinds = [type(layer).__name__ for layer in m.layers]
+    assert kinds.count("Conv1D") == 5 and kinds.count("MaxPooling1D") == 4
+    assert kinds.count("BatchNormalization") == 6 and kinds.count("Dropout") == 6
+    assert kinds[-3:] == ["BatchNormalization", "Dropout", "Dense"]
+    conv = [layer for layer in m.layers if isinstance(layer, keras.layers.Conv1D)]
+    assert all(c.filters == 1024 and c.kernel_size == (5,) and c.padding == "same" for c in conv)
+    assert m.output_shape == (None, 71)
+
+
+def test_gru_arrays_teacher_forcing() -> None:
+    v = Vocab.build(["ab|c|"])
+    t = v.encode("ab|c|")
+    x, y, w = gru_arrays([t], np.array([3]), v.box_end_id)
+    n = len(t)
+    assert x["chars"][0, 0] == BOS and (x["chars"][0, 1:n] == t[:-1]).all()
+    assert (y[0, :n] == t).all() and (w[0, :n] == 1).all() and (w[0, n:] == 0).all()
+    # box index of each target: markers strictly before it
+    assert x["boxes"][0, :n].tolist() == [0, 0, 0, 1, 1]
+    assert x["chars"].shape[1] % 8 == 0
+
+
+@pytest.mark.slow
+def test_numpy_stepper_matches_keras() -> None:
+    cfg = char_gru.CharGRUConfig(char_emb=8, template_emb=4, box_emb=3, hidden=16, layers=2)
+    v = Vocab.build(["hello world|bye|"])
+    model = char_gru.build(cfg, v.size, n_slots=3)
+    rng = np.random.default_rng(0)
+    for w in model.weights:  # non-trivial biases too
+        w.assign(rng.normal(0, 0.5, w.shape).astype("float32"))
+    texts = [v.encode("hello|world|"), v.encode("bye|x|")]
+    x, _, _ = gru_arrays(texts, np.array([1, 2]), v.box_end_id)
+    ref = np.asarray(model(x, training=False))  # [B,T,V]
+    stepper = char_gru.CharGRUStepper(model, cfg)
+    state = stepper.initial_state(2)
+    for t in range(x["chars"].shape[1]):
+        logits, state = stepper.step(state, x["chars"][:, t], x["boxes"][:, t], x["template"])
+        np.testing.assert_allclose(logits, ref[:, t], rtol=1e-4, atol=1e-4)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.sampling import Decoding, pick
+
+# A fixed toy distribution over 6 ids: top = 0.4
+TOY = np.log(np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04]))
+
+
+def draws(d: Decoding, n: int = 2000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.array([pick(TOY, d, rng) for _ in range(n)])
+
+
+@pytest.mark.parametrize("min_score", [0.1, 0.3, 0.5])
+def test_threshold_never_below_min_score_times_top(min_score: float) -> None:
+    got = draws(Decoding("threshold", min_score=min_score))
+    p = np.exp(TOY)
+    assert (p[got] >= min_score * p.max() - 1e-12).all()
+    # and it does use every candidate that always qualifies
+    assert set(np.flatnonzero(p >= p.max())) <= set(got)
+
+
+def test_threshold_picks_uniformly_among_candidates() -> None:
+    # With min_score=1 only the top qualifies; with min_score=0.6, ids 0 and 1 (0.25 >= 0.24).
+    assert set(draws(Decoding("threshold", min_score=1.0), 200)) == {0}
+    got = draws(Decoding("threshold", min_score=0.6), 4000)
+    assert set(got) == {0, 1}
+
+
+def test_greedy_is_deterministic() -> None:
+    assert set(draws(Decoding("greedy"), 50)) == {0}
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_top_k_never_outside_k(k: int) -> None:
+    assert set(draws(Decoding("top-k", top_k=k))) <= set(range(k))
+
+
+def test_top_p_keeps_smallest_set_reaching_p() -> None:
+    assert set(draws(Decoding("top-p", top_p=0.6))) == {0, 1}  # 0.4 + 0.25 >= 0.6
+
+
+def test_top_k_with_top_p() -> None:
+    assert set(draws(Decoding("top-k-top-p", top_k=3, top_p=0.99))) <= {0, 1, 2}
+
+
+def test_temperature_sharpens() -> None:
+    cold = draws(Decoding("temperature", temperature=0.3))
+    hot = draws(Decoding("temperature", temperature=3.0))
+    assert (cold == 0).mean() > (hot == 0).mean() + 0.2
+
+
+def test_same_seed_same_choice_sequence() -> None:
+    d = Decoding("top-p", top_p=0.9)
+    assert (draws(d, 100, seed=5) == draws(d, 100, seed=5)).all()
+
+
+@pytest.mark.slow
+def test_captions_honour_box_count_start_and_seed(tiny_model: Path) -> None:
+    from training.runtime import load_model
+    from training.sampling import sample_captions
+
+    m = load_model(tiny_model)
+    for n in (1, 2, 4):
+        (s,) = sample_captions(m, ["two-buttons"], n_boxes=[n], seed=1)
+        assert len(s.boxes) == n and all(b for b in s.boxes)
+        assert s.logprob < 0
+    (s,) = sample_captions(m, ["y-u-no"], n_boxes=[3], start="when my dog|ea", seed=2)
+    assert s.boxes[0] == "when my dog" and s.boxes[1].startswith("ea") and len(s.boxes) == 3
+    a = sample_captions(m, ["success-kid", "distracted-boyfriend"], seed=7)
+    b = sample_captions(m, ["success-kid", "distracted-boyfriend"], seed=7)
+    assert [x.boxes for x in a] == [x.boxes for x in b]
+    for s in sample_captions(m, ["two-buttons"] * 4, n_boxes=[3] * 4, max_len=20, seed=3):
+        assert len(s.text) <= 20 and len(s.boxes) == 3

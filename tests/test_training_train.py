@@ -1,0 +1,188 @@
+"""End-to-end training on the small fixture: artifact, resume, bad inputs, eval."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from memebot.errors import ArtifactError, DataError, UsageError
+from training.prepare import prepare
+from training.train import TrainOptions, train
+
+pytestmark = pytest.mark.slow
+
+
+def unigram_nats(train_texts: list[str], val_texts: list[str]) -> float:
+    counts = Counter("".join(train_texts))
+    total = sum(counts.values())
+    chars = "".join(val_texts)
+    return -sum(math.log((counts[c] + 1) / (total + len(counts) + 1)) for c in chars) / len(chars)
+
+
+def test_artifact_is_complete_and_beats_unigram(tiny_model: Path, tiny_data: Path) -> None:
+    from training.evaluate import evaluate
+    from training.runtime import load_model
+
+    names = {p.name for p in tiny_model.iterdir()}
+    assert {
+        "model.keras",
+        "vocab.json",
+        "templates.json",
+        "meta.json",
+        "history.json",
+        "curves.png",
+    } <= names
+    meta = json.loads((tiny_model / "meta.json").read_text())
+    assert meta["arch"] == "char-gru" and meta["config"]["hidden"] == 48
+    assert meta["data_fingerprint"] and meta["created"] and meta["command"].startswith("memebot")
+    assert meta["metrics"]["val_nats_per_char"] > 0
+    assert not tiny_model.with_name("tiny.partial").exists()
+
+    prep = prepare(tiny_data)
+    model = load_model(tiny_model)
+    res = evaluate(model, prep.splits["val"])
+    base = unigram_nats(
+        [c.text for c in prep.splits["train"]], [c.text for c in prep.splits["val"]]
+    )
+    assert res.nats_per_char < base - 0.3, (res.nats_per_char, base)
+    assert abs(res.nats_per_char - meta["metrics"]["val_nats_per_char"]) < 1e-3
+    assert res.chars == sum(len(c.text) for c in prep.splits["val"])  # markers included
+
+
+def test_eval_on_template_without_training_captions(tiny_model: Path, tmp_path: Path) -> None:
+    from training.evaluate import evaluate
+    from training.runtime import load_model
+
+    root = tmp_path / "unseen"
+    (root / "memes").mkdir(parents=True)
+    (root / "memes" / "Distracted-Boyfriend.json").write_text(
+        json.dumps(
+            [
+                {"boxes": ["my friend", "the homework", "the internet"]},
+                {"boxes": ["me", "a sandwich", "my phone"]},
+            ]
+        )
+    )
+    prep = prepare(root)
+    model = load_model(tiny_model)
+    res = evaluate(model, prep.captions("all"))
+    assert res.captions == 2 and set(res.per_template) == {"distracted-boyfriend"}
+    assert 0 < res.nats_per_char < 5
+
+
+def test_existing_output_dir_refused(tiny_data: Path, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    with pytest.raises(UsageError, match="out: output directory already exists"):
+        train(TrainOptions(data=tiny_data, out=tmp_path / "out"), echo=lambda _s: None)
+
+
+def test_unknown_arch_refused(tiny_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--arch lstm"):
+        train(TrainOptions(data=tiny_data, out=tmp_path / "m", arch="lstm"), echo=lambda _s: None)
+
+
+def test_missing_data_refused_without_partial_artifact(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="nope: no such file"):
+        train(TrainOptions(data=tmp_path / "nope", out=tmp_path / "m"), echo=lambda _s: None)
+    assert not (tmp_path / "m").exists()
+
+
+def test_resume_continues_and_corrupt_checkpoint_is_refused(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "m"
+    opts = dict(
+        data=tiny_data,
+        out=out,
+        epochs=2,
+        batch_size=32,
+        verbose=0,
+        overrides={"hidden": "16", "layers": "1", "char_emb": "8"},
+    )
+    work = out.with_name("m.partial")
+    with pytest.raises(UsageError, match="nothing to resume"):
+        train(TrainOptions(**opts, resume=True), echo=lambda _s: None)  # type: ignore[arg-type]
+
+    # The state a run killed after one epoch leaves behind (its backup already consumed).
+    work.mkdir()
+    prep = prepare(tiny_data)
+    prep.build_vocab().save(work / "vocab.json")
+    prep.build_templates().save(work / "templates.json")
+    (work / "run.json").write_text(
+        json.dumps(
+            {
+                "arch": "char-gru",
+                "config": {"hidden": 16, "layers": 1, "char_emb": 8},
+                "data_fingerprint": prep.fingerprint,
+                "command": "memebot train",
+            }
+        )
+    )
+    (work / "history.json").write_text(
+        json.dumps({"loss": [3.0], "val_loss": [2.9], "batches": [10]})
+    )
+    (work / "best.weights.h5").write_bytes(b"not an h5 file")
+    with pytest.raises(ArtifactError, match=r"best\.weights\.h5: corrupt checkpoint"):
+        train(TrainOptions(**opts, resume=True), echo=lambda _s: None)  # type: ignore[arg-type]
+    assert not out.exists()
+    with pytest.raises(UsageError, match="pass --resume"):
+        train(TrainOptions(**opts), echo=lambda _s: None)  # type: ignore[arg-type]
+    (work / "best.weights.h5").unlink()
+    train(TrainOptions(**opts, resume=True), echo=lambda _s: None)  # type: ignore[arg-type]
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist["loss"]) == 3  # one recorded epoch + two new ones
+
+
+def test_seed_cnn_trains_tiny(tiny_data: Path, tmp_path: Path) -> None:
+    from training.runtime import load_model
+    from training.sampling import sample_captions
+
+    out = tmp_path / "seed"
+    train(
+        TrainOptions(
+            data=tiny_data,
+            out=out,
+            arch="seed-cnn",
+            epochs=1,
+            batch_size=64,
+            limit=20,
+            verbose=0,
+            overrides={"filters": "8", "dense": "16", "embedding": "4"},
+        ),
+        echo=lambda _s: None,
+    )
+    m = load_model(out)
+    assert m.arch == "seed-cnn"
+    (s,) = sample_captions(m, ["two-buttons"], n_boxes=[2], max_len=24, seed=0)
+    assert len(s.boxes) == 2 and len(s.text) <= 24
+
+
+@pytest.mark.parametrize("damage", ["flip_byte", "drop_vocab", "bad_meta", "wrong_config"])
+def test_loader_refuses_corrupt_artifact(tiny_model: Path, tmp_path: Path, damage: str) -> None:
+    from training.runtime import load_model
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    if damage == "flip_byte":
+        data = bytearray((bad / "model.keras").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (bad / "model.keras").write_bytes(bytes(data))
+        match = "model.keras: checksum mismatch"
+    elif damage == "drop_vocab":
+        (bad / "vocab.json").unlink()
+        match = "vocab.json: missing"
+    elif damage == "bad_meta":
+        (bad / "meta.json").write_text("{")
+        match = "meta.json: corrupt"
+    else:
+        meta = json.loads((bad / "meta.json").read_text())
+        meta["config"]["hidden"] = 64
+        (bad / "meta.json").write_text(json.dumps(meta))
+        match = "weights do not fit"
+    with pytest.raises(ArtifactError, match=match):
+        load_model(bad)

@@ -1,0 +1,1 @@
+"""Training: real captions in, a versioned model artifact out."""

@@ -1,0 +1,161 @@
+"""Training batches as Keras PyDatasets, rebuilt each epoch (shuffle + template dropout).
+
+char-gru: whole captions, bucketed by length so padding stays small; padded lengths are
+rounded up to a multiple of 8 to keep the number of distinct shapes (and retraces) low.
+seed-cnn: one row per character, built lazily: the 12M rows of the shared data would not fit
+in memory as 128-id rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from training.data import Caption
+from training.models import seed_cnn
+from training.templates import GENERIC_SLOT, TemplateTable
+from training.vocab import BOS, PAD, Vocab
+
+
+def encode_captions(captions: Sequence[Caption], vocab: Vocab) -> list[np.ndarray]:
+    return [vocab.encode(c.text) for c in captions]
+
+
+def gru_arrays(
+    texts: Sequence[np.ndarray], slots: np.ndarray, end_id: int, pad_to: int = 8
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Teacher-forcing arrays for a batch: inputs, targets [B,T] and weights [B,T]."""
+    T = max(len(t) for t in texts)
+    T = -(-T // pad_to) * pad_to
+    B = len(texts)
+    chars = np.full((B, T), PAD, dtype=np.int32)
+    boxes = np.zeros((B, T), dtype=np.int32)
+    y = np.full((B, T), PAD, dtype=np.int32)
+    for i, t in enumerate(texts):
+        n = len(t)
+        y[i, :n] = t
+        chars[i, 0] = BOS
+        chars[i, 1:n] = t[: n - 1]
+        # box index of target position j = markers in text[:j]
+        boxes[i, 1:n] = np.cumsum(t[: n - 1] == end_id)
+    w = (y != PAD).astype(np.float32)
+    return {"chars": chars, "boxes": boxes, "template": slots.astype(np.int32)}, y, w
+
+
+class GRUBatches:
+    """Length-bucketed caption batches; `as_tf_dataset()` feeds Keras with a dynamic T."""
+
+    def __init__(
+        self,
+        texts: Sequence[np.ndarray],
+        slots: np.ndarray,
+        end_id: int,
+        *,
+        batch_size: int,
+        template_dropout: float = 0.0,
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
+        self.texts, self.slots, self.end_id = list(texts), np.asarray(slots), end_id
+        self.batch_size, self.template_dropout, self.shuffle = batch_size, template_dropout, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def on_epoch_end(self) -> None:
+        n = len(self.texts)
+        lengths = np.array([len(t) for t in self.texts])
+        idx = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        # Sort within large chunks: batches of similar length, still well mixed.
+        chunk = self.batch_size * 64
+        parts = [idx[i : i + chunk] for i in range(0, n, chunk)]
+        idx = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
+        batches = [idx[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        if self.shuffle:
+            self.rng.shuffle(batches)
+        self.batches = batches
+        drop = self.rng.random(n) < self.template_dropout
+        self.epoch_slots = np.where(drop, GENERIC_SLOT, self.slots)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> Any:
+        b = self.batches[i]
+        return gru_arrays([self.texts[j] for j in b], self.epoch_slots[b], self.end_id)
+
+    def as_tf_dataset(self, repeat: bool = False) -> Any:
+        """A tf.data pipeline over the batches; each pass reshuffles and redraws dropout.
+
+        (A Keras PyDataset would pin T to the first batch's length.)
+        """
+        import tensorflow as tf
+
+        def gen() -> Any:
+            for i in range(len(self)):
+                yield self[i]
+            self.on_epoch_end()
+
+        spec = tf.TensorSpec((None, None), tf.int32)
+        sig = (
+            {"chars": spec, "boxes": spec, "template": tf.TensorSpec((None,), tf.int32)},
+            spec,
+            tf.TensorSpec((None, None), tf.float32),
+        )
+        ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+        return (ds.repeat() if repeat else ds).prefetch(2)
+
+
+class SeedBatches(keras.utils.PyDataset):
+    def __init__(
+        self,
+        captions: Sequence[Caption],
+        templates: TemplateTable,
+        vocab: Vocab,
+        config: seed_cnn.SeedCNNConfig,
+        *,
+        batch_size: int,
+        shuffle: bool = True,
+        template_dropout: float = 0.0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.texts = [c.text for c in captions]
+        ids = []
+        for c in captions:
+            e = templates.get(c.template)
+            ids.append(int(e.imgflip_id or 0) if e and e.slot != GENERIC_SLOT else 0)
+        self.ids = np.array(ids, dtype=np.int64)
+        self.vocab, self.config, self.batch_size = vocab, config, batch_size
+        self.shuffle, self.template_dropout = shuffle, template_dropout
+        self.rng = np.random.default_rng(seed)
+        lens = np.array([len(t) for t in self.texts])
+        # (caption, position) for every target character
+        self.rows = np.stack(
+            [np.repeat(np.arange(len(lens)), lens), np.concatenate([np.arange(n) for n in lens])], 1
+        )
+        self.on_epoch_end()
+
+    def on_epoch_end(self) -> None:
+        self.order = (
+            self.rng.permutation(len(self.rows)) if self.shuffle else np.arange(len(self.rows))
+        )
+        self.epoch_ids = np.where(
+            self.rng.random(len(self.ids)) < self.template_dropout, 0, self.ids
+        )
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __getitem__(self, i: int) -> Any:
+        sel = self.rows[self.order[i * self.batch_size : (i + 1) * self.batch_size]]
+        prefixes, labels = [], []
+        for ci, pos in sel:
+            t = self.texts[ci]
+            box = t[:pos].count("|")
+            prefixes.append(seed_cnn.row_prefix(int(self.epoch_ids[ci]), box) + t[:pos])
+            labels.append(self.vocab.id_of(t[pos]))
+        x = seed_cnn.encode_rows(self.vocab, prefixes, self.config.seq_len)
+        return x, np.array(labels, dtype=np.int32)

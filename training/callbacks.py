@@ -1,0 +1,110 @@
+"""Training callbacks: wall-clock budget, samples each epoch, history JSON + curves PNG."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from training.runtime import LoadedModel
+from training.sampling import sample_captions
+from training.templates import TemplateTable
+from training.vocab import Vocab
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once `minutes` of wall clock have passed (checked every batch)."""
+
+    def __init__(self, minutes: float | None, started: float | None = None):
+        super().__init__()
+        self.minutes = minutes
+        self.started = started or time.monotonic()
+        self.hit = False
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if self.minutes is not None and time.monotonic() - self.started > self.minutes * 60:
+            self.hit = True
+            self.model.stop_training = True
+
+
+class PrintSamples(keras.callbacks.Callback):
+    """Prints a few threshold-decoded captions after every epoch (the shared sampler)."""
+
+    def __init__(
+        self,
+        arch: str,
+        config: Any,
+        vocab: Vocab,
+        templates: TemplateTable,
+        slugs: list[str],
+        seed: int = 0,
+        echo: Any = print,
+    ):
+        super().__init__()
+        self.arch, self.config, self.vocab, self.templates = arch, config, vocab, templates
+        self.slugs, self.seed, self.echo = slugs, seed, echo
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        lm = LoadedModel(None, None, self.arch, self.config, self.vocab, self.templates, self.model)
+        for s in sample_captions(lm, self.slugs, seed=self.seed + epoch):
+            self.echo(f"  sample [{s.template}] " + " / ".join(s.boxes))
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """history.json and curves.png (loss and accuracy per epoch), rewritten every epoch."""
+
+    def __init__(self, workdir: Path, previous: dict[str, list[float]] | None = None):
+        super().__init__()
+        self.workdir = workdir
+        self.history: dict[str, list[float]] = {k: list(v) for k, v in (previous or {}).items()}
+        self.epoch_started = time.monotonic()
+        self.batches = 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch_started = time.monotonic()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.batches += 1
+        self.last_batch_end = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        logs = dict(logs or {})
+        logs["epoch_seconds"] = time.monotonic() - self.epoch_started
+        logs["batches"] = self.batches
+        # Time spent in training steps only (validation excluded), for throughput figures.
+        logs["train_seconds"] = (
+            getattr(self, "last_batch_end", self.epoch_started) - self.epoch_started
+        )
+        lr = self.model.optimizer.learning_rate
+        logs["learning_rate"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+        (self.workdir / "history.json").write_text(json.dumps(self.history, indent=1) + "\n")
+        plot_history(self.history, self.workdir / "curves.png")
+
+
+def plot_history(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, ax, label in (("loss", ax1, "loss (nats/char)"), ("acc", ax2, "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            name = prefix + ("loss" if key == "loss" else "accuracy")
+            if name in history:
+                xs = range(1, len(history[name]) + 1)
+                ax.plot(xs, history[name], style, marker="o", label=("val" if prefix else "train"))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("memebot training curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,329 @@
+"""`memebot train`: prepared data -> checkpoints -> a finished artifact (or nothing).
+
+Work in progress lives in `OUT.partial/` (best weights, a resumable backup with optimizer
+state, history, curves). Only a finished run becomes `OUT/`, by one rename.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memebot import __version__
+from memebot.errors import ArtifactError, DataError, UsageError
+from training.artifact import ArtifactMeta, make_version, write_artifact
+from training.models import CONFIGS, DEFAULT_ARCH
+from training.prepare import Prepared, prepare
+from training.templates import TemplateTable
+from training.vocab import Vocab
+
+
+@dataclass
+class TrainOptions:
+    data: Path
+    out: Path
+    arch: str = DEFAULT_ARCH
+    epochs: int = 30  # upper bound; early stopping and --max-minutes usually end sooner
+    batch_size: int = 0  # 0 = the architecture's default (256 for both)
+    learning_rate: float = 0.0  # 0 = the architecture's default
+    steps_per_epoch: int = 0  # 0 = one full pass over the training split
+    patience: int = 3  # early stopping: epochs without val improvement
+    max_minutes: float | None = None  # wall-clock budget for fitting
+    seed: int = 1337
+    resume: bool = False
+    tensorboard: bool = False
+    distribute: str = "none"  # none | mirrored | multiworker (reads TF_CONFIG)
+    cache_dir: Path | None = None
+    limit: int = 0  # use only the first N training captions (smoke runs)
+    val_limit: int = 0  # validate on only the first N val captions (0 = all; seed-cnn is slow)
+    overrides: dict[str, str] = field(default_factory=dict)  # --set key=value on the config
+    verbose: int = 1
+
+
+def parse_overrides(arch: str, overrides: dict[str, str]) -> Any:
+    cls = CONFIGS[arch]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for k, v in overrides.items():
+        if k not in fields:
+            raise UsageError(
+                f"--set {k}={v}: {arch} has no config field {k!r} (fields: {', '.join(fields)})"
+            )
+        default = getattr(cls(), k)
+        try:
+            kwargs[k] = type(default)(v)
+        except ValueError as e:
+            raise UsageError(f"--set {k}={v}: expected {type(default).__name__}") from e
+    return cls(**kwargs)
+
+
+def _strategy(name: str) -> Any:
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _compile(model: Any, arch: str, lr: float) -> None:
+    import keras
+
+    if arch == "seed-cnn":
+        # As published: RMSprop, sparse categorical cross-entropy on softmax outputs.
+        model.compile(
+            optimizer=keras.optimizers.RMSprop(lr),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(lr, clipnorm=1.0),
+            loss=loss,
+            weighted_metrics=["accuracy"],
+        )
+
+
+def _check_paths(opts: TrainOptions) -> Path:
+    if opts.arch not in CONFIGS:
+        raise UsageError(
+            f"--arch {opts.arch}: unknown architecture (choose from {', '.join(CONFIGS)})"
+        )
+    if opts.out.exists():
+        raise UsageError(f"{opts.out}: output directory already exists (--out)")
+    work = opts.out.with_name(opts.out.name + ".partial")
+    if work.exists() and not opts.resume:
+        raise UsageError(
+            f"{work}: an unfinished run is there; pass --resume to continue it or delete it"
+        )
+    if opts.resume and not (work / "run.json").is_file():
+        raise UsageError(f"{work}: nothing to resume (no run.json)")
+    return work
+
+
+def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
+    work = _check_paths(opts)
+    started = time.monotonic()
+    prep: Prepared = prepare(opts.data, cache_dir=opts.cache_dir)
+    if opts.resume:
+        run = json.loads((work / "run.json").read_text())
+        if run["arch"] != opts.arch:
+            raise UsageError(f"--arch {opts.arch}: the run in {work} is {run['arch']}")
+        if run["data_fingerprint"] != prep.fingerprint:
+            raise DataError(f"{opts.data}: differs from the data the run in {work} started on")
+        config: Any = CONFIGS[opts.arch](**run["config"])
+        vocab, templates = (
+            Vocab.load(work / "vocab.json"),
+            TemplateTable.load(work / "templates.json"),
+        )
+    else:
+        config = parse_overrides(opts.arch, opts.overrides)
+        vocab, templates = prep.build_vocab(), prep.build_templates()
+        work.mkdir(parents=True)
+        vocab.save(work / "vocab.json")
+        templates.save(work / "templates.json")
+        (work / "run.json").write_text(
+            json.dumps(
+                {
+                    "arch": opts.arch,
+                    "config": config.to_dict(),
+                    "data_fingerprint": prep.fingerprint,
+                    "command": _command_line(),
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+    echo(prep.statistics())
+    train_caps = prep.splits["train"][: opts.limit or None]
+    val_caps = prep.splits["val"][: opts.val_limit or None]
+    if not train_caps or not val_caps:
+        raise DataError(f"{opts.data}: needs captions in both train and val splits after cleaning")
+
+    import keras
+
+    from training.batches import GRUBatches, SeedBatches, encode_captions
+    from training.callbacks import HistoryWriter, PrintSamples, TimeBudget
+    from training.evaluate import evaluate
+    from training.runtime import LoadedModel, build_keras
+
+    keras.utils.set_random_seed(opts.seed)
+    batch = opts.batch_size or 256
+    lr = opts.learning_rate or (1e-3 if opts.arch == "seed-cnn" else 2e-3)
+    if opts.arch == "seed-cnn":
+        train_data: Any = SeedBatches(
+            train_caps,
+            templates,
+            vocab,
+            config,
+            batch_size=batch,
+            template_dropout=config.template_dropout,
+            seed=opts.seed,
+        )
+        val_data: Any = SeedBatches(
+            val_caps, templates, vocab, config, batch_size=batch, shuffle=False
+        )
+    else:
+        slots = lambda caps: np.array([templates.slot_of(c.template) for c in caps])  # noqa: E731
+        train_data = GRUBatches(
+            encode_captions(train_caps, vocab),
+            slots(train_caps),
+            vocab.box_end_id,
+            batch_size=batch,
+            template_dropout=config.template_dropout,
+            seed=opts.seed,
+        )
+        val_data = GRUBatches(
+            encode_captions(val_caps, vocab),
+            slots(val_caps),
+            vocab.box_end_id,
+            batch_size=batch,
+            shuffle=False,
+        )
+
+    with _strategy(opts.distribute).scope():
+        model = build_keras(opts.arch, config, vocab, templates)
+        _compile(model, opts.arch, lr)
+    echo(f"model: {opts.arch} {config.to_dict()}  params {model.count_params():,}")
+
+    best = work / "best.weights.h5"
+    previous = (
+        json.loads((work / "history.json").read_text())
+        if (work / "history.json").is_file()
+        else None
+    )
+    budget = TimeBudget(opts.max_minutes, started)
+    callbacks: list[Any] = [
+        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(best), monitor="val_loss", save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
+        budget,
+        HistoryWriter(work, previous if opts.resume else None),
+        PrintSamples(
+            opts.arch, config, vocab, templates, _sample_slugs(templates), opts.seed, echo
+        ),
+    ]
+    if opts.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(work / "tensorboard")))
+    if opts.resume and best.is_file():
+        try:
+            model.load_weights(best)
+        except (ValueError, OSError) as e:
+            raise ArtifactError(
+                f"{best}: corrupt checkpoint ({e}); delete it to resume from the backup"
+            ) from e
+    fit_started = time.monotonic()
+    steps = opts.steps_per_epoch or None
+    fit_train, fit_val = train_data, val_data
+    if opts.arch != "seed-cnn":
+        # With --steps-per-epoch the stream repeats; otherwise each epoch is one full pass.
+        fit_train, fit_val = train_data.as_tf_dataset(repeat=bool(steps)), val_data.as_tf_dataset()
+    try:
+        model.fit(
+            fit_train,
+            validation_data=fit_val,
+            epochs=opts.epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=opts.verbose if sys.stdout.isatty() else 2,
+        )
+    except (OSError, ValueError) as e:
+        if "backup" in str(e) or "h5" in str(e):
+            raise ArtifactError(
+                f"{work / 'backup'}: corrupt checkpoint ({e}); delete it to restart"
+            ) from e
+        raise
+    fit_seconds = time.monotonic() - fit_started
+    if best.is_file():
+        model.load_weights(best)
+    echo("evaluating the best checkpoint on the val split...")
+    lm = LoadedModel(None, None, opts.arch, config, vocab, templates, model)
+    val = evaluate(lm, val_caps, progress=opts.verbose > 0)
+    history = (
+        json.loads((work / "history.json").read_text()) if (work / "history.json").is_file() else {}
+    )
+    trained_chars = _trained_chars(history, train_data, opts.arch)
+    metrics = {
+        "val_nats_per_char": val.nats_per_char,
+        "val_accuracy": val.accuracy,
+        "val_captions": val.captions,
+        "val_chars": val.chars,
+        "train_captions": len(train_caps),
+        "epochs": len(history.get("loss", [])),
+        "fit_seconds": fit_seconds,
+        "trained_chars": trained_chars,
+        "train_seconds": sum(history.get("train_seconds", [])),
+        "chars_per_second": trained_chars / max(sum(history.get("train_seconds", [])), 1e-9),
+        "stopped_by_budget": budget.hit,
+    }
+    run = json.loads((work / "run.json").read_text())
+    meta = ArtifactMeta(
+        arch=opts.arch,
+        config=config.to_dict(),
+        data_fingerprint=prep.fingerprint,
+        metrics=metrics,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        command=run["command"],
+        version=make_version(opts.arch, prep.fingerprint),
+        files={},
+        extra={
+            "memebot": __version__,
+            "keras": keras.__version__,
+            "cleaning": prep.report.to_dict(),
+            "params": int(model.count_params()),
+        },
+    )
+    # A fresh, uncompiled copy: the artifact carries weights only, not optimizer state.
+    export = build_keras(opts.arch, config, vocab, templates)
+    export.set_weights(model.get_weights())
+    write_artifact(
+        opts.out,
+        model=export,
+        vocab=vocab,
+        templates=templates,
+        meta=meta,
+        extra_files={"history.json": work / "history.json", "curves.png": work / "curves.png"},
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    echo(f"val {val.nats_per_char:.4f} nats/char, accuracy {val.accuracy:.1%}")
+    echo(f"wrote {opts.out} ({meta.version})")
+    return opts.out
+
+
+def _trained_chars(history: dict[str, list[float]], data: Any, arch: str) -> int:
+    # Keras does not count targets; estimate from batches seen x mean targets per batch.
+    if arch == "seed-cnn":
+        per_batch = data.batch_size
+    else:
+        per_batch = sum(len(t) for t in data.texts) / max(len(data), 1)
+    return int(sum(history.get("batches", [])) * per_batch) or 0
+
+
+def _sample_slugs(templates: TemplateTable) -> list[str]:
+    seen = [e.slug for e in templates.entries if e.slot]
+    unseen = [e.slug for e in templates.entries if not e.slot]
+    picks = ["success-kid", "drake-hotline-bling"] if "success-kid" in seen else seen[:2]
+    return picks + (["distracted-boyfriend"] if "distracted-boyfriend" in unseen else unseen[:1])
+
+
+def _command_line() -> str:
+    return "memebot " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -1,0 +1,85 @@
+"""Character vocabulary: ids ordered by training-set frequency, saved with every model."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from memebot.errors import ArtifactError
+from training.data import BOX_END
+
+PAD, BOS, UNK = 0, 1, 2
+N_SPECIAL = 3
+# The seed-cnn prefix (`000000061533  0  `) must always be encodable.
+_ALWAYS = "0123456789 " + BOX_END
+
+
+@dataclass(frozen=True)
+class Vocab:
+    chars: tuple[str, ...]  # id = N_SPECIAL + position; most frequent first
+
+    @classmethod
+    def build(cls, texts: Iterable[str]) -> Vocab:
+        counts = Counter[str]()
+        for t in texts:
+            counts.update(t)
+        for ch in _ALWAYS:
+            counts.setdefault(ch, 0)
+        ordered = sorted(counts, key=lambda ch: (-counts[ch], ch))
+        return cls(tuple(ordered))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {c: i + N_SPECIAL for i, c in enumerate(self.chars)})
+
+    @property
+    def size(self) -> int:
+        return len(self.chars) + N_SPECIAL
+
+    @property
+    def box_end_id(self) -> int:
+        return self.id_of(BOX_END)
+
+    def id_of(self, ch: str) -> int:
+        return int(self._index.get(ch, UNK))  # type: ignore[attr-defined]
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.fromiter((self.id_of(c) for c in text), dtype=np.int32, count=len(text))
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        out = []
+        for i in ids:
+            i = int(i)
+            if i >= N_SPECIAL:
+                out.append(self.chars[i - N_SPECIAL])
+            elif i == UNK:
+                out.append("?")
+        return "".join(out)
+
+    def to_json(self) -> dict[str, object]:
+        return {"specials": ["<pad>", "<bos>", "<unk>"], "chars": list(self.chars)}
+
+    @classmethod
+    def from_json(cls, obj: object, source: Path | str = "vocab.json") -> Vocab:
+        if not isinstance(obj, dict) or not isinstance(obj.get("chars"), list):
+            raise ArtifactError(f"{source}: not a memebot vocabulary")
+        chars = obj["chars"]
+        if not all(isinstance(c, str) and len(c) == 1 for c in chars) or len(set(chars)) != len(
+            chars
+        ):
+            raise ArtifactError(f"{source}: vocabulary entries must be distinct single characters")
+        return cls(tuple(chars))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Vocab:
+        try:
+            return cls.from_json(json.loads(path.read_text(encoding="utf-8")), path)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ArtifactError(f"{path}: cannot read vocabulary ({e})") from e
