@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(settings)
     args = parser.parse_args(argv)
     try:
+        if args.command in ("train", "eval", "generate"):
+            from memebot.tfquiet import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
         return int(args.func(args, settings))
     except MemebotError as e:
         print(f"memebot: error: {e}", file=sys.stderr)

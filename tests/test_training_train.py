@@ -186,3 +186,61 @@ def test_loader_refuses_corrupt_artifact(tiny_model: Path, tmp_path: Path, damag
         match = "weights do not fit"
     with pytest.raises(ArtifactError, match=match):
         load_model(bad)
+
+
+def test_budget_tensorboard_and_mirrored_strategy(tiny_data: Path, tmp_path: Path) -> None:
+    """--max-minutes stops early but still ships the best checkpoint; the tf.distribute path
+    (MirroredStrategy over this machine's one device) and TensorBoard logs work end to end."""
+    out, tb = tmp_path / "m", tmp_path / "tb"
+    train(
+        TrainOptions(
+            data=tiny_data,
+            out=out,
+            epochs=50,
+            batch_size=16,
+            max_minutes=0.0001,
+            distribute="mirrored",
+            tensorboard=tb,
+            verbose=0,
+            overrides={"hidden": "16", "layers": "1", "char_emb": "8"},
+        ),
+        echo=lambda _s: None,
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["metrics"]["stopped_by_budget"] is True
+    assert meta["metrics"]["epochs"] == 1
+    assert any(tb.rglob("events.out.tfevents.*"))
+
+
+def test_init_from_continues_from_parent_weights(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from training.runtime import load_model
+
+    parent = load_model(tiny_model)
+    out = tmp_path / "child"
+    train(
+        TrainOptions(
+            data=tiny_data,
+            out=out,
+            epochs=1,
+            batch_size=32,
+            learning_rate=1e-9,
+            init_from=tiny_model,
+            verbose=0,
+        ),
+        echo=lambda _s: None,
+    )
+    child = load_model(out)
+    assert child.config == parent.config and child.vocab == parent.vocab
+    parent_nats = parent.meta.metrics["val_nats_per_char"]  # type: ignore[union-attr]
+    child_nats = child.meta.metrics["val_nats_per_char"]  # type: ignore[union-attr]
+    assert abs(child_nats - parent_nats) < 0.05  # a near-zero learning rate keeps the parent's fit
+    assert child.meta.extra["init_from"] == parent.version  # type: ignore[union-attr,index]
+    with pytest.raises(UsageError, match="--set"):
+        train(
+            TrainOptions(
+                data=tiny_data, out=tmp_path / "x", init_from=tiny_model, overrides={"hidden": "8"}
+            ),
+            echo=lambda _s: None,
+        )

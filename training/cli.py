@@ -65,12 +65,21 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "--seed", type=int, default=1337, help="random seed (weights, shuffling, dropout)"
     )
     t.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="start from this artifact's weights, vocabulary and config (fine-tuning)",
+    )
+    t.add_argument(
         "--resume", action="store_true", help="continue the unfinished run in OUT.partial/"
     )
     t.add_argument(
         "--tensorboard",
-        action="store_true",
-        help="write TensorBoard logs to OUT.partial/tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write TensorBoard logs to DIR (tensorboard --logdir DIR)",
     )
     t.add_argument(
         "--distribute",
@@ -173,6 +182,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             cache_dir=settings.cache_dir,
             limit=args.limit,
             val_limit=args.val_limit,
+            init_from=args.init_from,
             overrides=_parse_sets(args.overrides),
             verbose=0 if args.quiet else 1,
         )

@@ -7,6 +7,7 @@ state, history, curves). Only a finished run becomes `OUT/`, by one rename.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import shlex
 import shutil
@@ -42,9 +43,10 @@ class TrainOptions:
     max_minutes: float | None = None  # wall-clock budget for fitting
     seed: int = 1337
     resume: bool = False
-    tensorboard: bool = False
+    tensorboard: Path | None = None  # TensorBoard log directory (kept after the run)
     distribute: str = "none"  # none | mirrored | multiworker (reads TF_CONFIG)
     cache_dir: Path | None = None
+    init_from: Path | None = None  # start from this artifact's weights (fine-tuning)
     limit: int = 0  # use only the first N training captions (smoke runs)
     val_limit: int = 0  # validate on only the first N val captions (0 = all; seed-cnn is slow)
     overrides: dict[str, str] = field(default_factory=dict)  # --set key=value on the config
@@ -106,6 +108,12 @@ def _check_paths(opts: TrainOptions) -> Path:
         )
     if opts.out.exists():
         raise UsageError(f"{opts.out}: output directory already exists (--out)")
+    if opts.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError(
+            "--tensorboard: install the extra first: pip install 'memebot[tensorboard]'"
+        )
+    if opts.distribute not in ("none", "mirrored", "multiworker"):
+        raise UsageError(f"--distribute {opts.distribute}: choose none, mirrored or multiworker")
     work = opts.out.with_name(opts.out.name + ".partial")
     if work.exists() and not opts.resume:
         raise UsageError(
@@ -119,6 +127,7 @@ def _check_paths(opts: TrainOptions) -> Path:
 def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     work = _check_paths(opts)
     started = time.monotonic()
+    init = _load_parent(opts) if opts.init_from else None
     prep: Prepared = prepare(opts.data, cache_dir=opts.cache_dir)
     if opts.resume:
         run = json.loads((work / "run.json").read_text())
@@ -132,8 +141,12 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             TemplateTable.load(work / "templates.json"),
         )
     else:
-        config = parse_overrides(opts.arch, opts.overrides)
-        vocab, templates = prep.build_vocab(), prep.build_templates()
+        if init is not None:
+            # Fine-tuning keeps the parent's vocabulary, template slots and config.
+            config, vocab, templates = init.config, init.vocab, init.templates
+        else:
+            config = parse_overrides(opts.arch, opts.overrides)
+            vocab, templates = prep.build_vocab(), prep.build_templates()
         work.mkdir(parents=True)
         vocab.save(work / "vocab.json")
         templates.save(work / "templates.json")
@@ -144,6 +157,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
                     "config": config.to_dict(),
                     "data_fingerprint": prep.fingerprint,
                     "command": _command_line(),
+                    "init_from": init.version if init else None,
                 },
                 indent=1,
             )
@@ -222,7 +236,9 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         ),
     ]
     if opts.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(work / "tensorboard")))
+        callbacks.append(keras.callbacks.TensorBoard(str(opts.tensorboard)))
+    if init is not None and not opts.resume:
+        model.set_weights(init.keras_model.get_weights())
     if opts.resume and best.is_file():
         try:
             model.load_weights(best)
@@ -290,6 +306,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             "keras": keras.__version__,
             "cleaning": prep.report.to_dict(),
             "params": int(model.count_params()),
+            "init_from": run.get("init_from"),
         },
     )
     # A fresh, uncompiled copy: the artifact carries weights only, not optimizer state.
@@ -307,6 +324,18 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     echo(f"val {val.nats_per_char:.4f} nats/char, accuracy {val.accuracy:.1%}")
     echo(f"wrote {opts.out} ({meta.version})")
     return opts.out
+
+
+def _load_parent(opts: TrainOptions) -> Any:
+    from training.runtime import load_model
+
+    assert opts.init_from is not None
+    parent = load_model(opts.init_from)
+    if parent.arch != opts.arch:
+        raise UsageError(f"--init-from {opts.init_from}: is {parent.arch}, not --arch {opts.arch}")
+    if opts.overrides:
+        raise UsageError("--set: cannot change the config of a model given with --init-from")
+    return parent
 
 
 def _trained_chars(history: dict[str, list[float]], data: Any, arch: str) -> int:
