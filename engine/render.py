@@ -30,6 +30,7 @@ class TextBox:
     style: str = "upper"  # upper | as-is
     color: str = "white"
     align: str = "center"  # left | center | right
+    outline: str = "black"  # "none" for dark text on light panels and speech bubbles
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def _break_word(font: ImageFont.FreeTypeFont, word: str, max_w: float) -> list[s
     return [*parts, cur] if cur else parts
 
 
-def wrap(font: ImageFont.FreeTypeFont, text: str, max_w: float, *, break_words: bool) -> list[str] | None:
+def wrap(
+    font: ImageFont.FreeTypeFont, text: str, max_w: float, *, break_words: bool
+) -> list[str] | None:
     """Greedy word wrap; None when a word does not fit and breaking is not allowed."""
     lines: list[str] = []
     cur = ""
@@ -140,7 +143,7 @@ def draw_box(image: Image.Image, box: TextBox, text: str) -> Placed:
         return Placed((), 0, (left, top, left, top))
     size, lines = fit_text(text, box_w=bw, box_h=bh, max_px=max(MIN_FONT_PX, int(H * 0.12)))
     font = _font(size)
-    stroke = max(1, size // 14)
+    stroke = 0 if box.outline == "none" else max(1, size // 14)
     lh = _line_height(font)
     block_h = len(lines) * lh
     y = top + (bh - block_h) / 2
@@ -149,16 +152,28 @@ def draw_box(image: Image.Image, box: TextBox, text: str) -> Placed:
     for line in lines:
         lw = _width(font, line)
         if box.align == "left":
-            x = left
+            x: float = left
         elif box.align == "right":
             x = left + bw - lw
         else:
             x = left + (bw - lw) / 2
-        draw.text((x, y), line, font=font, fill=box.color, stroke_width=stroke, stroke_fill="black")
+        draw.text(
+            (x, y),
+            line,
+            font=font,
+            fill=box.color,
+            stroke_width=stroke,
+            stroke_fill=None if box.outline == "none" else box.outline,
+        )
         xs.append(x)
         x_end.append(x + lw)
         y += lh
-    bbox = (int(min(xs)), int(top + (bh - block_h) / 2), int(max(x_end)), int(top + (bh + block_h) / 2))
+    bbox = (
+        int(min(xs)),
+        int(top + (bh - block_h) / 2),
+        int(max(x_end)),
+        int(top + (bh + block_h) / 2),
+    )
     return Placed(tuple(lines), size, bbox)
 
 
@@ -181,9 +196,13 @@ def render(
     """Draw each text into its box and encode. Extra texts beyond the boxes are ignored."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    img = image.convert("RGB") if fmt == "jpeg" or image.mode not in ("RGB", "RGBA") else image.copy()
+    img = (
+        image.convert("RGB") if fmt == "jpeg" or image.mode not in ("RGB", "RGBA") else image.copy()
+    )
     if max_width and img.width > max_width:
-        img = img.resize((max_width, round(img.height * max_width / img.width)), Image.Resampling.LANCZOS)
+        img = img.resize(
+            (max_width, round(img.height * max_width / img.width)), Image.Resampling.LANCZOS
+        )
     placed = [draw_box(img, b, t) for b, t in zip(boxes, texts, strict=False)]
     buf = io.BytesIO()
     if fmt == "jpeg":

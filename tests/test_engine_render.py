@@ -1,0 +1,113 @@
+"""Rendering: every catalog entry with short, long and odd captions; text stays in its box.
+
+Rendered images are written to tests/output/render/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine.catalog import Catalog, fallback_template
+from engine.render import TextBox, fit_text, placeholder, render
+from memebot.settings import Settings
+
+OUT = Path(__file__).resolve().parent / "output" / "render"
+CATALOG = Catalog.load()
+CAPTIONS = {
+    "short": ["ok"],
+    "long": [
+        "when you finally understand the homework but the teacher already moved on to the next "
+        "chapter and now you are lost again and again"
+    ],
+    "odd": [
+        "supercalifragilisticexpialidocious-antidisestablishmentarianism!!!",
+        "émoji 🎉 ünïcödé ∑",
+    ],
+}
+
+
+def _image_for(slug: str) -> Image.Image:
+    t = CATALOG.lookup(slug)
+    path = Settings.from_env().data_dir / "templates" / "img" / (t.image or "")
+    if t.image and path.is_file():
+        return Image.open(path)
+    return Image.new("RGB", (800, 600), (90, 120, 150))  # geometry is what is tested
+
+
+def inside(
+    placed_bbox: tuple[int, int, int, int], box: TextBox, size: tuple[int, int], slack: int = 3
+) -> bool:
+    W, H = size
+    left, top, right, bottom = placed_bbox
+    return (
+        left >= box.x * W - slack
+        and top >= box.y * H - slack
+        and right <= (box.x + box.w) * W + slack
+        and bottom <= (box.y + box.h) * H + slack
+    )
+
+
+@pytest.mark.parametrize("kind", list(CAPTIONS))
+@pytest.mark.parametrize("slug", [t.slug for t in CATALOG.templates])
+def test_every_template_renders_inside_its_boxes(slug: str, kind: str) -> None:
+    t = CATALOG.lookup(slug)
+    img = _image_for(slug)
+    texts = (CAPTIONS[kind] * t.box_count)[: t.box_count]
+    data, placed = render(image=img, boxes=t.layout(t.box_count), texts=texts, max_width=800)
+    out = Image.open(io.BytesIO(data))
+    assert out.format == "JPEG" and out.width <= 800
+    for box, p in zip(t.layout(t.box_count), placed, strict=True):
+        assert p.lines, f"{slug}: nothing drawn"
+        assert inside(p.bbox, box, out.size), (slug, kind, p, box)
+    if kind == "long" or slug in ("distracted-boyfriend", "drake-hotline-bling", "two-buttons"):
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"{slug}-{kind}.jpg").write_bytes(data)
+
+
+def test_larger_box_gets_larger_font() -> None:
+    small, _ = fit_text("hello world", box_w=200, box_h=50, max_px=200)
+    big, _ = fit_text("hello world", box_w=800, box_h=200, max_px=200)
+    assert big > small
+
+
+def test_long_word_is_broken_to_fit() -> None:
+    from engine.render import _font
+
+    size, lines = fit_text("a" * 300, box_w=100, box_h=400, max_px=60)
+    assert len(lines) > 1 and "".join(lines) == "a" * 300
+    assert all(_font(size).getlength(line) <= 100 for line in lines)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_formats_and_max_width(fmt: str) -> None:
+    t = fallback_template("custom thing")
+    data, _ = render(
+        image=Image.new("RGB", (2000, 1000)),
+        boxes=t.layout(2),
+        texts=["top", "bottom"],
+        fmt=fmt,
+        max_width=500,
+    )
+    im = Image.open(io.BytesIO(data))
+    assert im.format == {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt]
+    assert im.size == (500, 250)
+
+
+def test_unknown_format_refused() -> None:
+    with pytest.raises(ValueError, match="gif"):
+        render(image=Image.new("RGB", (10, 10)), boxes=[], texts=[], fmt="gif")
+
+
+def test_placeholder_names_the_template() -> None:
+    img = placeholder(name="Distracted Boyfriend")
+    assert img.size == (800, 600) and len(set(img.getdata())) > 2  # background plus text
+
+
+def test_more_texts_than_layout_boxes_stack_in_bands() -> None:
+    t = CATALOG.lookup("success-kid")
+    boxes = t.layout(4)
+    assert len(boxes) == 4 and [b.y for b in boxes] == [0.0, 0.25, 0.5, 0.75]
