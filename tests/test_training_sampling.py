@@ -77,3 +77,46 @@ def test_captions_honour_box_count_start_and_seed(tiny_model: Path) -> None:
     assert [x.boxes for x in a] == [x.boxes for x in b]
     for s in sample_captions(m, ["two-buttons"] * 4, n_boxes=[3] * 4, max_len=20, seed=3):
         assert len(s.text) <= 20 and len(s.boxes) == 3
+
+
+@pytest.mark.slow
+def test_batched_equals_unbatched(tiny_model: Path) -> None:
+    from training.runtime import load_model
+    from training.sampling import CaptionJob, CaptionRequest, run_jobs
+
+    m = load_model(tiny_model)
+    reqs = [
+        CaptionRequest("two-buttons", 2, seed=1),
+        CaptionRequest(
+            "success-kid", 1, start="when", seed=2, decoding=Decoding("top-p", top_p=0.9)
+        ),
+        CaptionRequest("distracted-boyfriend", 3, seed=3, n=3),
+        CaptionRequest("y-u-no", 2, decoding=Decoding("beam", beam_width=4, min_score=0.05), n=2),
+    ]
+    alone = []
+    for r in reqs:
+        job = CaptionJob(m, r)
+        run_jobs(m, [job])
+        alone.append([s.boxes for s in job.captions()])
+    jobs = [CaptionJob(m, r) for r in reqs]
+    run_jobs(m, jobs)
+    assert [[s.boxes for s in j.captions()] for j in jobs] == alone
+    assert len(alone[2]) == 3 and len(alone[3]) == 2
+
+
+@pytest.mark.slow
+def test_beam_returns_best_of_collected_captions(tiny_model: Path) -> None:
+    from training.runtime import load_model
+    from training.sampling import CaptionJob, CaptionRequest, run_jobs
+
+    m = load_model(tiny_model)
+    job = CaptionJob(
+        m,
+        CaptionRequest(
+            "two-buttons", 2, decoding=Decoding("beam", beam_width=5, min_score=0.01), n=5
+        ),
+    )
+    run_jobs(m, [job])
+    caps = job.captions()
+    assert len(caps) == 5 and all(len(c.boxes) == 2 and all(c.boxes) for c in caps)
+    assert [c.logprob for c in caps] == sorted((c.logprob for c in caps), reverse=True)

@@ -38,6 +38,12 @@ class _SeedStepper:
     def initial_state(self, batch: int) -> list[str]:
         return [""] * batch
 
+    def take_state(self, state: list[str], idx: np.ndarray) -> list[str]:
+        return [state[i] for i in idx]
+
+    def concat_states(self, states: list[list[str]]) -> list[str]:
+        return [s for part in states for s in part]
+
     def step(
         self, state: list[str], chars: np.ndarray, boxes: np.ndarray, conds: np.ndarray
     ) -> tuple[np.ndarray, list[str]]:
@@ -81,6 +87,14 @@ class LoadedModel:
 
     def initial_state(self, batch: int) -> Any:
         return self._stepper.initial_state(batch)
+
+    def take_state(self, state: Any, idx: np.ndarray) -> Any:
+        """Rows `idx` of a batched state (beam reordering, finished rows leaving)."""
+        return self._stepper.take_state(state, idx)
+
+    def concat_states(self, states: list[Any]) -> Any:
+        """One batched state from several (requests joining the batch)."""
+        return self._stepper.concat_states(states)
 
     def step(
         self, state: Any, chars: np.ndarray, boxes: np.ndarray, conds: np.ndarray

@@ -1,15 +1,18 @@
 """Caption sampling shared by the training callback, `memebot generate` and the engine.
 
-Pickers choose the next character from one row of log-probabilities; `sample_captions`
-runs a batch of captions in lockstep on any `LoadedModel` and enforces the caption rules:
-exactly `n_boxes` boxes, no empty box unless allowed, every box closed within `max_len`.
+Pickers choose the next character from one row of log-probabilities. A `CaptionJob` is one
+request being decoded (one row per sampled candidate, up to `beam_width` rows for beam search);
+it enforces the caption rules: exactly `n_boxes` boxes, no empty box unless allowed, every box
+closed within `max_len`. `run_jobs` advances any number of jobs in lockstep, one batched model
+step per character; the engine's scheduler drives the same jobs with requests joining and
+leaving between steps (continuous batching).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,14 +24,17 @@ from training.vocab import BOS, N_SPECIAL
 
 @dataclass(frozen=True)
 class Decoding:
-    method: str = "threshold"  # threshold | greedy | temperature | top-k | top-p | top-k-top-p
+    method: str = (
+        "threshold"  # threshold | beam | greedy | temperature | top-k | top-p | top-k-top-p
+    )
     min_score: float = 0.1  # threshold: r ~ U[min_score, 1]; candidates p >= r * top
     temperature: float = 1.0  # temperature/top-k/top-p: reweight probabilities by 1/T
     top_k: int = 0  # top-k: keep the k most likely characters (0 = off)
     top_p: float = 1.0  # top-p: keep the smallest set whose mass reaches p
+    beam_width: int = 5  # beam: texts kept per step
 
 
-METHODS = ("threshold", "greedy", "temperature", "top-k", "top-p", "top-k-top-p")
+METHODS = ("threshold", "beam", "greedy", "temperature", "top-k", "top-p", "top-k-top-p")
 
 
 def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
@@ -64,11 +70,179 @@ class Sampled:
     boxes: list[str]
     logprob: float  # natural log of the caption's probability under the model (generated part)
     template: str = ""
-    chars: list[int] = field(default_factory=list, repr=False)
 
     @property
     def text(self) -> str:
         return "".join(b + BOX_END for b in self.boxes)
+
+
+@dataclass(frozen=True)
+class CaptionRequest:
+    template: str  # slug in the model's template table; unknown slugs use the generic slot
+    n_boxes: int
+    start: str = ""  # the caption starts with this; `|` closes earlier boxes
+    max_len: int = MAX_CHARS  # characters of `box|box|`, markers included
+    decoding: Decoding = Decoding()
+    seed: int | None = None  # same seed, same caption
+    n: int = 1  # candidates returned
+    allow_empty_boxes: bool = False
+
+
+@dataclass
+class _Row:
+    text: str
+    logprob: float
+    last: int  # id fed at the next step
+
+
+class CaptionJob:
+    """One request in flight. `inputs()` -> one step -> `advance(logp)` until `done`."""
+
+    def __init__(self, model: LoadedModel, req: CaptionRequest):
+        if req.n_boxes < 1:
+            raise ValueError("n_boxes must be at least 1")
+        self.req = req
+        self.vocab = model.vocab
+        self.end_id = model.vocab.box_end_id
+        self.cond = model.condition(model.templates.get(req.template))
+        self.rng = np.random.default_rng(req.seed)
+        self.prefix = [BOS, *model.vocab.encode(req.start).tolist()]
+        self.fed = 0  # prefix ids fed so far
+        self.rows = [_Row(req.start, 0.0, BOS)]
+        self.results: list[Sampled] = []
+        self.steps = 0
+        if req.start.count(BOX_END) >= req.n_boxes:  # the start text already closes every box
+            self.results = [self._finish(self.rows[0])]
+            self.rows = []
+
+    @property
+    def done(self) -> bool:
+        return not self.rows
+
+    @property
+    def width(self) -> int:
+        return len(self.rows)
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ids fed this step and their box indices (markers up to and including the id)."""
+        if self.fed < len(self.prefix):
+            cid = self.prefix[self.fed]
+            box = self.req.start[: self.fed].count(BOX_END)
+            return np.array([cid]), np.array([box])
+        chars = np.array([r.last for r in self.rows])
+        return chars, np.array([r.text.count(BOX_END) for r in self.rows])
+
+    def _allowed(self, text: str, logp: np.ndarray) -> np.ndarray:
+        """Mask ids that would break the caption rules. The length budget keeps room for every
+        remaining box: one character plus its marker each (just the marker if empty boxes are
+        allowed), so no box is cut to nothing by `max_len`."""
+        out = logp.copy()
+        out[:N_SPECIAL] = -np.inf
+        empty_ok = self.req.allow_empty_boxes
+        r = self.req.n_boxes - text.count(BOX_END)  # boxes still open, the current one included
+        at_box_start = text == "" or text.endswith(BOX_END)
+        per_box = 1 if empty_ok else 2
+        room_if_char = self.req.max_len - (len(text) + 1) - (per_box * r - (0 if empty_ok else 1))
+        if room_if_char < 0:  # one more character would leave too little room: close the box
+            if not at_box_start or empty_ok or r * per_box > self.req.max_len - len(text):
+                out[:] = -np.inf
+                out[self.end_id] = 0.0
+        elif at_box_start and not empty_ok:
+            out[self.end_id] = -np.inf
+        return out
+
+    def _finish(self, row: _Row) -> Sampled:
+        boxes = row.text.split(BOX_END)[: self.req.n_boxes]
+        return Sampled(boxes=boxes, logprob=row.logprob, template=self.req.template)
+
+    def _complete(self, text: str) -> bool:
+        return text.count(BOX_END) >= self.req.n_boxes
+
+    def advance(self, logp: np.ndarray) -> np.ndarray:
+        """Consume this step's log-probabilities [width, V]; returns, for each row of the next
+        step, the index of the current row whose model state it continues."""
+        self.steps += 1
+        if self.fed < len(self.prefix):
+            self.fed += 1
+            if self.fed < len(self.prefix):
+                return np.zeros(1, dtype=np.int64)
+            # Prefix consumed: this step's output is the first free distribution.
+            if self.req.decoding.method != "beam" and self.req.n > 1:
+                self.rows = [_Row(self.rows[0].text, 0.0, BOS) for _ in range(self.req.n)]
+                logp = np.repeat(logp[:1], self.req.n, axis=0)
+                return self._sample(logp, parents=[0] * self.req.n)
+        if self.req.decoding.method == "beam":
+            return self._beam(logp)
+        return self._sample(logp, parents=list(range(len(self.rows))))
+
+    def _sample(self, logp: np.ndarray, parents: list[int]) -> np.ndarray:
+        keep, rows = [], []
+        for i, row in enumerate(self.rows):
+            lp = self._allowed(row.text, logp[i])
+            c = pick(lp, self.req.decoding, self.rng)
+            row = _Row(row.text + self.vocab.decode([c]), row.logprob + float(logp[i, c]), c)
+            if self._complete(row.text):
+                self.results.append(self._finish(row))
+            else:
+                rows.append(row)
+                keep.append(parents[i])
+        self.rows = rows
+        return np.array(keep, dtype=np.int64)
+
+    def _beam(self, logp: np.ndarray) -> np.ndarray:
+        d = self.req.decoding
+        floor = math.log(max(d.min_score, 1e-12))
+        cands: list[tuple[float, int, int]] = []
+        for i, row in enumerate(self.rows):
+            lp = self._allowed(row.text, logp[i])
+            ok = np.flatnonzero(lp >= lp.max() + floor)  # candidates above min_score * top
+            cands += [(row.logprob + float(logp[i, c]), i, int(c)) for c in ok]
+        cands.sort(key=lambda t: -t[0])
+        keep: list[int] = []
+        rows: list[_Row] = []
+        for score, i, c in cands:
+            if len(rows) + len(self.results) >= d.beam_width:
+                break
+            text = self.rows[i].text + self.vocab.decode([c])
+            if self._complete(text):
+                self.results.append(self._finish(_Row(text, score, c)))
+            else:
+                rows.append(_Row(text, score, c))
+                keep.append(i)
+        self.rows = rows
+        if not rows or len(self.results) >= d.beam_width:
+            self.results.sort(key=lambda s: -s.logprob)
+            self.rows = []
+            return np.zeros(0, dtype=np.int64)
+        return np.array(keep, dtype=np.int64)
+
+    def captions(self) -> list[Sampled]:
+        out = (
+            sorted(self.results, key=lambda s: -s.logprob)
+            if self.req.decoding.method == "beam"
+            else self.results
+        )
+        return out[: self.req.n]
+
+
+def run_jobs(model: LoadedModel, jobs: Sequence[CaptionJob]) -> None:
+    """Advance every job to completion in lockstep: one batched model step per character."""
+    active = [j for j in jobs if not j.done]
+    state = model.initial_state(sum(j.width for j in active))
+    while active:
+        ins = [j.inputs() for j in active]
+        chars = np.concatenate([c for c, _ in ins])
+        boxes = np.concatenate([b for _, b in ins])
+        conds = np.concatenate(
+            [np.full(len(c), j.cond) for j, (c, _) in zip(active, ins, strict=True)]
+        )
+        logp, state = model.step(state, chars, boxes, conds)
+        keep, offset = [], 0
+        for j, (c, _) in zip(active, ins, strict=True):
+            keep.append(offset + j.advance(logp[offset : offset + len(c)]))
+            offset += len(c)
+        state = model.take_state(state, np.concatenate(keep))
+        active = [j for j in active if not j.done]
 
 
 def sample_captions(
@@ -82,54 +256,27 @@ def sample_captions(
     seed: int | None = None,
     allow_empty_boxes: bool = False,
 ) -> list[Sampled]:
-    """One caption per entry of `templates` (slugs; unknown ones use the generic slot)."""
-    rng = np.random.default_rng(seed)
-    entries = [model.templates.get(t) for t in templates]
-    counts = list(n_boxes) if n_boxes is not None else [e.box_count if e else 2 for e in entries]
-    B = len(templates)
-    conds = np.array([model.condition(e) for e in entries], dtype=np.int64)
-    vocab = model.vocab
-    end_id = vocab.box_end_id
-    texts = [start] * B
-    logprob = [0.0] * B
-    boxes = np.full(B, start.count(BOX_END), dtype=np.int64)
-    done = boxes >= np.array(counts)
-    state = model.initial_state(B)
-    # Teacher-force BOS + the start text. A char is fed with the box index of the *next*
-    # target, i.e. the count of markers up to and including it (as in training).
-    logp, state = model.step(state, np.full(B, BOS), np.zeros(B, dtype=np.int64), conds)
-    for i, cid in enumerate(vocab.encode(start).tolist()):
-        box_idx = np.full(B, start[: i + 1].count(BOX_END))
-        logp, state = model.step(state, np.full(B, cid), box_idx, conds)
-    while not done.all():
-        allowed = logp.copy()
-        allowed[:, :N_SPECIAL] = -np.inf
-        next_ids = np.full(B, BOS)
-        for b in range(B):
-            if done[b]:
-                continue
-            t = texts[b]
-            box_start = t == "" or t.endswith(BOX_END)
-            remaining = counts[b] - int(boxes[b])
-            row = allowed[b]
-            if len(t) + remaining >= max_len:
-                row = np.full_like(row, -np.inf)
-                row[end_id] = 0.0  # budget left only for closing the boxes
-            elif box_start and not allow_empty_boxes:
-                row[end_id] = -np.inf
-            c = pick(row, decoding, rng)
-            logprob[b] += float(logp[b, c]) if math.isfinite(logp[b, c]) else -1e9
-            texts[b] = t + vocab.decode([c])
-            if c == end_id:
-                boxes[b] += 1
-                done[b] = boxes[b] >= counts[b]
-            next_ids[b] = c
-        if done.all():
-            break
-        box_idx = np.array([t.count(BOX_END) for t in texts])
-        logp, state = model.step(state, next_ids, box_idx, conds)
-    out = []
-    for b in range(B):
-        parts = texts[b].split(BOX_END)[: counts[b]]
-        out.append(Sampled(boxes=parts, logprob=logprob[b], template=templates[b]))
-    return out
+    """One caption per entry of `templates`, decoded together (row i uses seed + i)."""
+    counts = (
+        list(n_boxes)
+        if n_boxes is not None
+        else [e.box_count if (e := model.templates.get(t)) else 2 for t in templates]
+    )
+    jobs = [
+        CaptionJob(
+            model,
+            CaptionRequest(
+                t,
+                counts[i],
+                start,
+                max_len,
+                decoding,
+                None if seed is None else seed + i,
+                1,
+                allow_empty_boxes,
+            ),
+        )
+        for i, t in enumerate(templates)
+    ]
+    run_jobs(model, jobs)
+    return [j.captions()[0] for j in jobs]

@@ -86,6 +86,12 @@ class CharGRUStepper:
     def initial_state(self, batch: int) -> np.ndarray:
         return np.zeros((self.config.layers, batch, self.hidden), dtype=np.float32)
 
+    def take_state(self, state: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return state[:, idx]
+
+    def concat_states(self, states: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(states, axis=1)
+
     def step(
         self, state: np.ndarray, chars: np.ndarray, boxes: np.ndarray, slots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
