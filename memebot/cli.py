@@ -79,7 +79,11 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except MemebotError as e:
+        print(f"memebot: error: {e}", file=sys.stderr)
+        return e.exit_code
     parser = build_parser(settings)
     args = parser.parse_args(argv)
     try:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from memebot.errors import UsageError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,14 +27,77 @@ class Settings:
     cache_dir: Path  # MEMEBOT_CACHE_DIR: cleaned-data cache, downloaded images
     model_dir: Path  # MEMEBOT_MODEL: the artifact `generate` and the engine load
     output_dir: Path  # MEMEBOT_OUTPUT_DIR: where `generate` writes images
+    images_dir: Path  # MEMEBOT_IMAGES_DIR: blank template images (<Name>.jpg|png)
+    download_images: bool  # MEMEBOT_DOWNLOAD_IMAGES: fetch missing images from their URL once
+    engine_host: str  # MEMEBOT_ENGINE_HOST: bind address (loopback unless you mean it)
+    engine_port: int  # MEMEBOT_ENGINE_PORT
+    engine_token: str | None  # MEMEBOT_ENGINE_TOKEN: require "Authorization: Bearer <token>"
+    max_queue: int  # MEMEBOT_MAX_QUEUE: pending requests before 503 + Retry-After
+    max_batch_rows: int  # MEMEBOT_MAX_BATCH: caption rows per batched model call
+    request_timeout: float  # MEMEBOT_REQUEST_TIMEOUT: seconds per request
+    max_width: int  # MEMEBOT_MAX_WIDTH: rendered images are scaled down to this width
+    image_format: str  # MEMEBOT_IMAGE_FORMAT: jpeg | png | webp
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         home_cache = Path(env.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "memebot"
+        data_dir = Path(env.get("MEMEBOT_DATA_DIR") or _default_data_dir())
         return cls(
-            data_dir=Path(env.get("MEMEBOT_DATA_DIR") or _default_data_dir()),
+            data_dir=data_dir,
             cache_dir=Path(env.get("MEMEBOT_CACHE_DIR") or home_cache),
             model_dir=Path(env.get("MEMEBOT_MODEL") or REPO_ROOT / "models" / "default"),
             output_dir=Path(env.get("MEMEBOT_OUTPUT_DIR") or Path.cwd() / "out"),
+            images_dir=Path(env.get("MEMEBOT_IMAGES_DIR") or data_dir / "templates" / "img"),
+            download_images=_bool(
+                env.get("MEMEBOT_DOWNLOAD_IMAGES", "1"), "MEMEBOT_DOWNLOAD_IMAGES"
+            ),
+            engine_host=env.get("MEMEBOT_ENGINE_HOST", "127.0.0.1"),
+            engine_port=_int(env.get("MEMEBOT_ENGINE_PORT", "8765"), "MEMEBOT_ENGINE_PORT"),
+            engine_token=env.get("MEMEBOT_ENGINE_TOKEN") or None,
+            max_queue=_int(env.get("MEMEBOT_MAX_QUEUE", "256"), "MEMEBOT_MAX_QUEUE"),
+            max_batch_rows=_int(env.get("MEMEBOT_MAX_BATCH", "256"), "MEMEBOT_MAX_BATCH"),
+            request_timeout=_float(
+                env.get("MEMEBOT_REQUEST_TIMEOUT", "10"), "MEMEBOT_REQUEST_TIMEOUT"
+            ),
+            max_width=_int(env.get("MEMEBOT_MAX_WIDTH", "1200"), "MEMEBOT_MAX_WIDTH"),
+            image_format=_choice(
+                env.get("MEMEBOT_IMAGE_FORMAT", "jpeg"),
+                "MEMEBOT_IMAGE_FORMAT",
+                ("jpeg", "png", "webp"),
+            ),
         )
+
+
+def _int(raw: str, name: str) -> int:
+    try:
+        v = int(raw)
+    except ValueError as e:
+        raise UsageError(f"{name}={raw!r}: expected an integer") from e
+    if v < 1:
+        raise UsageError(f"{name}={raw!r}: must be at least 1")
+    return v
+
+
+def _float(raw: str, name: str) -> float:
+    try:
+        v = float(raw)
+    except ValueError as e:
+        raise UsageError(f"{name}={raw!r}: expected a number") from e
+    if v <= 0:
+        raise UsageError(f"{name}={raw!r}: must be positive")
+    return v
+
+
+def _bool(raw: str, name: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"{name}={raw!r}: expected 1 or 0")
+
+
+def _choice(raw: str, name: str, choices: tuple[str, ...]) -> str:
+    if raw.lower() not in choices:
+        raise UsageError(f"{name}={raw!r}: choose one of {', '.join(choices)}")
+    return raw.lower()

@@ -64,6 +64,7 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     t.add_argument(
         "--seed", type=int, default=1337, help="random seed (weights, shuffling, dropout)"
     )
+    t.add_argument("--xla", action="store_true", help="XLA-compile the training step (char-gru)")
     t.add_argument(
         "--init-from",
         type=Path,
@@ -183,6 +184,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             limit=args.limit,
             val_limit=args.val_limit,
             init_from=args.init_from,
+            jit=args.xla,
             overrides=_parse_sets(args.overrides),
             verbose=0 if args.quiet else 1,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -102,6 +103,7 @@ class CaptionJob:
         if req.n_boxes < 1:
             raise ValueError("n_boxes must be at least 1")
         self.req = req
+        self.model = model
         self.vocab = model.vocab
         self.end_id = model.vocab.box_end_id
         self.cond = model.condition(model.templates.get(req.template))
@@ -225,23 +227,27 @@ class CaptionJob:
         return out[: self.req.n]
 
 
+def step_jobs(model: LoadedModel, jobs: Sequence[CaptionJob], state: Any) -> Any:
+    """One batched model call for `jobs` (whose rows make up `state`, in order); every job
+    consumes its rows' log-probabilities. Returns the state for the jobs still running."""
+    ins = [j.inputs() for j in jobs]
+    chars = np.concatenate([c for c, _ in ins])
+    boxes = np.concatenate([b for _, b in ins])
+    conds = np.concatenate([np.full(len(c), j.cond) for j, (c, _) in zip(jobs, ins, strict=True)])
+    logp, state = model.step(state, chars, boxes, conds)
+    keep, offset = [], 0
+    for j, (c, _) in zip(jobs, ins, strict=True):
+        keep.append(offset + j.advance(logp[offset : offset + len(c)]))
+        offset += len(c)
+    return model.take_state(state, np.concatenate(keep))
+
+
 def run_jobs(model: LoadedModel, jobs: Sequence[CaptionJob]) -> None:
     """Advance every job to completion in lockstep: one batched model step per character."""
     active = [j for j in jobs if not j.done]
     state = model.initial_state(sum(j.width for j in active))
     while active:
-        ins = [j.inputs() for j in active]
-        chars = np.concatenate([c for c, _ in ins])
-        boxes = np.concatenate([b for _, b in ins])
-        conds = np.concatenate(
-            [np.full(len(c), j.cond) for j, (c, _) in zip(active, ins, strict=True)]
-        )
-        logp, state = model.step(state, chars, boxes, conds)
-        keep, offset = [], 0
-        for j, (c, _) in zip(active, ins, strict=True):
-            keep.append(offset + j.advance(logp[offset : offset + len(c)]))
-            offset += len(c)
-        state = model.take_state(state, np.concatenate(keep))
+        state = step_jobs(model, active, state)
         active = [j for j in active if not j.done]
 
 

@@ -51,6 +51,7 @@ class TrainOptions:
     val_limit: int = 0  # validate on only the first N val captions (0 = all; seed-cnn is slow)
     overrides: dict[str, str] = field(default_factory=dict)  # --set key=value on the config
     verbose: int = 1
+    jit: bool = False  # XLA-compile the training step (char-gru; pays ~100 s of compiling)
 
 
 def parse_overrides(arch: str, overrides: dict[str, str]) -> Any:
@@ -80,7 +81,7 @@ def _strategy(name: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def _compile(model: Any, arch: str, lr: float) -> None:
+def _compile(model: Any, arch: str, lr: float, jit: bool = False) -> None:
     import keras
 
     if arch == "seed-cnn":
@@ -94,10 +95,13 @@ def _compile(model: Any, arch: str, lr: float) -> None:
         loss = keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, reduction="mean_with_sample_weight"
         )
+        # XLA fuses the GRU time loop: ~1.1-1.8x more characters per second on CPU, after
+        # compiling once per padded length.
         model.compile(
             optimizer=keras.optimizers.Adam(lr, clipnorm=1.0),
             loss=loss,
             weighted_metrics=["accuracy"],
+            jit_compile=jit,
         )
 
 
@@ -212,7 +216,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
 
     with _strategy(opts.distribute).scope():
         model = build_keras(opts.arch, config, vocab, templates)
-        _compile(model, opts.arch, lr)
+        _compile(model, opts.arch, lr, jit=opts.jit)
     echo(f"model: {opts.arch} {config.to_dict()}  params {model.count_params():,}")
 
     best = work / "best.weights.h5"
