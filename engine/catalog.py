@@ -93,7 +93,14 @@ class Catalog:
         return len(self.templates)
 
     def get(self, query: str | int) -> Template | None:
-        return self._keys.get(norm(str(query)))
+        """Exact key, else the one template that some key starts with ("drake")."""
+        q = norm(str(query))
+        if not q:
+            return None
+        if q in self._keys:
+            return self._keys[q]
+        hits = {id(t): t for k, t in self._keys.items() if k.startswith(q)}
+        return next(iter(hits.values())) if len(hits) == 1 else None
 
     def lookup(self, query: str | int) -> Template:
         t = self.get(query)

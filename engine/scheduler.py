@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +38,6 @@ class _Cohort:
     state: Any = None
 
 
-@dataclass
-class SchedulerStats:
-    steps: int = 0
-    batch_rows: list[int] = field(default_factory=list)  # rows per model call, drained by /metrics
-
-
 class Scheduler:
     def __init__(self, model: LoadedModel, *, max_queue: int = 256, max_rows: int = 256):
         self.model = model
@@ -52,11 +47,16 @@ class Scheduler:
         self._cohorts: list[_Cohort] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.stats = SchedulerStats()
+        self.steps = 0
+        self.on_step: Callable[[int], None] | None = None  # called with the rows of each model call
 
     @property
     def queue_depth(self) -> int:
         return len(self._pending)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     @property
     def in_flight(self) -> int:
@@ -120,7 +120,10 @@ class Scheduler:
                 await self._wake.wait()
             self._admit()
             for cohort in list(self._cohorts):
-                finished = await asyncio.to_thread(_step, cohort, self.stats)
+                finished, rows = await asyncio.to_thread(_step, cohort)
+                self.steps += 1
+                if self.on_step and rows:
+                    self.on_step(rows)
                 for item in finished:
                     if not item.future.done():
                         item.future.set_result(item.job.captions())
@@ -128,8 +131,8 @@ class Scheduler:
                     self._cohorts.remove(cohort)
 
 
-def _step(cohort: _Cohort, stats: SchedulerStats) -> list[_Pending]:
-    """One batched model call for a cohort; returns the items that finished."""
+def _step(cohort: _Cohort) -> tuple[list[_Pending], int]:
+    """One batched model call for a cohort; returns the items that finished and the rows."""
     model = cohort.model
     # Drop cancelled (timed-out) requests before spending compute on them.
     if any(i.cancelled for i in cohort.items):
@@ -144,11 +147,9 @@ def _step(cohort: _Cohort, stats: SchedulerStats) -> list[_Pending]:
         cohort.items = items
         cohort.state = model.take_state(cohort.state, np.array(keep_idx, dtype=np.int64))
         if not items:
-            return []
+            return [], 0
     rows = sum(i.job.width for i in cohort.items)
     cohort.state = step_jobs(model, [i.job for i in cohort.items], cohort.state)
-    stats.steps += 1
-    stats.batch_rows.append(rows)
     finished = [i for i in cohort.items if i.job.done]
     cohort.items = [i for i in cohort.items if not i.job.done]
-    return finished
+    return finished, rows

@@ -105,7 +105,10 @@ class GRUBatches:
             tf.TensorSpec((None, None), tf.float32),
         )
         ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
-        return (ds.repeat() if repeat else ds).prefetch(2)
+        if repeat:
+            return ds.repeat().prefetch(2)
+        # A known length lets Keras end the epoch without an "input ran out of data" warning.
+        return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
 
 
 class SeedBatches(keras.utils.PyDataset):
