@@ -1,0 +1,276 @@
+"""Engine benchmark: decoding, batching over HTTP, rendering, memory, caption lengths.
+
+Everything is measured in one run on this machine, beside the reference path: the imgflip
+article's own loop (seed-cnn, one unbatched `model.predict` per character; untrained weights
+are fine for timing).
+
+    python bench/engine.py [--json] [--model DIR] [--seconds 8] [--plot docs/engine_latency.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+from memebot.settings import Settings
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+def reference_ms_per_caption(model: Any, captions: int = 2) -> tuple[float, float]:
+    """The article's loop: a 128-char row rebuilt and `predict`ed for every character."""
+    from training.models import seed_cnn
+    from training.vocab import Vocab
+
+    vocab: Vocab = model.vocab
+    net = seed_cnn.build(seed_cnn.SeedCNNConfig(), vocab.size)
+    rng = np.random.default_rng(0)
+    per_char, per_caption = [], []
+    for _ in range(captions):
+        text, box, t0 = "", 0, time.perf_counter()
+        while box < 2 and len(text) < 48:  # a typical two-box caption length
+            row = seed_cnn.encode_rows(vocab, [seed_cnn.row_prefix(61544, box) + text], 128)
+            c0 = time.perf_counter()
+            probs = net.predict(row, verbose=0)[0]
+            per_char.append((time.perf_counter() - c0) * 1000)
+            top = probs.max()
+            cands = np.flatnonzero(probs >= rng.uniform(0.1, 1) * top)
+            ch = vocab.decode([int(rng.choice(cands))]) or "a"
+            text += ch
+            box += ch == "|"
+        per_caption.append((time.perf_counter() - t0) * 1000 * 48 / max(len(text), 1))
+    return statistics.median(per_char), statistics.median(per_caption)
+
+
+def decode_latencies(model: Any, method: str, n: int) -> list[float]:
+    from training.sampling import CaptionJob, CaptionRequest, Decoding, run_jobs
+
+    slugs = [e.slug for e in model.templates.entries if e.slot] or ["any"]
+    out = []
+    for i in range(n):
+        req = CaptionRequest(
+            slugs[i % len(slugs)],
+            2,
+            decoding=Decoding(method, min_score=0.1 if method != "beam" else 1e-4, beam_width=5),
+            seed=i,
+        )
+        t0 = time.perf_counter()
+        run_jobs(model, [CaptionJob(model, req)])
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def render_latencies(settings: Settings, n: int) -> list[float]:
+    from PIL import Image
+
+    from engine.catalog import Catalog
+    from engine.render import placeholder, render
+
+    t = Catalog.load().lookup("distracted-boyfriend")
+    path = settings.images_dir / (t.image or "")
+    img = Image.open(path) if path.is_file() else placeholder(name=t.name, size=(1200, 800))
+    img.load()
+    texts = ["me", "a new side project i will never finish", "the side project from last week"]
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        render(image=img, boxes=t.layout(3), texts=texts, fmt="jpeg", max_width=1200)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def length_ratios(
+    model: Any, data_dir: Path, cache_dir: Path, per_template: int, method: str
+) -> dict[str, float]:
+    from training.prepare import prepare
+    from training.sampling import CaptionJob, CaptionRequest, Decoding, run_jobs
+
+    prep = prepare(data_dir, cache_dir=cache_dir)
+    real: dict[str, list[int]] = {}
+    boxes: dict[str, list[int]] = {}
+    for c in prep.captions("all"):
+        real.setdefault(c.template, []).append(len(c.text))
+        boxes.setdefault(c.template, []).append(len(c.boxes))
+    jobs = []
+    for slug in real:
+        n_boxes = max(set(boxes[slug]), key=boxes[slug].count)
+        jobs += [
+            CaptionJob(model, CaptionRequest(slug, n_boxes, decoding=Decoding(method), seed=i))
+            for i in range(per_template)
+        ]
+    run_jobs(model, jobs)
+    gen: dict[str, list[int]] = {}
+    for j in jobs:
+        gen.setdefault(j.req.template, []).append(len(j.captions()[0].text))
+    return {s: statistics.mean(gen[s]) / statistics.mean(real[s]) for s in gen}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def http_load(url: str, clients: int, seconds: float) -> dict[str, float]:
+    import aiohttp
+
+    lat: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(i: int, http: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        k = 0
+        while time.perf_counter() < deadline:
+            body = {"template": "success-kid", "image": False, "seed": i * 100_000 + k}
+            t0 = time.perf_counter()
+            async with http.post(f"{url}/v1/memes", json=body) as r:
+                await r.read()
+                if r.status == 200:
+                    lat.append((time.perf_counter() - t0) * 1000)
+                else:
+                    errors += 1
+            k += 1
+
+    conn = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=conn) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(i, http) for i in range(clients)))
+        elapsed = time.perf_counter() - t0
+    return {
+        "clients": clients,
+        "captions_per_s": len(lat) / elapsed,
+        "p50_ms": pct(lat, 50),
+        "p95_ms": pct(lat, 95),
+        "p99_ms": pct(lat, 99),
+        "errors": errors,
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_http(model_dir: Path, seconds: float) -> tuple[list[dict[str, float]], float]:
+    port = _free_port()
+    env = {**os.environ, "MEMEBOT_ENGINE_PORT": str(port), "MEMEBOT_MAX_QUEUE": "4096"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memebot.cli", "engine", "--model", str(model_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import urllib.request
+
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{url}/readyz", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("engine did not become ready")
+        results = [asyncio.run(http_load(url, c, seconds)) for c in (1, 8, 64)]
+        return results, rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def plot(results: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax1 = plt.subplots(figsize=(7, 4))
+    xs = [r["clients"] for r in results]
+    ax1.plot(xs, [r["captions_per_s"] for r in results], "o-", label="captions/s")
+    ax1.set_xscale("log", base=2)
+    ax1.set_xlabel("concurrent clients")
+    ax1.set_ylabel("captions/s")
+    ax2 = ax1.twinx()
+    for key, style in (("p50_ms", "--"), ("p99_ms", ":")):
+        ax2.plot(xs, [r[key] for r in results], "s" + style, color="tab:red", label=key)
+    ax2.set_ylabel("latency (ms)")
+    fig.legend(loc="upper left")
+    fig.suptitle("memebot engine over HTTP, text only (2-core CPU)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model", type=Path, default=settings.model_dir)
+    p.add_argument("--seconds", type=float, default=8.0, help="HTTP load per concurrency level")
+    p.add_argument("--captions", type=int, default=200, help="in-process captions timed per method")
+    p.add_argument("--per-template", type=int, default=20, help="captions per template for lengths")
+    p.add_argument("--plot", type=Path, default=None, help="write the latency/throughput plot here")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    from training.runtime import load_model
+
+    model = load_model(args.model)
+    ref_char, ref_caption = reference_ms_per_caption(model)
+    thr = decode_latencies(model, "threshold", args.captions)
+    beam = decode_latencies(model, "beam", max(20, args.captions // 4))
+    rend = render_latencies(settings, 50)
+    lengths = length_ratios(
+        model, settings.data_dir, settings.cache_dir, args.per_template, "threshold"
+    )
+    worst = max(lengths.items(), key=lambda kv: abs(kv[1] - 1))
+    http, rss = run_http(args.model, args.seconds)
+    if args.plot:
+        plot(http, args.plot)
+    result = {
+        "model": model.version,
+        "ref_ms_per_char": ref_char,
+        "ref_ms_per_caption": ref_caption,
+        "threshold_p50_ms": pct(thr, 50),
+        "threshold_p95_ms": pct(thr, 95),
+        "threshold_speedup_vs_ref": ref_caption / pct(thr, 50),
+        "beam5_p50_ms": pct(beam, 50),
+        "beam5_p95_ms": pct(beam, 95),
+        "http": http,
+        "http_captions_per_s_64": http[-1]["captions_per_s"],
+        "render_p50_ms": pct(rend, 50),
+        "render_p95_ms": pct(rend, 95),
+        "rss_mb": rss,
+        "length_ratio_worst": worst[1],
+        "length_ratio_worst_template": worst[0],
+        "length_ratio_mean": statistics.mean(lengths.values()),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
