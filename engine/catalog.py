@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.render import TextBox
 from memebot.errors import UsageError
+from training.templates import lookup_key as norm
 
 CATALOG_PATH = Path(__file__).resolve().parent / "catalog.json"
 SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
-
-
-def norm(s: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", s.lower())
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from memebot.errors import ArtifactError, UsageError
+from training.jsonio import write_json
 from training.models import CONFIGS
 from training.templates import TemplateTable
 from training.vocab import Vocab
@@ -93,9 +94,7 @@ def write_artifact(
             if src.is_file():
                 shutil.copyfile(src, tmp / name)
         meta.files = {name: sha256_file(tmp / name) for name in CHECKED_FILES}
-        (tmp / "meta.json").write_text(
-            json.dumps(meta.to_json(), indent=1) + "\n", encoding="utf-8"
-        )
+        write_json(tmp / "meta.json", meta.to_json())
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

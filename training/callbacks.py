@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import keras
 
+from training.jsonio import write_json
 from training.runtime import LoadedModel
 from training.sampling import sample_captions
 from training.templates import TemplateTable
@@ -83,7 +83,7 @@ class HistoryWriter(keras.callbacks.Callback):
         logs["learning_rate"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
-        (self.workdir / "history.json").write_text(json.dumps(self.history, indent=1) + "\n")
+        write_json(self.workdir / "history.json", self.history)
         plot_history(self.history, self.workdir / "curves.png")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from memebot.errors import DataError
 from training.cleaning import CleaningReport, clean_captions
 from training.data import Caption, TemplateMeta, read_dataset
+from training.jsonio import write_json
 from training.templates import TemplateTable
 from training.vocab import Vocab
 
@@ -156,15 +157,11 @@ def write_prepared(prep: Prepared, out: Path) -> None:
                 f.write(json.dumps({"template": c.template, "boxes": list(c.boxes)}) + "\n")
     prep.build_vocab().save(out / "vocab.json")
     prep.build_templates().save(out / "templates.json")
-    (out / "stats.json").write_text(
-        json.dumps(
-            {
-                "fingerprint": prep.fingerprint,
-                "cleaning": prep.report.to_dict(),
-                "splits": {s: len(prep.splits[s]) for s in SPLITS},
-            },
-            indent=1,
-        )
-        + "\n",
-        encoding="utf-8",
+    write_json(
+        out / "stats.json",
+        {
+            "fingerprint": prep.fingerprint,
+            "cleaning": prep.report.to_dict(),
+            "splits": {s: len(prep.splits[s]) for s in SPLITS},
+        },
     )

@@ -6,7 +6,6 @@ was dropped during training, and it serves every template with no training capti
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from memebot.errors import ArtifactError, UsageError
 from training.data import Caption, TemplateMeta
+from training.jsonio import read_json, write_json
 
 GENERIC_SLOT = 0
 DEFAULT_BOX_COUNT = 2
@@ -29,7 +29,8 @@ KNOWN_BOX_COUNTS = {
 }
 
 
-def _norm(s: str) -> str:
+def lookup_key(s: str) -> str:
+    """Template names compare without case or punctuation: "Y U No!" == "y-u-no"."""
     return re.sub(r"[^a-z0-9]", "", s.lower())
 
 
@@ -53,7 +54,7 @@ class TemplateTable:
             if e.imgflip_id is not None:
                 keys.append(str(e.imgflip_id))
             for k in keys:
-                self._by_key.setdefault(_norm(k), e)
+                self._by_key.setdefault(lookup_key(k), e)
         self._by_slug = {e.slug: e for e in self.entries}
 
     @property
@@ -72,12 +73,12 @@ class TemplateTable:
 
     def lookup(self, query: str | int) -> TemplateEntry:
         """By slug, name, alias or Imgflip id, ignoring case and punctuation."""
-        e = self._by_key.get(_norm(str(query)))
+        e = self._by_key.get(lookup_key(str(query)))
         if e is None:
             import difflib
 
-            names = {_norm(x.name): x.slug for x in self.entries}
-            close = difflib.get_close_matches(_norm(str(query)), list(names), n=3, cutoff=0.0)
+            names = {lookup_key(x.name): x.slug for x in self.entries}
+            close = difflib.get_close_matches(lookup_key(str(query)), list(names), n=3, cutoff=0.0)
             hint = ", ".join(names[c] for c in close)
             raise UsageError(f"unknown template {query!r}; closest: {hint}")
         return e
@@ -130,11 +131,8 @@ class TemplateTable:
             raise ArtifactError(f"{source}: malformed template entry ({e})") from e
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> TemplateTable:
-        try:
-            return cls.from_json(json.loads(path.read_text(encoding="utf-8")), path)
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ArtifactError(f"{path}: cannot read template table ({e})") from e
+        return cls.from_json(read_json(path, "template table"), path)

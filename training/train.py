@@ -24,6 +24,7 @@ import numpy as np
 from memebot import __version__
 from memebot.errors import ArtifactError, DataError, UsageError
 from training.artifact import ArtifactMeta, make_version, write_artifact
+from training.jsonio import write_json
 from training.models import CONFIGS, DEFAULT_ARCH
 from training.prepare import Prepared, prepare
 from training.templates import TemplateTable
@@ -154,18 +155,15 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         work.mkdir(parents=True)
         vocab.save(work / "vocab.json")
         templates.save(work / "templates.json")
-        (work / "run.json").write_text(
-            json.dumps(
-                {
-                    "arch": opts.arch,
-                    "config": config.to_dict(),
-                    "data_fingerprint": prep.fingerprint,
-                    "command": _command_line(),
-                    "init_from": init.version if init else None,
-                },
-                indent=1,
-            )
-            + "\n"
+        write_json(
+            work / "run.json",
+            {
+                "arch": opts.arch,
+                "config": config.to_dict(),
+                "data_fingerprint": prep.fingerprint,
+                "command": _command_line(),
+                "init_from": init.version if init else None,
+            },
         )
     echo(prep.statistics())
     train_caps = prep.splits["train"][: opts.limit or None]

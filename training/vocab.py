@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import numpy as np
 
 from memebot.errors import ArtifactError
 from training.data import BOX_END
+from training.jsonio import read_json, write_json
 
 PAD, BOS, UNK = 0, 1, 2
 N_SPECIAL = 3
@@ -75,11 +75,8 @@ class Vocab:
         return cls(tuple(chars))
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> Vocab:
-        try:
-            return cls.from_json(json.loads(path.read_text(encoding="utf-8")), path)
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ArtifactError(f"{path}: cannot read vocabulary ({e})") from e
+        return cls.from_json(read_json(path, "vocabulary"), path)
