@@ -105,3 +105,33 @@ def test_eval_json(tiny_model: Path, tiny_data: Path, tmp_path: Path) -> None:
     obj = json.loads(p.stdout.strip().splitlines()[-1])
     assert {"nats_per_char", "accuracy", "captions", "chars"} <= set(obj)
     assert obj["captions"] > 0 and obj["chars"] > obj["captions"] * 10
+
+
+@pytest.mark.slow
+def test_generate_renders_and_prints_the_image_path(tiny_model: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    env = {
+        "MEMEBOT_OUTPUT_DIR": str(tmp_path / "out"),
+        "MEMEBOT_IMAGES_DIR": str(tmp_path / "none"),
+        "MEMEBOT_DOWNLOAD_IMAGES": "0",
+    }
+    p = run("generate", "distracted-boyfriend", "--model", str(tiny_model), "--seed", "5", env=env)
+    assert p.returncode == 0, p.stderr
+    caption, image_line = p.stdout.strip().splitlines()[-2:]
+    assert caption.startswith("Distracted Boyfriend: ") and caption.count(" | ") == 2
+    path = Path(image_line.removeprefix("image: "))
+    assert path.parent == tmp_path / "out" and Image.open(path).format == "JPEG"
+    again = run(
+        "generate",
+        "distracted-boyfriend",
+        "--model",
+        str(tiny_model),
+        "--seed",
+        "5",
+        "--no-image",
+        env=env,
+    )
+    assert again.stdout.strip() == caption  # same seed, same caption
+    bad = run("generate", "drake", "--model", str(tiny_model), "--top-p", "0", env=env)
+    assert_one_line_error(bad, "--top-p")
