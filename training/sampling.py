@@ -42,11 +42,13 @@ def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
     """One character id from log-probabilities [V] (disallowed ids already at -inf)."""
     if d.method == "greedy":
         return int(np.argmax(logp))
-    p = np.exp(logp - logp.max())
+    top = logp.max()
     if d.method == "threshold":
+        # p >= r * top, in log space; one candidate uniformly (this runs per row per step).
         r = rng.uniform(d.min_score, 1.0)
-        cands = np.flatnonzero(p >= r * p.max())
-        return int(rng.choice(cands))
+        cands = np.flatnonzero(logp >= top + math.log(r))
+        return int(cands[int(rng.random() * len(cands))])
+    p = np.exp(logp - top)
     if d.method not in METHODS:
         raise ValueError(f"unknown decoding method {d.method!r}")
     if d.temperature != 1.0:
@@ -63,7 +65,8 @@ def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
         mask = np.zeros_like(p)
         mask[keep] = p[keep]
         p = mask / mask.sum()
-    return int(rng.choice(p.size, p=p))
+    cum = np.cumsum(p)
+    return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), p.size - 1)
 
 
 @dataclass
@@ -94,6 +97,7 @@ class _Row:
     text: str
     logprob: float
     last: int  # id fed at the next step
+    boxes: int  # markers in text (closed boxes)
 
 
 class CaptionJob:
@@ -105,12 +109,13 @@ class CaptionJob:
         self.req = req
         self.model = model
         self.vocab = model.vocab
+        self.id_char = ["", "", "?", *model.vocab.chars]  # id -> character (specials empty)
         self.end_id = model.vocab.box_end_id
         self.cond = model.condition(model.templates.get(req.template))
         self.rng = np.random.default_rng(req.seed)
         self.prefix = [BOS, *model.vocab.encode(req.start).tolist()]
         self.fed = 0  # prefix ids fed so far
-        self.rows = [_Row(req.start, 0.0, BOS)]
+        self.rows = [_Row(req.start, 0.0, BOS, req.start.count(BOX_END))]
         self.results: list[Sampled] = []
         self.steps = 0
         if req.start.count(BOX_END) >= req.n_boxes:  # the start text already closes every box
@@ -125,78 +130,77 @@ class CaptionJob:
     def width(self) -> int:
         return len(self.rows)
 
-    def inputs(self) -> tuple[np.ndarray, np.ndarray]:
+    def inputs(self) -> tuple[list[int], list[int]]:
         """Ids fed this step and their box indices (markers up to and including the id)."""
         if self.fed < len(self.prefix):
-            cid = self.prefix[self.fed]
-            box = self.req.start[: self.fed].count(BOX_END)
-            return np.array([cid]), np.array([box])
-        chars = np.array([r.last for r in self.rows])
-        return chars, np.array([r.text.count(BOX_END) for r in self.rows])
+            return [self.prefix[self.fed]], [self.req.start[: self.fed].count(BOX_END)]
+        return [r.last for r in self.rows], [r.boxes for r in self.rows]
 
-    def _allowed(self, text: str, logp: np.ndarray) -> np.ndarray:
-        """Mask ids that would break the caption rules. The length budget keeps room for every
-        remaining box: one character plus its marker each (just the marker if empty boxes are
-        allowed), so no box is cut to nothing by `max_len`."""
-        out = logp.copy()
-        out[:N_SPECIAL] = -np.inf
+    def _allowed(self, row: _Row, logp: np.ndarray) -> np.ndarray:
+        """Mask ids that would break the caption rules (specials are masked by `step_jobs`).
+        The length budget keeps room for every remaining box: one character plus its marker
+        each (just the marker if empty boxes are allowed), so `max_len` never empties a box."""
         empty_ok = self.req.allow_empty_boxes
-        r = self.req.n_boxes - text.count(BOX_END)  # boxes still open, the current one included
-        at_box_start = text == "" or text.endswith(BOX_END)
+        r = self.req.n_boxes - row.boxes  # boxes still open, the current one included
+        n = len(row.text)
+        at_box_start = n == 0 or row.text[-1] == BOX_END
         per_box = 1 if empty_ok else 2
-        room_if_char = self.req.max_len - (len(text) + 1) - (per_box * r - (0 if empty_ok else 1))
+        room_if_char = self.req.max_len - (n + 1) - (per_box * r - (0 if empty_ok else 1))
         if room_if_char < 0:  # one more character would leave too little room: close the box
-            if not at_box_start or empty_ok or r * per_box > self.req.max_len - len(text):
-                out[:] = -np.inf
+            if not at_box_start or empty_ok or r * per_box > self.req.max_len - n:
+                out = np.full_like(logp, -np.inf)
                 out[self.end_id] = 0.0
+                return out
         elif at_box_start and not empty_ok:
+            out = logp.copy()
             out[self.end_id] = -np.inf
-        return out
+            return out
+        return logp
 
     def _finish(self, row: _Row) -> Sampled:
         boxes = row.text.split(BOX_END)[: self.req.n_boxes]
         return Sampled(boxes=boxes, logprob=row.logprob, template=self.req.template)
 
-    def _complete(self, text: str) -> bool:
-        return text.count(BOX_END) >= self.req.n_boxes
-
-    def advance(self, logp: np.ndarray) -> np.ndarray:
+    def advance(self, logp: np.ndarray) -> list[int]:
         """Consume this step's log-probabilities [width, V]; returns, for each row of the next
         step, the index of the current row whose model state it continues."""
         self.steps += 1
         if self.fed < len(self.prefix):
             self.fed += 1
             if self.fed < len(self.prefix):
-                return np.zeros(1, dtype=np.int64)
+                return [0]
             # Prefix consumed: this step's output is the first free distribution.
             if self.req.decoding.method != "beam" and self.req.n > 1:
-                self.rows = [_Row(self.rows[0].text, 0.0, BOS) for _ in range(self.req.n)]
+                first = self.rows[0]
+                self.rows = [_Row(first.text, 0.0, BOS, first.boxes) for _ in range(self.req.n)]
                 logp = np.repeat(logp[:1], self.req.n, axis=0)
                 return self._sample(logp, parents=[0] * self.req.n)
         if self.req.decoding.method == "beam":
             return self._beam(logp)
         return self._sample(logp, parents=list(range(len(self.rows))))
 
-    def _sample(self, logp: np.ndarray, parents: list[int]) -> np.ndarray:
+    def _extend(self, row: _Row, c: int, logprob: float) -> _Row:
+        return _Row(row.text + self.id_char[c], logprob, c, row.boxes + (c == self.end_id))
+
+    def _sample(self, logp: np.ndarray, parents: list[int]) -> list[int]:
         keep, rows = [], []
         for i, row in enumerate(self.rows):
-            lp = self._allowed(row.text, logp[i])
-            c = pick(lp, self.req.decoding, self.rng)
-            row = _Row(row.text + self.vocab.decode([c]), row.logprob + float(logp[i, c]), c)
-            if self._complete(row.text):
+            c = pick(self._allowed(row, logp[i]), self.req.decoding, self.rng)
+            row = self._extend(row, c, row.logprob + float(logp[i, c]))
+            if row.boxes >= self.req.n_boxes:
                 self.results.append(self._finish(row))
             else:
                 rows.append(row)
                 keep.append(parents[i])
         self.rows = rows
-        return np.array(keep, dtype=np.int64)
+        return keep
 
-    def _beam(self, logp: np.ndarray) -> np.ndarray:
+    def _beam(self, logp: np.ndarray) -> list[int]:
         d = self.req.decoding
         floor = math.log(max(d.min_score, 1e-12))
         cands: list[tuple[float, int, int]] = []
         for i, row in enumerate(self.rows):
-            lp = self._allowed(row.text, logp[i])
+            lp = self._allowed(row, logp[i])
             ok = np.flatnonzero(lp >= lp.max() + floor)  # candidates above min_score * top
             cands += [(row.logprob + float(logp[i, c]), i, int(c)) for c in ok]
         cands.sort(key=lambda t: -t[0])
@@ -205,18 +209,18 @@ class CaptionJob:
         for score, i, c in cands:
             if len(rows) + len(self.results) >= d.beam_width:
                 break
-            text = self.rows[i].text + self.vocab.decode([c])
-            if self._complete(text):
-                self.results.append(self._finish(_Row(text, score, c)))
+            new = self._extend(self.rows[i], c, score)
+            if new.boxes >= self.req.n_boxes:
+                self.results.append(self._finish(new))
             else:
-                rows.append(_Row(text, score, c))
+                rows.append(new)
                 keep.append(i)
         self.rows = rows
         if not rows or len(self.results) >= d.beam_width:
             self.results.sort(key=lambda s: -s.logprob)
             self.rows = []
-            return np.zeros(0, dtype=np.int64)
-        return np.array(keep, dtype=np.int64)
+            return []
+        return keep
 
     def captions(self) -> list[Sampled]:
         out = (
@@ -230,16 +234,24 @@ class CaptionJob:
 def step_jobs(model: LoadedModel, jobs: Sequence[CaptionJob], state: Any) -> Any:
     """One batched model call for `jobs` (whose rows make up `state`, in order); every job
     consumes its rows' log-probabilities. Returns the state for the jobs still running."""
-    ins = [j.inputs() for j in jobs]
-    chars = np.concatenate([c for c, _ in ins])
-    boxes = np.concatenate([b for _, b in ins])
-    conds = np.concatenate([np.full(len(c), j.cond) for j, (c, _) in zip(jobs, ins, strict=True)])
-    logp, state = model.step(state, chars, boxes, conds)
-    keep, offset = [], 0
-    for j, (c, _) in zip(jobs, ins, strict=True):
-        keep.append(offset + j.advance(logp[offset : offset + len(c)]))
-        offset += len(c)
-    return model.take_state(state, np.concatenate(keep))
+    chars: list[int] = []
+    boxes: list[int] = []
+    conds: list[int] = []
+    widths = []
+    for j in jobs:
+        c, b = j.inputs()
+        chars += c
+        boxes += b
+        conds += [j.cond] * len(c)
+        widths.append(len(c))
+    logp, state = model.step(state, np.array(chars), np.array(boxes), np.array(conds))
+    logp[:, :N_SPECIAL] = -np.inf  # padding, BOS and UNK are never generated
+    keep: list[int] = []
+    offset = 0
+    for j, w in zip(jobs, widths, strict=True):
+        keep += [offset + k for k in j.advance(logp[offset : offset + w])]
+        offset += w
+    return model.take_state(state, np.array(keep, dtype=np.int64))
 
 
 def run_jobs(model: LoadedModel, jobs: Sequence[CaptionJob]) -> None:
