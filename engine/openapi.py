@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from training.sampling import METHODS
+
 _ERR = {
     "description": "Error",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
@@ -49,15 +51,7 @@ OPENAPI: dict[str, Any] = {
                     "decoding": {
                         "type": "string",
                         "default": "threshold",
-                        "enum": [
-                            "threshold",
-                            "beam",
-                            "greedy",
-                            "temperature",
-                            "top-k",
-                            "top-p",
-                            "top-k-top-p",
-                        ],
+                        "enum": list(METHODS),
                     },
                     "min_score": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                     "temperature": {

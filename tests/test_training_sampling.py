@@ -120,3 +120,11 @@ def test_beam_returns_best_of_collected_captions(tiny_model: Path) -> None:
     caps = job.captions()
     assert len(caps) == 5 and all(len(c.boxes) == 2 and all(c.boxes) for c in caps)
     assert [c.logprob for c in caps] == sorted((c.logprob for c in caps), reverse=True)
+
+
+def test_threshold_weighted_keeps_candidates_and_follows_probabilities() -> None:
+    got = draws(Decoding("threshold-weighted", min_score=0.3), 6000)
+    p = np.exp(TOY)
+    assert (p[got] >= 0.3 * p.max() - 1e-12).all()
+    share = np.bincount(got, minlength=6) / len(got)
+    assert share[0] > share[1] > share[2] > 0  # unlike threshold, not uniform among candidates

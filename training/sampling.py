@@ -25,9 +25,7 @@ from training.vocab import BOS, N_SPECIAL
 
 @dataclass(frozen=True)
 class Decoding:
-    method: str = (
-        "threshold"  # threshold | beam | greedy | temperature | top-k | top-p | top-k-top-p
-    )
+    method: str = "threshold"  # one of METHODS
     min_score: float = 0.1  # threshold: r ~ U[min_score, 1]; candidates p >= r * top
     temperature: float = 1.0  # temperature/top-k/top-p: reweight probabilities by 1/T
     top_k: int = 0  # top-k: keep the k most likely characters (0 = off)
@@ -35,7 +33,16 @@ class Decoding:
     beam_width: int = 5  # beam: texts kept per step
 
 
-METHODS = ("threshold", "beam", "greedy", "temperature", "top-k", "top-p", "top-k-top-p")
+METHODS = (
+    "threshold",
+    "threshold-weighted",
+    "beam",
+    "greedy",
+    "temperature",
+    "top-k",
+    "top-p",
+    "top-k-top-p",
+)
 
 
 def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
@@ -49,6 +56,13 @@ def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
         cands = np.flatnonzero(logp >= top + math.log(r))
         return int(cands[int(rng.random() * len(cands))])
     p = np.exp(logp - top)
+    if d.method == "threshold-weighted":
+        # The same candidates, picked in proportion to their probability: the uniform pick
+        # over-draws the end-of-box marker whenever it is a candidate, cutting captions short.
+        r = rng.uniform(d.min_score, 1.0)
+        p = np.where(p >= r, p, 0.0)
+        cum = np.cumsum(p)
+        return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), p.size - 1)
     if d.method not in METHODS:
         raise ValueError(f"unknown decoding method {d.method!r}")
     if d.temperature != 1.0:
