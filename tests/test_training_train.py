@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from memebot.errors import ArtifactError, DataError, UsageError
+from tests.conftest import make_imgflip_dir
 from training.prepare import prepare
 from training.train import TrainOptions, train
 
@@ -244,3 +245,10 @@ def test_init_from_continues_from_parent_weights(
             ),
             echo=lambda _s: None,
         )
+
+
+def test_no_val_split_refused_before_writing_anything(tmp_path: Path) -> None:
+    root = make_imgflip_dir(tmp_path / "d", per_template=2)  # 6 captions: too few for a val split
+    with pytest.raises(DataError, match="both train and val"):
+        train(TrainOptions(data=root, out=tmp_path / "m"), echo=lambda _s: None)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()

@@ -134,6 +134,10 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     started = time.monotonic()
     init = _load_parent(opts) if opts.init_from else None
     prep: Prepared = prepare(opts.data, cache_dir=opts.cache_dir)
+    train_caps = prep.splits["train"][: opts.limit or None]
+    val_caps = prep.splits["val"][: opts.val_limit or None]
+    if not train_caps or not val_caps:  # checked before anything is written
+        raise DataError(f"{opts.data}: needs captions in both train and val splits after cleaning")
     if opts.resume:
         run = json.loads((work / "run.json").read_text())
         if run["arch"] != opts.arch:
@@ -166,10 +170,6 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             },
         )
     echo(prep.statistics())
-    train_caps = prep.splits["train"][: opts.limit or None]
-    val_caps = prep.splits["val"][: opts.val_limit or None]
-    if not train_caps or not val_caps:
-        raise DataError(f"{opts.data}: needs captions in both train and val splits after cleaning")
 
     import keras
 
@@ -227,7 +227,14 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     callbacks: list[Any] = [
         keras.callbacks.BackupAndRestore(str(work / "backup")),
         keras.callbacks.ModelCheckpoint(
-            str(best), monitor="val_loss", save_best_only=True, save_weights_only=True
+            str(best),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+            # On resume, only a better epoch than the run's best so far replaces best.weights.h5.
+            initial_value_threshold=min((previous or {}).get("val_loss", []) or [None])
+            if opts.resume and best.is_file()
+            else None,
         ),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
