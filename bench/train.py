@@ -43,8 +43,18 @@ def run_one(arch: str, args: argparse.Namespace, settings: Settings, tmp: Path) 
     train(opts, echo=lambda s: print(f"[{arch}] {s}", file=sys.stderr))
     meta = json.loads((out / "meta.json").read_text())
     m = meta["metrics"]
+    # Steady state: epochs after the first (graph tracing and pipeline warm-up excluded).
+    hist = json.loads((out / "history.json").read_text())
+    later = list(zip(hist.get("batches", [])[1:], hist.get("train_seconds", [])[1:], strict=True))
+    per_batch = m["trained_chars"] / max(sum(hist.get("batches", [])), 1)
+    steady = (
+        sum(b for b, _ in later) * per_batch / max(sum(t for _, t in later), 1e-9)
+        if later
+        else float("nan")
+    )
     return {
         "chars_per_s": m["chars_per_second"],
+        "steady_chars_per_s": steady,
         "val_nats": m["val_nats_per_char"],
         "trained_chars": m["trained_chars"],
         "train_seconds": m["train_seconds"],
@@ -71,6 +81,9 @@ def main() -> int:
         "seed_chars_per_s": seed["chars_per_s"],
         "default_chars_per_s": default["chars_per_s"],
         "speedup": default["chars_per_s"] / seed["chars_per_s"],
+        "seed_steady_chars_per_s": seed["steady_chars_per_s"],
+        "default_steady_chars_per_s": default["steady_chars_per_s"],
+        "steady_speedup": default["steady_chars_per_s"] / seed["steady_chars_per_s"],
         "seed_val_nats": seed["val_nats"],
         "default_val_nats": default["val_nats"],
         "nats_gap": seed["val_nats"] - default["val_nats"],
