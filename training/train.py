@@ -269,7 +269,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             steps_per_epoch=steps,
             callbacks=callbacks,
             shuffle=False,
-            verbose=opts.verbose if sys.stdout.isatty() else 2,
+            verbose=0 if opts.verbose == 0 else (1 if sys.stdout.isatty() else 2),
         )
     except (OSError, ValueError) as e:
         if "backup" in str(e) or "h5" in str(e):
