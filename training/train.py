@@ -131,6 +131,8 @@ def _check_paths(opts: TrainOptions) -> Path:
 
 def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     work = _check_paths(opts)
+    if not opts.resume and opts.init_from is None:
+        parse_overrides(opts.arch, opts.overrides)  # a bad --set fails before any data work
     started = time.monotonic()
     init = _load_parent(opts) if opts.init_from else None
     prep: Prepared = prepare(opts.data, cache_dir=opts.cache_dir)
