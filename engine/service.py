@@ -18,7 +18,6 @@ from PIL import Image
 from engine.catalog import Catalog, Template
 from engine.render import placeholder, render
 from engine.scheduler import Scheduler
-from memebot.errors import UsageError
 from memebot.settings import Settings
 from training.runtime import LoadedModel, load_model
 from training.sampling import CaptionRequest, Decoding, Sampled
@@ -175,13 +174,3 @@ def params_summary(p: MemeParams, n_boxes: int) -> dict[str, Any]:
             "beam_width": d.beam_width,
         },
     }
-
-
-__all__ = [
-    "MemeParams",
-    "MemeResult",
-    "MemeService",
-    "UsageError",
-    "load_service",
-    "params_summary",
-]

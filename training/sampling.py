@@ -60,9 +60,7 @@ def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
         # The same candidates, picked in proportion to their probability: the uniform pick
         # over-draws the end-of-box marker whenever it is a candidate, cutting captions short.
         r = rng.uniform(d.min_score, 1.0)
-        p = np.where(p >= r, p, 0.0)
-        cum = np.cumsum(p)
-        return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), p.size - 1)
+        return _draw(np.where(p >= r, p, 0.0), rng)
     if d.method not in METHODS:
         raise ValueError(f"unknown decoding method {d.method!r}")
     if d.temperature != 1.0:
@@ -79,8 +77,13 @@ def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
         mask = np.zeros_like(p)
         mask[keep] = p[keep]
         p = mask / mask.sum()
-    cum = np.cumsum(p)
-    return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), p.size - 1)
+    return _draw(p, rng)
+
+
+def _draw(weights: np.ndarray, rng: np.random.Generator) -> int:
+    """An index drawn in proportion to non-negative `weights` (need not sum to 1)."""
+    cum = np.cumsum(weights)
+    return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), weights.size - 1)
 
 
 @dataclass
@@ -122,7 +125,6 @@ class CaptionJob:
             raise ValueError("n_boxes must be at least 1")
         self.req = req
         self.model = model
-        self.vocab = model.vocab
         self.id_char = ["", "", "?", *model.vocab.chars]  # id -> character (specials empty)
         self.end_id = model.vocab.box_end_id
         self.cond = model.condition(model.templates.get(req.template))
@@ -131,7 +133,6 @@ class CaptionJob:
         self.fed = 0  # prefix ids fed so far
         self.rows = [_Row(req.start, 0.0, BOS, req.start.count(BOX_END))]
         self.results: list[Sampled] = []
-        self.steps = 0
         if req.start.count(BOX_END) >= req.n_boxes:  # the start text already closes every box
             self.results = [self._finish(self.rows[0])]
             self.rows = []
@@ -178,7 +179,6 @@ class CaptionJob:
     def advance(self, logp: np.ndarray) -> list[int]:
         """Consume this step's log-probabilities [width, V]; returns, for each row of the next
         step, the index of the current row whose model state it continues."""
-        self.steps += 1
         if self.fed < len(self.prefix):
             self.fed += 1
             if self.fed < len(self.prefix):

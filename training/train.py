@@ -131,8 +131,12 @@ def _check_paths(opts: TrainOptions) -> Path:
 
 def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     work = _check_paths(opts)
-    if not opts.resume and opts.init_from is None:
-        parse_overrides(opts.arch, opts.overrides)  # a bad --set fails before any data work
+    # A bad --set fails before any data work.
+    fresh_config = (
+        parse_overrides(opts.arch, opts.overrides)
+        if not opts.resume and opts.init_from is None
+        else None
+    )
     started = time.monotonic()
     init = _load_parent(opts) if opts.init_from else None
     prep: Prepared = prepare(opts.data, cache_dir=opts.cache_dir)
@@ -156,7 +160,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             # Fine-tuning keeps the parent's vocabulary, template slots and config.
             config, vocab, templates = init.config, init.vocab, init.templates
         else:
-            config = parse_overrides(opts.arch, opts.overrides)
+            config = fresh_config
             vocab, templates = prep.build_vocab(), prep.build_templates()
         work.mkdir(parents=True)
         vocab.save(work / "vocab.json")
