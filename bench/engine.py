@@ -97,28 +97,41 @@ def render_latencies(settings: Settings, n: int) -> list[float]:
 
 def length_ratios(
     model: Any, data_dir: Path, cache_dir: Path, per_template: int, method: str
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, float], int]:
+    """Generated/real mean caption length per template, default options (the template's box
+    count). Returns ratios against the real captions with that box count, against all real
+    captions of the template, and how many generated captions overran `max_len`."""
     from training.prepare import prepare
     from training.sampling import CaptionJob, CaptionRequest, Decoding, run_jobs
 
     prep = prepare(data_dir, cache_dir=cache_dir)
     real: dict[str, list[int]] = {}
-    boxes: dict[str, list[int]] = {}
+    by_count: dict[tuple[str, int], list[int]] = {}
     for c in prep.captions("all"):
         real.setdefault(c.template, []).append(len(c.text))
-        boxes.setdefault(c.template, []).append(len(c.boxes))
+        by_count.setdefault((c.template, len(c.boxes)), []).append(len(c.text))
     jobs = []
     for slug in real:
-        n_boxes = max(set(boxes[slug]), key=boxes[slug].count)
+        e = model.templates.get(slug)
+        n_boxes = e.box_count if e else 2
         jobs += [
             CaptionJob(model, CaptionRequest(slug, n_boxes, decoding=Decoding(method), seed=i))
             for i in range(per_template)
         ]
     run_jobs(model, jobs)
     gen: dict[str, list[int]] = {}
+    overruns = 0
     for j in jobs:
-        gen.setdefault(j.req.template, []).append(len(j.captions()[0].text))
-    return {s: statistics.mean(gen[s]) / statistics.mean(real[s]) for s in gen}
+        text = j.captions()[0].text
+        overruns += len(text) > j.req.max_len or len(j.captions()[0].boxes) != j.req.n_boxes
+        gen.setdefault(j.req.template, []).append(len(text))
+    n_boxes_of = {j.req.template: j.req.n_boxes for j in jobs}
+    same = {
+        s: statistics.mean(g) / statistics.mean(by_count.get((s, n_boxes_of[s])) or real[s])
+        for s, g in gen.items()
+    }
+    every = {s: statistics.mean(g) / statistics.mean(real[s]) for s, g in gen.items()}
+    return same, every, overruns
 
 
 def _free_port() -> int:
@@ -228,7 +241,9 @@ def main() -> int:
     p.add_argument("--model", type=Path, default=settings.model_dir)
     p.add_argument("--seconds", type=float, default=8.0, help="HTTP load per concurrency level")
     p.add_argument("--captions", type=int, default=200, help="in-process captions timed per method")
-    p.add_argument("--per-template", type=int, default=20, help="captions per template for lengths")
+    p.add_argument(
+        "--per-template", type=int, default=100, help="captions per template for lengths"
+    )
     p.add_argument("--plot", type=Path, default=None, help="write the latency/throughput plot here")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -240,10 +255,16 @@ def main() -> int:
     thr = decode_latencies(model, "threshold", args.captions)
     beam = decode_latencies(model, "beam", max(20, args.captions // 4))
     rend = render_latencies(settings, 50)
-    lengths = length_ratios(
+    lengths, lengths_any, overruns = length_ratios(
+        model, settings.data_dir, settings.cache_dir, args.per_template, "calibrated"
+    )
+    article, _, _ = length_ratios(
         model, settings.data_dir, settings.cache_dir, args.per_template, "threshold"
     )
-    worst = max(lengths.items(), key=lambda kv: abs(kv[1] - 1))
+
+    def worst(r: dict[str, float]) -> tuple[str, float]:
+        return max(r.items(), key=lambda kv: abs(kv[1] - 1))
+
     http, rss = run_http(args.model, args.seconds)
     if args.plot:
         plot(http, args.plot)
@@ -261,9 +282,15 @@ def main() -> int:
         "render_p50_ms": pct(rend, 50),
         "render_p95_ms": pct(rend, 95),
         "rss_mb": rss,
-        "length_ratio_worst": worst[1],
-        "length_ratio_worst_template": worst[0],
+        "length_ratio_worst": worst(lengths)[1],
+        "length_ratio_worst_template": worst(lengths)[0],
         "length_ratio_mean": statistics.mean(lengths.values()),
+        "length_ratio_outside_20pct": sum(abs(v - 1) > 0.2 for v in lengths.values()),
+        "length_ratio_worst_any_box_count": worst(lengths_any)[1],
+        "length_ratio_worst_any_box_count_template": worst(lengths_any)[0],
+        "length_overruns": overruns,
+        "threshold_length_ratio_worst": worst(article)[1],
+        "threshold_length_ratio_mean": statistics.mean(article.values()),
     }
     if args.json:
         print(json.dumps(result))

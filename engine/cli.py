@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     g.add_argument(
         "--boxes", type=int, default=None, help="number of boxes (default: the template's)"
     )
-    g.add_argument("--decoding", default="threshold", choices=METHODS)
+    g.add_argument("--decoding", default="calibrated", choices=METHODS)
     g.add_argument("--beam-width", type=int, default=5)
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--top-k", type=int, default=0)

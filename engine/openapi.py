@@ -50,7 +50,7 @@ OPENAPI: dict[str, Any] = {
                     "max_len": {"type": "integer", "minimum": 4, "maximum": 200, "default": 82},
                     "decoding": {
                         "type": "string",
-                        "default": "threshold",
+                        "default": "calibrated",
                         "enum": list(METHODS),
                     },
                     "min_score": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},

@@ -101,7 +101,7 @@ def parse_meme_request(body: Any, *, default_format: str) -> MemeRequest:
     assert max_len is not None
     if boxes is not None and max_len < 2 * boxes:
         raise BadRequest("max_len", f"must leave room for {boxes} boxes (at least {2 * boxes})")
-    method = _str(body, "decoding", "threshold", 20)
+    method = _str(body, "decoding", "calibrated", 20)
     if method not in METHODS:
         raise BadRequest("decoding", f"unknown method {method!r} (choose: {', '.join(METHODS)})")
     decoding = Decoding(

@@ -66,7 +66,7 @@ def test_meme_json_and_image(tiny_model: Path, tmp_path: Path) -> None:
             assert body["template"]["slug"] == "two-buttons" and len(body["boxes"]) == 2
             assert all(body["boxes"]) and len(body["captions"]) == 2 and body["logprob"] < 0
             assert (
-                body["options"]["decoding"]["method"] == "threshold"
+                body["options"]["decoding"]["method"] == "calibrated"
                 and body["options"]["seed"] == 4
             )
             assert body["model_version"].startswith("char-gru-")

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.data import Caption
 from training.sampling import Decoding, pick
 
 # A fixed toy distribution over 6 ids: top = 0.4
@@ -128,3 +129,133 @@ def test_threshold_weighted_keeps_candidates_and_follows_probabilities() -> None
     assert (p[got] >= 0.3 * p.max() - 1e-12).all()
     share = np.bincount(got, minlength=6) / len(got)
     assert share[0] > share[1] > share[2] > 0  # unlike threshold, not uniform among candidates
+
+
+# --- vectorised picking and the calibrated rule -------------------------------------------------
+
+PER_ROW = ["threshold", "threshold-weighted", "calibrated", "greedy", "temperature", "top-k"]
+
+
+@pytest.mark.parametrize("method", [*PER_ROW, "top-p", "top-k-top-p"])
+def test_pick_rows_matches_row_by_row(method: str) -> None:
+    """A row's pick depends only on its own log-probabilities and draws, not on the batch."""
+    from training.pickers import FREE, pick_rows
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(64, 12)) * 2
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    u = rng.random((64, 2))
+    codes = np.full(64, FREE)
+    d = Decoding(method, temperature=0.7, top_k=4, top_p=0.8)
+    together = pick_rows(logp, d, u, codes, end_id=5)
+    alone = [
+        int(pick_rows(logp[i : i + 1], d, u[i : i + 1], codes[i : i + 1], 5)[0]) for i in range(64)
+    ]
+    assert together.tolist() == alone
+    assert len(set(together.tolist())) > 1 or method == "greedy"
+
+
+@pytest.mark.parametrize("method", PER_ROW)
+def test_row_codes_are_obeyed(method: str) -> None:
+    from training.pickers import FORBID_END, FORCE_END, PREFER_END, pick_rows
+
+    end = 0  # the end marker is the most likely id of TOY
+    logp = np.repeat(TOY[None], 500, axis=0)
+    u = np.random.default_rng(1).random((500, 2))
+    d = Decoding(method, min_score=0.5)
+    forbid = pick_rows(logp, d, u, np.full(500, FORBID_END), end)
+    assert end not in forbid
+    assert (pick_rows(logp, d, u, np.full(500, FORCE_END), end) == end).all()
+    prefer = pick_rows(logp, d, u, np.full(500, PREFER_END), end)
+    if method == "calibrated":  # the marker is always a candidate here (it is the top)
+        assert (prefer == end).all()
+    elif method != "greedy":  # only calibrated acts on PREFER_END
+        assert (prefer != end).any()
+
+
+def test_calibrated_prefers_end_only_when_it_is_a_candidate() -> None:
+    from training.pickers import PREFER_END, pick_rows
+
+    end = 5  # p = 0.04: below 0.5 * top, never a threshold candidate
+    u = np.random.default_rng(2).random((400, 2))
+    got = pick_rows(
+        np.repeat(TOY[None], 400, axis=0),
+        Decoding("calibrated", min_score=0.5),
+        u,
+        np.full(400, PREFER_END),
+        end,
+    )
+    assert end not in got
+
+
+def _caption(template: str, *lengths: int) -> Caption:
+    return Caption(template, tuple("x" * n for n in lengths))
+
+
+def test_template_table_box_length_quantiles() -> None:
+    from training.templates import LENGTH_LEVELS, TemplateTable
+
+    train = [_caption("long-short", 30 + i % 11, 5) for i in range(44)]
+    train += [_caption("rare", 50, 50) for _ in range(3)]  # too few: uses all 2-box captions
+    train += [_caption("solo", 12 + i % 3) for i in range(25)]
+    table = TemplateTable.build({}, train, train)
+    ls = table.get("long-short")
+    assert ls is not None and len(ls.box_lengths) == 2
+    q0, q1 = ls.box_lengths
+    assert len(q0) == len(LENGTH_LEVELS) and q0[0] == 30 and q0[-1] == 40 and q0[5] == 35
+    assert set(q1) == {5.0}
+    rare = table.get("rare")
+    assert rare is not None and rare.box_lengths[0][0] == 30  # pooled with long-short
+    assert rare.box_lengths[0][-1] == 50
+    # a box count the template does not have reuses its last box; one it lacks entirely
+    # averages the templates with that many boxes
+    q = table.length_quantiles("solo", 3)
+    assert q is not None and q[0] == q[2] == table.get("solo").box_lengths[0]  # type: ignore[union-attr]
+    unknown = table.length_quantiles("not-in-table", 2)
+    assert unknown is not None and len(unknown) == 2 and unknown[1][0] < unknown[0][0]
+
+
+def test_template_table_without_length_stats_still_loads() -> None:
+    from training.templates import TemplateTable
+
+    table = TemplateTable.build({}, [_caption("a", 3, 4)], [_caption("a", 3, 4)])
+    old = [{k: v for k, v in e.items() if k != "box_lengths"} for e in table.to_json()]
+    loaded = TemplateTable.from_json(old)
+    assert loaded.get("a") is not None and loaded.length_quantiles("a", 2) is None
+    assert TemplateTable.from_json(table.to_json()).to_json() == table.to_json()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("length", [5, 30])
+def test_calibrated_boxes_follow_the_template_lengths(tiny_model: Path, length: int) -> None:
+    """With every quantile at `length`, each box closes no earlier than length - CLOSE_EARLY
+    (the marker is masked before) and, past it, at the first plausible word end."""
+    import dataclasses
+
+    from training.runtime import load_model
+    from training.sampling import CLOSE_EARLY, sample_captions
+    from training.templates import LENGTH_LEVELS, TemplateTable
+
+    m = load_model(tiny_model)
+    q = tuple(float(length) for _ in LENGTH_LEVELS)
+    entries = [
+        dataclasses.replace(e, box_lengths=(q, q)) if e.slug == "two-buttons" else e
+        for e in m.templates.entries
+    ]
+    m.templates = TemplateTable(entries)
+    caps = sample_captions(m, ["two-buttons"] * 40, n_boxes=[2] * 40, max_len=200, seed=11)
+    lens = [len(b) for c in caps for b in c.boxes]
+    assert min(lens) >= length - CLOSE_EARLY
+    free = sample_captions(
+        m,
+        ["two-buttons"] * 40,
+        n_boxes=[2] * 40,
+        max_len=200,
+        seed=11,
+        decoding=Decoding("threshold"),
+    )
+    free_mean = np.mean([len(b) for c in free for b in c.boxes])
+    if length == 30:
+        assert np.mean(lens) > free_mean
+    else:
+        assert np.mean(lens) < length + 12

@@ -1,16 +1,16 @@
 """Caption sampling shared by the training callback, `memebot generate` and the engine.
 
-Pickers choose the next character from one row of log-probabilities. A `CaptionJob` is one
-request being decoded (one row per sampled candidate, up to `beam_width` rows for beam search);
-it enforces the caption rules: exactly `n_boxes` boxes, no empty box unless allowed, every box
-closed within `max_len`. `run_jobs` advances any number of jobs in lockstep, one batched model
-step per character; the engine's scheduler drives the same jobs with requests joining and
-leaving between steps (continuous batching).
+A `CaptionJob` is one request being decoded (one row per sampled candidate, up to `beam_width`
+rows for beam search); it enforces the caption rules: exactly `n_boxes` boxes, no empty box
+unless allowed, every box closed within `max_len`, and for the default `calibrated` decoding a
+length per box drawn from the template's real captions. The characters themselves are picked
+for all jobs' rows at once (training/pickers.py). `run_jobs` advances any number of jobs in
+lockstep, one batched model step per character; the engine's scheduler drives the same jobs
+with requests joining and leaving between steps (continuous batching).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,71 +19,25 @@ import numpy as np
 
 from training.cleaning import MAX_CHARS
 from training.data import BOX_END
+from training.pickers import (
+    FORBID_END,
+    FORCE_END,
+    FREE,
+    METHODS,
+    PREFER_END,
+    Decoding,
+    beam_floor,
+    pick,
+    pick_rows,
+)
 from training.runtime import LoadedModel
+from training.templates import LENGTH_LEVELS
 from training.vocab import BOS, N_SPECIAL
 
-
-@dataclass(frozen=True)
-class Decoding:
-    method: str = "threshold"  # one of METHODS
-    min_score: float = 0.1  # threshold: r ~ U[min_score, 1]; candidates p >= r * top
-    temperature: float = 1.0  # temperature/top-k/top-p: reweight probabilities by 1/T
-    top_k: int = 0  # top-k: keep the k most likely characters (0 = off)
-    top_p: float = 1.0  # top-p: keep the smallest set whose mass reaches p
-    beam_width: int = 5  # beam: texts kept per step
-
-
-METHODS = (
-    "threshold",
-    "threshold-weighted",
-    "beam",
-    "greedy",
-    "temperature",
-    "top-k",
-    "top-p",
-    "top-k-top-p",
-)
-
-
-def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
-    """One character id from log-probabilities [V] (disallowed ids already at -inf)."""
-    if d.method == "greedy":
-        return int(np.argmax(logp))
-    top = logp.max()
-    if d.method == "threshold":
-        # p >= r * top, in log space; one candidate uniformly (this runs per row per step).
-        r = rng.uniform(d.min_score, 1.0)
-        cands = np.flatnonzero(logp >= top + math.log(r))
-        return int(cands[int(rng.random() * len(cands))])
-    p = np.exp(logp - top)
-    if d.method == "threshold-weighted":
-        # The same candidates, picked in proportion to their probability: the uniform pick
-        # over-draws the end-of-box marker whenever it is a candidate, cutting captions short.
-        r = rng.uniform(d.min_score, 1.0)
-        return _draw(np.where(p >= r, p, 0.0), rng)
-    if d.method not in METHODS:
-        raise ValueError(f"unknown decoding method {d.method!r}")
-    if d.temperature != 1.0:
-        p = np.exp((logp - logp.max()) / max(d.temperature, 1e-6))
-    p = p / p.sum()
-    if d.method in ("top-k", "top-k-top-p") and d.top_k > 0:
-        kth = np.sort(p)[-min(d.top_k, p.size)]
-        p = np.where(p >= kth, p, 0.0)
-        p /= p.sum()
-    if d.method in ("top-p", "top-k-top-p") and d.top_p < 1.0:
-        order = np.argsort(-p)
-        cum = np.cumsum(p[order])
-        keep = order[: int(np.searchsorted(cum, d.top_p) + 1)]
-        mask = np.zeros_like(p)
-        mask[keep] = p[keep]
-        p = mask / mask.sum()
-    return _draw(p, rng)
-
-
-def _draw(weights: np.ndarray, rng: np.random.Generator) -> int:
-    """An index drawn in proportion to non-negative `weights` (need not sum to 1)."""
-    cum = np.cumsum(weights)
-    return min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), weights.size - 1)
+# calibrated: a box may close this many characters before its drawn length, because it then
+# runs on to the next word end (3 centres the shipped model's lengths; docs/BENCHMARKS.md).
+CLOSE_EARLY = 3
+__all__ = ["METHODS", "CaptionJob", "CaptionRequest", "Decoding", "Sampled", "pick", "run_jobs"]
 
 
 @dataclass
@@ -115,10 +69,24 @@ class _Row:
     logprob: float
     last: int  # id fed at the next step
     boxes: int  # markers in text (closed boxes)
+    box_len: int  # characters in the open box
+    target: int = 0  # calibrated: the length the open box aims for (0: no target)
+
+
+@dataclass
+class _Sample:
+    """A job's rows waiting for characters this step."""
+
+    job: CaptionJob
+    parents: list[int]  # for each row, the index of the state row it continues
+    logp: np.ndarray  # [rows, V]
+    u: np.ndarray  # [rows, 2] uniform draws from the job's generator
+    codes: np.ndarray  # [rows] pickers.FREE / FORBID_END / FORCE_END / PREFER_END
 
 
 class CaptionJob:
-    """One request in flight. `inputs()` -> one step -> `advance(logp)` until `done`."""
+    """One request in flight. Per step: `inputs()` -> batched model call -> `to_sample(logp)`
+    -> (vectorised pick over every job's rows) -> `accept(chars)`, until `done`."""
 
     def __init__(self, model: LoadedModel, req: CaptionRequest):
         if req.n_boxes < 1:
@@ -129,11 +97,19 @@ class CaptionJob:
         self.end_id = model.vocab.box_end_id
         self.cond = model.condition(model.templates.get(req.template))
         self.rng = np.random.default_rng(req.seed)
+        self.lengths = (
+            model.templates.length_quantiles(req.template, req.n_boxes)
+            if req.decoding.method == "calibrated"
+            else None
+        )
         self.prefix = [BOS, *model.vocab.encode(req.start).tolist()]
         self.fed = 0  # prefix ids fed so far
-        self.rows = [_Row(req.start, 0.0, BOS, req.start.count(BOX_END))]
+        self.parents: list[int] = []  # set when the job consumes a step by itself
+        boxes = req.start.count(BOX_END)
+        box_len = len(req.start) - (req.start.rfind(BOX_END) + 1)
+        self.rows = [_Row(req.start, 0.0, BOS, boxes, box_len, self._target(boxes))]
         self.results: list[Sampled] = []
-        if req.start.count(BOX_END) >= req.n_boxes:  # the start text already closes every box
+        if boxes >= req.n_boxes:  # the start text already closes every box
             self.results = [self._finish(self.rows[0])]
             self.rows = []
 
@@ -151,71 +127,97 @@ class CaptionJob:
             return [self.prefix[self.fed]], [self.req.start[: self.fed].count(BOX_END)]
         return [r.last for r in self.rows], [r.boxes for r in self.rows]
 
-    def _allowed(self, row: _Row, logp: np.ndarray) -> np.ndarray:
-        """Mask ids that would break the caption rules (specials are masked by `step_jobs`).
-        The length budget keeps room for every remaining box: one character plus its marker
-        each (just the marker if empty boxes are allowed), so `max_len` never empties a box."""
+    def _target(self, box: int) -> int:
+        """calibrated: a length for box `box`, drawn from the template's real box lengths."""
+        if self.lengths is None or box >= self.req.n_boxes:
+            return 0
+        q = self.lengths[box]
+        drawn = float(np.interp(self.rng.random(), LENGTH_LEVELS, q))
+        return max(1, round(drawn - CLOSE_EARLY))
+
+    def _code(self, row: _Row) -> int:
+        """What the caption rules allow next. The length budget keeps room for every remaining
+        box: one character plus its marker each (just the marker if empty boxes are allowed),
+        so `max_len` never empties a box."""
         empty_ok = self.req.allow_empty_boxes
         r = self.req.n_boxes - row.boxes  # boxes still open, the current one included
         n = len(row.text)
-        at_box_start = n == 0 or row.text[-1] == BOX_END
+        at_box_start = row.box_len == 0
         per_box = 1 if empty_ok else 2
         room_if_char = self.req.max_len - (n + 1) - (per_box * r - (0 if empty_ok else 1))
         if room_if_char < 0:  # one more character would leave too little room: close the box
             if not at_box_start or empty_ok or r * per_box > self.req.max_len - n:
-                out = np.full_like(logp, -np.inf)
-                out[self.end_id] = 0.0
-                return out
+                return FORCE_END
         elif at_box_start and not empty_ok:
-            out = logp.copy()
-            out[self.end_id] = -np.inf
-            return out
-        return logp
+            return FORBID_END
+        if row.target:
+            return FORBID_END if row.box_len < row.target else PREFER_END
+        return FREE
 
     def _finish(self, row: _Row) -> Sampled:
         boxes = row.text.split(BOX_END)[: self.req.n_boxes]
         return Sampled(boxes=boxes, logprob=row.logprob, template=self.req.template)
 
-    def advance(self, logp: np.ndarray) -> list[int]:
-        """Consume this step's log-probabilities [width, V]; returns, for each row of the next
-        step, the index of the current row whose model state it continues."""
+    def to_sample(self, logp: np.ndarray) -> _Sample | None:
+        """Consume this step's log-probabilities [width, V]. Returns the rows that need a
+        character picked, or None when the job used the step itself (prefix, beam search);
+        then `self.parents` maps each next-step row to the state row it continues."""
         if self.fed < len(self.prefix):
             self.fed += 1
             if self.fed < len(self.prefix):
-                return [0]
+                self.parents = [0]
+                return None
             # Prefix consumed: this step's output is the first free distribution.
             if self.req.decoding.method != "beam" and self.req.n > 1:
-                first = self.rows[0]
-                self.rows = [_Row(first.text, 0.0, BOS, first.boxes) for _ in range(self.req.n)]
-                logp = np.repeat(logp[:1], self.req.n, axis=0)
-                return self._sample(logp, parents=[0] * self.req.n)
+                f = self.rows[0]
+                self.rows = [
+                    _Row(f.text, 0.0, BOS, f.boxes, f.box_len, self._target(f.boxes))
+                    for _ in range(self.req.n)
+                ]
+                return self._sample([0] * self.req.n, np.repeat(logp[:1], self.req.n, axis=0))
         if self.req.decoding.method == "beam":
-            return self._beam(logp)
-        return self._sample(logp, parents=list(range(len(self.rows))))
+            self.parents = self._beam(logp)
+            return None
+        return self._sample(list(range(len(self.rows))), logp)
 
-    def _extend(self, row: _Row, c: int, logprob: float) -> _Row:
-        return _Row(row.text + self.id_char[c], logprob, c, row.boxes + (c == self.end_id))
+    def _sample(self, parents: list[int], logp: np.ndarray) -> _Sample:
+        codes = np.array([self._code(r) for r in self.rows], dtype=np.int8)
+        return _Sample(self, parents, logp, self.rng.random((len(self.rows), 2)), codes)
 
-    def _sample(self, logp: np.ndarray, parents: list[int]) -> list[int]:
+    def accept(self, sample: _Sample, chars: np.ndarray) -> list[int]:
+        """Append the picked characters [rows]; returns the parents of the rows that go on."""
         keep, rows = [], []
         for i, row in enumerate(self.rows):
-            c = pick(self._allowed(row, logp[i]), self.req.decoding, self.rng)
-            row = self._extend(row, c, row.logprob + float(logp[i, c]))
+            c = int(chars[i])
+            row = self._extend(row, c, row.logprob + float(sample.logp[i, c]))
             if row.boxes >= self.req.n_boxes:
                 self.results.append(self._finish(row))
             else:
                 rows.append(row)
-                keep.append(parents[i])
+                keep.append(sample.parents[i])
         self.rows = rows
         return keep
 
+    def _extend(self, row: _Row, c: int, logprob: float) -> _Row:
+        if c == self.end_id:
+            nxt = row.boxes + 1
+            return _Row(row.text + BOX_END, logprob, c, nxt, 0, self._target(nxt))
+        return _Row(row.text + self.id_char[c], logprob, c, row.boxes, row.box_len + 1, row.target)
+
     def _beam(self, logp: np.ndarray) -> list[int]:
         d = self.req.decoding
-        floor = math.log(max(d.min_score, 1e-12))
+        floor = beam_floor(d)
         cands: list[tuple[float, int, int]] = []
         for i, row in enumerate(self.rows):
-            lp = self._allowed(row, logp[i])
-            ok = np.flatnonzero(lp >= lp.max() + floor)  # candidates above min_score * top
+            code = self._code(row)
+            if code == FORCE_END:
+                ok = np.array([self.end_id])
+            else:
+                lp = logp[i]
+                if code == FORBID_END:
+                    lp = lp.copy()
+                    lp[self.end_id] = -np.inf
+                ok = np.flatnonzero(lp >= lp.max() + floor)  # candidates above min_score * top
             cands += [(row.logprob + float(logp[i, c]), i, int(c)) for c in ok]
         cands.sort(key=lambda t: -t[0])
         keep: list[int] = []
@@ -260,10 +262,36 @@ def step_jobs(model: LoadedModel, jobs: Sequence[CaptionJob], state: Any) -> Any
         widths.append(len(c))
     logp, state = model.step(state, np.array(chars), np.array(boxes), np.array(conds))
     logp[:, :N_SPECIAL] = -np.inf  # padding, BOS and UNK are never generated
+    parents: list[list[int]] = []
+    groups: dict[Decoding, list[tuple[int, _Sample]]] = {}
+    offset = 0
+    for k, (j, w) in enumerate(zip(jobs, widths, strict=True)):
+        sample = j.to_sample(logp[offset : offset + w])
+        parents.append(j.parents)
+        if sample is not None:
+            groups.setdefault(j.req.decoding, []).append((k, sample))
+        offset += w
+    # One vectorised pick per distinct decoding over every job's rows.
+    end_id, space_id = model.vocab.box_end_id, model.vocab.space_id
+    for d, items in groups.items():
+        samples = [s for _, s in items]
+        picked = pick_rows(
+            np.concatenate([s.logp for s in samples]),
+            d,
+            np.concatenate([s.u for s in samples]),
+            np.concatenate([s.codes for s in samples]),
+            end_id,
+            space_id,
+        )
+        at = 0
+        for k, s in items:
+            n = len(s.parents)
+            parents[k] = s.job.accept(s, picked[at : at + n])
+            at += n
     keep: list[int] = []
     offset = 0
-    for j, w in zip(jobs, widths, strict=True):
-        keep += [offset + k for k in j.advance(logp[offset : offset + w])]
+    for p, w in zip(parents, widths, strict=True):
+        keep += [offset + i for i in p]
         offset += w
     return model.take_state(state, np.array(keep, dtype=np.int64))
 

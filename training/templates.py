@@ -12,12 +12,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from memebot.errors import ArtifactError, UsageError
 from training.data import Caption, TemplateMeta
 from training.jsonio import read_json, write_json
 
 GENERIC_SLOT = 0
 DEFAULT_BOX_COUNT = 2
+# Box lengths are kept as quantiles at these levels (0%, 10%, ..., 100%) so `calibrated`
+# decoding can draw a length per box by inverse CDF; fewer captions than MIN_LENGTH_SAMPLES
+# for a template fall back to every training caption with the same number of boxes.
+LENGTH_LEVELS = tuple(i / 10 for i in range(11))
+MIN_LENGTH_SAMPLES = 20
+Quantiles = tuple[float, ...]
 # Box counts of the templates that have no captions in the shared data, read off their
 # Imgflip pages and memegen layouts (db.yml has 3 boxes...). Templates with captions use
 # the most common box count of their captions instead.
@@ -43,6 +51,9 @@ class TemplateEntry:
     box_count: int
     slot: int  # conditioning slot; GENERIC_SLOT when the model saw no captions for it
     train_captions: int
+    # Per box index, quantiles (LENGTH_LEVELS) of the box's length in characters over the
+    # training captions with `box_count` boxes. Empty in artifacts made before they existed.
+    box_lengths: tuple[Quantiles, ...] = ()
 
 
 class TemplateTable:
@@ -56,6 +67,7 @@ class TemplateTable:
             for k in keys:
                 self._by_key.setdefault(lookup_key(k), e)
         self._by_slug = {e.slug: e for e in self.entries}
+        self._fallback_lengths: dict[int, tuple[Quantiles, ...] | None] = {}
 
     @property
     def n_slots(self) -> int:
@@ -70,6 +82,31 @@ class TemplateTable:
     def slot_of(self, slug: str) -> int:
         e = self._by_slug.get(slug)
         return e.slot if e else GENERIC_SLOT
+
+    def length_quantiles(self, slug: str, n_boxes: int) -> list[Quantiles] | None:
+        """Length quantiles for each of `n_boxes` boxes: the template's own, else the mean over
+        the templates with that many boxes; boxes past the known ones reuse the last. None when
+        the table has no length statistics."""
+        e = self._by_slug.get(slug)
+        qs = e.box_lengths if e and e.box_lengths else self._lengths_for_count(n_boxes)
+        if not qs:
+            return None
+        return [qs[min(i, len(qs) - 1)] for i in range(n_boxes)]
+
+    def _lengths_for_count(self, n_boxes: int) -> tuple[Quantiles, ...] | None:
+        if n_boxes not in self._fallback_lengths:
+            same = [e.box_lengths for e in self.entries if e.box_lengths]
+            exact = [q for q in same if len(q) == n_boxes]
+            pool = exact or same
+            self._fallback_lengths[n_boxes] = (
+                tuple(
+                    tuple(float(v) for v in np.mean([q[min(i, len(q) - 1)] for q in pool], axis=0))
+                    for i in range(n_boxes)
+                )
+                if pool
+                else None
+            )
+        return self._fallback_lengths[n_boxes]
 
     def lookup(self, query: str | int) -> TemplateEntry:
         """By slug, name, alias or Imgflip id, ignoring case and punctuation."""
@@ -90,7 +127,9 @@ class TemplateTable:
         train: Iterable[Caption],
         all_captions: Iterable[Caption],
     ) -> TemplateTable:
+        train = list(train)
         train_counts = Counter(c.template for c in train)
+        lengths = _BoxLengths(train)
         box_counts: dict[str, Counter[int]] = {}
         for c in all_captions:
             box_counts.setdefault(c.template, Counter())[len(c.boxes)] += 1
@@ -114,6 +153,7 @@ class TemplateTable:
                     box_count=boxes,
                     slot=slots.get(s, GENERIC_SLOT),
                     train_captions=train_counts[s],
+                    box_lengths=lengths.quantiles(s, boxes),
                 )
             )
         return cls(entries)
@@ -126,8 +166,17 @@ class TemplateTable:
         if not isinstance(obj, list):
             raise ArtifactError(f"{source}: expected a list of templates")
         try:
-            return cls(TemplateEntry(**{**e, "aliases": tuple(e["aliases"])}) for e in obj)
-        except (TypeError, KeyError) as e:
+            return cls(
+                TemplateEntry(
+                    **{
+                        **e,
+                        "aliases": tuple(e["aliases"]),
+                        "box_lengths": tuple(tuple(q) for q in e.get("box_lengths", ())),
+                    }
+                )
+                for e in obj
+            )
+        except (TypeError, KeyError, AttributeError) as e:
             raise ArtifactError(f"{source}: malformed template entry ({e})") from e
 
     def save(self, path: Path) -> None:
@@ -136,3 +185,29 @@ class TemplateTable:
     @classmethod
     def load(cls, path: Path) -> TemplateTable:
         return cls.from_json(read_json(path, "template table"), path)
+
+
+class _BoxLengths:
+    """Box-length quantiles from training captions, per template and per box count."""
+
+    def __init__(self, train: Iterable[Caption]):
+        self.by_template: dict[tuple[str, int], list[list[int]]] = {}
+        self.by_count: dict[int, list[list[int]]] = {}
+        for c in train:
+            k = len(c.boxes)
+            lens = [len(b) for b in c.boxes]
+            self.by_template.setdefault((c.template, k), []).append(lens)
+            self.by_count.setdefault(k, []).append(lens)
+
+    def quantiles(self, slug: str, boxes: int) -> tuple[Quantiles, ...]:
+        rows = self.by_template.get((slug, boxes), [])
+        if len(rows) < MIN_LENGTH_SAMPLES:
+            counts = [k for k, v in self.by_count.items() if len(v) >= MIN_LENGTH_SAMPLES]
+            if not counts:
+                return ()
+            rows = self.by_count[min(counts, key=lambda k: (abs(k - boxes), -k))]
+        table = np.array([r[:boxes] + [r[-1]] * (boxes - len(r)) for r in rows], dtype=np.float64)
+        return tuple(
+            tuple(round(float(v), 1) for v in np.quantile(table[:, i], LENGTH_LEVELS))
+            for i in range(boxes)
+        )

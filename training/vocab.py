@@ -44,6 +44,11 @@ class Vocab:
     def box_end_id(self) -> int:
         return self.id_of(BOX_END)
 
+    @property
+    def space_id(self) -> int:
+        """The space's id, or -1 when the vocabulary has none (tiny test corpora)."""
+        return self.id_of(" ") if " " in self._index else -1  # type: ignore[attr-defined]
+
     def id_of(self, ch: str) -> int:
         return int(self._index.get(ch, UNK))  # type: ignore[attr-defined]
 

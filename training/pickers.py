@@ -1,0 +1,118 @@
+"""Next-character pickers, vectorised over the rows of a batched step.
+
+One call picks for every row that shares a `Decoding`: under load the engine steps hundreds of
+rows at once, and a Python loop per row would cost more than the model step itself. Every row
+brings its own two uniform draws `u` [R,2] from its request's generator, so a row's choice does
+not depend on which other rows share the batch (batched == unbatched for the same seed).
+
+Row controls (the caption rules, decided per row by `CaptionJob`) arrive as codes:
+FREE, FORBID_END (the box may not close yet), FORCE_END (it must close now) and PREFER_END
+(`calibrated` only: the box has reached its drawn length, so close it as soon as the marker is
+a candidate).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+FREE, FORBID_END, FORCE_END, PREFER_END = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Decoding:
+    method: str = "calibrated"  # one of METHODS
+    min_score: float = 0.1  # threshold family: r ~ U[min_score, 1]; candidates p >= r * top
+    temperature: float = 1.0  # temperature/top-k/top-p: reweight probabilities by 1/T
+    top_k: int = 0  # top-k: keep the k most likely characters (0 = off)
+    top_p: float = 1.0  # top-p: keep the smallest set whose mass reaches p
+    beam_width: int = 5  # beam: texts kept per step
+
+
+METHODS = (
+    "calibrated",
+    "threshold",
+    "threshold-weighted",
+    "beam",
+    "greedy",
+    "temperature",
+    "top-k",
+    "top-p",
+    "top-k-top-p",
+)
+THRESHOLD_FAMILY = ("threshold", "threshold-weighted", "calibrated")
+LOG_END_FLOOR = math.log(0.02)  # calibrated: see pick_rows
+
+
+def pick_rows(
+    logp: np.ndarray,
+    d: Decoding,
+    u: np.ndarray,
+    codes: np.ndarray,
+    end_id: int,
+    space_id: int = -1,
+) -> np.ndarray:
+    """Character ids [R] from log-probabilities [R,V] (disallowed ids at -inf), draws [R,2]
+    and row codes [R]. Does not modify `logp`."""
+    if d.method not in METHODS or d.method == "beam":
+        raise ValueError(f"not a per-row picking method: {d.method!r}")
+    lp = logp
+    if (codes == FORBID_END).any():
+        lp = logp.copy()
+        lp[codes == FORBID_END, end_id] = -np.inf
+    top = lp.max(axis=1, keepdims=True)  # [R,1]
+    if d.method == "greedy":
+        out = np.argmax(lp, axis=1)
+    elif d.method in THRESHOLD_FAMILY:
+        # p >= r * top, in log space, with r ~ U[min_score, 1] per row.
+        r = d.min_score + (1.0 - d.min_score) * u[:, :1]
+        cand = lp >= top + np.log(r)  # [R,V]
+        if d.method == "threshold-weighted":
+            # The same candidates, picked in proportion to their probability.
+            out = _inverse_cdf(np.where(cand, np.exp(lp - top), 0.0), u[:, 1])
+        else:
+            # The article's rule: one candidate uniformly.
+            count = cand.sum(axis=1)
+            k = np.minimum((u[:, 1] * count).astype(np.int64), count - 1)
+            out = np.argmax(np.cumsum(cand, axis=1) > k[:, None], axis=1)
+        if d.method == "calibrated":
+            # Past its drawn length a box closes at the first word end the model finds
+            # plausible: the marker is a candidate itself, or a space is and the marker keeps
+            # at least END_FLOOR of the top probability (so "i want|" does not cut "i want you").
+            close = cand[:, end_id]
+            if space_id >= 0:
+                close = close | (cand[:, space_id] & (lp[:, end_id] >= top[:, 0] + LOG_END_FLOOR))
+            out = np.where((codes == PREFER_END) & close, end_id, out)
+    else:
+        p = np.exp((lp - top) / max(d.temperature, 1e-6))  # [R,V], unnormalised
+        if d.method in ("top-k", "top-k-top-p") and d.top_k > 0:
+            k = min(d.top_k, p.shape[1])
+            kth = np.sort(p, axis=1)[:, -k, None]  # [R,1]: the k-th largest
+            p = np.where(p >= kth, p, 0.0)
+        if d.method in ("top-p", "top-k-top-p") and d.top_p < 1.0:
+            desc = -np.sort(-p, axis=1)
+            cum = np.cumsum(desc, axis=1) / desc.sum(axis=1, keepdims=True)
+            last = np.minimum((cum < d.top_p).sum(axis=1), p.shape[1] - 1)  # last kept rank
+            floor = np.take_along_axis(desc, last[:, None], axis=1)
+            p = np.where(p >= floor, p, 0.0)
+        out = _inverse_cdf(p, u[:, 1])
+    return np.where(codes == FORCE_END, end_id, out).astype(np.int64)
+
+
+def _inverse_cdf(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per row, an index drawn in proportion to non-negative `weights` [R,V] using u [R]."""
+    cum = np.cumsum(weights, axis=1)
+    idx = (cum <= (u * cum[:, -1])[:, None]).sum(axis=1)
+    return np.minimum(idx, weights.shape[1] - 1)
+
+
+def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
+    """One character id from log-probabilities [V]: `pick_rows` for a single free row."""
+    return int(pick_rows(logp[None], d, rng.random((1, 2)), np.array([FREE]), end_id=-1)[0])
+
+
+def beam_floor(d: Decoding) -> float:
+    """Beam candidates are the characters with p >= min_score * top, in log space."""
+    return math.log(max(d.min_score, 1e-12))
