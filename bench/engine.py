@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -194,8 +195,6 @@ def run_http(model_dir: Path, seconds: float) -> tuple[list[dict[str, float]], f
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        import urllib.request
-
         for _ in range(600):
             try:
                 urllib.request.urlopen(f"{url}/readyz", timeout=1).read()

@@ -1,14 +1,17 @@
 """Continuous batching: every in-flight caption advances one character per batched model call.
 
 New requests join at the next step, finished ones leave, and a model swap starts a new cohort:
-jobs admitted before the swap finish on the model they started with. The NumPy work of a step
-runs in a worker thread so the event loop keeps serving HTTP meanwhile.
+jobs admitted before the swap finish on the model they started with. The decoding loop runs in
+its own thread, step after step, so it never waits for the event loop: the event loop hands
+requests over through a locked queue and gets results back with `call_soon_threadsafe`. The
+model's matrix products release the GIL, so HTTP handling and decoding overlap on two cores.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +21,8 @@ import numpy as np
 
 from training.runtime import LoadedModel
 from training.sampling import CaptionJob, CaptionRequest, Sampled, step_jobs
+
+log = logging.getLogger("memebot.engine")
 
 
 class QueueFull(Exception):
@@ -43,10 +48,12 @@ class Scheduler:
         self.model = model
         self.max_queue = max_queue
         self.max_rows = max_rows  # rows (captions x beams) per model call
-        self._pending: deque[_Pending] = deque()
-        self._cohorts: list[_Cohort] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._pending: deque[_Pending] = deque()  # guarded by _cv
+        self._cohorts: list[_Cohort] = []  # owned by the decoding thread
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.steps = 0
         self.on_step: Callable[[int], None] | None = None  # called with the rows of each model call
 
@@ -56,24 +63,34 @@ class Scheduler:
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def in_flight(self) -> int:
-        return sum(len(c.items) for c in self._cohorts)
+        return sum(len(c.items) for c in list(self._cohorts))
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="memebot-scheduler"
-            )
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="memebot-decoder", daemon=True)
+            self._thread.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the decoding thread; requests still waiting or in flight are cancelled."""
+        thread = self._thread
+        if thread is None:
+            return
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        await asyncio.to_thread(thread.join)
+        self._thread = None
+        leftovers = [*self._pending, *(i for c in self._cohorts for i in c.items)]
+        self._pending.clear()
+        self._cohorts.clear()
+        for item in leftovers:
+            item.future.cancel()
 
     def swap_model(self, model: LoadedModel) -> None:
         """Requests admitted from now on use `model`; in-flight ones finish on the old one."""
@@ -83,12 +100,13 @@ class Scheduler:
         if len(self._pending) >= self.max_queue:
             raise QueueFull
         job = CaptionJob(self.model, req)
-        fut: asyncio.Future[list[Sampled]] = asyncio.get_running_loop().create_future()
-        item = _Pending(job, fut)
         if job.done:  # the start text already closed every box
             return job.captions()
-        self._pending.append(item)
-        self._wake.set()
+        fut: asyncio.Future[list[Sampled]] = asyncio.get_running_loop().create_future()
+        item = _Pending(job, fut)
+        with self._cv:
+            self._pending.append(item)
+            self._cv.notify()
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -96,6 +114,7 @@ class Scheduler:
             raise
 
     def _admit(self) -> None:
+        """Move waiting requests into the batch while it has room (called holding _cv)."""
         rows = sum(i.job.width for c in self._cohorts for i in c.items)
         while self._pending and rows < self.max_rows:
             item = self._pending.popleft()
@@ -113,22 +132,43 @@ class Scheduler:
             cohort.items.append(item)
             rows += item.job.width
 
-    async def _run(self) -> None:
+    def _run(self) -> None:
+        """The decoding thread: admit, step every cohort once, hand back finished captions."""
         while True:
-            if not self._pending and not self._cohorts:
-                self._wake.clear()
-                await self._wake.wait()
-            self._admit()
+            with self._cv:
+                while not self._stopping and not self._pending and not self._cohorts:
+                    self._cv.wait()
+                if self._stopping:
+                    return
+                self._admit()
             for cohort in list(self._cohorts):
-                finished, rows = await asyncio.to_thread(_step, cohort)
+                done: list[tuple[_Pending, list[Sampled] | BaseException]] = []
+                try:
+                    finished, rows = _step(cohort)
+                    done = [(i, i.job.captions()) for i in finished]
+                except Exception as e:  # a decoding bug fails its cohort, not the engine
+                    log.exception("decoding step failed; failing %d requests", len(cohort.items))
+                    done = [(i, e) for i in cohort.items]
+                    cohort.items = []
+                    rows = 0
                 self.steps += 1
                 if self.on_step and rows:
                     self.on_step(rows)
-                for item in finished:
-                    if not item.future.done():
-                        item.future.set_result(item.job.captions())
+                if done and self._loop is not None:
+                    self._loop.call_soon_threadsafe(_resolve, done)
                 if not cohort.items:
                     self._cohorts.remove(cohort)
+
+
+def _resolve(done: list[tuple[_Pending, list[Sampled] | BaseException]]) -> None:
+    """On the event loop: complete the futures of finished (or failed) requests."""
+    for item, outcome in done:
+        if item.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            item.future.set_exception(outcome)
+        else:
+            item.future.set_result(outcome)
 
 
 def _step(cohort: _Cohort) -> tuple[list[_Pending], int]:

@@ -37,6 +37,7 @@ class Settings:
     request_timeout: float  # MEMEBOT_REQUEST_TIMEOUT: seconds per request
     max_width: int  # MEMEBOT_MAX_WIDTH: rendered images are scaled down to this width
     image_format: str  # MEMEBOT_IMAGE_FORMAT: jpeg | png | webp
+    access_log: bool = False  # MEMEBOT_ACCESS_LOG: one log line per engine request
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +67,7 @@ class Settings:
                 "MEMEBOT_IMAGE_FORMAT",
                 ("jpeg", "png", "webp"),
             ),
+            access_log=_bool(env.get("MEMEBOT_ACCESS_LOG", "0"), "MEMEBOT_ACCESS_LOG"),
         )
 
 

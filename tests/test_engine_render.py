@@ -111,3 +111,27 @@ def test_more_texts_than_layout_boxes_stack_in_bands() -> None:
     t = CATALOG.lookup("success-kid")
     boxes = t.layout(4)
     assert len(boxes) == 4 and [b.y for b in boxes] == [0.0, 0.25, 0.5, 0.75]
+
+
+@pytest.mark.parametrize(
+    ("text", "box_w", "box_h"),
+    [
+        ("ME", 300, 80),
+        ("A NEW SIDE PROJECT I WILL NEVER FINISH", 400, 300),
+        ("WHEN THE TEACHER SAYS THE TEST IS OPEN BOOK BUT THE BOOK IS IN LATIN", 520, 160),
+        ("AVAVAV WAWA TYPOGRAPHY KERNING LLAMA", 230, 400),
+        ("ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN ELEVEN TWELVE", 900, 90),
+    ],
+)
+def test_fast_size_search_matches_the_exact_one(text: str, box_w: int, box_h: int) -> None:
+    """Scaled word widths pick the same size as measuring every line (within hinting's
+    one pixel), and the lines it returns really fit."""
+    from engine.render import _fit_exact, _font, _line_height
+
+    size, lines = fit_text(text, box_w=box_w, box_h=box_h, max_px=120)
+    exact_size, _ = _fit_exact(text, box_w=box_w, box_h=box_h, max_px=120)
+    assert abs(size - exact_size) <= 1
+    font = _font(size)
+    assert all(font.getlength(line) <= box_w for line in lines)
+    assert len(lines) * _line_height(font) <= box_h
+    assert " ".join(lines).split() == text.split()

@@ -52,10 +52,6 @@ def build(config: CharGRUConfig, vocab_size: int, n_slots: int):  # -> keras.Mod
     )
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # overflow-free
-
-
 class CharGRUStepper:
     """NumPy incremental decoder over a trained `char-gru` Keras model's weights."""
 
@@ -70,9 +66,14 @@ class CharGRUStepper:
         self.hidden = config.hidden
         ec, eb = config.char_emb, config.box_emb
         k0 = get("gru_0/gru_cell/kernel")  # [Ec+Eb+Et, 3H]
-        # Fold each embedding into the first layer's input kernel: x@K = Ec[c]@K_c + ...
-        self.char_in = get("char_emb/embeddings") @ k0[:ec]  # [V, 3H]
-        self.box_in = get("box_emb/embeddings") @ k0[ec : ec + eb]  # [max_boxes, 3H]
+        b0 = get("gru_0/gru_cell/bias")[0]  # [3H]: layer 0's input bias
+        # Fold each embedding into the first layer's input kernel (x@K = Ec[c]@K_c + ...), and
+        # char with box into one table, so a step's input projection is two gathers and an add.
+        char_in = get("char_emb/embeddings") @ k0[:ec]  # [V, 3H]
+        box_in = get("box_emb/embeddings") @ k0[ec : ec + eb]  # [max_boxes, 3H]
+        self.char_box_in = (char_in[:, None, :] + box_in[None, :, :] + b0).reshape(
+            -1, 3 * self.hidden
+        )  # [V*max_boxes, 3H]
         self.template_in = get("template_emb/embeddings") @ k0[ec + eb :]  # [slots, 3H]
         self.layers: list[tuple[np.ndarray | None, np.ndarray, np.ndarray]] = []
         for i in range(config.layers):
@@ -95,22 +96,38 @@ class CharGRUStepper:
     def step(
         self, state: np.ndarray, chars: np.ndarray, boxes: np.ndarray, slots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One character for each row: ids [B] -> (logits [B,V], new state [L,B,H])."""
-        h_all = np.empty_like(state)
-        boxes = np.minimum(boxes, self.config.max_boxes - 1)
-        x_proj = self.char_in[chars] + self.box_in[boxes] + self.template_in[slots]  # [B,3H]
+        """One character for each row: ids [B] -> (logits [B,V], new state [L,B,H]).
+
+        Keras' GRU (reset_after): z, r = sigmoid(x_zr + h_zr); n = tanh(x_n + r * h_n);
+        h' = z * h + (1 - z) * n, where x_* include the input bias and h_* the recurrent one.
+        Written with in-place ops: at serving batch sizes the element-wise work, not the
+        matrix products, is what a step costs."""
         H = self.hidden
-        x = None
+        h_all = np.empty_like(state)
+        idx = chars * self.config.max_boxes + np.minimum(boxes, self.config.max_boxes - 1)
+        xp = self.char_box_in[idx]  # [B,3H], a fresh array we may overwrite
+        xp += self.template_in[slots]
         for i, (kernel, rec, bias) in enumerate(self.layers):
             if kernel is not None:
-                x_proj = x @ kernel
-            x_proj = x_proj + bias[0]
+                xp = h_all[i - 1] @ kernel
+                xp += bias[0]
             h = state[i]
-            h_proj = h @ rec + bias[1]  # [B,3H]
-            z = _sigmoid(x_proj[:, :H] + h_proj[:, :H])
-            r = _sigmoid(x_proj[:, H : 2 * H] + h_proj[:, H : 2 * H])
-            cand = np.tanh(x_proj[:, 2 * H :] + r * h_proj[:, 2 * H :])
-            h = z * h + (1.0 - z) * cand
-            h_all[i] = h
-            x = h
-        return x @ self.out_w + self.out_b, h_all
+            hp = h @ rec  # [B,3H]
+            hp += bias[1]
+            zr = xp[:, : 2 * H]
+            zr += hp[:, : 2 * H]
+            zr *= 0.5  # sigmoid(x) = (tanh(x/2) + 1) / 2, overflow-free
+            np.tanh(zr, out=zr)
+            zr += 1.0
+            zr *= 0.5
+            n = hp[:, 2 * H :]
+            n *= zr[:, H:]  # r * h_n
+            n += xp[:, 2 * H :]
+            np.tanh(n, out=n)
+            out = h_all[i]
+            np.subtract(h, n, out=out)  # h' = n + z * (h - n)
+            out *= zr[:, :H]
+            out += n
+        logits = h_all[-1] @ self.out_w
+        logits += self.out_b
+        return logits, h_all
