@@ -1,0 +1,96 @@
+"""The decoding thread: continuous batching, failures, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine.scheduler import QueueFull, Scheduler
+from training.runtime import LoadedModel, load_model
+from training.sampling import CaptionJob, CaptionRequest, run_jobs
+
+pytestmark = pytest.mark.slow
+
+
+@dataclasses.dataclass
+class FailingModel(LoadedModel):
+    """A real model whose first `failures` steps raise, like a bug in a decoding step."""
+
+    failures: int = 1
+
+    def step(
+        self, state: Any, chars: np.ndarray, boxes: np.ndarray, conds: np.ndarray
+    ) -> tuple[np.ndarray, Any]:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("boom in step")
+        return super().step(state, chars, boxes, conds)
+
+
+def _failing(path: Path, failures: int) -> FailingModel:
+    m = load_model(path)
+    base = {f.name: getattr(m, f.name) for f in dataclasses.fields(LoadedModel)}
+    return FailingModel(**base, failures=failures)
+
+
+def test_failed_step_fails_its_requests_and_decoding_goes_on(tiny_model: Path) -> None:
+    async def scenario() -> None:
+        s = Scheduler(_failing(tiny_model, 1))
+        s.start()
+        try:
+            with pytest.raises(RuntimeError, match="boom in step"):
+                await s.submit(CaptionRequest("two-buttons", 2, seed=1), timeout=20)
+            ok = await s.submit(CaptionRequest("two-buttons", 2, seed=1), timeout=20)
+            assert len(ok[0].boxes) == 2 and all(ok[0].boxes)
+            assert s.running and s.in_flight == 0
+        finally:
+            await s.stop()
+        assert not s.running
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_requests_share_steps_and_match_alone(tiny_model: Path) -> None:
+    m = load_model(tiny_model)
+    reqs = [CaptionRequest("success-kid", 2, seed=i) for i in range(12)]
+    alone = []
+    for r in reqs:
+        job = CaptionJob(m, r)
+        run_jobs(m, [job])
+        alone.append(job.captions()[0].boxes)
+
+    async def scenario() -> tuple[list[list[str]], int]:
+        s = Scheduler(m)
+        s.start()
+        try:
+            got = await asyncio.gather(*(s.submit(r, timeout=20) for r in reqs))
+            return [g[0].boxes for g in got], s.steps
+        finally:
+            await s.stop()
+
+    together, steps = asyncio.run(scenario())
+    assert together == alone
+    # Sharing: far fewer model calls than the captions' characters added up.
+    assert steps < sum(len("|".join(b)) + 2 for b in alone) / 2
+
+
+def test_queue_bound_then_queued_requests_complete(tiny_model: Path) -> None:
+    m = load_model(tiny_model)
+
+    async def scenario() -> None:
+        s = Scheduler(m, max_queue=2)  # not started: nothing leaves the queue
+        waiting = [asyncio.ensure_future(s.submit(CaptionRequest("y-u-no", 2))) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert s.queue_depth == 2
+        with pytest.raises(QueueFull):
+            await s.submit(CaptionRequest("y-u-no", 2))
+        s.start()
+        await asyncio.gather(*waiting)  # started late, the queued requests still complete
+        await s.stop()
+
+    asyncio.run(scenario())
