@@ -206,24 +206,30 @@ class CaptionJob:
 
     def _beam(self, logp: np.ndarray) -> list[int]:
         d = self.req.decoding
-        floor = beam_floor(d)
-        cands: list[tuple[float, int, int]] = []
+        width = len(self.rows)
+        # Candidates: per row, the characters above min_score * top (after the caption rules),
+        # scored by the row's log-probability plus theirs; [rows, V] at once.
+        lp = logp[:width]
+        allowed = lp.copy()
         for i, row in enumerate(self.rows):
             code = self._code(row)
             if code == FORCE_END:
-                ok = np.array([self.end_id])
-            else:
-                lp = logp[i]
-                if code == FORBID_END:
-                    lp = lp.copy()
-                    lp[self.end_id] = -np.inf
-                ok = np.flatnonzero(lp >= lp.max() + floor)  # candidates above min_score * top
-            cands += [(row.logprob + float(logp[i, c]), i, int(c)) for c in ok]
-        cands.sort(key=lambda t: -t[0])
+                allowed[i] = -np.inf
+                allowed[i, self.end_id] = 0.0  # the marker is the only candidate, whatever p
+            elif code == FORBID_END:
+                allowed[i, self.end_id] = -np.inf
+        cand = allowed >= allowed.max(axis=1, keepdims=True) + beam_floor(d)
+        base = np.array([r.logprob for r in self.rows])
+        scores = np.where(cand, base[:, None] + lp, -np.inf)  # [rows, V]
+        # Best first, ties in (row, char) order; each accepted candidate fills one place.
+        need = d.beam_width - len(self.results)
+        order = np.argsort(-scores, axis=None, kind="stable")[:need]
         keep: list[int] = []
         rows: list[_Row] = []
-        for score, i, c in cands:
-            if len(rows) + len(self.results) >= d.beam_width:
+        for flat in order:
+            i, c = divmod(int(flat), lp.shape[1])
+            score = float(scores[i, c])
+            if score == -np.inf:
                 break
             new = self._extend(self.rows[i], c, score)
             if new.boxes >= self.req.n_boxes:

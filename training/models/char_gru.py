@@ -71,63 +71,69 @@ class CharGRUStepper:
         # char with box into one table, so a step's input projection is two gathers and an add.
         char_in = get("char_emb/embeddings") @ k0[:ec]  # [V, 3H]
         box_in = get("box_emb/embeddings") @ k0[ec : ec + eb]  # [max_boxes, 3H]
-        self.char_box_in = (char_in[:, None, :] + box_in[None, :, :] + b0).reshape(
-            -1, 3 * self.hidden
-        )  # [V*max_boxes, 3H]
-        self.template_in = get("template_emb/embeddings") @ k0[ec + eb :]  # [slots, 3H]
-        self.layers: list[tuple[np.ndarray | None, np.ndarray, np.ndarray]] = []
+        char_box_in = (char_in[:, None, :] + box_in[None, :, :] + b0).reshape(-1, 3 * self.hidden)
+        # Everything is kept transposed (features x batch): OpenBLAS multiplies [3H,H]x[H,B]
+        # 10-25% faster than [B,H]x[H,3H] at serving batch sizes, and the gates become
+        # contiguous row blocks.
+        self.char_box_in = np.ascontiguousarray(char_box_in.T)  # [3H, V*max_boxes]
+        tmpl = get("template_emb/embeddings") @ k0[ec + eb :]  # [slots, 3H]
+        self.template_in = np.ascontiguousarray(tmpl.T)  # [3H, slots]
+        self.layers: list[tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]] = []
         for i in range(config.layers):
-            kernel = None if i == 0 else get(f"gru_{i}/gru_cell/kernel")  # [H, 3H]
-            rec = get(f"gru_{i}/gru_cell/recurrent_kernel")  # [H, 3H]
+            kernel = None if i == 0 else _t(get(f"gru_{i}/gru_cell/kernel"))  # [3H, H]
+            rec = _t(get(f"gru_{i}/gru_cell/recurrent_kernel"))  # [3H, H]
             bias = get(f"gru_{i}/gru_cell/bias")  # [2, 3H]: input bias, recurrent bias
-            self.layers.append((kernel, rec, bias))
-        self.out_w = get("logits/kernel")  # [H, V]
-        self.out_b = get("logits/bias")  # [V]
+            self.layers.append((kernel, rec, bias[0][:, None].copy(), bias[1][:, None].copy()))
+        self.out_w = _t(get("logits/kernel"))  # [V, H]
+        self.out_b = get("logits/bias")[:, None].copy()  # [V, 1]
 
     def initial_state(self, batch: int) -> np.ndarray:
-        return np.zeros((self.config.layers, batch, self.hidden), dtype=np.float32)
+        return np.zeros((self.config.layers, self.hidden, batch), dtype=np.float32)  # [L,H,B]
 
     def take_state(self, state: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        return state[:, idx]
+        return state[:, :, idx]
 
     def concat_states(self, states: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(states, axis=1)
+        return np.concatenate(states, axis=2)
 
     def step(
         self, state: np.ndarray, chars: np.ndarray, boxes: np.ndarray, slots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One character for each row: ids [B] -> (logits [B,V], new state [L,B,H]).
+        """One character for each row: ids [B] -> (logits [B,V], new state [L,H,B]).
 
         Keras' GRU (reset_after): z, r = sigmoid(x_zr + h_zr); n = tanh(x_n + r * h_n);
         h' = z * h + (1 - z) * n, where x_* include the input bias and h_* the recurrent one.
-        Written with in-place ops: at serving batch sizes the element-wise work, not the
-        matrix products, is what a step costs."""
+        Written with in-place ops on [features, B] blocks."""
         H = self.hidden
         h_all = np.empty_like(state)
         idx = chars * self.config.max_boxes + np.minimum(boxes, self.config.max_boxes - 1)
-        xp = self.char_box_in[idx]  # [B,3H], a fresh array we may overwrite
-        xp += self.template_in[slots]
-        for i, (kernel, rec, bias) in enumerate(self.layers):
+        xp = self.char_box_in[:, idx]  # [3H,B], a fresh array we may overwrite
+        xp += self.template_in[:, slots]
+        for i, (kernel, rec, b_in, b_rec) in enumerate(self.layers):
             if kernel is not None:
-                xp = h_all[i - 1] @ kernel
-                xp += bias[0]
-            h = state[i]
-            hp = h @ rec  # [B,3H]
-            hp += bias[1]
-            zr = xp[:, : 2 * H]
-            zr += hp[:, : 2 * H]
+                xp = kernel @ h_all[i - 1]
+                xp += b_in
+            h = state[i]  # [H,B]
+            hp = rec @ h  # [3H,B]
+            hp += b_rec
+            zr = xp[: 2 * H]
+            zr += hp[: 2 * H]
             zr *= 0.5  # sigmoid(x) = (tanh(x/2) + 1) / 2, overflow-free
             np.tanh(zr, out=zr)
             zr += 1.0
             zr *= 0.5
-            n = hp[:, 2 * H :]
-            n *= zr[:, H:]  # r * h_n
-            n += xp[:, 2 * H :]
+            n = hp[2 * H :]
+            n *= zr[H:]  # r * h_n
+            n += xp[2 * H :]
             np.tanh(n, out=n)
             out = h_all[i]
             np.subtract(h, n, out=out)  # h' = n + z * (h - n)
-            out *= zr[:, :H]
+            out *= zr[:H]
             out += n
-        logits = h_all[-1] @ self.out_w
+        logits = self.out_w @ h_all[-1]  # [V,B]
         logits += self.out_b
-        return logits, h_all
+        return logits.T, h_all
+
+
+def _t(w: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(w.T)
