@@ -35,11 +35,25 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     g.add_argument(
         "--boxes", type=int, default=None, help="number of boxes (default: the template's)"
     )
-    g.add_argument("--decoding", default="calibrated", choices=METHODS)
-    g.add_argument("--beam-width", type=int, default=5)
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--top-k", type=int, default=0)
-    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument(
+        "--decoding",
+        default="calibrated",
+        choices=METHODS,
+        metavar="METHOD",
+        help="calibrated: the article's threshold rule with box lengths drawn from the "
+        "template's real captions; threshold: the rule as written; also "
+        + ", ".join(m for m in METHODS if m not in ("calibrated", "threshold"))
+        + " (docs/ENGINE.md)",
+    )
+    g.add_argument("--beam-width", type=int, default=5, help="beam: texts kept per step")
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="temperature T: log-probabilities divided by T",
+    )
+    g.add_argument("--top-k", type=int, default=0, help="top-k: characters kept (0 = all)")
+    g.add_argument("--top-p", type=float, default=1.0, help="top-p: probability mass kept")
     g.add_argument(
         "--min-score",
         type=float,
