@@ -9,7 +9,7 @@ box; words too long for the box at the smallest size are broken.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -140,19 +140,27 @@ def fit_text(text: str, *, box_w: int, box_h: int, max_px: int) -> tuple[int, li
             return None
         return lines
 
+    best = _largest_fitting(fits_scaled, max_px)
+    if best and all(_width(_font(best[0]), line) <= box_w for line in best[1]):
+        return best
+    return _fit_exact(text, box_w=box_w, box_h=box_h, max_px=best[0] if best else max_px)
+
+
+def _largest_fitting(
+    fits: Callable[[int], list[str] | None], max_px: int
+) -> tuple[int, list[str]] | None:
+    """Binary search for the largest size in [MIN_FONT_PX, max_px] whose wrap fits."""
     lo, hi = MIN_FONT_PX, max(MIN_FONT_PX, max_px)
     best: tuple[int, list[str]] | None = None
     while lo <= hi:
         mid = (lo + hi) // 2
-        lines = fits_scaled(mid)
+        lines = fits(mid)
         if lines is not None:
             best = (mid, lines)
             lo = mid + 1
         else:
             hi = mid - 1
-    if best and all(_width(_font(best[0]), line) <= box_w for line in best[1]):
-        return best
-    return _fit_exact(text, box_w=box_w, box_h=box_h, max_px=best[0] if best else max_px)
+    return best
 
 
 def _fit_exact(text: str, *, box_w: int, box_h: int, max_px: int) -> tuple[int, list[str]]:
@@ -165,16 +173,7 @@ def _fit_exact(text: str, *, box_w: int, box_h: int, max_px: int) -> tuple[int, 
             return None
         return lines
 
-    lo, hi = MIN_FONT_PX, max(MIN_FONT_PX, max_px)
-    best: tuple[int, list[str]] | None = None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        lines = fits(mid, break_words=False)
-        if lines is not None:
-            best = (mid, lines)
-            lo = mid + 1
-        else:
-            hi = mid - 1
+    best = _largest_fitting(lambda size: fits(size, break_words=False), max_px)
     if best:
         return best
     # Too long even at the smallest size without breaking: break words, shrink below the floor
