@@ -96,23 +96,27 @@ def render_latencies(settings: Settings, n: int) -> list[float]:
     return out
 
 
+def real_lengths(data_dir: Path, cache_dir: Path) -> dict[tuple[str, int | None], list[int]]:
+    """Real caption lengths per (template, box count), and per (template, None) for all."""
+    from training.prepare import prepare
+
+    out: dict[tuple[str, int | None], list[int]] = {}
+    for c in prepare(data_dir, cache_dir=cache_dir).captions("all"):
+        out.setdefault((c.template, None), []).append(len(c.text))
+        out.setdefault((c.template, len(c.boxes)), []).append(len(c.text))
+    return out
+
+
 def length_ratios(
-    model: Any, data_dir: Path, cache_dir: Path, per_template: int, method: str
+    model: Any, real: dict[tuple[str, int | None], list[int]], per_template: int, method: str
 ) -> tuple[dict[str, float], dict[str, float], int]:
     """Generated/real mean caption length per template, default options (the template's box
     count). Returns ratios against the real captions with that box count, against all real
     captions of the template, and how many generated captions overran `max_len`."""
-    from training.prepare import prepare
     from training.sampling import CaptionJob, CaptionRequest, Decoding, run_jobs
 
-    prep = prepare(data_dir, cache_dir=cache_dir)
-    real: dict[str, list[int]] = {}
-    by_count: dict[tuple[str, int], list[int]] = {}
-    for c in prep.captions("all"):
-        real.setdefault(c.template, []).append(len(c.text))
-        by_count.setdefault((c.template, len(c.boxes)), []).append(len(c.text))
     jobs = []
-    for slug in real:
+    for slug in sorted({t for t, n in real if n is None}):
         e = model.templates.get(slug)
         n_boxes = e.box_count if e else 2
         jobs += [
@@ -128,10 +132,10 @@ def length_ratios(
         gen.setdefault(j.req.template, []).append(len(text))
     n_boxes_of = {j.req.template: j.req.n_boxes for j in jobs}
     same = {
-        s: statistics.mean(g) / statistics.mean(by_count.get((s, n_boxes_of[s])) or real[s])
+        s: statistics.mean(g) / statistics.mean(real.get((s, n_boxes_of[s])) or real[(s, None)])
         for s, g in gen.items()
     }
-    every = {s: statistics.mean(g) / statistics.mean(real[s]) for s, g in gen.items()}
+    every = {s: statistics.mean(g) / statistics.mean(real[(s, None)]) for s, g in gen.items()}
     return same, every, overruns
 
 
@@ -255,12 +259,9 @@ def main() -> int:
     cal = decode_latencies(model, "calibrated", args.captions)
     beam = decode_latencies(model, "beam", max(20, args.captions // 4))
     rend = render_latencies(settings, 50)
-    lengths, lengths_any, overruns = length_ratios(
-        model, settings.data_dir, settings.cache_dir, args.per_template, "calibrated"
-    )
-    article, _, _ = length_ratios(
-        model, settings.data_dir, settings.cache_dir, args.per_template, "threshold"
-    )
+    real = real_lengths(settings.data_dir, settings.cache_dir)
+    lengths, lengths_any, overruns = length_ratios(model, real, args.per_template, "calibrated")
+    article, _, _ = length_ratios(model, real, args.per_template, "threshold")
 
     def worst(r: dict[str, float]) -> tuple[str, float]:
         return max(r.items(), key=lambda kv: abs(kv[1] - 1))

@@ -273,8 +273,10 @@ def step_jobs(model: LoadedModel, jobs: Sequence[CaptionJob], state: Any) -> Any
     offset = 0
     for k, (j, w) in enumerate(zip(jobs, widths, strict=True)):
         sample = j.to_sample(logp[offset : offset + w])
-        parents.append(j.parents)
-        if sample is not None:
+        if sample is None:  # the job used the step itself (prefix, beam)
+            parents.append(j.parents)
+        else:  # filled in by `accept` after the vectorised pick below
+            parents.append([])
             groups.setdefault(j.req.decoding, []).append((k, sample))
         offset += w
     # One vectorised pick per distinct decoding over every job's rows.
