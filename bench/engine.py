@@ -77,6 +77,32 @@ def decode_latencies(model: Any, method: str, n: int) -> list[float]:
     return out
 
 
+def stepped_nats(model: Any, captions: list[Any], batch: int = 256) -> float:
+    """Mean nats/char of `captions` (every character and end-of-box marker predicted) through
+    the model's decoding step, as `memebot eval` measures through Keras: it shows what the
+    step's arithmetic (float16 kernel or float32 NumPy) costs in quality."""
+    from training.vocab import BOS
+
+    total, count = 0.0, 0
+    for at in range(0, len(captions), batch):
+        part = captions[at : at + batch]
+        ids = [model.vocab.encode(c.text) for c in part]
+        conds = np.array([model.condition(model.templates.get(c.template)) for c in part])
+        T = max(len(t) for t in ids)
+        state = model.initial_state(len(part))
+        prev = np.full(len(part), BOS)
+        boxes = np.zeros(len(part), dtype=np.int64)
+        for t in range(T):
+            logp, state = model.step(state, prev, boxes, conds)
+            for i, seq in enumerate(ids):
+                if t < len(seq):
+                    total -= float(logp[i, seq[t]])
+                    count += 1
+            prev = np.array([seq[t] if t < len(seq) else BOS for seq in ids])
+            boxes += prev == model.vocab.box_end_id
+    return total / count
+
+
 def render_latencies(settings: Settings, n: int) -> list[float]:
     from PIL import Image
 
@@ -247,19 +273,31 @@ def main() -> int:
     p.add_argument(
         "--per-template", type=int, default=100, help="captions per template for lengths"
     )
+    p.add_argument(
+        "--val-captions", type=int, default=2000, help="val captions scored through each step"
+    )
     p.add_argument("--plot", type=Path, default=None, help="write the latency/throughput plot here")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
+    from training.prepare import prepare
     from training.runtime import load_model
 
-    model = load_model(args.model)
+    # The engine's step (the compiled float16 kernel where it was built) and, side by side,
+    # the float32 NumPy step it replaces.
+    model = load_model(args.model, decoder=settings.decoder, threads=settings.decode_threads)
+    numpy_model = load_model(args.model, decoder="numpy")
     ref_char, ref_caption = reference_ms_per_caption(model)
     thr = decode_latencies(model, "threshold", args.captions)
+    thr_numpy = decode_latencies(numpy_model, "threshold", args.captions)
     cal = decode_latencies(model, "calibrated", args.captions)
     beam = decode_latencies(model, "beam", max(20, args.captions // 4))
     rend = render_latencies(settings, 50)
     real = real_lengths(settings.data_dir, settings.cache_dir)
+    val = prepare(settings.data_dir, cache_dir=settings.cache_dir).captions("val")
+    val = val[: args.val_captions]
+    nats = stepped_nats(model, val)
+    nats_numpy = stepped_nats(numpy_model, val)
     lengths, lengths_any, overruns = length_ratios(model, real, args.per_template, "calibrated")
     article, _, _ = length_ratios(model, real, args.per_template, "threshold")
 
@@ -271,11 +309,17 @@ def main() -> int:
         plot(http, args.plot)
     result = {
         "model": model.version,
+        "step_backend": model.step_backend,
         "ref_ms_per_char": ref_char,
         "ref_ms_per_caption": ref_caption,
         "threshold_p50_ms": pct(thr, 50),
         "threshold_p95_ms": pct(thr, 95),
         "threshold_speedup_vs_ref": ref_caption / pct(thr, 50),
+        "threshold_p50_ms_numpy_step": pct(thr_numpy, 50),
+        "threshold_p95_ms_numpy_step": pct(thr_numpy, 95),
+        "val_captions_stepped": len(val),
+        "val_nats_step": nats,
+        "val_nats_numpy_step": nats_numpy,
         "calibrated_p50_ms": pct(cal, 50),
         "calibrated_p95_ms": pct(cal, 95),
         "beam5_p50_ms": pct(beam, 50),

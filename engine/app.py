@@ -218,7 +218,13 @@ async def readyz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     if not service.scheduler.running:
         return _error(503, "not ready: the decoding loop is not running")
-    return web.json_response({"status": "ready", "model_version": service.model.version})
+    return web.json_response(
+        {
+            "status": "ready",
+            "model_version": service.model.version,
+            "decoder": service.model.step_backend,
+        }
+    )
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

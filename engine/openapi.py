@@ -199,7 +199,13 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Model loaded and decoding loop running",
                 "security": [],
-                "responses": {"200": {"description": "ready"}, "503": _ERR},
+                "responses": {
+                    "200": {
+                        "description": "ready: status, model_version, and decoder (what runs "
+                        "a decoding step: kernel, numpy or keras)"
+                    },
+                    "503": _ERR,
+                },
             }
         },
         "/metrics": {

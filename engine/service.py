@@ -147,13 +147,23 @@ class MemeService:
     async def reload(self, path: Path) -> LoadedModel:
         """Load and verify another artifact, then swap; a bad one raises and changes nothing."""
         async with self._reload_lock:
-            model = await asyncio.to_thread(load_model, path)
+            model = await asyncio.to_thread(
+                load_model,
+                path,
+                decoder=self.settings.decoder,
+                threads=self.settings.decode_threads,
+            )
             self.scheduler.swap_model(model)
             return model
 
 
 def load_service(settings: Settings, model_path: Path | None = None) -> MemeService:
-    return MemeService(settings, load_model(model_path or settings.model_dir))
+    model = load_model(
+        model_path or settings.model_dir,
+        decoder=settings.decoder,
+        threads=settings.decode_threads,
+    )
+    return MemeService(settings, model)
 
 
 def params_summary(p: MemeParams, n_boxes: int) -> dict[str, Any]:

@@ -38,6 +38,8 @@ class Settings:
     max_width: int  # MEMEBOT_MAX_WIDTH: rendered images are scaled down to this width
     image_format: str  # MEMEBOT_IMAGE_FORMAT: jpeg | png | webp
     access_log: bool = False  # MEMEBOT_ACCESS_LOG: one log line per engine request
+    decoder: str = "auto"  # MEMEBOT_DECODER: auto | kernel | numpy (char-gru decoding step)
+    decode_threads: int = 0  # MEMEBOT_DECODE_THREADS: cores per decoding step (0 = all)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,16 +70,22 @@ class Settings:
                 ("jpeg", "png", "webp"),
             ),
             access_log=_bool(env.get("MEMEBOT_ACCESS_LOG", "0"), "MEMEBOT_ACCESS_LOG"),
+            decoder=_choice(
+                env.get("MEMEBOT_DECODER", "auto"), "MEMEBOT_DECODER", ("auto", "kernel", "numpy")
+            ),
+            decode_threads=_int(
+                env.get("MEMEBOT_DECODE_THREADS", "0"), "MEMEBOT_DECODE_THREADS", minimum=0
+            ),
         )
 
 
-def _int(raw: str, name: str) -> int:
+def _int(raw: str, name: str, minimum: int = 1) -> int:
     try:
         v = int(raw)
     except ValueError as e:
         raise UsageError(f"{name}={raw!r}: expected an integer") from e
-    if v < 1:
-        raise UsageError(f"{name}={raw!r}: must be at least 1")
+    if v < minimum:
+        raise UsageError(f"{name}={raw!r}: must be at least {minimum}")
     return v
 
 

@@ -112,7 +112,7 @@ def test_meme_json_and_image(tiny_model: Path, tmp_path: Path) -> None:
 
 def test_templates_health_ready_metrics_openapi(tiny_model: Path, tmp_path: Path) -> None:
     async def go() -> None:
-        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
+        async with engine(tiny_model, settings(tmp_path)) as (http, svc, url):
             t = await (await http.get(f"{url}/v1/templates", params={"q": "spongebob"})).json()
             hits = t["templates"]
             assert 0 < len(hits) <= 25
@@ -126,6 +126,8 @@ def test_templates_health_ready_metrics_openapi(tiny_model: Path, tmp_path: Path
             assert (await http.get(f"{url}/healthz")).status == 200
             ready = await http.get(f"{url}/readyz")
             assert ready.status == 200 and (await ready.json())["model_version"]
+            assert (await ready.json())["decoder"] == svc.model.step_backend
+            assert svc.model.step_backend in ("kernel", "numpy")
             await http.post(f"{url}/v1/memes", json={"template": "y-u-no", "image": False})
             m = await (await http.get(f"{url}/metrics")).text()
             for name in (

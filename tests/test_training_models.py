@@ -70,7 +70,7 @@ def test_numpy_stepper_matches_keras() -> None:
     texts = [v.encode("hello|world|"), v.encode("bye|x|")]
     x, _, _ = gru_arrays(texts, np.array([1, 2]), v.box_end_id)
     ref = np.asarray(model(x, training=False))  # [B,T,V]
-    stepper = char_gru.CharGRUStepper(model, cfg)
+    stepper = char_gru.CharGRUStepper(char_gru.weights_of(model), cfg)
     state = stepper.initial_state(2)
     for t in range(x["chars"].shape[1]):
         logits, state = stepper.step(state, x["chars"][:, t], x["boxes"][:, t], x["template"])

@@ -15,9 +15,11 @@ import numpy as np
 
 from memebot.errors import ArtifactError
 from training.artifact import ArtifactMeta, config_from_dict, read_meta
-from training.models import char_gru, seed_cnn
+from training.models import char_gru, gru_kernel, seed_cnn
 from training.templates import GENERIC_SLOT, TemplateEntry, TemplateTable
 from training.vocab import BOS, Vocab
+
+DECODERS = ("auto", "kernel", "numpy")
 
 
 def quiet_tensorflow() -> None:
@@ -68,12 +70,35 @@ class LoadedModel:
     vocab: Vocab
     templates: TemplateTable
     keras_model: Any
+    decoder: str = "auto"  # char-gru step: "kernel" (compiled, float16), "numpy", or "auto"
+    threads: int = 0  # kernel threads per step (0 = every core)
 
     def __post_init__(self) -> None:
-        if self.arch == "char-gru":
-            self._stepper: Any = char_gru.CharGRUStepper(self.keras_model, self.config)
-        else:
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder {self.decoder!r}: choose one of {', '.join(DECODERS)}")
+        self._stepper: Any
+        if self.arch != "char-gru":
             self._stepper = _SeedStepper(self.keras_model, self.config, self.vocab)
+            return
+        weights = char_gru.weights_of(self.keras_model)
+        use_kernel = self.decoder == "kernel" or (self.decoder == "auto" and gru_kernel.available())
+        if use_kernel and not gru_kernel.available():
+            raise ArtifactError(
+                "decoder 'kernel': the compiled char-gru kernel is not built here "
+                "(reinstall with a C compiler, or use the numpy decoder)"
+            )
+        self._stepper = (
+            gru_kernel.KernelGRUStepper(weights, self.config, self.threads)
+            if use_kernel
+            else char_gru.CharGRUStepper(weights, self.config)
+        )
+
+    @property
+    def step_backend(self) -> str:
+        """What runs a decoding step: "kernel", "numpy" or "keras" (seed-cnn)."""
+        if isinstance(self._stepper, gru_kernel.KernelGRUStepper):
+            return "kernel"
+        return "numpy" if isinstance(self._stepper, char_gru.CharGRUStepper) else "keras"
 
     @property
     def version(self) -> str:
@@ -109,8 +134,9 @@ def build_keras(arch: str, config: Any, vocab: Vocab, templates: TemplateTable) 
     return seed_cnn.build(config, vocab.size)
 
 
-def load_model(path: Path) -> LoadedModel:
-    """Rebuild from meta.json's config + vocab + template table, then load the weights."""
+def load_model(path: Path, *, decoder: str = "auto", threads: int = 0) -> LoadedModel:
+    """Rebuild from meta.json's config + vocab + template table, then load the weights.
+    `decoder` and `threads`: see LoadedModel."""
     meta = read_meta(path)
     config = config_from_dict(meta.arch, meta.config, path / "meta.json")
     vocab = Vocab.load(path / "vocab.json")
@@ -123,4 +149,4 @@ def load_model(path: Path) -> LoadedModel:
         raise ArtifactError(
             f"{path / 'model.keras'}: weights do not fit the recorded config ({e})"
         ) from e
-    return LoadedModel(path, meta, meta.arch, config, vocab, templates, model)
+    return LoadedModel(path, meta, meta.arch, config, vocab, templates, model, decoder, threads)

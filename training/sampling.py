@@ -12,7 +12,7 @@ with requests joining and leaving between steps (continuous batching).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ class CaptionRequest:
     allow_empty_boxes: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     text: str
     logprob: float
@@ -73,7 +73,7 @@ class _Row:
     target: int = 0  # calibrated: the length the open box aims for (0: no target)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sample:
     """A job's rows waiting for characters this step."""
 
@@ -81,7 +81,28 @@ class _Sample:
     parents: list[int]  # for each row, the index of the state row it continues
     logp: np.ndarray  # [rows, V]
     u: np.ndarray  # [rows, 2] uniform draws from the job's generator
-    codes: np.ndarray  # [rows] pickers.FREE / FORBID_END / FORCE_END / PREFER_END
+    codes: list[int]  # per row: pickers.FREE / FORBID_END / FORCE_END / PREFER_END
+
+
+class _Uniforms:
+    """A request's uniform draws, fetched from its generator 64 at a time rather than one
+    call per step; the values come in exactly the order single draws would give."""
+
+    __slots__ = ("at", "buf", "rng")
+    BLOCK = 64
+
+    def __init__(self, seed: int | None):
+        self.rng = np.random.default_rng(seed)
+        self.buf = np.empty(0)
+        self.at = 0
+
+    def take(self, n: int) -> np.ndarray:
+        if self.at + n > len(self.buf):
+            fresh = self.rng.random(max(self.BLOCK, n))
+            self.buf = np.concatenate([self.buf[self.at :], fresh])
+            self.at = 0
+        self.at += n
+        return self.buf[self.at - n : self.at]
 
 
 class CaptionJob:
@@ -96,7 +117,8 @@ class CaptionJob:
         self.id_char = ["", "", "?", *model.vocab.chars]  # id -> character (specials empty)
         self.end_id = model.vocab.box_end_id
         self.cond = model.condition(model.templates.get(req.template))
-        self.rng = np.random.default_rng(req.seed)
+        self.uniforms = _Uniforms(req.seed)
+        self.group = astuple(req.decoding)  # jobs with equal decodings are picked together
         self.lengths = (
             model.templates.length_quantiles(req.template, req.n_boxes)
             if req.decoding.method == "calibrated"
@@ -132,7 +154,7 @@ class CaptionJob:
         if self.lengths is None or box >= self.req.n_boxes:
             return 0
         q = self.lengths[box]
-        drawn = float(np.interp(self.rng.random(), LENGTH_LEVELS, q))
+        drawn = float(np.interp(self.uniforms.take(1)[0], LENGTH_LEVELS, q))
         return max(1, round(drawn - CLOSE_EARLY))
 
     def _code(self, row: _Row) -> int:
@@ -181,8 +203,9 @@ class CaptionJob:
         return self._sample(list(range(len(self.rows))), logp)
 
     def _sample(self, parents: list[int], logp: np.ndarray) -> _Sample:
-        codes = np.array([self._code(r) for r in self.rows], dtype=np.int8)
-        return _Sample(self, parents, logp, self.rng.random((len(self.rows), 2)), codes)
+        n = len(self.rows)
+        codes = [self._code(r) for r in self.rows]
+        return _Sample(self, parents, logp, self.uniforms.take(2 * n).reshape(n, 2), codes)
 
     def accept(self, sample: _Sample, chars: np.ndarray) -> list[int]:
         """Append the picked characters [rows]; returns the parents of the rows that go on."""
@@ -269,7 +292,7 @@ def step_jobs(model: LoadedModel, jobs: Sequence[CaptionJob], state: Any) -> Any
     logp, state = model.step(state, np.array(chars), np.array(boxes), np.array(conds))
     logp[:, :N_SPECIAL] = -np.inf  # padding, BOS and UNK are never generated
     parents: list[list[int]] = []
-    groups: dict[Decoding, list[tuple[int, _Sample]]] = {}
+    groups: dict[tuple[Any, ...], list[tuple[int, _Sample]]] = {}
     offset = 0
     for k, (j, w) in enumerate(zip(jobs, widths, strict=True)):
         sample = j.to_sample(logp[offset : offset + w])
@@ -277,17 +300,17 @@ def step_jobs(model: LoadedModel, jobs: Sequence[CaptionJob], state: Any) -> Any
             parents.append(j.parents)
         else:  # filled in by `accept` after the vectorised pick below
             parents.append([])
-            groups.setdefault(j.req.decoding, []).append((k, sample))
+            groups.setdefault(j.group, []).append((k, sample))
         offset += w
     # One vectorised pick per distinct decoding over every job's rows.
     end_id, space_id = model.vocab.box_end_id, model.vocab.space_id
-    for d, items in groups.items():
+    for items in groups.values():
         samples = [s for _, s in items]
         picked = pick_rows(
             np.concatenate([s.logp for s in samples]),
-            d,
+            samples[0].job.req.decoding,
             np.concatenate([s.u for s in samples]),
-            np.concatenate([s.codes for s in samples]),
+            np.array([c for s in samples for c in s.codes], dtype=np.int8),
             end_id,
             space_id,
         )

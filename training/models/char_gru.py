@@ -2,8 +2,9 @@
 
 Training uses teacher forcing on whole captions (every position is a target); decoding runs
 one character at a time on the carried hidden state, so a step costs the same at character 5
-as at character 80. The step is plain NumPy: embeddings and input kernels are folded into
-lookup tables once, leaving one [B,H]x[H,3H] matmul per layer per step.
+as at character 80. The step is plain NumPy here (embeddings and input kernels folded into
+lookup tables once, leaving one [3H,H]x[H,B] matmul per layer per step), or the compiled
+float16 kernel in gru_kernel.py where it was built; training/runtime.py picks.
 """
 
 from __future__ import annotations
@@ -52,11 +53,16 @@ def build(config: CharGRUConfig, vocab_size: int, n_slots: int):  # -> keras.Mod
     )
 
 
-class CharGRUStepper:
-    """NumPy incremental decoder over a trained `char-gru` Keras model's weights."""
+def weights_of(model) -> dict[str, np.ndarray]:  # model: keras.Model
+    """A trained model's weights by variable path, as float32 arrays (what the steppers take)."""
+    return {v.path: np.asarray(v.numpy(), dtype=np.float32) for v in model.weights}
 
-    def __init__(self, model, config: CharGRUConfig):
-        w = {v.path: np.asarray(v.numpy(), dtype=np.float32) for v in model.weights}
+
+class CharGRUStepper:
+    """NumPy incremental decoder over a trained `char-gru` model's weights (`weights_of`)."""
+
+    def __init__(self, weights: dict[str, np.ndarray], config: CharGRUConfig):
+        w = weights
 
         def get(suffix: str) -> np.ndarray:
             (k,) = [p for p in w if p.endswith(suffix)]

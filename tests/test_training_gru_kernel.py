@@ -1,0 +1,116 @@
+"""The compiled char-gru step (training/models/_gru_step.c) against the NumPy stepper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memebot.errors import ArtifactError
+from tests.conftest import skip_or_fail
+from training.models import char_gru, gru_kernel
+from training.runtime import load_model
+from training.vocab import Vocab
+
+# hidden 20 and a 24-id vocabulary: 3H and V are not multiples of 16 (the padding paths).
+CFG = char_gru.CharGRUConfig(char_emb=8, template_emb=4, box_emb=3, hidden=20, layers=2)
+
+
+@pytest.fixture(scope="module")
+def weights() -> dict[str, np.ndarray]:
+    if not gru_kernel.available():
+        skip_or_fail("the compiled char-gru kernel was not built (no C compiler at install?)")
+    v = Vocab.build(["hello world|bye|"])
+    model = char_gru.build(CFG, v.size, n_slots=3)
+    rng = np.random.default_rng(0)
+    for w in model.weights:
+        w.assign(rng.normal(0, 0.5, w.shape).astype("float32"))
+    return char_gru.weights_of(model)
+
+
+def vocab_size(weights: dict[str, np.ndarray]) -> int:
+    (bias,) = [w for k, w in weights.items() if k.endswith("logits/bias")]
+    return len(bias)
+
+
+def rounded(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same model with every matrix the kernel keeps in float16 rounded to float16."""
+    return {
+        k: w.astype(np.float16).astype(np.float32) if k.endswith("kernel") else w
+        for k, w in weights.items()
+    }
+
+
+def run(stepper, chars: np.ndarray, boxes: np.ndarray, slots: np.ndarray) -> list[np.ndarray]:
+    """Logits [B,V] at each of chars.shape[1] steps."""
+    state = stepper.initial_state(chars.shape[0])
+    out = []
+    for t in range(chars.shape[1]):
+        logits, state = stepper.step(state, chars[:, t], boxes[:, t], slots)
+        out.append(np.array(logits))
+    return out
+
+
+def inputs(rows: int, steps: int = 6, seed: int = 1) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    chars = rng.integers(0, 13, (rows, steps))
+    boxes = rng.integers(0, 10, (rows, steps))  # past max_boxes too
+    slots = rng.integers(0, 3, rows)
+    return chars, boxes, slots
+
+
+@pytest.mark.parametrize("rows", [1, 3, 4, 8, 13])  # tiles of 8, 4 and 1 rows
+def test_kernel_matches_numpy_on_float16_weights(weights, rows: int) -> None:
+    chars, boxes, slots = inputs(rows)
+    ref = run(char_gru.CharGRUStepper(rounded(weights), CFG), chars, boxes, slots)
+    got = run(gru_kernel.KernelGRUStepper(weights, CFG), chars, boxes, slots)
+    for r, g in zip(ref, got, strict=True):
+        assert g.shape == r.shape == (rows, vocab_size(weights)) == (rows, 24)
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_float16_rounding_moves_logits_little(weights) -> None:
+    chars, boxes, slots = inputs(4)
+    exact = run(char_gru.CharGRUStepper(weights, CFG), chars, boxes, slots)
+    got = run(gru_kernel.KernelGRUStepper(weights, CFG), chars, boxes, slots)
+    worst = max(float(np.abs(e - g).max()) for e, g in zip(exact, got, strict=True))
+    assert 0 < worst < 0.05  # rounded, so not identical; weights here are N(0, 0.5)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_rows_are_bit_identical_alone_batched_and_threaded(weights, threads: int) -> None:
+    chars, boxes, slots = inputs(13)
+    batched = run(gru_kernel.KernelGRUStepper(weights, CFG, threads=threads), chars, boxes, slots)
+    alone = gru_kernel.KernelGRUStepper(weights, CFG, threads=1)
+    for i in range(13):
+        row = run(alone, chars[i : i + 1], boxes[i : i + 1], slots[i : i + 1])
+        for t, logits in enumerate(row):
+            assert np.array_equal(logits[0], batched[t][i])
+
+
+def test_state_reorder_and_join(weights) -> None:
+    k = gru_kernel.KernelGRUStepper(weights, CFG)
+    a, b = k.initial_state(2), k.initial_state(3)
+    _, a = k.step(a, np.array([4, 5]), np.array([0, 1]), np.array([1, 2]))
+    joined = k.concat_states([a, b])
+    assert joined.shape == (CFG.layers, 5, CFG.hidden)
+    assert np.array_equal(k.take_state(joined, np.array([1, 0])), a[:, ::-1])
+    none = np.array([], dtype=np.int64)
+    logits, empty = k.step(k.initial_state(0), none, none, none)
+    assert logits.shape == (0, vocab_size(weights)) and empty.shape == (CFG.layers, 0, CFG.hidden)
+
+
+@pytest.mark.slow
+def test_loaded_model_picks_the_decoder(tiny_model: Path, monkeypatch) -> None:
+    if not gru_kernel.available():
+        skip_or_fail("the compiled char-gru kernel was not built (no C compiler at install?)")
+    assert load_model(tiny_model).step_backend == "kernel"
+    assert load_model(tiny_model, decoder="numpy").step_backend == "numpy"
+    with pytest.raises(ValueError, match="decoder 'gpu'"):
+        load_model(tiny_model, decoder="gpu")
+    # Where the kernel could not be built: auto falls back, an explicit request is refused.
+    monkeypatch.setattr(gru_kernel, "available", lambda: False)
+    assert load_model(tiny_model).step_backend == "numpy"
+    with pytest.raises(ArtifactError, match="not built"):
+        load_model(tiny_model, decoder="kernel")
