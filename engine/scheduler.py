@@ -3,8 +3,10 @@
 New requests join at the next step, finished ones leave, and a model swap starts a new cohort:
 jobs admitted before the swap finish on the model they started with. The decoding loop runs in
 its own thread, step after step, so it never waits for the event loop: the event loop hands
-requests over through a locked queue and gets results back with `call_soon_threadsafe`. The
-model's matrix products release the GIL, so HTTP handling and decoding overlap on two cores.
+requests over through a locked queue; finished captions go back through a deque that the loop
+drains, polling every millisecond while requests are in flight (one `call_soon_threadsafe`
+wake-up per idle-to-busy change, not per step). The model step releases the GIL, so HTTP
+handling and decoding overlap on two cores.
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
 
 from training.runtime import LoadedModel
-from training.sampling import CaptionJob, CaptionRequest, Sampled, step_jobs
+from training.sampling import Batch, CaptionJob, CaptionRequest, Sampled
 
 log = logging.getLogger("memebot.engine")
+DRAIN_POLL = 0.001  # seconds between looks at finished captions while they keep coming
 
 
 class QueueFull(Exception):
@@ -39,8 +39,8 @@ class _Pending:
 @dataclass
 class _Cohort:
     model: LoadedModel
+    batch: Batch
     items: list[_Pending] = field(default_factory=list)
-    state: Any = None
 
 
 class Scheduler:
@@ -53,6 +53,10 @@ class Scheduler:
         self._cv = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        # Outcomes on their way to the event loop (appended by the decoding thread, drained on
+        # the loop) and whether a drain is already scheduled.
+        self._finished: deque[tuple[_Pending, list[Sampled] | BaseException]] = deque()
+        self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.steps = 0
         self.on_step: Callable[[int], None] | None = None  # called with the rows of each model call
@@ -113,24 +117,65 @@ class Scheduler:
             item.cancelled = True  # the loop drops its rows at the next step
             raise
 
-    def _admit(self) -> None:
-        """Move waiting requests into the batch while it has room (called holding _cv)."""
-        rows = sum(i.job.width for c in self._cohorts for i in c.items)
+    def _take_pending(self) -> list[_Pending]:
+        """Waiting requests that fit in the batch, oldest first (called holding _cv: it only
+        pops, so `submit` never waits for the batch's bookkeeping)."""
+        rows = sum(c.batch.rows for c in self._cohorts)
+        taken: list[_Pending] = []
         while self._pending and rows < self.max_rows:
             item = self._pending.popleft()
-            if item.cancelled:
-                continue
+            if not item.cancelled:
+                taken.append(item)
+                rows += item.job.width
+        return taken
+
+    def _admit(self, items: list[_Pending]) -> None:
+        """Let `items` join their model's batch at the next step (decoding thread)."""
+        joining: dict[int, list[_Pending]] = {}
+        for item in items:
             model = item.job.model
             cohort = next((c for c in self._cohorts if c.model is model), None)
             if cohort is None:
-                cohort = _Cohort(model)
+                cohort = _Cohort(model, Batch(model))
                 self._cohorts.append(cohort)
-            fresh = model.initial_state(item.job.width)
-            cohort.state = (
-                fresh if cohort.state is None else model.concat_states([cohort.state, fresh])
-            )
-            cohort.items.append(item)
-            rows += item.job.width
+            joining.setdefault(id(cohort), []).append(item)
+        for cohort in self._cohorts:
+            new = joining.get(id(cohort))
+            if not new:
+                continue
+            try:
+                cohort.batch.add([i.job for i in new])
+            except Exception as e:  # a bug in admission fails these requests, not the engine
+                log.exception("admitting %d requests failed", len(new))
+                self._hand_back([(i, e) for i in new])
+            else:
+                cohort.items.extend(new)
+
+    def _hand_back(self, done: list[tuple[_Pending, list[Sampled] | BaseException]]) -> None:
+        """Queue outcomes for the event loop, waking it only when it is not already polling:
+        each wake-up is a write to the loop's self-pipe, after which this thread must win the
+        GIL back from the loop (12% of the decoding thread's time at 64 clients)."""
+        if not done or self._loop is None:
+            return
+        self._finished.extend(done)
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        """On the event loop: resolve every outcome queued so far. While requests are in
+        flight, look again after DRAIN_POLL instead of being woken for each step's outcomes."""
+        done = []
+        while self._finished:
+            done.append(self._finished.popleft())
+        _resolve(done)
+        if self._loop is not None and (self.in_flight or self._pending):
+            self._loop.call_later(DRAIN_POLL, self._drain)
+            return
+        self._wake_pending = False
+        if self._finished:  # queued between the pops and the line above: no wake-up was sent
+            self._wake_pending = True
+            self._drain()
 
     def _run(self) -> None:
         """The decoding thread: admit, step every cohort once, hand back finished captions."""
@@ -140,7 +185,8 @@ class Scheduler:
                     self._cv.wait()
                 if self._stopping:
                     return
-                self._admit()
+                joining = self._take_pending()
+            self._admit(joining)
             for cohort in list(self._cohorts):
                 done: list[tuple[_Pending, list[Sampled] | BaseException]] = []
                 try:
@@ -154,8 +200,7 @@ class Scheduler:
                 self.steps += 1
                 if self.on_step and rows:
                     self.on_step(rows)
-                if done and self._loop is not None:
-                    self._loop.call_soon_threadsafe(_resolve, done)
+                self._hand_back(done)
                 if not cohort.items:
                     self._cohorts.remove(cohort)
 
@@ -173,23 +218,15 @@ def _resolve(done: list[tuple[_Pending, list[Sampled] | BaseException]]) -> None
 
 def _step(cohort: _Cohort) -> tuple[list[_Pending], int]:
     """One batched model call for a cohort; returns the items that finished and the rows."""
-    model = cohort.model
     # Drop cancelled (timed-out) requests before spending compute on them.
-    if any(i.cancelled for i in cohort.items):
-        keep_idx: list[int] = []
-        offset, items = 0, []
-        for i in cohort.items:
-            w = i.job.width
-            if not i.cancelled:
-                keep_idx.extend(range(offset, offset + w))
-                items.append(i)
-            offset += w
-        cohort.items = items
-        cohort.state = model.take_state(cohort.state, np.array(keep_idx, dtype=np.int64))
-        if not items:
+    cancelled = [i for i in cohort.items if i.cancelled]
+    if cancelled:
+        cohort.batch.drop([i.job for i in cancelled])
+        cohort.items = [i for i in cohort.items if not i.cancelled]
+        if not cohort.items:
             return [], 0
-    rows = sum(i.job.width for i in cohort.items)
-    cohort.state = step_jobs(model, [i.job for i in cohort.items], cohort.state)
+    rows = cohort.batch.rows
+    cohort.batch.step()
     finished = [i for i in cohort.items if i.job.done]
     cohort.items = [i for i in cohort.items if not i.job.done]
     return finished, rows

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from training.data import Caption
-from training.sampling import Decoding, _Uniforms, pick
+from training.sampling import Decoding, pick
 
 # A fixed toy distribution over 6 ids: top = 0.4
 TOY = np.log(np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04]))
@@ -259,10 +259,3 @@ def test_calibrated_boxes_follow_the_template_lengths(tiny_model: Path, length: 
         assert np.mean(lens) > free_mean
     else:
         assert np.mean(lens) < length + 12
-
-
-@pytest.mark.parametrize("sizes", [[1, 2, 2, 1], [70], [1] * 130, [63, 2, 64, 1]])
-def test_uniform_draws_come_in_order_however_they_are_taken(sizes: list[int]) -> None:
-    u = _Uniforms(7)
-    got = np.concatenate([u.take(n) for n in sizes])
-    assert np.array_equal(got, np.random.default_rng(7).random(sum(sizes)))

@@ -76,7 +76,9 @@ def pick_rows(
             # The article's rule: one candidate uniformly.
             count = cand.sum(axis=1)
             k = np.minimum((u[:, 1] * count).astype(np.int64), count - 1)
-            out = np.argmax(np.cumsum(cand, axis=1) > k[:, None], axis=1)
+            # the k-th candidate of each row: flat positions of all candidates, row by row
+            first = np.cumsum(count) - count
+            out = np.flatnonzero(cand)[first + k] - np.arange(len(cand)) * cand.shape[1]
         if d.method == "calibrated":
             # Past its drawn length a box closes at the first word end the model finds
             # plausible: the marker is a candidate itself, or a space is and the marker keeps

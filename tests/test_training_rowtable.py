@@ -1,0 +1,86 @@
+"""The vectorised row table (training/rowtable.py) against the per-row rules and itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.pickers import FORBID_END, FREE, PREFER_END, Decoding
+from training.rowtable import BOX_LEN, BOXES, LENGTH, TARGET
+from training.runtime import LoadedModel, load_model
+from training.sampling import Batch, CaptionJob, CaptionRequest, _Row, run_jobs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model: Path) -> LoadedModel:
+    return load_model(tiny_model)
+
+
+@pytest.mark.parametrize("empty_ok", [False, True])
+@pytest.mark.parametrize("max_len", [6, 12, 40])
+def test_codes_match_the_per_row_rules(model: LoadedModel, empty_ok: bool, max_len: int) -> None:
+    """Every reachable (boxes, box length, text length) state: the table's vectorised codes
+    are CaptionJob._code's, for 3-box captions."""
+    req = CaptionRequest(
+        "two-buttons", 3, max_len=max_len, allow_empty_boxes=empty_ok, decoding=Decoding("greedy")
+    )
+    jobs, states = [], []
+    for boxes in range(3):
+        for box_len in range(0, max_len):
+            for extra in range(0, max_len - box_len):
+                jobs.append(CaptionJob(model, req))
+                states.append((boxes, box_len, boxes + box_len + extra))
+    batch = Batch(model)
+    batch.add(jobs)
+    v = batch.table.ints
+    for i, (boxes, box_len, length) in enumerate(states):
+        v[i, [BOXES, BOX_LEN, LENGTH]] = boxes, box_len, length
+    got = batch.table.codes(v)
+    for i, (boxes, box_len, length) in enumerate(states):
+        row = _Row("x" * length, 0.0, 0, boxes, box_len)
+        assert got[i] == jobs[i]._code(row), (boxes, box_len, length)
+
+
+def test_calibrated_targets_set_the_codes(model: LoadedModel) -> None:
+    batch = Batch(model)
+    batch.add([CaptionJob(model, CaptionRequest("two-buttons", 2, seed=s)) for s in range(20)])
+    v = batch.table.ints
+    assert (v[:, TARGET] >= 1).all()  # calibrated: every open box has a drawn length
+    v[:, [BOX_LEN, LENGTH]] = 1, 1
+    v[:, TARGET] = np.where(np.arange(20) % 2, 5, 1)
+    codes = batch.table.codes(v)
+    assert (codes[1::2] == FORBID_END).all() and (codes[::2] == PREFER_END).all()
+    v[:, TARGET] = 0
+    assert (batch.table.codes(v) == FREE).all()
+
+
+def test_joining_mid_way_and_dropping_change_no_other_caption(model: LoadedModel) -> None:
+    reqs = [
+        CaptionRequest("two-buttons", 2, seed=11),
+        CaptionRequest("success-kid", 2, seed=12, n=2, decoding=Decoding("top-k", top_k=5)),
+        CaptionRequest("y-u-no", 2, decoding=Decoding("beam", beam_width=3)),
+        CaptionRequest("distracted-boyfriend", 3, seed=13, start="me|"),
+    ]
+    alone = []
+    for r in reqs:
+        job = CaptionJob(model, r)
+        run_jobs(model, [job])
+        alone.append([c.boxes for c in job.captions()])
+    jobs = [CaptionJob(model, r) for r in reqs]
+    doomed = CaptionJob(model, CaptionRequest("two-buttons", 2, seed=99))
+    batch = Batch(model)
+    batch.add([jobs[0], doomed])
+    for k in range(1, 4):  # the others join one step apart; one request is dropped
+        batch.step()
+        batch.add([jobs[k]])
+        if k == 2:
+            batch.drop([doomed])
+    while not batch.empty:
+        batch.step()
+    assert [[c.boxes for c in j.captions()] for j in jobs] == alone
+    assert len(alone[1]) == 2 and alone[3][0][0] == "me"
+    assert not doomed.results and len(batch.table) == 0

@@ -1,0 +1,243 @@
+"""Every row of every per-row-sampled request in flight, kept as arrays (struct of arrays).
+
+Under load the engine steps ~64 rows at once; per-request Python objects per step cost more
+than the model step itself. Here a step's bookkeeping — which id each row feeds, what the
+caption rules allow next (`CaptionJob._code`'s rules), the picks, the uniform draws, box and
+length counters, the calibrated length targets, finished rows — is a fixed number of NumPy
+operations whatever the number of rows. Only a finished row costs Python (its text).
+
+Each row draws from its own generator, pre-drawn at admission into a row of `u` in the order
+single draws would come: the length target of the first box, then two per picked character
+and one more target each time a box closes. A request with `n` > 1 candidates gives each
+candidate its own generator, spawned from the seed. So a row's caption depends only on its
+request, never on which other rows share the step (batched == unbatched).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from training.data import BOX_END
+from training.pickers import FORBID_END, FORCE_END, FREE, PREFER_END, pick_rows
+from training.templates import LENGTH_LEVELS
+from training.vocab import BOS
+
+if TYPE_CHECKING:
+    from training.runtime import LoadedModel
+    from training.sampling import CaptionJob
+
+_LEVELS = np.asarray(LENGTH_LEVELS)
+_STEPS = len(_LEVELS) - 1
+# The interpolation in _draw_targets finds a draw's interval arithmetically: levels are even.
+assert np.allclose(_LEVELS, np.linspace(0, 1, _STEPS + 1)), "LENGTH_LEVELS must be evenly spaced"
+_NEXT_TWO = np.array([1, 2])  # floats columns of a row's next two draws, after its pointer
+# Columns of RowTable.ints [R, 15]. Changing per step: prefix ids fed so far, id fed next,
+# closed boxes, length of the open box, of the text (start included), calibrated target of
+# the open box (0: none), next unused draw, generated ids so far. Fixed per request: prefix
+# length, decoding group, conditioning id, box count, max_len, allow_empty_boxes, calibrated.
+FED, LAST, BOXES, BOX_LEN, LENGTH, TARGET, PTR, GLEN = range(8)
+PLEN, GROUP, COND, NBOX, MAXLEN, EMPTY_OK, CALIBRATED = range(8, 15)
+
+
+class RowTable:
+    """Rows of the non-beam jobs of one batch; `step` consumes their log-probabilities."""
+
+    def __init__(self, model: LoadedModel, close_early: int):
+        self.model = model
+        self.close_early = close_early  # see sampling.CLOSE_EARLY
+        self.end_id, self.space_id = model.vocab.box_end_id, model.vocab.space_id
+        self.id_char = np.array(["", "", "?", *model.vocab.chars], dtype=object)
+        self.decodings: dict[tuple[Any, ...], int] = {}  # decoding -> group id
+        self.decoding_of: list[Any] = []
+        self.ints = np.zeros((0, 15), dtype=np.int64)  # [R, 15], columns above
+        self.objs = np.empty((0, 2), dtype=object)  # [R, 2]: the row's CaptionJob, start text
+        self.floats = np.zeros((0, 2))  # [R, 1 + W]: log-probability, then the row's draws
+        self.prefix = np.zeros((0, 1, 2), dtype=np.int64)  # [R, P, 2]: ids fed first, box
+        self.gen = np.zeros((0, 1), dtype=np.int64)  # [R, G] generated ids
+        self.quant = np.zeros((0, 1, len(LENGTH_LEVELS)))  # [R, boxes, levels] length quantiles
+
+    def __len__(self) -> int:
+        return len(self.ints)
+
+    @property
+    def owner(self) -> np.ndarray:
+        return self.objs[:, 0]
+
+    def add(self, jobs: Sequence[CaptionJob]) -> int:
+        """Append the rows of `jobs` (n candidates each); returns how many."""
+        if not jobs:
+            return 0
+        parts: list[tuple[np.ndarray, ...]] = []
+        for job in jobs:
+            parts.append(self._rows_of(job))
+        R = len(self)
+        self.ints = np.concatenate([self.ints, *(p[0] for p in parts)])
+        self.objs = np.concatenate([self.objs, *(p[1] for p in parts)])
+        self.floats = _cat([self.floats, *(p[2] for p in parts)])
+        self.prefix = _cat([self.prefix, *(p[3] for p in parts)])
+        self.gen = _cat([self.gen, *(p[4] for p in parts)])
+        self.quant = _cat([self.quant, *(p[5] for p in parts)], edge=True)
+        new = np.arange(R, len(self))
+        self._draw_targets(new[self.ints[new, BOXES] < self.ints[new, NBOX]])
+        return len(self) - R
+
+    def _rows_of(self, job: CaptionJob) -> tuple[np.ndarray, ...]:
+        req, n = job.req, job.req.n
+        seeds = [req.seed] if n == 1 else np.random.SeedSequence(req.seed).spawn(n)
+        ids = [BOS, *self.model.vocab.encode(req.start).tolist()]
+        prefix = np.array([[c, req.start[:i].count(BOX_END)] for i, c in enumerate(ids)])
+        group = self.decodings.setdefault(job.group, len(self.decodings))
+        if group == len(self.decoding_of):
+            self.decoding_of.append(req.decoding)
+        row = np.zeros(15, dtype=np.int64)
+        row[LAST] = BOS
+        row[BOXES] = req.start.count(BOX_END)
+        row[BOX_LEN] = len(req.start) - (req.start.rfind(BOX_END) + 1)
+        row[LENGTH] = len(req.start)
+        row[[PLEN, GROUP, COND, NBOX, MAXLEN, EMPTY_OK, CALIBRATED]] = [
+            len(ids),
+            group,
+            job.cond,
+            req.n_boxes,
+            req.max_len,
+            req.allow_empty_boxes,
+            job.lengths is not None,
+        ]
+        width = 2 * (req.max_len + 2) + req.n_boxes + 2  # every draw a row can make
+        floats = np.zeros((n, 1 + width))
+        for i, s in enumerate(seeds):
+            floats[i, 1:] = np.random.default_rng(s).random(width)
+        quant = np.zeros((n, req.n_boxes, len(LENGTH_LEVELS)))
+        if job.lengths is not None:
+            quant[:] = np.asarray(job.lengths)[None]
+        objs = np.empty((n, 2), dtype=object)
+        objs[:, 0], objs[:, 1] = job, req.start
+        job.open_rows, job.in_table = n, True
+        gen = np.zeros((n, req.max_len + 1), dtype=np.int64)
+        return np.tile(row, (n, 1)), objs, floats, np.repeat(prefix[None], n, 0), gen, quant
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ids fed this step [R], their box indices [R] and conditioning ids [R]."""
+        v = self.ints
+        at = np.minimum(v[:, FED], self.prefix.shape[1] - 1)
+        fed = self.prefix[np.arange(len(v)), at]  # [R, 2]
+        in_prefix = v[:, FED] < v[:, PLEN]
+        chars = np.where(in_prefix, fed[:, 0], v[:, LAST])
+        boxes = np.where(in_prefix, fed[:, 1], v[:, BOXES])
+        return chars, boxes, v[:, COND]
+
+    def codes(self, v: np.ndarray) -> np.ndarray:
+        """What the caption rules allow next for rows `v` [k, 15] (CaptionJob._code,
+        vectorised, plus the calibrated target)."""
+        empty_ok = v[:, EMPTY_OK] == 1
+        r = v[:, NBOX] - v[:, BOXES]
+        n, max_len, box_len, target = v[:, LENGTH], v[:, MAXLEN], v[:, BOX_LEN], v[:, TARGET]
+        at_start = box_len == 0
+        per_box = 2 - empty_ok
+        room = max_len - (n + 1) - (per_box * r - ~empty_ok)
+        force = (room < 0) & (~at_start | empty_ok | (r * per_box > max_len - n))
+        code = np.where(target > 0, np.where(box_len < target, FORBID_END, PREFER_END), FREE)
+        code = np.where((room >= 0) & at_start & ~empty_ok, FORBID_END, code)
+        return np.where(force, FORCE_END, code).astype(np.int8)
+
+    def step(self, logp: np.ndarray) -> np.ndarray:
+        """Consume log-probabilities [R, V]; returns the rows that go on (finished rows have
+        handed their caption to their job)."""
+        R = len(self)
+        if R == 0:
+            return np.zeros(0, dtype=np.int64)
+        v = self.ints
+        np.minimum(v[:, FED] + 1, v[:, PLEN], out=v[:, FED])
+        rows = np.flatnonzero(v[:, FED] >= v[:, PLEN])  # prefix consumed: pick a character
+        if len(rows):
+            self._pick(rows, logp)
+        done = v[:, BOXES] >= v[:, NBOX]
+        if not done.any():
+            return np.arange(R)
+        for i in np.flatnonzero(done):
+            self._finish(int(i))
+        keep = np.flatnonzero(~done)
+        self.take(keep)
+        return keep
+
+    def _pick(self, rows: np.ndarray, logp: np.ndarray) -> None:
+        v = self.ints[rows]  # [k, 15], a copy: written back at the end
+        ptr = v[:, PTR]
+        u = self.floats[rows[:, None], ptr[:, None] + _NEXT_TWO]  # [k, 2]
+        v[:, PTR] += 2
+        lp = logp[rows]
+        groups = v[:, GROUP]
+        if (groups == groups[0]).all():
+            chars = self._pick_group(int(groups[0]), lp, u, self.codes(v))
+        else:
+            codes = self.codes(v)
+            chars = np.empty(len(rows), dtype=np.int64)
+            for g in np.unique(groups):
+                sel = np.flatnonzero(groups == g)
+                chars[sel] = self._pick_group(int(g), lp[sel], u[sel], codes[sel])
+        self.floats[rows, 0] += lp[np.arange(len(rows)), chars]
+        self.gen[rows, v[:, GLEN]] = chars
+        end = chars == self.end_id
+        v[:, GLEN] += 1
+        v[:, LENGTH] += 1
+        v[:, LAST] = chars
+        v[:, BOXES] += end
+        v[:, BOX_LEN] = np.where(end, 0, v[:, BOX_LEN] + 1)
+        v[end, TARGET] = 0
+        self.ints[rows] = v
+        closed = rows[end]
+        self._draw_targets(closed[v[end, BOXES] < v[end, NBOX]])
+
+    def _pick_group(self, g: int, lp: np.ndarray, u: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        d = self.decoding_of[g]
+        return pick_rows(lp, d, u, codes, self.end_id, self.space_id)
+
+    def _draw_targets(self, rows: np.ndarray) -> None:
+        """calibrated rows among `rows` draw a length for their open box from its quantiles
+        (np.interp over LENGTH_LEVELS, vectorised); others keep no target."""
+        rows = rows[self.ints[rows, CALIBRATED] == 1]
+        if not len(rows):
+            return
+        ptr = self.ints[rows, PTR]
+        draw = self.floats[rows, 1 + ptr]
+        self.ints[rows, PTR] = ptr + 1
+        box = np.minimum(self.ints[rows, BOXES], self.quant.shape[1] - 1)
+        q = self.quant[rows, box]  # [k, levels]
+        i = np.minimum((draw * _STEPS).astype(np.int64), _STEPS - 1)  # draw in [0, 1)
+        lo, hi = _LEVELS[i], _LEVELS[i + 1]
+        k = np.arange(len(rows))
+        value = q[k, i] + (draw - lo) / (hi - lo) * (q[k, i + 1] - q[k, i])
+        self.ints[rows, TARGET] = np.maximum(1, np.round(value - self.close_early))
+
+    def _finish(self, i: int) -> None:
+        from training.sampling import Sampled
+
+        job, start = self.objs[i]
+        text = start + "".join(self.id_char[self.gen[i, : self.ints[i, GLEN]]])
+        boxes = text.split(BOX_END)[: job.req.n_boxes]
+        job.results.append(Sampled(boxes, float(self.floats[i, 0]), job.req.template))
+        job.open_rows -= 1
+
+    def take(self, idx: np.ndarray) -> None:
+        """Keep rows `idx` (in that order)."""
+        for f in ("ints", "objs", "floats", "prefix", "gen", "quant"):
+            setattr(self, f, getattr(self, f)[idx])
+
+
+def _cat(arrays: list[np.ndarray], edge: bool = False) -> np.ndarray:
+    """Rows of `arrays` stacked, each padded on axis 1 to the widest: with zeros, or with
+    copies of its last column (`edge`)."""
+    w = max(a.shape[1] for a in arrays)
+    padded = []
+    for a in arrays:
+        if a.shape[1] < w:
+            if edge and a.shape[1]:
+                fill = np.repeat(a[:, -1:], w - a.shape[1], axis=1)
+            else:
+                fill = np.zeros((len(a), w - a.shape[1], *a.shape[2:]), dtype=a.dtype)
+            a = np.concatenate([a, fill], axis=1)
+        padded.append(a)
+    return np.concatenate(padded)
