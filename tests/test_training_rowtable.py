@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.pickers import FORBID_END, FREE, PREFER_END, Decoding
+from training.pickers import FORBID_END, FREE, PREFER_END, Decoding, rule_code
 from training.rowtable import BOX_LEN, BOXES, LENGTH, TARGET
 from training.runtime import LoadedModel, load_model
 from training.sampling import Batch, CaptionJob, CaptionRequest, _Row, run_jobs
@@ -43,6 +43,12 @@ def test_codes_match_the_per_row_rules(model: LoadedModel, empty_ok: bool, max_l
     for i, (boxes, box_len, length) in enumerate(states):
         row = _Row("x" * length, 0.0, 0, boxes, box_len)
         assert got[i] == jobs[i]._code(row), (boxes, box_len, length)
+    # with calibrated length targets too, against the scalar rule the lone-row path uses
+    v[:, TARGET] = np.arange(len(states)) % 7
+    got = batch.table.codes(v)
+    for i, (boxes, box_len, length) in enumerate(states):
+        want = rule_code(length, boxes, box_len, i % 7, 3, max_len, empty_ok)
+        assert got[i] == want, (boxes, box_len, length, i % 7)
 
 
 def test_calibrated_targets_set_the_codes(model: LoadedModel) -> None:

@@ -46,6 +46,28 @@ THRESHOLD_FAMILY = ("threshold", "threshold-weighted", "calibrated")
 LOG_END_FLOOR = math.log(0.02)  # calibrated: see pick_rows
 
 
+def rule_code(
+    length: int, boxes: int, box_len: int, target: int, n_boxes: int, max_len: int, empty_ok: bool
+) -> int:
+    """What the caption rules allow next for one row (RowTable.codes is the same, vectorised).
+    `length`: characters so far, markers included; `boxes`: closed boxes; `box_len`: characters
+    in the open box; `target`: calibrated length of the open box (0: none). The length budget
+    keeps room for every remaining box — one character plus its marker each (just the marker
+    if empty boxes are allowed) — so `max_len` never empties a box."""
+    r = n_boxes - boxes  # boxes still open, the current one included
+    at_box_start = box_len == 0
+    per_box = 1 if empty_ok else 2
+    room_if_char = max_len - (length + 1) - (per_box * r - (0 if empty_ok else 1))
+    if room_if_char < 0:  # one more character would leave too little room: close the box
+        if not at_box_start or empty_ok or r * per_box > max_len - length:
+            return FORCE_END
+    elif at_box_start and not empty_ok:
+        return FORBID_END
+    if target:
+        return FORBID_END if box_len < target else PREFER_END
+    return FREE
+
+
 def pick_rows(
     logp: np.ndarray,
     d: Decoding,

@@ -19,7 +19,15 @@ import numpy as np
 
 from training.cleaning import MAX_CHARS
 from training.data import BOX_END
-from training.pickers import FORBID_END, FORCE_END, FREE, METHODS, Decoding, beam_floor, pick
+from training.pickers import (
+    FORBID_END,
+    FORCE_END,
+    METHODS,
+    Decoding,
+    beam_floor,
+    pick,
+    rule_code,
+)
 from training.rowtable import RowTable
 from training.runtime import LoadedModel
 from training.vocab import BOS, N_SPECIAL
@@ -123,21 +131,11 @@ class CaptionJob:
         return [r.last for r in self.rows], [r.boxes for r in self.rows]
 
     def _code(self, row: _Row) -> int:
-        """What the caption rules allow next (RowTable.codes is the same, vectorised). The
-        length budget keeps room for every remaining box: one character plus its marker each
-        (just the marker if empty boxes are allowed), so `max_len` never empties a box."""
-        empty_ok = self.req.allow_empty_boxes
-        r = self.req.n_boxes - row.boxes  # boxes still open, the current one included
-        n = len(row.text)
-        at_box_start = row.box_len == 0
-        per_box = 1 if empty_ok else 2
-        room_if_char = self.req.max_len - (n + 1) - (per_box * r - (0 if empty_ok else 1))
-        if room_if_char < 0:  # one more character would leave too little room: close the box
-            if not at_box_start or empty_ok or r * per_box > self.req.max_len - n:
-                return FORCE_END
-        elif at_box_start and not empty_ok:
-            return FORBID_END
-        return FREE
+        """What the caption rules allow next (pickers.rule_code; beam has no length targets)."""
+        r = self.req
+        return rule_code(
+            len(row.text), row.boxes, row.box_len, 0, r.n_boxes, r.max_len, r.allow_empty_boxes
+        )
 
     def _finish(self, row: _Row) -> Sampled:
         boxes = row.text.split(BOX_END)[: self.req.n_boxes]
