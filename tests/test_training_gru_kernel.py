@@ -94,11 +94,11 @@ def test_state_reorder_and_join(weights) -> None:
     a, b = k.initial_state(2), k.initial_state(3)
     _, a = k.step(a, np.array([4, 5]), np.array([0, 1]), np.array([1, 2]))
     joined = k.concat_states([a, b])
-    assert joined.shape == (CFG.layers, 5, CFG.hidden)
+    assert joined.shape == (CFG.layers, 5, k.hidden)
     assert np.array_equal(k.take_state(joined, np.array([1, 0])), a[:, ::-1])
     none = np.array([], dtype=np.int64)
     logits, empty = k.step(k.initial_state(0), none, none, none)
-    assert logits.shape == (0, vocab_size(weights)) and empty.shape == (CFG.layers, 0, CFG.hidden)
+    assert logits.shape == (0, vocab_size(weights)) and empty.shape == (CFG.layers, 0, k.hidden)
 
 
 @pytest.mark.slow

@@ -1,9 +1,12 @@
-/* char-gru's decoding step in C: fp16 weights, fp32 arithmetic, OpenMP over output columns.
+/* char-gru's decoding step in C: fp16 weights, fp32 arithmetic, OpenMP over hidden units.
  *
  * Why: serving one caption is a chain of ~45 dependent steps of B=1, and each step must
  * read every recurrent weight once. In float32 through NumPy/OpenBLAS that is 5.3 MB per step
  * streamed from L3 (~0.3 ms); in float16, split over two cores, each core reads 1.3 MB
- * (training/models/gru_kernel.py loads this file with ctypes; docs/ENGINE.md).
+ * (training/models/gru_kernel.py loads this file with ctypes; docs/ENGINE.md). Each thread
+ * takes whole blocks of 16 hidden units, computes their z, r and n projections and then their
+ * gates, so a layer needs one barrier (a lone row's step: ~0.035 ms, against ~0.065 ms with a
+ * barrier between the projections and the gates).
  *
  * Every row's result is computed by the same sequence of operations whatever the batch size
  * and whichever thread runs it (threads split columns, never the k sum), so batched decoding
@@ -95,26 +98,84 @@ static void matmul(const half *W, const float *bias, const float *x, float *y, i
     }
 }
 
+/* acc[t] = bias + x[b0+t, :] @ P for t < nb, 48 columns (3 vectors); P one packed panel
+ * [K][48]. The three weight vectors stay in registers without help here. */
+static inline __attribute__((always_inline)) void tile48(const half *P, const float *bias,
+                                                       const float *x, float *out, int b0,
+                                                       int nb, int K) {
+    v16 a[8], b[8], c[8];
+    v16 b0v, b1v, b2v;
+    memcpy(&b0v, bias, 64);
+    memcpy(&b1v, bias + 16, 64);
+    memcpy(&b2v, bias + 32, 64);
+    for (int t = 0; t < nb; t++) a[t] = b0v, b[t] = b1v, c[t] = b2v;
+    const float *xr = x + (size_t)b0 * K;
+    for (int k = 0; k < K; k++) {
+        const half *w = P + (size_t)k * 48;
+        v16 w0 = load_h(w), w1 = load_h(w + 16), w2 = load_h(w + 32);
+        for (int t = 0; t < nb; t++) {
+            float xv = xr[(size_t)t * K + k];
+            a[t] += xv * w0;
+            b[t] += xv * w1;
+            c[t] += xv * w2;
+        }
+    }
+    for (int t = 0; t < nb; t++) {
+        memcpy(out + t * 48, &a[t], 64);
+        memcpy(out + t * 48 + 16, &b[t], 64);
+        memcpy(out + t * 48 + 32, &c[t], 64);
+    }
+}
+
+/* One GRU layer (Keras, reset_after) for rows b0..b0+nb-1 and hidden units 16*jb..16*jb+15:
+ * both projections of those units, then their gates, written to hn. xs: the layer's input
+ * [B, Kx] (wx != NULL) or its precomputed input projection [B, 3Hp] in block order. */
+static inline __attribute__((always_inline)) void unit_block(
+    const half *wx, const float *bx, const float *xs, int Kx, const half *wh, const float *bh,
+    const float *h, float *hn, int b0, int nb, int Hp, int jb) {
+    float xp[8 * 48], hp[8 * 48];
+    if (wx)
+        tile48(wx, bx, xs, xp, b0, nb, Kx);
+    else
+        for (int t = 0; t < nb; t++)
+            memcpy(xp + t * 48, xs + (size_t)(b0 + t) * 3 * Hp + jb * 48, 48 * sizeof(float));
+    tile48(wh, bh, h, hp, b0, nb, Hp);
+    for (int t = 0; t < nb; t++) {
+        const float *xr = xp + t * 48, *hr = hp + t * 48;
+        const float *h0 = h + (size_t)(b0 + t) * Hp + jb * 16;
+        float *o = hn + (size_t)(b0 + t) * Hp + jb * 16;
+#pragma omp simd
+        for (int k = 0; k < 16; k++) {
+            float z = 1.f / (1.f + expf(-(xr[k] + hr[k])));
+            float r = 1.f / (1.f + expf(-(xr[16 + k] + hr[16 + k])));
+            float n = tanhf(xr[32 + k] + r * hr[32 + k]);
+            o[k] = n + z * (h0[k] - n);
+        }
+    }
+}
+
 /* A loaded model's shapes and weights (filled in by gru_kernel.py; the arrays stay owned by
- * Python). G >= 3H is 3H rounded up to a multiple of 32 (the gates sit at 0, H, 2H of each
- * row) and Vp the vocabulary rounded up likewise. */
+ * Python). Hidden units are padded to Hp (a multiple of 16) with all-zero weights, which keeps
+ * a padded unit at 0. The GRU kernels are packed by unit block: block jb holds the z, r and n
+ * columns of units 16*jb..16*jb+15 as one panel [K][48], so the thread that computes a block's
+ * projections also finishes its gates (one barrier per layer). Vp is the vocabulary rounded up
+ * to 32 (the output kernel uses 32-column panels). */
 typedef struct {
-    int layers, hidden, G, Vp, threads; /* threads <= 0: OpenMP's default */
-    const half *const *wx;              /* [L] -> [H, G] packed input kernels (wx[0] unused) */
-    const half *const *wh;              /* [L] -> [H, G] packed recurrent kernels */
-    const float *bx, *bh;               /* [L, G] input and recurrent biases */
-    const half *wo;                     /* [H, Vp] packed output kernel */
+    int layers, hidden, G, Vp, threads; /* hidden = Hp, G = 3 * Hp; threads <= 0: default */
+    const half *const *wx;              /* [L] -> [nblk][Hp][48] input kernels (wx[0] unused) */
+    const half *const *wh;              /* [L] -> [nblk][Hp][48] recurrent kernels */
+    const float *bx, *bh;               /* [L, G] input and recurrent biases, block order */
+    const half *wo;                     /* [Hp, Vp] packed output kernel (32-column panels) */
     const float *bo;                    /* [Vp] */
 } gru_model;
 
-/* One step of the stacked GRU layers (Keras, reset_after) over B rows, then the logits.
- * state: [L, B, H], the hidden states before the step. arena, one buffer per step:
- *   out [L, B, H] (states after) | xin [B, G] (layer 0's input projection, its input bias
- *   included; filled by the caller) | logits [B, Vp] | scratch [2, B, G]. */
+/* One step of the stacked GRU layers over B rows, then the logits.
+ * state: [L, B, Hp], the hidden states before the step. arena, one buffer per step:
+ *   out [L, B, Hp] (states after) | xin [B, G] (layer 0's input projection in block order,
+ *   its input bias included; filled by the caller) | logits [B, Vp]. */
 void memebot_gru_step(const gru_model *m, int B, const float *state, float *arena) {
-    const int L = m->layers, H = m->hidden, G = m->G, Vp = m->Vp;
-    float *out = arena, *xin = out + (size_t)L * B * H, *logits = xin + (size_t)B * G;
-    float *xp = logits + (size_t)B * Vp, *hp = xp + (size_t)B * G;
+    const int L = m->layers, Hp = m->hidden, G = m->G, Vp = m->Vp, nblk = Hp / 16;
+    float *out = arena, *xin = out + (size_t)L * B * Hp, *logits = xin + (size_t)B * G;
     int threads = m->threads;
 #ifdef _OPENMP
     if (threads <= 0) threads = omp_get_max_threads();
@@ -124,30 +185,27 @@ void memebot_gru_step(const gru_model *m, int B, const float *state, float *aren
 #pragma omp parallel num_threads(threads)
     {
         for (int i = 0; i < L; i++) {
-            const float *h = state + (size_t)i * B * H;
-            float *hn = out + (size_t)i * B * H;
-            const float *xs = xin;
-            if (i > 0) {
-                matmul(m->wx[i], m->bx + (size_t)i * G, out + (size_t)(i - 1) * B * H, xp, B,
-                       H, G);
-                xs = xp;
-            }
-            matmul(m->wh[i], m->bh + (size_t)i * G, h, hp, B, H, G);
-            /* (implicit barrier: every column of xp and hp is written) */
+            const float *h = state + (size_t)i * B * Hp;
+            float *hn = out + (size_t)i * B * Hp;
+            const half *wx = i ? m->wx[i] : NULL;
+            const float *xs = i ? out + (size_t)(i - 1) * B * Hp : xin;
+            const float *bx = m->bx + (size_t)i * G, *bh = m->bh + (size_t)i * G;
+            /* (the implicit barrier at the end of each layer publishes hn to the next) */
 #pragma omp for schedule(static)
-            for (int b = 0; b < B; b++) {
-                const float *xr = xs + (size_t)b * G, *hr = hp + (size_t)b * G;
-                const float *h0 = h + (size_t)b * H;
-                float *o = hn + (size_t)b * H;
-#pragma omp simd
-                for (int k = 0; k < H; k++) {
-                    float z = 1.f / (1.f + expf(-(xr[k] + hr[k])));
-                    float r = 1.f / (1.f + expf(-(xr[H + k] + hr[H + k])));
-                    float n = tanhf(xr[2 * H + k] + r * hr[2 * H + k]);
-                    o[k] = n + z * (h0[k] - n);
+            for (int jb = 0; jb < nblk; jb++) {
+                const size_t panel = (size_t)jb * Hp * 48;
+                const half *px = wx ? wx + panel : NULL, *ph = m->wh[i] + panel;
+                int b0 = 0;
+                for (; b0 + 8 <= B; b0 += 8)
+                    unit_block(px, bx + jb * 48, xs, Hp, ph, bh + jb * 48, h, hn, b0, 8, Hp, jb);
+                if (b0 + 4 <= B) {
+                    unit_block(px, bx + jb * 48, xs, Hp, ph, bh + jb * 48, h, hn, b0, 4, Hp, jb);
+                    b0 += 4;
                 }
+                for (; b0 < B; b0++)
+                    unit_block(px, bx + jb * 48, xs, Hp, ph, bh + jb * 48, h, hn, b0, 1, Hp, jb);
             }
         }
-        matmul(m->wo, m->bo, out + (size_t)(L - 1) * B * H, logits, B, H, Vp);
+        matmul(m->wo, m->bo, out + (size_t)(L - 1) * B * Hp, logits, B, Hp, Vp);
     }
 }

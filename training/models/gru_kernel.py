@@ -64,6 +64,33 @@ def _round_panel(n: int) -> int:
     return -(-n // PANEL) * PANEL
 
 
+UNITS = 16  # hidden units per block: one block's z, r and n columns form a 48-column panel
+
+
+def block_order(w: np.ndarray, hidden: int) -> np.ndarray:
+    """[..., 3H] gate-major columns (z | r | n, Keras) -> [..., 3Hp] in unit-block order:
+    block b holds z, r, n of units UNITS*b .. UNITS*b+UNITS-1; padded units are zero."""
+    hp = -(-hidden // UNITS) * UNITS
+    out = np.zeros((*w.shape[:-1], hp // UNITS, 3, UNITS), dtype=w.dtype)
+    gates = w.reshape(*w.shape[:-1], 3, hidden)  # [..., 3, H]
+    padded = np.zeros((*w.shape[:-1], 3, hp), dtype=w.dtype)
+    padded[..., :hidden] = gates
+    out[...] = np.moveaxis(padded.reshape(*w.shape[:-1], 3, hp // UNITS, UNITS), -3, -2)
+    return out.reshape(*w.shape[:-1], 3 * hp)
+
+
+def pack_units(w: np.ndarray, hidden: int) -> np.ndarray:
+    """A GRU kernel [K, 3H] -> float16 [Hp/UNITS, Kp, 48] (K rows padded to Kp = Hp when K is
+    the hidden size), each unit block's panel contiguous."""
+    hp = -(-hidden // UNITS) * UNITS
+    cols = block_order(w, hidden)  # [K, 3Hp]
+    rows = np.zeros((hp if w.shape[0] == hidden else w.shape[0], 3 * hp), dtype=np.float32)
+    rows[: w.shape[0]] = cols
+    return np.ascontiguousarray(
+        rows.reshape(len(rows), hp // UNITS, 3 * UNITS).transpose(1, 0, 2).astype(np.float16)
+    )
+
+
 def pack(w: np.ndarray, cols: int) -> np.ndarray:
     """[K, N] float -> float16 panels [cols/PANEL, K, PANEL]: the column block a thread
     multiplies is contiguous. Columns past N (up to `cols`) are zero."""
@@ -74,7 +101,8 @@ def pack(w: np.ndarray, cols: int) -> np.ndarray:
 
 
 class KernelGRUStepper:
-    """Same interface as char_gru.CharGRUStepper; state is [L, B, H] (rows contiguous)."""
+    """Same interface as char_gru.CharGRUStepper; state is [L, B, Hp] (rows contiguous; Hp =
+    hidden rounded up to 16, the padded units stay 0)."""
 
     def __init__(self, weights: dict[str, np.ndarray], config: Any, threads: int = 0):
         lib = _library()
@@ -83,9 +111,10 @@ class KernelGRUStepper:
         self._fn = lib.memebot_gru_step
         self.config = config
         self.threads = threads
-        H = self.hidden = config.hidden
+        H = config.hidden
         L = config.layers
-        self.G = G = _round_panel(3 * H)
+        self.hidden = Hp = -(-H // UNITS) * UNITS
+        self.G = G = 3 * Hp
 
         def get(suffix: str) -> np.ndarray:
             (k,) = [p for p in weights if p.endswith(suffix)]
@@ -94,38 +123,40 @@ class KernelGRUStepper:
         ec, eb = config.char_emb, config.box_emb
         k0 = get("gru_0/gru_cell/kernel")  # [Ec+Eb+Et, 3H]
         # Layer 0's input projection as lookup tables, from the float16-rounded kernel (the
-        # same rounding as every other weight), padded to G columns: [V*max_boxes, G], [slots, G]
+        # same rounding as every other weight), in block order: [V*max_boxes, G], [slots, G]
         k0 = k0.astype(np.float16).astype(np.float32)
         b0 = get("gru_0/gru_cell/bias")[0]
         char_in = get("char_emb/embeddings") @ k0[:ec]
         box_in = get("box_emb/embeddings") @ k0[ec : ec + eb]
         table = (char_in[:, None, :] + box_in[None, :, :] + b0).reshape(-1, 3 * H)
-        self.char_box_in = np.zeros((len(table), G), dtype=np.float32)
-        self.char_box_in[:, : 3 * H] = table
-        self.template_in = np.zeros((get("template_emb/embeddings").shape[0], G), np.float32)
-        self.template_in[:, : 3 * H] = get("template_emb/embeddings") @ k0[ec + eb :]
+        self.char_box_in = block_order(table.astype(np.float32), H)
+        self.template_in = block_order(
+            (get("template_emb/embeddings") @ k0[ec + eb :]).astype(np.float32), H
+        )
         self.bx = np.zeros((L, G), dtype=np.float32)
         self.bh = np.zeros((L, G), dtype=np.float32)
-        self._unused = np.zeros((1, 16), dtype=np.float16)
+        self._unused = np.zeros((1, 48), dtype=np.float16)
         self.wx: list[np.ndarray] = []
         self.wh: list[np.ndarray] = []
         for i in range(L):
             bias = get(f"gru_{i}/gru_cell/bias")  # [2, 3H]: input bias, recurrent bias
-            self.bx[i, : 3 * H], self.bh[i, : 3 * H] = bias[0], bias[1]
+            self.bx[i], self.bh[i] = block_order(bias[0], H), block_order(bias[1], H)
             # layer 0's input kernel is folded into the tables above; the kernel skips wx[0]
-            self.wx.append(pack(get(f"gru_{i}/gru_cell/kernel"), G) if i else self._unused)
-            self.wh.append(pack(get(f"gru_{i}/gru_cell/recurrent_kernel"), G))
+            self.wx.append(pack_units(get(f"gru_{i}/gru_cell/kernel"), H) if i else self._unused)
+            self.wh.append(pack_units(get(f"gru_{i}/gru_cell/recurrent_kernel"), H))
         out_w = get("logits/kernel")  # [H, V]
         self.vocab_size = out_w.shape[1]
         self.Vp = _round_panel(self.vocab_size)
-        self.wo = pack(out_w, self.Vp)
+        rows = np.zeros((Hp, self.vocab_size), dtype=np.float32)
+        rows[:H] = out_w
+        self.wo = pack(rows, self.Vp)
         self.bo = np.zeros(self.Vp, dtype=np.float32)
         self.bo[: self.vocab_size] = get("logits/bias")
         self._wx_ptrs = (_P * L)(*[w.ctypes.data for w in self.wx])
         self._wh_ptrs = (_P * L)(*[w.ctypes.data for w in self.wh])
         self._model = _Model(
             L,
-            H,
+            Hp,
             G,
             self.Vp,
             threads,
@@ -150,14 +181,14 @@ class KernelGRUStepper:
     def step(
         self, state: np.ndarray, chars: np.ndarray, boxes: np.ndarray, slots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One character for each row: ids [B] -> (logits [B,V], new state [L,B,H])."""
-        L, H, G, B = self.config.layers, self.hidden, self.G, len(chars)
+        """One character for each row: ids [B] -> (logits [B,V], new state [L,B,Hp])."""
+        L, Hp, G, B = self.config.layers, self.hidden, self.G, len(chars)
         state = np.ascontiguousarray(state, dtype=np.float32)
-        # One buffer per step (the layout memebot_gru_step expects): out | xin | logits | scratch
-        arena = np.empty(B * (L * H + 3 * G + self.Vp), dtype=np.float32)
-        out = arena[: L * B * H].reshape(L, B, H)
-        x = arena[L * B * H : (L * H + G) * B].reshape(B, G)
-        logits = arena[(L * H + G) * B : (L * H + G + self.Vp) * B].reshape(B, self.Vp)
+        # One buffer per step (the layout memebot_gru_step expects): out | xin | logits
+        arena = np.empty(B * (L * Hp + G + self.Vp), dtype=np.float32)
+        out = arena[: L * B * Hp].reshape(L, B, Hp)
+        x = arena[L * B * Hp : (L * Hp + G) * B].reshape(B, G)
+        logits = arena[(L * Hp + G) * B :].reshape(B, self.Vp)
         mb = self.config.max_boxes
         np.take(self.char_box_in, np.asarray(chars) * mb + np.minimum(boxes, mb - 1), 0, out=x)
         x += self.template_in[slots]
