@@ -10,8 +10,8 @@ import pytest
 from memebot.errors import ArtifactError
 from tests.conftest import skip_or_fail
 from training.models import char_gru, gru_kernel
-from training.runtime import load_model
-from training.vocab import Vocab
+from training.runtime import load_model, log_softmax
+from training.vocab import N_SPECIAL, Vocab
 
 # hidden 20 and a 24-id vocabulary: 3H and V are not multiples of 16 (the padding paths).
 CFG = char_gru.CharGRUConfig(char_emb=8, template_emb=4, box_emb=3, hidden=20, layers=2)
@@ -43,12 +43,16 @@ def rounded(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def run(stepper, chars: np.ndarray, boxes: np.ndarray, slots: np.ndarray) -> list[np.ndarray]:
-    """Logits [B,V] at each of chars.shape[1] steps."""
+    """Log-probabilities [B,V] at each of chars.shape[1] steps, the special ids at -inf (what
+    the kernel returns; the NumPy stepper's logits are turned into that here)."""
     state = stepper.initial_state(chars.shape[0])
     out = []
     for t in range(chars.shape[1]):
-        logits, state = stepper.step(state, chars[:, t], boxes[:, t], slots)
-        out.append(np.array(logits))
+        y, state = stepper.step(state, chars[:, t], boxes[:, t], slots)
+        if not getattr(stepper, "returns_logp", False):
+            y = log_softmax(np.asarray(y, dtype=np.float64))
+            y[:, :N_SPECIAL] = -np.inf
+        out.append(np.array(y))
     return out
 
 
@@ -74,7 +78,10 @@ def test_float16_rounding_moves_logits_little(weights) -> None:
     chars, boxes, slots = inputs(4)
     exact = run(char_gru.CharGRUStepper(weights, CFG), chars, boxes, slots)
     got = run(gru_kernel.KernelGRUStepper(weights, CFG), chars, boxes, slots)
-    worst = max(float(np.abs(e - g).max()) for e, g in zip(exact, got, strict=True))
+    worst = max(
+        float(np.abs(e[:, N_SPECIAL:] - g[:, N_SPECIAL:]).max())
+        for e, g in zip(exact, got, strict=True)
+    )
     assert 0 < worst < 0.05  # rounded, so not identical; weights here are N(0, 0.5)
 
 
@@ -99,6 +106,17 @@ def test_state_reorder_and_join(weights) -> None:
     none = np.array([], dtype=np.int64)
     logits, empty = k.step(k.initial_state(0), none, none, none)
     assert logits.shape == (0, vocab_size(weights)) and empty.shape == (CFG.layers, 0, k.hidden)
+
+
+def test_ids_outside_the_tables_are_refused(weights) -> None:
+    k = gru_kernel.KernelGRUStepper(weights, CFG)
+    one = np.array([1])
+    for chars, boxes, slots in [(np.array([99]), one, one), (one, one, np.array([7]))]:
+        with pytest.raises(ValueError, match="outside the model's tables"):
+            k.step(k.initial_state(1), chars, boxes, slots)
+    logp, _ = k.step(k.initial_state(1), one, np.array([50]), one)  # box past max_boxes: last
+    assert np.isfinite(logp[0, N_SPECIAL:]).all() and (logp[0, :N_SPECIAL] == -np.inf).all()
+    assert 0 < np.exp(logp[0, N_SPECIAL:].astype(np.float64)).sum() <= 1 + 1e-5
 
 
 @pytest.mark.slow

@@ -124,8 +124,10 @@ class LoadedModel:
     def step(
         self, state: Any, chars: np.ndarray, boxes: np.ndarray, conds: np.ndarray
     ) -> tuple[np.ndarray, Any]:
-        logits, state = self._stepper.step(state, chars, boxes, conds)
-        return log_softmax(np.asarray(logits, dtype=np.float64)), state
+        out, state = self._stepper.step(state, chars, boxes, conds)
+        if getattr(self._stepper, "returns_logp", False):  # the compiled kernel, float32
+            return out, state
+        return log_softmax(np.asarray(out, dtype=np.float64)), state
 
 
 def build_keras(arch: str, config: Any, vocab: Vocab, templates: TemplateTable) -> Any:

@@ -14,6 +14,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -162,6 +163,11 @@ static inline __attribute__((always_inline)) void unit_block(
  * to 32 (the output kernel uses 32-column panels). */
 typedef struct {
     int layers, hidden, G, Vp, threads; /* hidden = Hp, G = 3 * Hp; threads <= 0: default */
+    int vocab, max_boxes;               /* V; box indices >= max_boxes share the last */
+    int64_t n_inputs, n_slots;          /* rows of the two input tables */
+    const float *char_box_in;           /* [n_inputs, G] layer 0's input projection of
+                                           (char, box), input bias included, block order */
+    const float *template_in;           /* [n_slots, G] and of the template slot */
     const half *const *wx;              /* [L] -> [nblk][Hp][48] input kernels (wx[0] unused) */
     const half *const *wh;              /* [L] -> [nblk][Hp][48] recurrent kernels */
     const float *bx, *bh;               /* [L, G] input and recurrent biases, block order */
@@ -169,13 +175,26 @@ typedef struct {
     const float *bo;                    /* [Vp] */
 } gru_model;
 
-/* One step of the stacked GRU layers over B rows, then the logits.
+/* One step of the stacked GRU layers over B rows, then log-probabilities.
+ * chars, boxes, slots: [B] ids fed, their box indices, conditioning slots.
  * state: [L, B, Hp], the hidden states before the step. arena, one buffer per step:
- *   out [L, B, Hp] (states after) | xin [B, G] (layer 0's input projection in block order,
- *   its input bias included; filled by the caller) | logits [B, Vp]. */
-void memebot_gru_step(const gru_model *m, int B, const float *state, float *arena) {
+ *   out [L, B, Hp] (states after) | xin [B, G] (scratch) | logp [B, Vp]: log-softmax over
+ *   the V ids (the caller masks the special ids: -ffast-math assumes no infinities here).
+ * Returns 0, or -1 (nothing computed) if an id is outside its table. */
+int memebot_gru_step(const gru_model *m, int B, const int64_t *chars, const int64_t *boxes,
+                     const int64_t *slots, const float *state, float *arena) {
     const int L = m->layers, Hp = m->hidden, G = m->G, Vp = m->Vp, nblk = Hp / 16;
     float *out = arena, *xin = out + (size_t)L * B * Hp, *logits = xin + (size_t)B * G;
+    for (int b = 0; b < B; b++) {
+        int64_t box = boxes[b] < m->max_boxes ? boxes[b] : m->max_boxes - 1;
+        int64_t row = chars[b] * m->max_boxes + box;
+        if (chars[b] < 0 || box < 0 || row >= m->n_inputs || slots[b] < 0 || slots[b] >= m->n_slots)
+            return -1;
+        const float *cb = m->char_box_in + (size_t)row * G, *tp = m->template_in + (size_t)slots[b] * G;
+        float *x = xin + (size_t)b * G;
+#pragma omp simd
+        for (int k = 0; k < G; k++) x[k] = cb[k] + tp[k];
+    }
     int threads = m->threads;
 #ifdef _OPENMP
     if (threads <= 0) threads = omp_get_max_threads();
@@ -207,5 +226,14 @@ void memebot_gru_step(const gru_model *m, int B, const float *state, float *aren
             }
         }
         matmul(m->wo, m->bo, out + (size_t)(L - 1) * B * Hp, logits, B, Hp, Vp);
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *z = logits + (size_t)b * Vp, top = z[0], sum = 0.f;
+            for (int v = 1; v < m->vocab; v++) top = z[v] > top ? z[v] : top;
+            for (int v = 0; v < m->vocab; v++) sum += expf(z[v] - top);
+            const float norm = top + logf(sum);
+            for (int v = 0; v < m->vocab; v++) z[v] -= norm;
+        }
     }
+    return 0;
 }

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from training.vocab import N_SPECIAL
+
 _MODULE = "training.models._gru_step"
 _P = ctypes.c_void_p
 
@@ -29,8 +31,8 @@ def _library() -> Any:
     except OSError:
         return None
     fn = lib.memebot_gru_step
-    fn.argtypes = [_P, ctypes.c_int, _P, _P]
-    fn.restype = None
+    fn.argtypes = [_P, ctypes.c_int, _P, _P, _P, _P, _P]
+    fn.restype = ctypes.c_int
     return lib
 
 
@@ -43,6 +45,12 @@ class _Model(ctypes.Structure):
         ("G", ctypes.c_int),
         ("Vp", ctypes.c_int),
         ("threads", ctypes.c_int),
+        ("vocab", ctypes.c_int),
+        ("max_boxes", ctypes.c_int),
+        ("n_inputs", ctypes.c_int64),
+        ("n_slots", ctypes.c_int64),
+        ("char_box_in", _P),
+        ("template_in", _P),
         ("wx", ctypes.POINTER(_P)),
         ("wh", ctypes.POINTER(_P)),
         ("bx", _P),
@@ -101,8 +109,11 @@ def pack(w: np.ndarray, cols: int) -> np.ndarray:
 
 
 class KernelGRUStepper:
-    """Same interface as char_gru.CharGRUStepper; state is [L, B, Hp] (rows contiguous; Hp =
-    hidden rounded up to 16, the padded units stay 0)."""
+    """Same interface as char_gru.CharGRUStepper, except that `step` returns log-probabilities
+    (`returns_logp`); state is [L, B, Hp] (rows contiguous; Hp = hidden rounded up to 16, the
+    padded units stay 0)."""
+
+    returns_logp = True  # step's first output is already log-softmaxed, specials at -inf
 
     def __init__(self, weights: dict[str, np.ndarray], config: Any, threads: int = 0):
         lib = _library()
@@ -160,6 +171,12 @@ class KernelGRUStepper:
             G,
             self.Vp,
             threads,
+            self.vocab_size,
+            config.max_boxes,
+            len(self.char_box_in),
+            len(self.template_in),
+            self.char_box_in.ctypes.data,
+            self.template_in.ctypes.data,
             self._wx_ptrs,
             self._wh_ptrs,
             self.bx.ctypes.data,
@@ -181,17 +198,18 @@ class KernelGRUStepper:
     def step(
         self, state: np.ndarray, chars: np.ndarray, boxes: np.ndarray, slots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One character for each row: ids [B] -> (logits [B,V], new state [L,B,Hp])."""
+        """One character for each row: ids [B] -> (log-probabilities [B,V] with the special
+        ids at -inf, new state [L,B,Hp])."""
         L, Hp, G, B = self.config.layers, self.hidden, self.G, len(chars)
         state = np.ascontiguousarray(state, dtype=np.float32)
-        # One buffer per step (the layout memebot_gru_step expects): out | xin | logits
+        ids = [np.ascontiguousarray(a, dtype=np.int64) for a in (chars, boxes, slots)]
+        # One buffer per step (the layout memebot_gru_step expects): out | xin | logp
         arena = np.empty(B * (L * Hp + G + self.Vp), dtype=np.float32)
         out = arena[: L * B * Hp].reshape(L, B, Hp)
-        x = arena[L * B * Hp : (L * Hp + G) * B].reshape(B, G)
-        logits = arena[(L * Hp + G) * B :].reshape(B, self.Vp)
-        mb = self.config.max_boxes
-        np.take(self.char_box_in, np.asarray(chars) * mb + np.minimum(boxes, mb - 1), 0, out=x)
-        x += self.template_in[slots]
-        if B:
-            self._fn(self._model_ref, B, state.ctypes.data, arena.ctypes.data)
-        return logits[:, : self.vocab_size], out
+        logp = arena[(L * Hp + G) * B :].reshape(B, self.Vp)
+        if B and self._fn(
+            self._model_ref, B, *(a.ctypes.data for a in ids), state.ctypes.data, arena.ctypes.data
+        ):
+            raise ValueError("a character, box or template id is outside the model's tables")
+        logp[:, :N_SPECIAL] = -np.inf  # padding, BOS and UNK are never generated
+        return logp[:, : self.vocab_size], out
