@@ -9,6 +9,7 @@ import json
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,4 +126,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Pat
         ),
         echo=lambda _s: None,
     )
+    return out
+
+
+def captions_alone(model: Any, reqs: list[Any]) -> list[list[list[str]]]:
+    """Each request decoded by itself: the boxes of its captions (the reference for batching)."""
+    from training.sampling import CaptionJob, run_jobs
+
+    out = []
+    for r in reqs:
+        job = CaptionJob(model, r)
+        run_jobs(model, [job])
+        out.append([c.boxes for c in job.captions()])
     return out

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import captions_alone
 from training.pickers import FORBID_END, FREE, PREFER_END, Decoding, rule_code
 from training.rowtable import BOX_LEN, BOXES, LENGTH, TARGET
 from training.runtime import LoadedModel, load_model
-from training.sampling import Batch, CaptionJob, CaptionRequest, _Row, run_jobs
+from training.sampling import Batch, CaptionJob, CaptionRequest, _Row
 
 pytestmark = pytest.mark.slow
 
@@ -71,11 +72,7 @@ def test_joining_mid_way_and_dropping_change_no_other_caption(model: LoadedModel
         CaptionRequest("y-u-no", 2, decoding=Decoding("beam", beam_width=3)),
         CaptionRequest("distracted-boyfriend", 3, seed=13, start="me|"),
     ]
-    alone = []
-    for r in reqs:
-        job = CaptionJob(model, r)
-        run_jobs(model, [job])
-        alone.append([c.boxes for c in job.captions()])
+    alone = captions_alone(model, reqs)
     jobs = [CaptionJob(model, r) for r in reqs]
     doomed = CaptionJob(model, CaptionRequest("two-buttons", 2, seed=99))
     batch = Batch(model)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import captions_alone
 from training.data import Caption
 from training.sampling import Decoding, pick
 
@@ -94,11 +95,7 @@ def test_batched_equals_unbatched(tiny_model: Path) -> None:
         CaptionRequest("distracted-boyfriend", 3, seed=3, n=3),
         CaptionRequest("y-u-no", 2, decoding=Decoding("beam", beam_width=4, min_score=0.05), n=2),
     ]
-    alone = []
-    for r in reqs:
-        job = CaptionJob(m, r)
-        run_jobs(m, [job])
-        alone.append([s.boxes for s in job.captions()])
+    alone = captions_alone(m, reqs)
     jobs = [CaptionJob(m, r) for r in reqs]
     run_jobs(m, jobs)
     assert [[s.boxes for s in j.captions()] for j in jobs] == alone
