@@ -120,9 +120,11 @@ class CaptionJob:
     @property
     def width(self) -> int:
         """Rows this job takes in a batched step (before joining one: rows it will take)."""
-        if self.beam or self.done:
+        if self.beam:
             return len(self.rows)
-        return self.open_rows if self.in_table else self.req.n
+        if self.in_table:
+            return self.open_rows
+        return 0 if self.done else self.req.n
 
     def inputs(self) -> tuple[list[int], list[int]]:
         """beam: ids fed this step and their box indices (markers up to and including the id)."""
