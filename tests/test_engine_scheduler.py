@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from engine.scheduler import QueueFull, Scheduler
+from tests.conftest import captions_alone
 from training.runtime import LoadedModel, load_model
-from training.sampling import CaptionJob, CaptionRequest, run_jobs
+from training.sampling import CaptionRequest
 
 pytestmark = pytest.mark.slow
 
@@ -58,11 +59,7 @@ def test_failed_step_fails_its_requests_and_decoding_goes_on(tiny_model: Path) -
 def test_concurrent_requests_share_steps_and_match_alone(tiny_model: Path) -> None:
     m = load_model(tiny_model)
     reqs = [CaptionRequest("success-kid", 2, seed=i) for i in range(12)]
-    alone = []
-    for r in reqs:
-        job = CaptionJob(m, r)
-        run_jobs(m, [job])
-        alone.append(job.captions()[0].boxes)
+    alone = [a[0] for a in captions_alone(m, reqs)]
 
     async def scenario() -> tuple[list[list[str]], int]:
         s = Scheduler(m)
@@ -94,3 +91,33 @@ def test_queue_bound_then_queued_requests_complete(tiny_model: Path) -> None:
         await s.stop()
 
     asyncio.run(scenario())
+
+
+def test_hand_back_polls_while_busy_then_goes_quiet_and_wakes_again(tiny_model: Path) -> None:
+    """Finished captions reach the event loop by polling while requests are in flight; once
+    idle the loop stops polling, and the next request's caption still arrives (no lost
+    wake-up), in waves that start while earlier requests are finishing."""
+    m = load_model(tiny_model)
+    reqs = [CaptionRequest("success-kid", 2, seed=i) for i in range(30)]
+    alone = captions_alone(m, reqs)
+
+    async def scenario() -> list[list[str]]:
+        s = Scheduler(m)
+        s.start()
+        try:
+            got: list[Any] = []
+            for wave in range(3):
+                part = reqs[wave * 10 : (wave + 1) * 10]
+                tasks = [asyncio.ensure_future(s.submit(r, timeout=20)) for r in part]
+                await asyncio.sleep(0.002 * wave)
+                got += await asyncio.gather(*tasks)
+                for _ in range(200):  # idle again: the poll stops
+                    if not s._wake_pending:
+                        break
+                    await asyncio.sleep(0.005)
+                assert not s._wake_pending and s.in_flight == 0
+            return [g[0].boxes for g in got]
+        finally:
+            await s.stop()
+
+    assert asyncio.run(scenario()) == [a[0] for a in alone]
