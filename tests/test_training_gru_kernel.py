@@ -114,6 +114,8 @@ def test_ids_outside_the_tables_are_refused(weights) -> None:
     for chars, boxes, slots in [(np.array([99]), one, one), (one, one, np.array([7]))]:
         with pytest.raises(ValueError, match="outside the model's tables"):
             k.step(k.initial_state(1), chars, boxes, slots)
+    with pytest.raises(ValueError, match="do not match"):
+        k.step(k.initial_state(2), one, one, one)  # a state for 2 rows, ids for 1
     logp, _ = k.step(k.initial_state(1), one, np.array([50]), one)  # box past max_boxes: last
     assert np.isfinite(logp[0, N_SPECIAL:]).all() and (logp[0, :N_SPECIAL] == -np.inf).all()
     assert 0 < np.exp(logp[0, N_SPECIAL:].astype(np.float64)).sum() <= 1 + 1e-5

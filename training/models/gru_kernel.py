@@ -203,6 +203,9 @@ class KernelGRUStepper:
         L, Hp, G, B = self.config.layers, self.hidden, self.G, len(chars)
         state = np.ascontiguousarray(state, dtype=np.float32)
         ids = [np.ascontiguousarray(a, dtype=np.int64) for a in (chars, boxes, slots)]
+        if state.shape != (L, B, Hp) or any(a.shape != (B,) for a in ids):
+            # the kernel trusts these shapes: refuse rather than read past a buffer
+            raise ValueError(f"state {state.shape} and ids do not match {B} rows of ({L}, {Hp})")
         # One buffer per step (the layout memebot_gru_step expects): out | xin | logp
         arena = np.empty(B * (L * Hp + G + self.Vp), dtype=np.float32)
         out = arena[: L * B * Hp].reshape(L, B, Hp)
