@@ -2,13 +2,13 @@
 
 Under load the engine steps ~64 rows at once; per-request Python objects per step cost more
 than the model step itself. Here a step's bookkeeping — which id each row feeds, what the
-caption rules allow next (`CaptionJob._code`'s rules), the picks, the uniform draws, box and
-length counters, the calibrated length targets, finished rows — is a fixed number of NumPy
+caption rules allow next (`pickers.rule_code`, vectorised), the picks, the uniform draws, box
+and length counters, the calibrated length targets, finished rows — is a fixed number of NumPy
 operations whatever the number of rows. Only a finished row costs Python (its text).
 
-Each row draws from its own generator, pre-drawn at admission into a row of `u` in the order
-single draws would come: the length target of the first box, then two per picked character
-and one more target each time a box closes. A request with `n` > 1 candidates gives each
+Each row draws from its own generator, pre-drawn at admission into its row of `floats`, in
+the order single draws would come: the length target of the first box, then two per picked
+character and one more target each time a box closes. A request with `n` > 1 candidates gives each
 candidate its own generator, spawned from the seed. So a row's caption depends only on its
 request, never on which other rows share the step (batched == unbatched).
 """
