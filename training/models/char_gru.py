@@ -10,6 +10,7 @@ float16 kernel in gru_kernel.py where it was built; training/runtime.py picks.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -58,31 +59,41 @@ def weights_of(model) -> dict[str, np.ndarray]:  # model: keras.Model
     return {v.path: np.asarray(v.numpy(), dtype=np.float32) for v in model.weights}
 
 
+def weight(weights: dict[str, np.ndarray], suffix: str) -> np.ndarray:
+    """The one weight whose variable path ends with `suffix`."""
+    (k,) = [p for p in weights if p.endswith(suffix)]
+    return weights[k]
+
+
+def input_tables(
+    weights: dict[str, np.ndarray], config: CharGRUConfig, kernel_dtype: Any = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Layer 0's input projection folded into lookup tables: [V*max_boxes, 3H] for (char, box),
+    its input bias included, and [slots, 3H] for the template, so a step's input projection is
+    two gathers and an add (x@K = Ec[c]@K_c + Eb[b]@K_b + Et[t]@K_t). `kernel_dtype`: the
+    precision the input kernel is rounded to first (the compiled step keeps float16)."""
+    ec, eb = config.char_emb, config.box_emb
+    k0 = weight(weights, "gru_0/gru_cell/kernel").astype(kernel_dtype).astype(np.float32)
+    b0 = weight(weights, "gru_0/gru_cell/bias")[0]  # [3H]: layer 0's input bias
+    char_in = weight(weights, "char_emb/embeddings") @ k0[:ec]  # [V, 3H]
+    box_in = weight(weights, "box_emb/embeddings") @ k0[ec : ec + eb]  # [max_boxes, 3H]
+    # Gathered by rows (a column gather from a transposed table is 4x slower and leaves a
+    # Fortran-ordered result).
+    char_box = (char_in[:, None, :] + box_in[None, :, :] + b0).reshape(-1, 3 * config.hidden)
+    template = weight(weights, "template_emb/embeddings") @ k0[ec + eb :]
+    return char_box.astype(np.float32), template.astype(np.float32)
+
+
 class CharGRUStepper:
     """NumPy incremental decoder over a trained `char-gru` model's weights (`weights_of`)."""
 
     def __init__(self, weights: dict[str, np.ndarray], config: CharGRUConfig):
-        w = weights
-
         def get(suffix: str) -> np.ndarray:
-            (k,) = [p for p in w if p.endswith(suffix)]
-            return w[k]
+            return weight(weights, suffix)
 
         self.config = config
         self.hidden = config.hidden
-        ec, eb = config.char_emb, config.box_emb
-        k0 = get("gru_0/gru_cell/kernel")  # [Ec+Eb+Et, 3H]
-        b0 = get("gru_0/gru_cell/bias")[0]  # [3H]: layer 0's input bias
-        # Fold each embedding into the first layer's input kernel (x@K = Ec[c]@K_c + ...), and
-        # char with box into one table, so a step's input projection is two gathers and an add.
-        char_in = get("char_emb/embeddings") @ k0[:ec]  # [V, 3H]
-        box_in = get("box_emb/embeddings") @ k0[ec : ec + eb]  # [max_boxes, 3H]
-        # [V*max_boxes, 3H] and [slots, 3H]: gathered by rows (a column gather from the
-        # transposed tables is 4x slower and leaves a Fortran-ordered result).
-        self.char_box_in = (char_in[:, None, :] + box_in[None, :, :] + b0).reshape(
-            -1, 3 * self.hidden
-        )
-        self.template_in = get("template_emb/embeddings") @ k0[ec + eb :]
+        self.char_box_in, self.template_in = input_tables(weights, config)
         # Everything else is kept transposed (features x batch): OpenBLAS multiplies
         # [3H,H]x[H,B] 10-25% faster than [B,H]x[H,3H] at serving batch sizes, and the gates
         # become contiguous row blocks.

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from training.models import char_gru
 from training.vocab import N_SPECIAL
 
 _MODULE = "training.models._gru_step"
@@ -68,8 +69,8 @@ def available() -> bool:
 PANEL = 32  # columns per packed weight panel (the kernel's tile width)
 
 
-def _round_panel(n: int) -> int:
-    return -(-n // PANEL) * PANEL
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 UNITS = 16  # hidden units per block: one block's z, r and n columns form a 48-column panel
@@ -78,7 +79,7 @@ UNITS = 16  # hidden units per block: one block's z, r and n columns form a 48-c
 def block_order(w: np.ndarray, hidden: int) -> np.ndarray:
     """[..., 3H] gate-major columns (z | r | n, Keras) -> [..., 3Hp] in unit-block order:
     block b holds z, r, n of units UNITS*b .. UNITS*b+UNITS-1; padded units are zero."""
-    hp = -(-hidden // UNITS) * UNITS
+    hp = _round_up(hidden, UNITS)
     out = np.zeros((*w.shape[:-1], hp // UNITS, 3, UNITS), dtype=w.dtype)
     gates = w.reshape(*w.shape[:-1], 3, hidden)  # [..., 3, H]
     padded = np.zeros((*w.shape[:-1], 3, hp), dtype=w.dtype)
@@ -90,7 +91,7 @@ def block_order(w: np.ndarray, hidden: int) -> np.ndarray:
 def pack_units(w: np.ndarray, hidden: int) -> np.ndarray:
     """A GRU kernel [K, 3H] -> float16 [Hp/UNITS, Kp, 48] (K rows padded to Kp = Hp when K is
     the hidden size), each unit block's panel contiguous."""
-    hp = -(-hidden // UNITS) * UNITS
+    hp = _round_up(hidden, UNITS)
     cols = block_order(w, hidden)  # [K, 3Hp]
     rows = np.zeros((hp if w.shape[0] == hidden else w.shape[0], 3 * hp), dtype=np.float32)
     rows[: w.shape[0]] = cols
@@ -124,26 +125,17 @@ class KernelGRUStepper:
         self.threads = threads
         H = config.hidden
         L = config.layers
-        self.hidden = Hp = -(-H // UNITS) * UNITS
+        self.hidden = Hp = _round_up(H, UNITS)
         self.G = G = 3 * Hp
 
         def get(suffix: str) -> np.ndarray:
-            (k,) = [p for p in weights if p.endswith(suffix)]
-            return weights[k]
+            return char_gru.weight(weights, suffix)
 
-        ec, eb = config.char_emb, config.box_emb
-        k0 = get("gru_0/gru_cell/kernel")  # [Ec+Eb+Et, 3H]
-        # Layer 0's input projection as lookup tables, from the float16-rounded kernel (the
+        # Layer 0's input projection as lookup tables from the float16-rounded kernel (the
         # same rounding as every other weight), in block order: [V*max_boxes, G], [slots, G]
-        k0 = k0.astype(np.float16).astype(np.float32)
-        b0 = get("gru_0/gru_cell/bias")[0]
-        char_in = get("char_emb/embeddings") @ k0[:ec]
-        box_in = get("box_emb/embeddings") @ k0[ec : ec + eb]
-        table = (char_in[:, None, :] + box_in[None, :, :] + b0).reshape(-1, 3 * H)
-        self.char_box_in = block_order(table.astype(np.float32), H)
-        self.template_in = block_order(
-            (get("template_emb/embeddings") @ k0[ec + eb :]).astype(np.float32), H
-        )
+        char_box_in, template_in = char_gru.input_tables(weights, config, np.float16)
+        self.char_box_in = block_order(char_box_in, H)
+        self.template_in = block_order(template_in, H)
         self.bx = np.zeros((L, G), dtype=np.float32)
         self.bh = np.zeros((L, G), dtype=np.float32)
         self._unused = np.zeros((1, 48), dtype=np.float16)
@@ -157,7 +149,7 @@ class KernelGRUStepper:
             self.wh.append(pack_units(get(f"gru_{i}/gru_cell/recurrent_kernel"), H))
         out_w = get("logits/kernel")  # [H, V]
         self.vocab_size = out_w.shape[1]
-        self.Vp = _round_panel(self.vocab_size)
+        self.Vp = _round_up(self.vocab_size, PANEL)
         rows = np.zeros((Hp, self.vocab_size), dtype=np.float32)
         rows[:H] = out_w
         self.wo = pack(rows, self.Vp)
