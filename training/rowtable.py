@@ -87,16 +87,17 @@ class RowTable:
     def _rows_of(self, job: CaptionJob) -> tuple[np.ndarray, ...]:
         req, n = job.req, job.req.n
         seeds = [req.seed] if n == 1 else np.random.SeedSequence(req.seed).spawn(n)
-        ids = [BOS, *self.model.vocab.encode(req.start).tolist()]
+        first = job.rows[0]  # the job's parsed start: BOS + its ids in `prefix`, its counters
+        ids = job.prefix
         prefix = np.array([[c, req.start[:i].count(BOX_END)] for i, c in enumerate(ids)])
         group = self.decodings.setdefault(job.group, len(self.decodings))
         if group == len(self.decoding_of):
             self.decoding_of.append(req.decoding)
         row = np.zeros(15, dtype=np.int64)
         row[LAST] = BOS
-        row[BOXES] = req.start.count(BOX_END)
-        row[BOX_LEN] = len(req.start) - (req.start.rfind(BOX_END) + 1)
-        row[LENGTH] = len(req.start)
+        row[BOXES] = first.boxes
+        row[BOX_LEN] = first.box_len
+        row[LENGTH] = len(first.text)
         row[[PLEN, GROUP, COND, NBOX, MAXLEN, EMPTY_OK, CALIBRATED]] = [
             len(ids),
             group,
