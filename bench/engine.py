@@ -122,12 +122,10 @@ def render_latencies(settings: Settings, n: int) -> list[float]:
     return out
 
 
-def real_lengths(data_dir: Path, cache_dir: Path) -> dict[tuple[str, int | None], list[int]]:
+def real_lengths(prepared: Any) -> dict[tuple[str, int | None], list[int]]:
     """Real caption lengths per (template, box count), and per (template, None) for all."""
-    from training.prepare import prepare
-
     out: dict[tuple[str, int | None], list[int]] = {}
-    for c in prepare(data_dir, cache_dir=cache_dir).captions("all"):
+    for c in prepared.captions("all"):
         out.setdefault((c.template, None), []).append(len(c.text))
         out.setdefault((c.template, len(c.boxes)), []).append(len(c.text))
     return out
@@ -293,9 +291,9 @@ def main() -> int:
     cal = decode_latencies(model, "calibrated", args.captions)
     beam = decode_latencies(model, "beam", max(20, args.captions // 4))
     rend = render_latencies(settings, 50)
-    real = real_lengths(settings.data_dir, settings.cache_dir)
-    val = prepare(settings.data_dir, cache_dir=settings.cache_dir).captions("val")
-    val = val[: args.val_captions]
+    prepared = prepare(settings.data_dir, cache_dir=settings.cache_dir)  # read once, used twice
+    real = real_lengths(prepared)
+    val = prepared.captions("val")[: args.val_captions]
     nats = stepped_nats(model, val)
     nats_numpy = stepped_nats(numpy_model, val)
     lengths, lengths_any, overruns = length_ratios(model, real, args.per_template, "calibrated")
