@@ -278,12 +278,13 @@ def main() -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
+    from engine.service import load_engine_model
     from training.prepare import prepare
     from training.runtime import load_model
 
     # The engine's step (the compiled float16 kernel where it was built) and, side by side,
     # the float32 NumPy step it replaces.
-    model = load_model(args.model, decoder=settings.decoder, threads=settings.decode_threads)
+    model = load_engine_model(settings, args.model)
     numpy_model = load_model(args.model, decoder="numpy")
     ref_char, ref_caption = reference_ms_per_caption(model)
     thr = decode_latencies(model, "threshold", args.captions)

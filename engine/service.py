@@ -147,23 +147,18 @@ class MemeService:
     async def reload(self, path: Path) -> LoadedModel:
         """Load and verify another artifact, then swap; a bad one raises and changes nothing."""
         async with self._reload_lock:
-            model = await asyncio.to_thread(
-                load_model,
-                path,
-                decoder=self.settings.decoder,
-                threads=self.settings.decode_threads,
-            )
+            model = await asyncio.to_thread(load_engine_model, self.settings, path)
             self.scheduler.swap_model(model)
             return model
 
 
+def load_engine_model(settings: Settings, path: Path) -> LoadedModel:
+    """An artifact loaded with the engine's decoding settings (start-up and reloads alike)."""
+    return load_model(path, decoder=settings.decoder, threads=settings.decode_threads)
+
+
 def load_service(settings: Settings, model_path: Path | None = None) -> MemeService:
-    model = load_model(
-        model_path or settings.model_dir,
-        decoder=settings.decoder,
-        threads=settings.decode_threads,
-    )
-    return MemeService(settings, model)
+    return MemeService(settings, load_engine_model(settings, model_path or settings.model_dir))
 
 
 def params_summary(p: MemeParams, n_boxes: int) -> dict[str, Any]:
