@@ -38,8 +38,7 @@ class _Pending:
 
 @dataclass
 class _Cohort:
-    model: LoadedModel
-    batch: Batch
+    batch: Batch  # its model is the cohort's: a swap starts a new cohort
     items: list[_Pending] = field(default_factory=list)
 
 
@@ -134,9 +133,9 @@ class Scheduler:
         joining: dict[int, list[_Pending]] = {}
         for item in items:
             model = item.job.model
-            cohort = next((c for c in self._cohorts if c.model is model), None)
+            cohort = next((c for c in self._cohorts if c.batch.model is model), None)
             if cohort is None:
-                cohort = _Cohort(model, Batch(model))
+                cohort = _Cohort(Batch(model))
                 self._cohorts.append(cohort)
             joining.setdefault(id(cohort), []).append(item)
         for cohort in self._cohorts:
