@@ -24,8 +24,10 @@ from training.models import DEFAULT_ARCH
 from training.train import TrainOptions, train
 
 
-def run_one(arch: str, args: argparse.Namespace, settings: Settings, tmp: Path) -> dict[str, float]:
-    out = tmp / arch
+def run_one(
+    arch: str, args: argparse.Namespace, settings: Settings, tmp: Path, precision: str = "auto"
+) -> dict[str, float]:
+    out = tmp / f"{arch}-{precision}"
     opts = TrainOptions(
         data=args.data,
         out=out,
@@ -39,6 +41,7 @@ def run_one(arch: str, args: argparse.Namespace, settings: Settings, tmp: Path) 
         cache_dir=settings.cache_dir,
         val_limit=args.val_captions,
         verbose=0,
+        precision=precision,
     )
     train(opts, echo=lambda s: print(f"[{arch}] {s}", file=sys.stderr))
     meta = json.loads((out / "meta.json").read_text())
@@ -58,6 +61,7 @@ def run_one(arch: str, args: argparse.Namespace, settings: Settings, tmp: Path) 
         "val_nats": m["val_nats_per_char"],
         "trained_chars": m["trained_chars"],
         "train_seconds": m["train_seconds"],
+        "precision": m.get("precision", "float32"),
     }
 
 
@@ -70,11 +74,20 @@ def main() -> int:
     p.add_argument("--data", type=Path, default=settings.data_dir, help="ImgFlip575K directory")
     p.add_argument("--val-captions", type=int, default=400, help="val captions both are scored on")
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument(
+        "--float32-too",
+        action="store_true",
+        help="also train the default architecture in float32 (when its default precision is "
+        "mixed_bfloat16 on this CPU): a third run, same budget, to compare speed and val loss",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
+    f32: dict[str, float] | None = None
     with tempfile.TemporaryDirectory(prefix="memebot-bench-") as d:
         seed = run_one("seed-cnn", args, settings, Path(d))
         default = run_one(DEFAULT_ARCH, args, settings, Path(d))
+        if args.float32_too and default["precision"] != "float32":
+            f32 = run_one(DEFAULT_ARCH, args, settings, Path(d), precision="float32")
     result = {
         "minutes": args.minutes,
         "val_captions": args.val_captions,
@@ -88,15 +101,28 @@ def main() -> int:
         "default_val_nats": default["val_nats"],
         "nats_gap": seed["val_nats"] - default["val_nats"],
         "default_arch": DEFAULT_ARCH,
+        "default_precision": default["precision"],
         "cpu_count": os.cpu_count(),
     }
+    if f32 is not None:
+        result |= {
+            "default_float32_chars_per_s": f32["chars_per_s"],
+            "default_float32_val_nats": f32["val_nats"],
+            "float32_speedup": f32["chars_per_s"] / seed["chars_per_s"],
+        }
     if args.json:
         print(json.dumps(result))
     else:
         print(f"| arch | trained chars/s | val nats/char ({args.val_captions} val captions) |")
         print("|---|---:|---:|")
         print(f"| seed-cnn | {seed['chars_per_s']:,.1f} | {seed['val_nats']:.3f} |")
-        print(f"| {DEFAULT_ARCH} | {default['chars_per_s']:,.0f} | {default['val_nats']:.3f} |")
+        print(
+            f"| {DEFAULT_ARCH} ({default['precision']}) | {default['chars_per_s']:,.0f} "
+            f"| {default['val_nats']:.3f} |"
+        )
+        if f32 is not None:
+            f32_row = f"{f32['chars_per_s']:,.0f} | {f32['val_nats']:.3f}"
+            print(f"| {DEFAULT_ARCH} (float32) | {f32_row} |")
         print(
             f"\nspeedup {result['speedup']:,.0f}x, {result['nats_gap']:.2f} nats/char lower "
             f"after {args.minutes:g} minutes each"

@@ -56,7 +56,9 @@ def test_gru_arrays_teacher_forcing() -> None:
     assert (y[0, :n] == t).all() and (w[0, :n] == 1).all() and (w[0, n:] == 0).all()
     # box index of each target: markers strictly before it
     assert x["boxes"][0, :n].tolist() == [0, 0, 0, 1, 1]
-    assert x["chars"].shape[1] % 8 == 0
+    assert x["chars"].shape[1] == n  # PAD_TO = 1: the longest caption sets T
+    x, y, w = gru_arrays([t], np.array([3]), v.box_end_id, pad_to=8)
+    assert x["chars"].shape[1] == 8 and (w[0, n:] == 0).all() and (y[0, n:] == PAD).all()
 
 
 @pytest.mark.slow

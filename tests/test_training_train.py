@@ -252,3 +252,84 @@ def test_no_val_split_refused_before_writing_anything(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="both train and val"):
         train(TrainOptions(data=root, out=tmp_path / "m"), echo=lambda _s: None)
     assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()
+
+
+@pytest.mark.parametrize(
+    ("requested", "arch", "gpu", "bf16_cpu", "expected"),
+    [
+        ("auto", "char-gru", False, True, "mixed_bfloat16"),
+        ("auto", "char-gru", False, False, "float32"),
+        ("auto", "char-gru", True, True, "float32"),
+        ("auto", "seed-cnn", False, True, "float32"),
+        ("float32", "char-gru", False, True, "float32"),
+        ("mixed_bfloat16", "char-gru", False, False, "mixed_bfloat16"),
+        ("float32", "seed-cnn", False, True, "float32"),
+    ],
+)
+def test_resolve_precision(
+    requested: str, arch: str, gpu: bool, bf16_cpu: bool, expected: str
+) -> None:
+    from training.train import resolve_precision
+
+    assert resolve_precision(requested, arch, gpu=gpu, bf16_cpu=bf16_cpu) == expected
+
+
+@pytest.mark.parametrize(
+    ("requested", "arch", "named"),
+    [("mixed_bfloat16", "seed-cnn", "seed-cnn"), ("float16", "char-gru", "float16")],
+)
+def test_bad_precision_refused(requested: str, arch: str, named: str) -> None:
+    from training.train import resolve_precision
+
+    with pytest.raises(UsageError, match=named):
+        resolve_precision(requested, arch, gpu=False, bf16_cpu=True)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse avx2 avx512f avx512_bf16 avx512_vnni", True),
+        ("fpu sse avx2 amx_bf16 amx_tile", True),
+        ("fpu sse avx2 avx512f avx512_vnni", False),
+    ],
+)
+def test_cpu_has_bf16_reads_flags(tmp_path: Path, flags: str, expected: bool) -> None:
+    from training.train import cpu_has_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert cpu_has_bf16(info) is expected
+    assert cpu_has_bf16(tmp_path / "missing") is False
+
+
+def test_bfloat16_training_writes_a_float32_artifact(tiny_data: Path, tmp_path: Path) -> None:
+    """Mixed precision is a training detail: the artifact is float32 and scores as recorded."""
+    from training.evaluate import evaluate
+    from training.runtime import load_model
+
+    out = tmp_path / "bf16"
+    train(
+        TrainOptions(
+            data=tiny_data,
+            out=out,
+            epochs=4,
+            batch_size=32,
+            learning_rate=1e-2,
+            overrides={"hidden": "48", "layers": "1", "char_emb": "16"},
+            verbose=0,
+            precision="mixed_bfloat16",
+        ),
+        echo=lambda _s: None,
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["metrics"]["precision"] == "mixed_bfloat16"
+    model = load_model(out)
+    assert {v.dtype for v in model.keras_model.weights} == {"float32"}
+    assert model.keras_model.dtype_policy.name == "float32"
+    prep = prepare(tiny_data)
+    res = evaluate(model, prep.splits["val"])
+    assert abs(res.nats_per_char - meta["metrics"]["val_nats_per_char"]) < 1e-3
+    base = unigram_nats(
+        [c.text for c in prep.splits["train"]], [c.text for c in prep.splits["val"]]
+    )
+    assert res.nats_per_char < base - 0.3, (res.nats_per_char, base)

@@ -1,7 +1,8 @@
 """Training batches as Keras PyDatasets, rebuilt each epoch (shuffle + template dropout).
 
-char-gru: whole captions, bucketed by length so padding stays small; padded lengths are
-rounded up to a multiple of 8 to keep the number of distinct shapes (and retraces) low.
+char-gru: whole captions, bucketed by length so padding stays small (training reads them
+through the graph-only pipeline of gru_dataset.py; `GRUBatches[i]` gives the same arrays
+in NumPy, for evaluation).
 seed-cnn: one row per character, built lazily: the 12M rows of the shared data would not fit
 in memory as 128-id rows.
 """
@@ -15,6 +16,7 @@ import keras
 import numpy as np
 
 from training.data import Caption
+from training.gru_dataset import CHUNK_BATCHES, PAD_TO
 from training.models import seed_cnn
 from training.templates import GENERIC_SLOT, TemplateTable
 from training.vocab import BOS, PAD, Vocab
@@ -25,7 +27,7 @@ def encode_captions(captions: Sequence[Caption], vocab: Vocab) -> list[np.ndarra
 
 
 def gru_arrays(
-    texts: Sequence[np.ndarray], slots: np.ndarray, end_id: int, pad_to: int = 8
+    texts: Sequence[np.ndarray], slots: np.ndarray, end_id: int, pad_to: int = PAD_TO
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Teacher-forcing arrays for a batch: inputs, targets [B,T] and weights [B,T]."""
     T = max(len(t) for t in texts)
@@ -69,7 +71,7 @@ class GRUBatches:
         lengths = np.array([len(t) for t in self.texts])
         idx = self.rng.permutation(n) if self.shuffle else np.arange(n)
         # Sort within large chunks: batches of similar length, still well mixed.
-        chunk = self.batch_size * 64
+        chunk = self.batch_size * CHUNK_BATCHES
         parts = [idx[i : i + chunk] for i in range(0, n, chunk)]
         idx = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
         batches = [idx[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
@@ -87,28 +89,21 @@ class GRUBatches:
         return gru_arrays([self.texts[j] for j in b], self.epoch_slots[b], self.end_id)
 
     def as_tf_dataset(self, repeat: bool = False) -> Any:
-        """A tf.data pipeline over the batches; each pass reshuffles and redraws dropout.
+        """The same batching as a graph-only tf.data pipeline (training/gru_dataset.py); each
+        pass reshuffles and redraws template dropout. (A Keras PyDataset would pin T to the
+        first batch's length, and a Python generator slows the bfloat16 step.)"""
+        from training.gru_dataset import gru_dataset
 
-        (A Keras PyDataset would pin T to the first batch's length.)
-        """
-        import tensorflow as tf
-
-        def gen() -> Any:
-            for i in range(len(self)):
-                yield self[i]
-            self.on_epoch_end()
-
-        spec = tf.TensorSpec((None, None), tf.int32)
-        sig = (
-            {"chars": spec, "boxes": spec, "template": tf.TensorSpec((None,), tf.int32)},
-            spec,
-            tf.TensorSpec((None, None), tf.float32),
+        return gru_dataset(
+            self.texts,
+            self.slots,
+            self.end_id,
+            batch_size=self.batch_size,
+            template_dropout=self.template_dropout,
+            shuffle=self.shuffle,
+            seed=int(self.rng.integers(2**31)),
+            repeat=repeat,
         )
-        ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
-        if repeat:
-            return ds.repeat().prefetch(2)
-        # A known length lets Keras end the epoch without an "input ran out of data" warning.
-        return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
 
 
 class SeedBatches(keras.utils.PyDataset):

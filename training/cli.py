@@ -66,6 +66,13 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     )
     t.add_argument("--xla", action="store_true", help="XLA-compile the training step (char-gru)")
     t.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "float32", "mixed_bfloat16"),
+        help="training arithmetic; auto = mixed_bfloat16 for char-gru on a CPU with bfloat16 "
+        "dot products (AVX512-BF16/AMX), else float32. Weights and artifacts are float32 always",
+    )
+    t.add_argument(
         "--init-from",
         type=Path,
         default=None,
@@ -185,6 +192,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             val_limit=args.val_limit,
             init_from=args.init_from,
             jit=args.xla,
+            precision=args.precision,
             overrides=_parse_sets(args.overrides),
             verbose=0 if args.quiet else 1,
         )

@@ -130,9 +130,15 @@ class LoadedModel:
         return log_softmax(np.asarray(out, dtype=np.float64)), state
 
 
-def build_keras(arch: str, config: Any, vocab: Vocab, templates: TemplateTable) -> Any:
+def build_keras(
+    arch: str, config: Any, vocab: Vocab, templates: TemplateTable, *, precision: str = "float32"
+) -> Any:
+    """`precision`: "float32", or "mixed_bfloat16" for char-gru training (see train.PRECISIONS)."""
     if arch == "char-gru":
-        return char_gru.build(config, vocab.size, templates.n_slots)
+        dtype = None if precision == "float32" else precision
+        return char_gru.build(config, vocab.size, templates.n_slots, dtype=dtype)
+    if precision != "float32":
+        raise ValueError(f"{arch} trains in float32 only, as published")
     return seed_cnn.build(config, vocab.size)
 
 

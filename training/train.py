@@ -53,6 +53,35 @@ class TrainOptions:
     overrides: dict[str, str] = field(default_factory=dict)  # --set key=value on the config
     verbose: int = 1
     jit: bool = False  # XLA-compile the training step (char-gru; pays ~100 s of compiling)
+    precision: str = "auto"  # auto | float32 | mixed_bfloat16 (see resolve_precision)
+
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True when the CPU has bfloat16 dot products (AVX512-BF16 or AMX), which oneDNN uses."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    lines = (ln for ln in text.splitlines() if ln.startswith("flags"))
+    flags = next((ln.split(":", 1)[1].split() for ln in lines), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(requested: str, arch: str, *, gpu: bool, bf16_cpu: bool) -> str:
+    """The precision a run trains in. "auto": mixed_bfloat16 for char-gru on a CPU with
+    bfloat16 dot products (~1.3x the characters per second, measured in docs/BENCHMARKS.md),
+    float32 otherwise: on a GPU (cuDNN's GRU is float32 here), on other CPUs (bfloat16 would
+    be emulated), and always for seed-cnn, the baseline as published."""
+    if requested not in PRECISIONS:
+        raise UsageError(f"--precision {requested}: choose from {', '.join(PRECISIONS)}")
+    if requested == "auto":
+        return "mixed_bfloat16" if arch != "seed-cnn" and bf16_cpu and not gpu else "float32"
+    if requested != "float32" and arch == "seed-cnn":
+        raise UsageError(f"--precision {requested}: seed-cnn trains in float32 only, as published")
+    return requested
 
 
 def parse_overrides(arch: str, overrides: dict[str, str]) -> Any:
@@ -139,6 +168,9 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     )
     started = time.monotonic()
     init = _load_parent(opts) if opts.init_from else None
+    precision = resolve_precision(
+        opts.precision, opts.arch, gpu=_has_gpu(), bf16_cpu=cpu_has_bf16()
+    )
     prep: Prepared = prepare(opts.data, cache_dir=opts.cache_dir)
     train_caps = prep.splits["train"][: opts.limit or None]
     val_caps = prep.splits["val"][: opts.val_limit or None]
@@ -219,9 +251,12 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         )
 
     with _strategy(opts.distribute).scope():
-        model = build_keras(opts.arch, config, vocab, templates)
+        model = build_keras(opts.arch, config, vocab, templates, precision=precision)
         _compile(model, opts.arch, lr, jit=opts.jit)
-    echo(f"model: {opts.arch} {config.to_dict()}  params {model.count_params():,}")
+    echo(
+        f"model: {opts.arch} {config.to_dict()}  params {model.count_params():,}  "
+        f"precision {precision}"
+    )
 
     best = work / "best.weights.h5"
     previous = (
@@ -287,7 +322,11 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     if best.is_file():
         model.load_weights(best)
     echo("evaluating the best checkpoint on the val split...")
-    lm = LoadedModel(None, None, opts.arch, config, vocab, templates, model)
+    # A fresh, uncompiled float32 copy: the artifact carries weights only (no optimizer state,
+    # no training precision), and the val figure is what loading the artifact will give.
+    export = build_keras(opts.arch, config, vocab, templates)
+    export.set_weights(model.get_weights())
+    lm = LoadedModel(None, None, opts.arch, config, vocab, templates, export)
     val = evaluate(lm, val_caps, progress=opts.verbose > 0)
     history = (
         json.loads((work / "history.json").read_text()) if (work / "history.json").is_file() else {}
@@ -305,6 +344,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         "train_seconds": sum(history.get("train_seconds", [])),
         "chars_per_second": trained_chars / max(sum(history.get("train_seconds", [])), 1e-9),
         "stopped_by_budget": budget.hit,
+        "precision": precision,
     }
     run = json.loads((work / "run.json").read_text())
     meta = ArtifactMeta(
@@ -324,9 +364,6 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             "init_from": run.get("init_from"),
         },
     )
-    # A fresh, uncompiled copy: the artifact carries weights only, not optimizer state.
-    export = build_keras(opts.arch, config, vocab, templates)
-    export.set_weights(model.get_weights())
     write_artifact(
         opts.out,
         model=export,
@@ -351,6 +388,12 @@ def _load_parent(opts: TrainOptions) -> Any:
     if opts.overrides:
         raise UsageError("--set: cannot change the config of a model given with --init-from")
     return parent
+
+
+def _has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _trained_chars(history: dict[str, list[float]], data: Any, arch: str) -> int:

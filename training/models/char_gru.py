@@ -30,25 +30,32 @@ class CharGRUConfig:
         return asdict(self)
 
 
-def build(config: CharGRUConfig, vocab_size: int, n_slots: int):  # -> keras.Model
+def build(
+    config: CharGRUConfig, vocab_size: int, n_slots: int, *, dtype: str | None = None
+):  # -> keras.Model
+    """`dtype`: a Keras dtype policy for everything up to the GRUs ("mixed_bfloat16" trains
+    ~1.3x faster on CPUs with bfloat16 dot products); the logits and the loss stay float32.
+    Variables are float32 under every policy, so weights move freely between precisions."""
     import keras
     from keras import layers, ops
 
     chars = keras.Input((None,), dtype="int32", name="chars")  # [B,T]: BOS + text[:-1]
     boxes = keras.Input((None,), dtype="int32", name="boxes")  # [B,T]: box index per position
     template = keras.Input((), dtype="int32", name="template")  # [B]: conditioning slot
-    x_c = layers.Embedding(vocab_size, config.char_emb, name="char_emb")(chars)
-    x_b = layers.Embedding(config.max_boxes, config.box_emb, name="box_emb")(
+    x_c = layers.Embedding(vocab_size, config.char_emb, name="char_emb", dtype=dtype)(chars)
+    x_b = layers.Embedding(config.max_boxes, config.box_emb, name="box_emb", dtype=dtype)(
         ops.minimum(boxes, config.max_boxes - 1)
     )
-    x_t = layers.Embedding(n_slots, config.template_emb, name="template_emb")(template)  # [B,E]
+    x_t = layers.Embedding(n_slots, config.template_emb, name="template_emb", dtype=dtype)(
+        template
+    )  # [B,E]
     x_t = ops.expand_dims(x_t, 1) + ops.zeros_like(x_c[:, :, :1])  # [B,T,Et] (T is dynamic)
-    x = layers.Concatenate(name="step_input")([x_c, x_b, x_t])  # [B,T,Ec+Eb+Et]
+    x = layers.Concatenate(name="step_input", dtype=dtype)([x_c, x_b, x_t])  # [B,T,Ec+Eb+Et]
     for i in range(config.layers):
         if i and config.dropout:
-            x = layers.Dropout(config.dropout)(x)
-        x = layers.GRU(config.hidden, return_sequences=True, name=f"gru_{i}")(x)  # [B,T,H]
-    logits = layers.Dense(vocab_size, name="logits")(x)  # [B,T,V]
+            x = layers.Dropout(config.dropout, dtype=dtype)(x)
+        x = layers.GRU(config.hidden, return_sequences=True, name=f"gru_{i}", dtype=dtype)(x)
+    logits = layers.Dense(vocab_size, name="logits", dtype="float32")(x)  # [B,T,V]
     return keras.Model(
         {"chars": chars, "boxes": boxes, "template": template}, logits, name="char_gru"
     )
