@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ def fake_texts(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
     return texts, rng.integers(1, 9, n)  # slots 1..8: GENERIC_SLOT only by dropout
 
 
-def as_numpy(batch) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def as_numpy(batch: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     x, y, w = batch
     return {k: v.numpy() for k, v in x.items()}, y.numpy(), w.numpy()
 
@@ -42,7 +43,7 @@ def test_unshuffled_batches_equal_the_numpy_ones(n: int, batch_size: int) -> Non
         np.testing.assert_array_equal(w, w2)
 
 
-def caption_counts(epoch: list) -> Counter:  # type: ignore[type-arg]
+def caption_counts(epoch: list[Any]) -> Counter[tuple[int, ...]]:
     return Counter(tuple(r[r != 0]) for _, y, _ in epoch for r in y)
 
 
