@@ -39,6 +39,7 @@ def test_help_lists_subcommands() -> None:
         assert cmd in p.stdout
     t = run("train", "--help")
     assert "--max-minutes" in t.stdout and "--resume" in t.stdout and "--distribute" in t.stdout
+    assert "--precision" in t.stdout
 
 
 @pytest.mark.parametrize(
@@ -54,6 +55,10 @@ def test_help_lists_subcommands() -> None:
             ["output directory already exists"],
         ),
         (["train", "--data", "{data}", "--out", "{tmp}/m", "--set", "wings=2"], ["--set wings=2"]),
+        (
+            ["train", "--arch", "seed-cnn", "--precision", "mixed_bfloat16", "--out", "{tmp}/m"],
+            ["--precision mixed_bfloat16", "seed-cnn trains in float32 only"],
+        ),
         (["eval", "{tmp}/nomodel", "--data", "{data}"], ["nomodel: not a model artifact"]),
         (["generate", "success-kid", "--model", "{tmp}/nomodel"], ["nomodel"]),
         (["data", "prepare", "--data", "{data}", "--out", "{data}"], ["not empty"]),
@@ -65,6 +70,7 @@ def test_bad_input_is_one_line(tmp_path: Path, args: list[str], needles: list[st
     p = run(*fmt, env={"MEMEBOT_CACHE_DIR": str(tmp_path / "cache")})
     assert_one_line_error(p, *needles)
     assert not (tmp_path / "m").exists()
+    assert not (tmp_path / "m.partial").exists()
 
 
 def test_corrupt_data_file_named(tmp_path: Path) -> None:
