@@ -107,26 +107,26 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_imgflip_dir(tmp_path_factory.mktemp("data") / "imgflip")
 
 
+def train_tiny(data: Path, out: Path, **options: Any) -> Path:
+    """A small char-gru trained for seconds on `data`; `options` override TrainOptions fields."""
+    from training.train import TrainOptions, train
+
+    settings: dict[str, Any] = {
+        "epochs": 6,
+        "batch_size": 32,
+        "learning_rate": 1e-2,
+        "overrides": {"hidden": "48", "layers": "1", "char_emb": "16"},
+        "verbose": 0,
+        "patience": 10,
+        "precision": "float32",  # the same arithmetic on every machine (bfloat16: own test)
+    }
+    return train(TrainOptions(data=data, out=out, **(settings | options)), echo=lambda _s: None)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     """A char-gru trained for a few seconds on `tiny_data` (shared by the slow tests)."""
-    from training.train import TrainOptions, train
-
-    out = tmp_path_factory.mktemp("models") / "tiny"
-    train(
-        TrainOptions(
-            data=tiny_data,
-            out=out,
-            epochs=6,
-            batch_size=32,
-            learning_rate=1e-2,
-            overrides={"hidden": "48", "layers": "1", "char_emb": "16"},
-            verbose=0,
-            patience=10,
-        ),
-        echo=lambda _s: None,
-    )
-    return out
+    return train_tiny(tiny_data, tmp_path_factory.mktemp("models") / "tiny")
 
 
 def captions_alone(model: Any, reqs: list[Any]) -> list[list[list[str]]]:

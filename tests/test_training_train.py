@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from memebot.errors import ArtifactError, DataError, UsageError
-from tests.conftest import make_imgflip_dir
+from tests.conftest import make_imgflip_dir, train_tiny
 from training.prepare import prepare
 from training.train import TrainOptions, train
 
@@ -307,20 +307,7 @@ def test_bfloat16_training_writes_a_float32_artifact(tiny_data: Path, tmp_path: 
     from training.evaluate import evaluate
     from training.runtime import load_model
 
-    out = tmp_path / "bf16"
-    train(
-        TrainOptions(
-            data=tiny_data,
-            out=out,
-            epochs=4,
-            batch_size=32,
-            learning_rate=1e-2,
-            overrides={"hidden": "48", "layers": "1", "char_emb": "16"},
-            verbose=0,
-            precision="mixed_bfloat16",
-        ),
-        echo=lambda _s: None,
-    )
+    out = train_tiny(tiny_data, tmp_path / "bf16", epochs=4, precision="mixed_bfloat16")
     meta = json.loads((out / "meta.json").read_text())
     assert meta["metrics"]["precision"] == "mixed_bfloat16"
     model = load_model(out)
