@@ -69,8 +69,8 @@ def gru_dataset(
 
         def batch(b: Any) -> Any:
             rows = order[b * batch_size : (b + 1) * batch_size]  # [B]
-            lens = tf.gather(lengths, rows)
-            pos = tf.ragged.range(tf.gather(starts, rows), tf.gather(starts, rows) + lens)
+            lens, first = tf.gather(lengths, rows), tf.gather(starts, rows)
+            pos = tf.ragged.range(first, first + lens)
             text = tf.gather(flat, pos)  # ragged [B, (len)]
             t = (tf.reduce_max(lens) + PAD_TO - 1) // PAD_TO * PAD_TO
             y = text.to_tensor(default_value=PAD, shape=tf.stack([tf.size(rows, tf.int64), t]))
