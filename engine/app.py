@@ -71,7 +71,8 @@ def _error(status: int, message: str, **extra: object) -> web.Response:
 
 
 def build_app(service: MemeService) -> web.Application:
-    token = service.settings.engine_token
+    secret = service.settings.engine_token
+    token = secret.get_secret_value().encode() if secret else None
     metrics = Metrics()
 
     @web.middleware
@@ -84,9 +85,10 @@ def build_app(service: MemeService) -> web.Application:
         started = time.perf_counter()
         try:
             if token and request.path not in OPEN_PATHS:
-                auth = request.headers.get("Authorization", "")
-                given = auth.removeprefix("Bearer ").encode() if auth.startswith("Bearer ") else b""
-                if not hmac.compare_digest(given, token.encode()):
+                # Bytes that are not UTF-8 arrive as surrogates: replaced, they compare (and
+                # fail) instead of raising an encoding error.
+                given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+                if not (given.startswith(b"Bearer ") and hmac.compare_digest(given[7:], token)):
                     resp: web.StreamResponse = _error(401, "missing or wrong bearer token")
                     resp.headers["WWW-Authenticate"] = "Bearer"
                     return resp
