@@ -145,8 +145,13 @@ def build_app(service: MemeService) -> web.Application:
                 resp = await handler(request)
         except BadRequest as e:
             resp = _error(e.status, str(e), field=e.field)
-            if e.status == 408:  # what is left of the body would never come: hang up
+            if e.status == 408:
+                # The rest of the body is not coming: answer, then hang up at once (aiohttp
+                # would otherwise linger 10 s more reading it).
                 resp.force_close()
+                await resp.prepare(request)
+                await resp.write_eof()
+                request.protocol.force_close()
         except TemplateNotFound as e:
             resp = _error(404, f"template: {e}", field="template")
         except QueueFull:

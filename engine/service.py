@@ -10,7 +10,7 @@ import asyncio
 import io
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -33,7 +33,7 @@ from training.runtime import LoadedModel, load_model
 from training.sampling import CaptionRequest, Decoding, Sampled
 
 MAX_UPLOAD_PIXELS = 40_000_000  # an uploaded image's decoded size (a bomb is refused before)
-UPLOAD_TEMPLATE = "uploaded image"
+UPLOAD_NAME, UPLOAD_SLUG = "uploaded image", "upload"  # what replies name an upload's template
 
 
 @dataclass
@@ -126,7 +126,7 @@ class MemeService:
     ) -> MemeResult:
         """Caption an uploaded image with the model's "any template" slot, top/bottom text."""
         image = await asyncio.to_thread(decode_upload, data)
-        template = fallback_template(UPLOAD_TEMPLATE, opts.boxes or 2)
+        template = replace(fallback_template(UPLOAD_NAME, opts.boxes or 2), slug=UPLOAD_SLUG)
         return await self.generate(opts, template, fmt=fmt, image=image)
 
     async def image_for(self, template: Template) -> Image.Image:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,40 @@ def train_tiny(data: Path, out: Path, **options: Any) -> Path:
         "precision": "float32",  # the same arithmetic on every machine (bfloat16: own test)
     }
     return train(TrainOptions(data=data, out=out, **(settings | options)), echo=lambda _s: None)
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """Another tiny model (other seed, other size) that answers differently from `tiny_model`,
+    with its own version name: what a reload swaps in."""
+    out = train_tiny(
+        tiny_data,
+        tmp_path_factory.mktemp("models") / "other",
+        seed=7,
+        overrides={"hidden": "32", "layers": "1", "char_emb": "8"},
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    meta["version"] = "char-gru-other"
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out
+
+
+class StepGate:
+    """Holds a real model's decoding steps until `opened` is set, so requests stay in flight
+    for as long as a test needs, with no timing involved. `waiting` is set once a step waits."""
+
+    def __init__(self, model: Any):
+        self.opened = threading.Event()
+        self.waiting = threading.Event()
+        inner = model.step
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            self.waiting.set()
+            if not self.opened.wait(timeout=120):
+                raise RuntimeError("StepGate: the test never opened the gate")
+            return inner(*args, **kwargs)
+
+        model.step = step
 
 
 @pytest.fixture(scope="session")
