@@ -422,6 +422,21 @@ JSON_OK = b'{"template": "y-u-no", "image": false}'
             422,
         ),
         ("client closes mid-body", request_bytes("/v1/memes", b'{"templ', length=100), None),
+        ("JSON body over 64 KiB", request_bytes("/v1/memes", b" " * 70_000 + JSON_OK), 413),
+        (
+            "malformed multipart",
+            request_bytes(
+                "/v1/memes/upload",
+                b"--xyz\r\nno headers here",
+                b"Content-Type: multipart/form-data; boundary=abc",
+            ),
+            400,
+        ),
+        (
+            "multipart without a boundary",
+            request_bytes("/v1/memes/upload", b"x", b"Content-Type: multipart/form-data"),
+            400,
+        ),
     ],
 )
 def test_client_mistakes_are_4xx_without_traceback(
