@@ -19,6 +19,7 @@ from engine.catalog import Catalog, Template, fallback_template
 from engine.render import placeholder, render
 from engine.scheduler import Scheduler
 from engine.schema import (
+    UPLOAD_BOXES,
     BadRequest,
     DecodingUsed,
     ImageFormat,
@@ -126,7 +127,8 @@ class MemeService:
     ) -> MemeResult:
         """Caption an uploaded image with the model's "any template" slot, top/bottom text."""
         image = await asyncio.to_thread(decode_upload, data)
-        template = replace(fallback_template(UPLOAD_NAME, opts.boxes or 2), slug=UPLOAD_SLUG)
+        n_boxes = opts.boxes or UPLOAD_BOXES
+        template = replace(fallback_template(UPLOAD_NAME, n_boxes), slug=UPLOAD_SLUG)
         return await self.generate(opts, template, fmt=fmt, image=image)
 
     async def image_for(self, template: Template) -> Image.Image:
