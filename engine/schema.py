@@ -182,6 +182,10 @@ class MemeOptions(BaseModel):
             check_caption_fits(self, self.boxes)
         return self
 
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body (or upload `options` part) a client sends: the fields it set."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
     @property
     def used_min_score(self) -> float:
         return self.min_score if self.min_score is not None else default_min_score(self.decoding)

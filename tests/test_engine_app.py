@@ -149,6 +149,9 @@ def test_templates_health_ready_metrics_openapi(tiny_model: Path, tmp_path: Path
                 hits[-1]["slug"] == "put-it-somewhere-else-patrick"
             )  # alias-only match ranks last
             assert len((await (await http.get(f"{url}/v1/templates")).json())["templates"]) == 25
+            for query, field in (({"limit": "99"}, "limit"), ({"limit": "x"}, "limit")):
+                r = await http.get(f"{url}/v1/templates", params=query)
+                assert r.status == 400 and (await r.json())["field"] == field
             assert (await http.get(f"{url}/healthz")).status == 200
             ready = await http.get(f"{url}/readyz")
             assert ready.status == 200 and (await ready.json())["model_version"]

@@ -93,6 +93,15 @@ def test_good_bodies_and_their_defaults(body: dict[str, Any], expect: dict[str, 
         assert getattr(req, k) == v, k
 
 
+def test_client_bodies_round_trip() -> None:
+    req = MemeRequest(template="drake", seed=3, decoding="beam", temperature=2)
+    assert req.to_body() == {"template": "drake", "seed": 3, "decoding": "beam", "temperature": 2}
+    assert parse_meme_request(req.to_body()) == req
+    assert UploadOptions(n=2).to_body() == {"n": 2}
+    with pytest.raises(BadRequest):  # a client cannot build a body the engine would refuse
+        MemeRequest(template="drake", image=False, response="image")
+
+
 def test_upload_options() -> None:
     assert UploadOptions().boxes == 2 and UploadOptions().image
     with pytest.raises(BadRequest) as e:
