@@ -79,6 +79,8 @@ def assert_nothing_written(out: Path) -> None:
         (["--set", "dropout=nan"], ["--set dropout=nan", "finite"]),
         (["--set", "template_dropout=-0.1"], ["--set template_dropout=-0.1", ">= 0"]),
         (["--set", "hidden"], ["--set hidden", "KEY=VALUE"]),
+        (["--resume", "--set", "hidden=64"], ["--set", "resumed (--resume)"]),
+        (["--init-from", "models/x", "--set", "hidden=64"], ["--set", "--init-from"]),
         (["--arch", "seed-cnn", "--set", "kernel=0"], ["--set kernel=0", "kernel must be >= 1"]),
         (["--arch", "seed-cnn", "--set", "dropout=1.5"], ["--set dropout=1.5", "< 1"]),
     ],

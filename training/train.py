@@ -108,6 +108,11 @@ def check_options(opts: TrainOptions) -> None:
     need(opts.limit >= 0, "--limit", opts.limit, ">= 0 (0 = all training captions)")
     need(opts.val_limit >= 0, "--val-limit", opts.val_limit, ">= 0 (0 = all val captions)")
     need(0 <= opts.seed <= MAX_SEED, "--seed", opts.seed, f"between 0 and {MAX_SEED}")
+    # --set would be ignored: the config comes from the parent model or the run being resumed.
+    if opts.overrides and opts.init_from is not None:
+        raise UsageError("--set: cannot change the config of a model given with --init-from")
+    if opts.overrides and opts.resume:
+        raise UsageError("--set: cannot change the config of a run being resumed (--resume)")
 
 
 def config_problems(config: Any) -> list[tuple[str, str]]:
@@ -497,8 +502,6 @@ def _load_parent(opts: TrainOptions) -> Any:
     parent = load_model(opts.init_from)
     if parent.arch != opts.arch:
         raise UsageError(f"--init-from {opts.init_from}: is {parent.arch}, not --arch {opts.arch}")
-    if opts.overrides:
-        raise UsageError("--set: cannot change the config of a model given with --init-from")
     return parent
 
 
