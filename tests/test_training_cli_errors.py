@@ -79,7 +79,6 @@ def assert_nothing_written(out: Path) -> None:
         (["--set", "dropout=nan"], ["--set dropout=nan", "finite"]),
         (["--set", "template_dropout=-0.1"], ["--set template_dropout=-0.1", ">= 0"]),
         (["--set", "hidden"], ["--set hidden", "KEY=VALUE"]),
-        (["--resume", "--set", "hidden=64"], ["--set", "resumed (--resume)"]),
         (["--init-from", "models/x", "--set", "hidden=64"], ["--set", "--init-from"]),
         (["--arch", "seed-cnn", "--set", "kernel=0"], ["--set kernel=0", "kernel must be >= 1"]),
         (["--arch", "seed-cnn", "--set", "dropout=1.5"], ["--set dropout=1.5", "< 1"]),
@@ -316,6 +315,27 @@ def test_diverging_run_stops_with_one_line_and_leaves_nothing(
     assert len(err) == 1 and err[0].startswith("memebot: error: training diverged"), err
     assert "--lr" in err[0] and "nothing was saved" in err[0]
     assert_nothing_written(out)
+
+
+@pytest.mark.parametrize(
+    ("sets", "needle"),
+    [
+        (["hidden=64"], "--set hidden=64: the run in"),
+        (["layers=1", "dropout=0.2"], "--set dropout=0.2: the run in"),
+        (["hidden=0"], "--set hidden=0: hidden must be >= 1"),
+    ],
+)
+def test_resume_refuses_a_different_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sets: list[str], needle: str
+) -> None:
+    """--resume keeps the run's config; repeating it is fine (test_training_train resumes so)."""
+    out = tmp_path / "m"
+    work = tmp_path / "m.partial"
+    work.mkdir()
+    (work / "run.json").write_text(json.dumps({"config": {"hidden": 16, "layers": 1}}))
+    argv = ["train", "--data", str(tmp_path / "no-data"), "--out", str(out), "--resume"]
+    one_line_error(capsys, [*argv, *(a for s in sets for a in ("--set", s))], needle)
+    assert sorted(p.name for p in work.iterdir()) == ["run.json"] and not out.exists()
 
 
 def test_diverged_keeps_finished_epochs_for_resume(tmp_path: Path) -> None:

@@ -108,11 +108,9 @@ def check_options(opts: TrainOptions) -> None:
     need(opts.limit >= 0, "--limit", opts.limit, ">= 0 (0 = all training captions)")
     need(opts.val_limit >= 0, "--val-limit", opts.val_limit, ">= 0 (0 = all val captions)")
     need(0 <= opts.seed <= MAX_SEED, "--seed", opts.seed, f"between 0 and {MAX_SEED}")
-    # --set would be ignored: the config comes from the parent model or the run being resumed.
+    # --set would be ignored: the config comes from the parent model.
     if opts.overrides and opts.init_from is not None:
         raise UsageError("--set: cannot change the config of a model given with --init-from")
-    if opts.overrides and opts.resume:
-        raise UsageError("--set: cannot change the config of a run being resumed (--resume)")
 
 
 def config_problems(config: Any) -> list[tuple[str, str]]:
@@ -256,11 +254,9 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     check_options(opts)
     work = _check_paths(opts)
     # A bad --set fails before any data work.
-    fresh_config = (
-        parse_overrides(opts.arch, opts.overrides)
-        if not opts.resume and opts.init_from is None
-        else None
-    )
+    fresh_config = parse_overrides(opts.arch, opts.overrides) if opts.init_from is None else None
+    if opts.resume and fresh_config is not None:
+        _check_resumed_config(work, opts.overrides, fresh_config)
     started = time.monotonic()
     init = _load_parent(opts) if opts.init_from else None
     precision = resolve_precision(
@@ -493,6 +489,22 @@ def _diverged(work: Path, lr: float, what: str) -> UsageError:
         return UsageError(f"{what} (learning rate {lr}); {kept}, or delete it and {advice}")
     shutil.rmtree(work, ignore_errors=True)
     return UsageError(f"{what} (learning rate {lr}); nothing was saved; {advice}")
+
+
+def _check_resumed_config(work: Path, overrides: dict[str, str], config: Any) -> None:
+    """--resume keeps the run's config: a --set may repeat it (the same command line plus
+    --resume) but not change it."""
+    try:
+        recorded = json.loads((work / "run.json").read_text())["config"]
+        if not isinstance(recorded, dict):
+            raise TypeError("config is not an object")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ArtifactError(f"{work / 'run.json'}: corrupt ({e}); delete {work}") from e
+    defaults = type(config)()
+    for k, v in overrides.items():
+        kept = recorded.get(k, getattr(defaults, k))
+        if kept != getattr(config, k):
+            raise UsageError(f"--set {k}={v}: the run in {work} has {k}={kept}; --resume keeps it")
 
 
 def _load_parent(opts: TrainOptions) -> Any:
