@@ -17,6 +17,8 @@ from memebot.errors import MemebotError, UsageError
 # other processes (a CLI `memebot db ...` beside a running bot).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
+CONNECT_TIMEOUT_S = 10
+
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
@@ -45,6 +47,9 @@ def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> AsyncE
             f"database URL {redacted(url)!r}: use one of "
             + ", ".join(f"{d}://..." for d in SUPPORTED_DRIVERS)
         )
+    if parsed.drivername.startswith("postgresql"):
+        # Fail within seconds on an unreachable server (asyncpg's default is 60 s).
+        kwargs.setdefault("connect_args", {"timeout": CONNECT_TIMEOUT_S})
     try:
         engine = create_async_engine(parsed, **kwargs)
     except NoSuchModuleError as e:  # pragma: no cover - both drivers are dependencies
@@ -52,7 +57,10 @@ def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> AsyncE
     if engine.dialect.name == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             # A fresh install's ./var does not exist yet; SQLite would say "unable to open".
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DatabaseError.from_exception(url, e) from e
         _sqlite_pragmas(engine, foreign_keys=foreign_keys)
     return engine
 

@@ -3,18 +3,22 @@ current. The migration scripts live in migrations/ at the repository root."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store.db import DatabaseError, make_engine, redacted
+from memebot.errors import UsageError
 from memebot.settings import REPO_ROOT
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
@@ -50,10 +54,9 @@ async def current(url: str) -> str | None:
 
     engine = make_engine(url, foreign_keys=False, poolclass=pool.NullPool)
     try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(read)
-    except (OSError, SQLAlchemyError) as e:
-        raise DatabaseError.from_exception(url, e) from e
+        with _one_line_errors(url):
+            async with engine.connect() as conn:
+                return await conn.run_sync(read)
     finally:
         await engine.dispose()
 
@@ -67,12 +70,23 @@ async def _run(url: str, action: Callable[[Config], Any]) -> None:
     # Foreign keys off on SQLite while migrating (see migrations/env.py).
     engine = make_engine(url, foreign_keys=False, poolclass=pool.NullPool)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(run)
-    except (OSError, SQLAlchemyError) as e:
-        raise DatabaseError.from_exception(url, e) from e
+        with _one_line_errors(url):
+            async with engine.begin() as conn:
+                await conn.run_sync(run)
     finally:
         await engine.dispose()
+
+
+@contextlib.contextmanager
+def _one_line_errors(url: str) -> Iterator[None]:
+    """Connection failures and refused migrations become typed one-line errors."""
+    try:
+        yield
+    except CommandError as e:  # unknown revision and the like: the user's input
+        raise UsageError(f"revision: {e}") from e
+    # asyncpg raises its own errors (not wrapped by SQLAlchemy) while connecting.
+    except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        raise DatabaseError.from_exception(url, e) from e
 
 
 __all__ = ["MIGRATIONS_DIR", "current", "downgrade", "head_revision", "redacted", "upgrade"]
