@@ -7,12 +7,14 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.store import GuildSettings, NewGeneration, Reconciled, Store
+from bot.store import GuildSettings, NewGeneration, Reconciled, Store, make_engine, upgrade
+from bot.store.db import SQLITE_BUSY_TIMEOUT_MS
 from bot.store.models import VoteRow
 from bot.store.store import _wanted_votes
 from memebot.errors import UsageError
@@ -400,3 +402,25 @@ def test_database_url_default_is_var_beside_cwd() -> None:
 def test_database_url_setting_rejects_other_drivers(bad: str) -> None:
     with pytest.raises(UsageError, match="MEMEBOT_DATABASE_URL"):
         Settings.from_env({"MEMEBOT_DATABASE_URL": bad})
+
+
+@pytest.mark.parametrize("foreign_keys", [True, False])
+def test_sqlite_connection_pragmas(tmp_path: Path, foreign_keys: bool) -> None:
+    async def pragmas() -> tuple[str, int, int]:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", foreign_keys=foreign_keys)
+        try:
+            async with engine.connect() as conn:
+                mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+                busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+                fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
+        finally:
+            await engine.dispose()
+        return mode, busy, fks
+
+    assert asyncio.run(pragmas()) == ("wal", SQLITE_BUSY_TIMEOUT_MS, int(foreign_keys))
+
+
+def test_sqlite_file_directory_is_created(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'state' / 'deeper' / 'memebot.db'}"
+    asyncio.run(upgrade(url))
+    assert (tmp_path / "state" / "deeper" / "memebot.db").is_file()
