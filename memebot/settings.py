@@ -85,8 +85,7 @@ class Settings:
 def _database_url(env: Mapping[str, str]) -> str:
     raw = env.get("MEMEBOT_DATABASE_URL", "").strip()
     if not raw:
-        state_dir = Path(env.get("MEMEBOT_STATE_DIR") or Path.cwd() / "var")
-        return f"sqlite+aiosqlite:///{state_dir.resolve() / 'memebot.db'}"
+        return f"sqlite+aiosqlite:///{Path.cwd() / 'var' / 'memebot.db'}"
     scheme = raw.split("://", 1)[0] if "://" in raw else ""
     if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         raise UsageError(

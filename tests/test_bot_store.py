@@ -382,7 +382,10 @@ def test_model_versions(db_url: str) -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"MEMEBOT_STATE_DIR": "/srv/memebot"}, "sqlite+aiosqlite:////srv/memebot/memebot.db"),
+        (
+            {"MEMEBOT_DATABASE_URL": "sqlite+aiosqlite:////srv/memebot/votes.db"},
+            "sqlite+aiosqlite:////srv/memebot/votes.db",
+        ),
         (
             {"MEMEBOT_DATABASE_URL": "postgresql+asyncpg://bot@db/memes"},
             "postgresql+asyncpg://bot@db/memes",
