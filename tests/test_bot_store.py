@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from bot.store import GuildSettings, NewGeneration, Reconciled, Store, make_engine, upgrade
 from bot.store.db import SQLITE_BUSY_TIMEOUT_MS
 from bot.store.models import VoteRow
-from bot.store.store import _wanted_votes
+from bot.store.rules import wanted_votes
 from memebot.errors import UsageError
 from memebot.settings import Settings
 
@@ -208,19 +208,23 @@ def test_reconcile_makes_votes_match_reactions(db_url: str) -> None:
         assert await store.reconcile(gid, up={1, 4, 6, 8}, down={2, 4, 5, 7, 8}) == Reconciled()
         assert (await store.reconcile(gid, up=set(), down=set())).removed == 7
         assert await store.tally(gid) == (0, 0)
+        # The meme was deleted (/forget-me) between listing and reconciling: nothing to do.
+        await store.forget_user(7)
+        assert await store.reconcile(gid, up={1}, down={2}) == Reconciled()
+        assert await vote_rows(store) == 0
 
     run(db_url, body)
 
 
 def test_wanted_votes_rule() -> None:
-    assert _wanted_votes({1, 2, 3}, {3, 4, 5}, {3: -1, 5: 1, 9: 1}) == {
+    assert wanted_votes({1, 2, 3}, {3, 4, 5}, {3: -1, 5: 1, 9: 1}) == {
         1: 1,
         2: 1,
         3: -1,  # in both: stored vote kept
         4: -1,
         5: -1,  # only 👎 now: the reaction wins over the stored 👍
     }
-    assert _wanted_votes({1}, {1}, {}) == {1: 1}
+    assert wanted_votes({1}, {1}, {}) == {1: 1}
 
 
 def test_recent_generations(db_url: str) -> None:
