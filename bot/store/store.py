@@ -85,23 +85,31 @@ class Store:
         await self.close()
 
     @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction that commits on success (writes queue on SQLite)."""
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction that commits on success (the votes' path: no ORM
+        session, which cost more than the statement). On SQLite: the shared writer, queued."""
         if self._write_lock is None:
-            async with self._sessions() as session, session.begin():
-                yield session
+            async with self.engine.begin() as conn:
+                yield conn
             return
         async with self._write_lock:
             if self._writer is None:
                 self._writer = await self.engine.connect()
             try:
-                async with self._sessions(bind=self._writer) as session, session.begin():
-                    yield session
+                async with self._writer.begin():
+                    yield self._writer
             except BaseException:
                 # The next write starts from a fresh connection, whatever state this one is in.
                 writer, self._writer = self._writer, None
                 await writer.close()
                 raise
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session inside _transaction(); its pending changes are flushed at the end."""
+        async with self._transaction() as conn, self._sessions(bind=conn) as session:
+            yield session
+            await session.flush()
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
@@ -202,8 +210,8 @@ class Store:
             "updated_at": utcnow(),
             "message_id": message_id,
         }
-        async with self._write() as s:
-            return rowcount(await s.execute(self._vote_upsert, params)) > 0
+        async with self._transaction() as conn:
+            return rowcount(await conn.execute(self._vote_upsert, params)) > 0
 
     async def retract_vote(self, message_id: int, user_id: int, value: int) -> bool:
         """Removes the user's vote if it is currently `value`; True if a vote was removed.
@@ -219,8 +227,8 @@ class Store:
             VoteRow.user_id == user_id,
             VoteRow.value == value,
         )
-        async with self._write() as s:
-            return rowcount(await s.execute(stmt)) > 0
+        async with self._transaction() as conn:
+            return rowcount(await conn.execute(stmt)) > 0
 
     async def reconcile(self, generation_id: int, up: set[int], down: set[int]) -> Reconciled:
         """Makes the stored votes equal what the message's reactions say now.
