@@ -18,6 +18,11 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.store import upgrade
+from bot.store.db import redacted
 from bot.store.scratch import DEFAULT_ADMIN_URL, create_database, drop_database
 from memebot.settings import Settings
 
@@ -155,17 +160,13 @@ _postgres_down: list[str] = []  # the reason, once PostgreSQL was found unreacha
 def throwaway_postgres(*, migrate: bool = True) -> Iterator[str]:
     """A fresh database `memebot_test_<hex>` on the test PostgreSQL (migrated to head unless
     `migrate=False`); dropped afterwards. Skips (fails in CI) when PostgreSQL is unreachable."""
-    import asyncpg
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from bot.store import upgrade
-
     if _postgres_down:
         skip_or_fail(_postgres_down[0])
     try:
         url = asyncio.run(create_database(POSTGRES_ADMIN_URL))
     except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-        _postgres_down.append(f"PostgreSQL not usable at {POSTGRES_ADMIN_URL}: {e}")
+        where = redacted(POSTGRES_ADMIN_URL)
+        _postgres_down.append(f"PostgreSQL not usable at {where} (MEMEBOT_TEST_POSTGRES_URL): {e}")
         skip_or_fail(_postgres_down[0])
     try:
         if migrate:
@@ -177,8 +178,6 @@ def throwaway_postgres(*, migrate: bool = True) -> Iterator[str]:
 
 @contextlib.contextmanager
 def throwaway_sqlite(tmp_path: Path, *, migrate: bool = True) -> Iterator[str]:
-    from bot.store import upgrade
-
     url = f"sqlite+aiosqlite:///{tmp_path / 'memebot.db'}"
     if migrate:
         asyncio.run(upgrade(url))
