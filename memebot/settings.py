@@ -29,6 +29,7 @@ from memebot.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
+UNSHOWN = ("DISCORD_TOKEN", "MEMEBOT_ENGINE_TOKEN", "MEMEBOT_DATABASE_URL")  # may hold secrets
 
 
 def _default_data_dir() -> Path:
@@ -104,6 +105,18 @@ class Settings(BaseSettings):
             raise ValueError("expected an http:// or https:// URL")
         return v.rstrip("/")
 
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, v: str) -> str:
+        v = v.strip()
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(
+                "expected sqlite+aiosqlite:///<file> or postgresql+asyncpg://user@host/db, "
+                f"not a {scheme or 'malformed'!r} URL"
+            )
+        return v
+
     @model_validator(mode="after")
     def _derived_defaults(self) -> Settings:
         # Defaults that depend on other variables (frozen model: set once, here).
@@ -144,5 +157,6 @@ def _one_line(e: ValidationError, env: Mapping[str, str]) -> str:
         problem = str(ctx.get("error", err["msg"]))
     if kind == "literal_error":
         problem = problem.replace(" or ", ", ")
-    shown = "<hidden>" if name in ("DISCORD_TOKEN", "MEMEBOT_ENGINE_TOKEN") else repr(raw)
-    return f"{name}={shown}: {problem}"
+    if name in UNSHOWN:
+        return f"{name}: {problem}"
+    return f"{name}={raw!r}: {problem}"
