@@ -25,7 +25,7 @@ from engine.openapi import OPENAPI
 from engine.scheduler import QueueFull
 from engine.service import MemeService, params_summary
 from engine.validate import BadRequest, parse_meme_request
-from memebot.errors import ArtifactError, MemebotError, UsageError
+from memebot.errors import ArtifactError, MemebotError, TemplateNotFound, UsageError
 
 log = logging.getLogger("memebot.engine")
 SERVICE: web.AppKey[MemeService] = web.AppKey("service", MemeService)
@@ -102,8 +102,10 @@ def build_app(service: MemeService) -> web.Application:
             )
         except ArtifactError as e:
             resp = _error(422, str(e))
+        except TemplateNotFound as e:
+            resp = _error(404, str(e))
         except UsageError as e:
-            resp = _error(404 if str(e).startswith("unknown template") else 400, str(e))
+            resp = _error(400, str(e))
         except web.HTTPException as e:
             resp = _error(e.status, e.reason)
         except Exception:

@@ -8,9 +8,9 @@ import logging
 import time
 from pathlib import Path
 
+from engine.decoding.pickers import METHODS
 from memebot.errors import UsageError
 from memebot.settings import Settings
-from training.sampling import METHODS
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:

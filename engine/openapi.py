@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.sampling import METHODS
+from engine.decoding.pickers import METHODS
 
 _ERR = {
     "description": "Error",

@@ -16,11 +16,13 @@ from typing import Any
 from PIL import Image
 
 from engine.catalog import Catalog, Template
+from engine.decoding.jobs import CaptionRequest, Sampled
+from engine.decoding.loader import load_model
+from engine.decoding.model import LoadedModel
+from engine.decoding.pickers import Decoding
 from engine.render import placeholder, render
 from engine.scheduler import Scheduler
 from memebot.settings import Settings
-from training.runtime import LoadedModel, load_model
-from training.sampling import CaptionRequest, Decoding, Sampled
 
 
 @dataclass(frozen=True)

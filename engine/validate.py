@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.decoding.pickers import METHODS, Decoding
 from engine.render import FORMATS
 from engine.service import MemeParams
-from training.sampling import METHODS, Decoding
 
 MAX_SEED = 2**63 - 1
 

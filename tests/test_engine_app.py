@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from engine.app import build_app
+from engine.decoding.loader import load_model
 from engine.service import MemeService
 from memebot.settings import Settings
-from training.runtime import load_model
 
 pytestmark = pytest.mark.slow
 

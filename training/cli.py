@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from memebot.artifact.configs import CONFIGS, DEFAULT_ARCH
 from memebot.errors import DataError, UsageError
 from memebot.settings import Settings
-from training.models import CONFIGS, DEFAULT_ARCH
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -203,9 +203,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from training.evaluate import evaluate
     from training.prepare import prepare
-    from training.runtime import load_model
+    from training.trained import load_trained
 
-    model = load_model(args.model)
+    model = load_trained(args.model)
     prep = prepare(args.data, cache_dir=settings.cache_dir)
     caps = prep.captions(args.split)[: args.limit or None]
     if not caps:

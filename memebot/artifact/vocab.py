@@ -1,4 +1,5 @@
-"""Character vocabulary: ids ordered by training-set frequency, saved with every model."""
+"""Character vocabulary: ids ordered by training-set frequency, saved with every model; and the
+caption format every model writes (`box|box|`, at most MAX_CHARS characters)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from memebot.artifact.jsonio import read_json, write_json
 from memebot.errors import ArtifactError
-from training.data import BOX_END
-from training.jsonio import read_json, write_json
 
+BOX_END = "|"  # end-of-box marker; never allowed inside a box
+MAX_CHARS = 82  # longest caption `box|box|`, markers included (cleaning keeps these)
 PAD, BOS, UNK = 0, 1, 2
 N_SPECIAL = 3
 # The seed-cnn prefix (`000000061533  0  `) must always be encodable.
@@ -77,6 +79,10 @@ class Vocab:
             chars
         ):
             raise ArtifactError(f"{source}: vocabulary entries must be distinct single characters")
+        # Decoders close boxes with BOX_END and seed-cnn rows need digits and spaces.
+        missing = [c for c in _ALWAYS if c not in chars]
+        if missing:
+            raise ArtifactError(f"{source}: vocabulary lacks the special characters {missing!r}")
         return cls(tuple(chars))
 
     def save(self, path: Path) -> None:

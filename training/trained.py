@@ -1,0 +1,67 @@
+"""A trained model as training sees it: the artifact plus its Keras model (model.keras), for
+evaluation and fine-tuning. Serving reads weights.npz instead (engine/decoding)."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memebot.artifact.configs import ModelConfig
+from memebot.artifact.load import read_artifact
+from memebot.artifact.meta import ArtifactMeta
+from memebot.artifact.templates import TemplateTable
+from memebot.artifact.vocab import Vocab
+from memebot.artifact.weights import WEIGHTS_FILE, Weights
+from memebot.errors import ArtifactError
+from training.models import ARCHITECTURES, Architecture
+
+
+@dataclass(eq=False)
+class TrainedModel:
+    arch: Architecture
+    keras_model: Any
+    config: ModelConfig
+    vocab: Vocab
+    templates: TemplateTable
+    meta: ArtifactMeta | None = None  # None: not written as an artifact yet
+    path: Path | None = None
+
+    @property
+    def version(self) -> str:
+        return self.meta.version if self.meta else f"{self.arch.name}-untrained"
+
+
+def load_trained(path: Path) -> TrainedModel:
+    """The artifact (checked whole, as the engine checks it) with its Keras model rebuilt from
+    the config and its weights loaded: from model.keras, or, in an artifact that ships only
+    weights.npz (models/default, to stay small), from that by variable path."""
+    art = read_artifact(path, weights=False)
+    arch = ARCHITECTURES[art.meta.arch]
+    from memebot.tfquiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    model = arch.build(art.config, art.vocab, art.templates)
+    if "model.keras" in art.meta.files:
+        try:
+            model.load_weights(path / "model.keras")
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise ArtifactError(
+                f"{path / 'model.keras'}: weights do not fit the recorded config ({e})"
+            ) from e
+    else:
+        assign_weights(model, read_artifact(path, weights=True).weights or {}, path / WEIGHTS_FILE)
+    return TrainedModel(arch, model, art.config, art.vocab, art.templates, art.meta, path)
+
+
+def assign_weights(model: Any, weights: Weights, source: Path) -> None:
+    """Set every variable of `model` from `weights` by variable path (shapes must match)."""
+    for v in model.weights:
+        w = weights.get(v.path)
+        if w is None or tuple(w.shape) != tuple(v.shape):
+            raise ArtifactError(
+                f"{source}: weights do not fit the recorded config ({v.path!r} "
+                f"{'missing' if w is None else f'has shape {w.shape}, needs {tuple(v.shape)}'})"
+            )
+        v.assign(w)
