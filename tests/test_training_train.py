@@ -190,6 +190,23 @@ def test_loader_refuses_corrupt_artifact(tiny_model: Path, tmp_path: Path, damag
         load_model(bad)
 
 
+def test_truncated_keras_file_with_its_checksum_redone(tiny_model: Path, tmp_path: Path) -> None:
+    """Training's loader (eval, --init-from) names the file, whatever Keras raises inside."""
+    import hashlib
+
+    from training.trained import load_trained
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    keras_file = bad / "model.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[: keras_file.stat().st_size // 2])
+    meta = json.loads((bad / "meta.json").read_text())
+    meta["files"]["model.keras"] = hashlib.sha256(keras_file.read_bytes()).hexdigest()
+    (bad / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=r"model\.keras: weights do not fit"):
+        load_trained(bad)
+
+
 def test_budget_tensorboard_and_mirrored_strategy(tiny_data: Path, tmp_path: Path) -> None:
     """--max-minutes stops early but still ships the best checkpoint; the tf.distribute path
     (MirroredStrategy over this machine's one device) and TensorBoard logs work end to end."""
