@@ -46,9 +46,14 @@ def load_trained(path: Path) -> TrainedModel:
     if "model.keras" in art.meta.files:
         try:
             model.load_weights(path / "model.keras")
-        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        except (zipfile.BadZipFile, EOFError) as e:
+            # The checksum matched, so the file was damaged before it was recorded (or it was
+            # redone): a truncated or otherwise broken archive.
+            raise ArtifactError(f"{path / 'model.keras'}: corrupt weights file ({e})") from e
+        except (ValueError, OSError, KeyError) as e:
             raise ArtifactError(
-                f"{path / 'model.keras'}: weights do not fit the recorded config ({e})"
+                f"{path / 'model.keras'}: corrupt, or its weights do not fit the recorded "
+                f"config ({e})"
             ) from e
     else:
         assign_weights(model, read_artifact(path, weights=True).weights or {}, path / WEIGHTS_FILE)

@@ -1,40 +1,77 @@
 """Per-architecture configs: what meta.json's `config` holds and every model is rebuilt from.
 
 Values are checked on construction (`ConfigError`, naming the field): an artifact whose
-meta.json says `hidden: "abc"` or `-3` is refused before any weights are read.
+meta.json says `hidden: "abc"` or `-3` is refused before any weights are read, and
+`memebot train --set hidden=-4` before any data is read.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, get_type_hints
 
 from memebot.errors import ArtifactError
 
 
 class ConfigError(ArtifactError, ValueError):
-    """A config value of the wrong type or out of range (the message names the field)."""
+    """A config value of the wrong type or out of range; `field` names it."""
+
+    def __init__(self, field: str, problem: str, value: object):
+        super().__init__(f"config field {field}: {problem}, got {value!r}")
+        self.field, self.problem, self.value = field, problem, value
+
+
+def config_problems(config: Any) -> list[tuple[str, str]]:
+    """(field, what is wrong) for each config field of the wrong type or out of range; [] when
+    all are fine.
+
+    A field may declare its range as `field(metadata={"min": .., "max": .., "max_open": ..})`;
+    otherwise the rule follows its type and name, which covers every architecture so far:
+    integers are widths, counts or lengths (>= 1), floats named *dropout or *rate are
+    fractions in [0, 1), and every float is finite.
+    """
+    hints = get_type_hints(type(config))
+    problems = []
+    for f in fields(config):
+        value, kind = getattr(config, f.name), hints.get(f.name)
+        if kind is bool:
+            if not isinstance(value, bool):
+                problems.append((f.name, "expected true or false"))
+            continue
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append((f.name, "expected an integer"))
+            continue
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append((f.name, "expected a number"))
+                continue
+            if not math.isfinite(value):
+                problems.append((f.name, "must be a finite number"))
+                continue
+        lo, hi, hi_open = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("max_open")
+        if lo is None and kind is int:
+            lo = 1
+        if lo is None and hi is None and kind is float and f.name.endswith(("dropout", "rate")):
+            lo, hi, hi_open = 0.0, 1.0, True
+        if lo is not None and value < lo:
+            problems.append((f.name, f"must be >= {lo}"))
+        elif hi is not None and (value >= hi if hi_open else value > hi):
+            problems.append((f.name, f"must be {'<' if hi_open else '<='} {hi}"))
+    return problems
 
 
 class _Config:
-    # Fields whose value is a probability-like share in [0, 1); every int field is >= 1.
-    SHARES: ClassVar[tuple[str, ...]] = ()
+    """Checks its values on construction (config_problems): the first problem is raised."""
 
     def __post_init__(self) -> None:
+        if problems := config_problems(self):
+            name, problem = problems[0]
+            raise ConfigError(name, problem, getattr(self, name))
+        hints = get_type_hints(type(self))
         for f in fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
-            if f.name in self.SHARES:
-                if isinstance(v, bool) or not isinstance(v, int | float):
-                    raise ConfigError(f"config field {f.name}: expected a number, got {v!r}")
-                if not (math.isfinite(v) and 0.0 <= v < 1.0):
-                    raise ConfigError(f"config field {f.name}: must be in [0, 1), got {v!r}")
-                setattr(self, f.name, float(v))
-            else:
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise ConfigError(f"config field {f.name}: expected an integer, got {v!r}")
-                if v < 1:
-                    raise ConfigError(f"config field {f.name}: must be at least 1, got {v!r}")
+            if hints.get(f.name) is float:  # JSON may say 0 for 0.0
+                setattr(self, f.name, float(getattr(self, f.name)))
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)  # type: ignore[call-overload]
@@ -42,8 +79,6 @@ class _Config:
 
 @dataclass
 class CharGRUConfig(_Config):
-    SHARES: ClassVar[tuple[str, ...]] = ("dropout", "template_dropout")
-
     char_emb: int = 48  # character embedding width
     template_emb: int = 32  # template conditioning width (slot 0 = any template)
     box_emb: int = 8  # box-index conditioning width
@@ -56,8 +91,6 @@ class CharGRUConfig(_Config):
 
 @dataclass
 class SeedCNNConfig(_Config):
-    SHARES: ClassVar[tuple[str, ...]] = ("dropout", "template_dropout")
-
     seq_len: int = 128  # input row length (left-padded)
     embedding: int = 16  # character embedding width
     filters: int = 1024  # Conv1D filters in each of the five conv layers
@@ -89,4 +122,4 @@ def config_from_dict(arch: str, obj: Any, source: object = "meta.json") -> Model
     try:
         return cls(**obj)
     except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from e
+        raise ArtifactError(f"{source}: {e}") from e
