@@ -13,7 +13,7 @@ from memebot.artifact.load import read_artifact
 from memebot.artifact.meta import ArtifactMeta
 from memebot.artifact.templates import TemplateTable
 from memebot.artifact.vocab import Vocab
-from memebot.artifact.weights import WEIGHTS_FILE, Weights
+from memebot.artifact.weights import WEIGHTS_FILE, Weights, check_weights, load_weights
 from memebot.errors import ArtifactError
 from training.models import ARCHITECTURES, Architecture
 
@@ -55,8 +55,12 @@ def load_trained(path: Path) -> TrainedModel:
                 f"{path / 'model.keras'}: corrupt, or its weights do not fit the recorded "
                 f"config ({e})"
             ) from e
-    else:
-        assign_weights(model, read_artifact(path, weights=True).weights or {}, path / WEIGHTS_FILE)
+    else:  # the meta schema lists weights.npz when there is no model.keras
+        weights = load_weights(path / WEIGHTS_FILE)
+        check_weights(
+            weights, art.config, art.vocab.size, art.templates.n_slots, path / WEIGHTS_FILE
+        )
+        assign_weights(model, weights, path / WEIGHTS_FILE)
     return TrainedModel(arch, model, art.config, art.vocab, art.templates, art.meta, path)
 
 

@@ -26,7 +26,9 @@ DECODERS = ("auto", "kernel", "numpy")
 
 
 class Stepper(Protocol):
-    returns_logp: bool  # step's first output is log-probabilities already (else logits/logp)
+    # True: step's first output is normalised log-probabilities already (the compiled kernel);
+    # else logits (or log-probabilities, seed-cnn) that LoadedModel.step log-softmaxes
+    returns_logp: bool
 
     def condition(self, entry: TemplateEntry | None) -> int: ...
     def initial_state(self, batch: int) -> Any: ...
@@ -100,6 +102,6 @@ class LoadedModel:
         self, state: Any, chars: np.ndarray, boxes: np.ndarray, conds: np.ndarray
     ) -> tuple[np.ndarray, Any]:
         out, state = self.stepper.step(state, chars, boxes, conds)
-        if self.stepper.returns_logp:  # the compiled kernel and seed-cnn
+        if self.stepper.returns_logp:  # the compiled kernel, float32
             return out, state
         return log_softmax(np.asarray(out, dtype=np.float64)), state
