@@ -35,6 +35,7 @@ def require_train_extra(command: str) -> None:
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    from bot import cli as bot_cli
     from engine import cli as engine_cli
     from training import cli as training_cli
 
@@ -48,6 +49,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     training_cli.register(sub, settings)
 
     engine_cli.register(sub, settings)
+    bot_cli.register(sub, settings)
     return parser
 
 

@@ -40,6 +40,8 @@ class Settings:
     access_log: bool = False  # MEMEBOT_ACCESS_LOG: one log line per engine request
     decoder: str = "auto"  # MEMEBOT_DECODER: auto | kernel | numpy (char-gru decoding step)
     decode_threads: int = 0  # MEMEBOT_DECODE_THREADS: cores per decoding step (0 = all)
+    # MEMEBOT_DATABASE_URL: the bot's rating store (SQLite file or PostgreSQL)
+    database_url: str = "sqlite+aiosqlite:///var/memebot.db"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,7 +78,21 @@ class Settings:
             decode_threads=_int(
                 env.get("MEMEBOT_DECODE_THREADS", "0"), "MEMEBOT_DECODE_THREADS", minimum=0
             ),
+            database_url=_database_url(env),
         )
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    raw = env.get("MEMEBOT_DATABASE_URL", "").strip()
+    if not raw:
+        return f"sqlite+aiosqlite:///{Path.cwd() / 'var' / 'memebot.db'}"
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise UsageError(
+            f"MEMEBOT_DATABASE_URL: expected sqlite+aiosqlite:///<file> or "
+            f"postgresql+asyncpg://user@host/db, not a {scheme or 'malformed'!r} URL"
+        )
+    return raw
 
 
 def _int(raw: str, name: str, minimum: int = 1) -> int:
