@@ -15,7 +15,7 @@ import numpy as np
 from memebot.artifact.configs import SeedCNNConfig
 from memebot.artifact.templates import GENERIC_SLOT, TemplateEntry
 from memebot.artifact.vocab import BOS, PAD, Vocab
-from memebot.errors import ArtifactError
+from memebot.errors import ArtifactError, UsageError
 
 
 def row_prefix(imgflip_id: int | None, box_index: int) -> str:
@@ -36,8 +36,14 @@ def load_keras(path: Path, config: SeedCNNConfig, vocab: Vocab) -> Any:
     """model.keras of a seed-cnn artifact, checked against its config and vocabulary."""
     from memebot.tfquiet import import_tensorflow_quietly
 
-    import_tensorflow_quietly()
-    import keras
+    try:
+        import_tensorflow_quietly()
+        import keras
+    except ImportError as e:
+        raise UsageError(
+            f"{path}: a seed-cnn model steps through Keras, which is not installed "
+            f"({e}): pip install 'memebot[train]'"
+        ) from e
 
     try:
         model = keras.saving.load_model(path, compile=False)
