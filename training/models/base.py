@@ -18,7 +18,8 @@ from memebot.artifact.vocab import Vocab
 from memebot.errors import UsageError
 from training.data import Caption
 
-# Per caption of an eval pass: (caption index, summed nats, correct top-1 picks, characters)
+# An eval pass yields, per batch, equal-length arrays over its rows (a caption for char-gru,
+# a character for seed-cnn): caption index, nats, correct top-1 picks, characters counted.
 EvalRows = Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
 
