@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
+from memebot.caption_format import BOX_END, MAX_CHARS
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -46,7 +47,7 @@ METHODS: tuple[Method, ...] = get_args(Method)
 FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
 RESPONSES: tuple[ResponseKind, ...] = get_args(ResponseKind)
 DEFAULT_METHOD: Method = "calibrated"
-MAX_LEN = 82  # characters of `box|box|`, markers included: the longest cleaned caption
+MAX_LEN = MAX_CHARS  # characters of `box|box|`, markers included: the longest cleaned caption
 MAX_LEN_LIMIT = 200
 MAX_BOXES = 8
 UPLOAD_BOXES = 2  # an uploaded image gets top and bottom text unless told otherwise
@@ -61,7 +62,6 @@ MAX_SEED = 2**63 - 1
 MIN_SCORE = 0.1  # threshold family: r ~ U[min_score, 1] (the article's value)
 BEAM_MIN_SCORE = 0.0001  # beam: candidates p >= min_score * top (the article's value)
 SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
-BOX_END = "|"
 
 
 def default_min_score(method: str) -> float:

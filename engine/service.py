@@ -16,6 +16,10 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from engine.catalog import Catalog, Template, fallback_template
+from engine.decoding.jobs import CaptionRequest, Sampled
+from engine.decoding.loader import load_model
+from engine.decoding.model import LoadedModel
+from engine.decoding.pickers import Decoding
 from engine.render import placeholder, render
 from engine.scheduler import Scheduler
 from engine.schema import (
@@ -30,8 +34,6 @@ from engine.schema import (
 )
 from memebot.errors import ArtifactError
 from memebot.settings import Settings
-from training.runtime import LoadedModel, load_model
-from training.sampling import CaptionRequest, Decoding, Sampled
 
 MAX_UPLOAD_PIXELS = 40_000_000  # an uploaded image's decoded size (a bomb is refused before)
 UPLOAD_NAME, UPLOAD_SLUG = "uploaded image", "upload"  # what replies name an upload's template

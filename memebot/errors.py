@@ -25,4 +25,9 @@ class UsageError(MemebotError):
 
 
 class TemplateNotFound(UsageError):
-    """No template answers to the name (the message lists the closest)."""
+    """No template answers to a name; `closest` are the nearest names (the API answers 404)."""
+
+    def __init__(self, query: str, closest: list[str]):
+        self.query, self.closest = query, closest
+        hint = f"; closest: {', '.join(closest)}" if closest else ""
+        super().__init__(f"unknown template {query!r}{hint}")

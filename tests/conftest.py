@@ -175,11 +175,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Pat
 
 def captions_alone(model: Any, reqs: list[Any]) -> list[list[list[str]]]:
     """Each request decoded by itself: the boxes of its captions (the reference for batching)."""
-    from training.sampling import CaptionJob, run_jobs
+    from engine.decoding.batch import run_jobs
+    from engine.decoding.jobs import make_job
 
     out = []
     for r in reqs:
-        job = CaptionJob(model, r)
+        job = make_job(model, r)
         run_jobs(model, [job])
         out.append([c.boxes for c in job.captions()])
     return out

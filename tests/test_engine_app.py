@@ -25,11 +25,13 @@ from pydantic import SecretStr
 from yarl import URL
 
 from engine.app import build_app
+from engine.decoding.loader import load_model
 from engine.service import MemeService
 from memebot.settings import Settings
 from tests.conftest import StepGate, captions_alone
-from training.runtime import LoadedModel, load_model
-from training.sampling import CaptionRequest
+from engine.decoding.loader import load_model
+from engine.decoding.model import LoadedModel
+from engine.decoding.jobs import CaptionRequest
 
 pytestmark = pytest.mark.slow
 

@@ -180,3 +180,40 @@ def test_generate_renders_and_prints_the_image_path(tiny_model: Path, tmp_path: 
     p = run("generate", "drake", "--model", str(tiny_model), "-o", str(png), env=env)
     assert p.returncode == 0, p.stderr
     assert Image.open(png).format == "PNG" and not list(tmp_path.glob(".named.png*"))
+
+
+BLOCK_TRAIN_EXTRA = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class NotInstalled(MetaPathFinder):  # the base install: no TensorFlow, Keras or lingua
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "lingua"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+from memebot.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--out", "{tmp}/m"],
+        ["eval", "models/default"],
+        ["data", "prepare", "--out", "{tmp}/p"],
+    ],
+)
+def test_training_commands_without_the_train_extra(args: list[str], tmp_path: Path) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    p = subprocess.run(
+        [sys.executable, "-c", BLOCK_TRAIN_EXTRA, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert_one_line_error(p, f"memebot {args[0]}", "pip install 'memebot[train]'")
+    assert not list(tmp_path.iterdir())  # nothing written

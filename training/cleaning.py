@@ -15,11 +15,10 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from engine.schema import MAX_LEN
+from memebot.caption_format import MAX_CHARS
 from training.data import BOX_END, Caption
 
 MIN_CHARS = 10
-MAX_CHARS = MAX_LEN  # the API's default max_len: no longer captions to learn from
 RULES = ("non_ascii", "pipe_in_box", "length", "not_english", "duplicate")
 _WS = re.compile(r"\s+")
 _PRINTABLE = frozenset(chr(c) for c in range(32, 127))

@@ -5,7 +5,7 @@ rows at once, and a Python loop per row would cost more than the model step itse
 brings its own two uniform draws `u` [R,2] from its request's generator, so a row's choice does
 not depend on which other rows share the batch (batched == unbatched for the same seed).
 
-Row controls (the caption rules, decided per row by `CaptionJob`) arrive as codes:
+Row controls (the caption rules, decided per row by the row table and beam jobs) arrive as codes:
 FREE, FORBID_END (the box may not close yet), FORCE_END (it must close now) and PREFER_END
 (`calibrated` only: the box has reached its drawn length, so close it as soon as the marker is
 a candidate).
