@@ -1,0 +1,213 @@
+"""The bot's client for the engine's HTTP API (docs/ENGINE.md): one aiohttp session, typed errors.
+
+Every failure becomes an `EngineError` subclass whose message can be shown to a Discord user as
+is: the engine is down, at capacity, too slow, the template is unknown, or the request is bad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from memebot.errors import MemebotError
+
+MEMES_PATH = "/v1/memes"
+UPLOAD_PATH = "/v1/memes/upload"
+TEMPLATES_PATH = "/v1/templates"
+READY_PATH = "/readyz"
+
+
+class EngineError(MemebotError):
+    """The engine could not make the meme; the message is meant for the user."""
+
+
+class EngineUnavailable(EngineError):
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            "The meme engine is not reachable right now; try again in a minute."
+            + (f" ({detail})" if detail else "")
+        )
+
+
+class EngineOverloaded(EngineError):
+    def __init__(self, retry_after: float | None) -> None:
+        wait = f" in {retry_after:g} s" if retry_after else " shortly"
+        super().__init__(f"The meme engine is busy; try again{wait}.")
+        self.retry_after = retry_after
+
+
+class EngineTimeout(EngineError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The meme engine took longer than {seconds:g} s; try again.")
+
+
+class UnknownTemplate(EngineError):
+    """404 from the engine: the message lists the closest names."""
+
+
+class EngineBadRequest(EngineError):
+    """400/413/415/422: the message names the field that is wrong."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Template:
+    slug: str
+    name: str
+    box_count: int
+    aliases: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Template:
+        return cls(d["slug"], d["name"], int(d["box_count"]), tuple(d.get("aliases") or ()))
+
+
+@dataclass(frozen=True)
+class Meme:
+    """One caption and its rendered image, as the engine answered."""
+
+    template: Template
+    boxes: list[str]
+    image: bytes
+    image_format: str
+    alt_text: str
+    model_version: str
+    options: dict[str, Any]  # the options as used, defaults filled in (seed included)
+    timings_ms: dict[str, float]
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.options.get("seed")
+        return int(seed) if seed is not None else None
+
+    @property
+    def filename(self) -> str:
+        ext = "jpg" if self.image_format == "jpeg" else self.image_format
+        return f"{self.template.slug}.{ext}"
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Meme:
+        image = body.get("image")
+        if not image:
+            raise EngineError("The meme engine answered without an image.")
+        return cls(
+            template=Template.from_json(body["template"]),
+            boxes=list(body["boxes"]),
+            image=base64.b64decode(image["data_base64"]),
+            image_format=image["format"],
+            alt_text=image["alt_text"],
+            model_version=body["model_version"],
+            options=dict(body["options"]),
+            timings_ms={k: float(v) for k, v in body.get("timings_ms", {}).items()},
+        )
+
+
+class EngineClient:
+    """Talks to one engine. The caller owns `session` (the bot creates and closes it)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = self.base_url + path
+        try:
+            async with self.session.request(
+                method,
+                url,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                **kwargs,
+            ) as resp:
+                text = await resp.text()
+                if resp.status == 200:
+                    body = json.loads(text)
+                    if not isinstance(body, dict):
+                        raise EngineError("The meme engine sent an answer the bot cannot read.")
+                    return body
+                raise _error_for(resp.status, text, resp.headers.get("Retry-After"))
+        except TimeoutError as e:
+            raise EngineTimeout(self.timeout) from e
+        except aiohttp.ClientConnectionError as e:
+            raise EngineUnavailable(type(e).__name__) from e
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            if isinstance(e, EngineError):
+                raise
+            raise EngineError("The meme engine sent an answer the bot cannot read.") from e
+
+    async def ready(self) -> dict[str, Any]:
+        return await self._request("GET", READY_PATH)
+
+    async def templates(self, query: str = "", limit: int = 25) -> list[Template]:
+        body = await self._request(
+            "GET", TEMPLATES_PATH, params={"q": query, "limit": str(max(1, min(limit, 25)))}
+        )
+        return [Template.from_json(t) for t in body["templates"]]
+
+    async def meme(self, template: str, options: dict[str, Any]) -> Meme:
+        body = await self._request("POST", MEMES_PATH, json={"template": template, **options})
+        return Meme.from_json(body)
+
+    async def caption_upload(
+        self, image: bytes, *, filename: str, content_type: str, options: dict[str, Any]
+    ) -> Meme:
+        form = aiohttp.FormData()
+        form.add_field("image", image, filename=filename, content_type=content_type)
+        form.add_field("options", json.dumps(options), content_type="application/json")
+        body = await self._request("POST", UPLOAD_PATH, data=form)
+        return Meme.from_json(body)
+
+
+def _error_for(status: int, text: str, retry_after: str | None) -> EngineError:
+    try:
+        body = json.loads(text)
+        message = str(body.get("error") or text)
+        field = body.get("field")
+    except (json.JSONDecodeError, AttributeError):
+        message, field = text[:200], None
+    if status == 503:
+        try:
+            wait = float(retry_after) if retry_after else None
+        except ValueError:
+            wait = None
+        return EngineOverloaded(wait)
+    if status == 504:
+        return EngineError(f"The meme engine took too long ({message}); try again.")
+    if status == 404 and message.startswith("unknown template"):
+        return UnknownTemplate(message[:1].upper() + message[1:])
+    if status == 401:
+        return EngineUnavailable("the bot's MEMEBOT_ENGINE_TOKEN is missing or wrong")
+    if 400 <= status < 500:
+        return EngineBadRequest(message[:1].upper() + message[1:], field)
+    return EngineUnavailable(f"HTTP {status}")
+
+
+async def wait_ready(client: EngineClient, *, timeout: float, interval: float = 0.25) -> None:
+    """Poll /readyz until the engine answers (used by `memebot up`)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await client.ready()
+            return
+        except EngineError:
+            if loop.time() >= deadline:
+                raise
+        await asyncio.sleep(interval)
