@@ -40,6 +40,18 @@ class Settings:
     access_log: bool = False  # MEMEBOT_ACCESS_LOG: one log line per engine request
     decoder: str = "auto"  # MEMEBOT_DECODER: auto | kernel | numpy (char-gru decoding step)
     decode_threads: int = 0  # MEMEBOT_DECODE_THREADS: cores per decoding step (0 = all)
+    # The Discord bot (docs/BOT.md)
+    discord_token: str | None = None  # DISCORD_TOKEN: the bot's token (never logged)
+    engine_url: str = "http://127.0.0.1:8765"  # MEMEBOT_ENGINE_URL: where the bot finds the engine
+    database_url: str = ""  # MEMEBOT_DATABASE_URL: sqlite+aiosqlite:///... or postgresql+asyncpg://
+    discord_guilds: tuple[int, ...] = ()  # MEMEBOT_DISCORD_GUILDS: sync commands here (else global)
+    shards: int | None = None  # MEMEBOT_SHARDS: shard count (unset: one process, no sharding)
+    vote_up: str = "👍"  # MEMEBOT_VOTE_UP: the emoji counted as an upvote
+    vote_down: str = "👎"  # MEMEBOT_VOTE_DOWN
+    admin_ids: tuple[int, ...] = ()  # MEMEBOT_ADMIN_IDS: users/roles allowed admin commands
+    meme_cooldown: float = 5.0  # MEMEBOT_MEME_COOLDOWN: seconds between one user's /meme
+    reconcile_hours: float = 48.0  # MEMEBOT_RECONCILE_HOURS: votes re-read at start for these
+    max_upload_bytes: int = 8 * 1024 * 1024  # MEMEBOT_MAX_UPLOAD: /meme image attachment limit
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +88,26 @@ class Settings:
             decode_threads=_int(
                 env.get("MEMEBOT_DECODE_THREADS", "0"), "MEMEBOT_DECODE_THREADS", minimum=0
             ),
+            discord_token=env.get("DISCORD_TOKEN") or None,
+            engine_url=env.get("MEMEBOT_ENGINE_URL") or "http://127.0.0.1:8765",
+            database_url=env.get("MEMEBOT_DATABASE_URL")
+            or f"sqlite+aiosqlite:///{Path.cwd() / 'var' / 'memebot.db'}",
+            discord_guilds=_ids(env.get("MEMEBOT_DISCORD_GUILDS", ""), "MEMEBOT_DISCORD_GUILDS"),
+            shards=_int(env["MEMEBOT_SHARDS"], "MEMEBOT_SHARDS")
+            if env.get("MEMEBOT_SHARDS")
+            else None,
+            vote_up=env.get("MEMEBOT_VOTE_UP") or "👍",
+            vote_down=env.get("MEMEBOT_VOTE_DOWN") or "👎",
+            admin_ids=_ids(env.get("MEMEBOT_ADMIN_IDS", ""), "MEMEBOT_ADMIN_IDS"),
+            meme_cooldown=_float(
+                env.get("MEMEBOT_MEME_COOLDOWN", "5"), "MEMEBOT_MEME_COOLDOWN", minimum=0.0
+            ),
+            reconcile_hours=_float(
+                env.get("MEMEBOT_RECONCILE_HOURS", "48"), "MEMEBOT_RECONCILE_HOURS", minimum=0.0
+            ),
+            max_upload_bytes=_int(
+                env.get("MEMEBOT_MAX_UPLOAD", str(8 * 1024 * 1024)), "MEMEBOT_MAX_UPLOAD"
+            ),
         )
 
 
@@ -89,14 +121,24 @@ def _int(raw: str, name: str, minimum: int = 1) -> int:
     return v
 
 
-def _float(raw: str, name: str) -> float:
+def _float(raw: str, name: str, minimum: float | None = None) -> float:
     try:
         v = float(raw)
     except ValueError as e:
         raise UsageError(f"{name}={raw!r}: expected a number") from e
-    if v <= 0:
+    if minimum is None and v <= 0:
         raise UsageError(f"{name}={raw!r}: must be positive")
+    if minimum is not None and v < minimum:
+        raise UsageError(f"{name}={raw!r}: must be at least {minimum:g}")
     return v
+
+
+def _ids(raw: str, name: str) -> tuple[int, ...]:
+    """Comma- or space-separated Discord ids (snowflakes)."""
+    parts = [p for p in raw.replace(",", " ").split() if p]
+    if not all(p.isdigit() for p in parts):
+        raise UsageError(f"{name}={raw!r}: expected comma-separated numeric Discord ids")
+    return tuple(int(p) for p in parts)
 
 
 def _bool(raw: str, name: str) -> bool:
