@@ -13,6 +13,7 @@ from memebot.settings import Settings
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    from bot import cli as bot_cli
     from engine import cli as engine_cli
     from training import cli as training_cli
 
@@ -26,6 +27,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     training_cli.register(sub, settings)
 
     engine_cli.register(sub, settings)
+    bot_cli.register(sub, settings)
     return parser
 
 

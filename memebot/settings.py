@@ -43,7 +43,6 @@ class Settings:
     # The Discord bot (docs/BOT.md)
     discord_token: str | None = None  # DISCORD_TOKEN: the bot's token (never logged)
     engine_url: str = "http://127.0.0.1:8765"  # MEMEBOT_ENGINE_URL: where the bot finds the engine
-    database_url: str = ""  # MEMEBOT_DATABASE_URL: sqlite+aiosqlite:///... or postgresql+asyncpg://
     discord_guilds: tuple[int, ...] = ()  # MEMEBOT_DISCORD_GUILDS: sync commands here (else global)
     shards: int | None = None  # MEMEBOT_SHARDS: shard count (unset: one process, no sharding)
     vote_up: str = "👍"  # MEMEBOT_VOTE_UP: the emoji counted as an upvote
@@ -52,6 +51,8 @@ class Settings:
     meme_cooldown: float = 5.0  # MEMEBOT_MEME_COOLDOWN: seconds between one user's /meme
     reconcile_hours: float = 48.0  # MEMEBOT_RECONCILE_HOURS: votes re-read at start for these
     max_upload_bytes: int = 8 * 1024 * 1024  # MEMEBOT_MAX_UPLOAD: /meme image attachment limit
+    # MEMEBOT_DATABASE_URL: the bot's rating store (SQLite file or PostgreSQL)
+    database_url: str = "sqlite+aiosqlite:///var/memebot.db"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,8 +91,6 @@ class Settings:
             ),
             discord_token=env.get("DISCORD_TOKEN") or None,
             engine_url=env.get("MEMEBOT_ENGINE_URL") or "http://127.0.0.1:8765",
-            database_url=env.get("MEMEBOT_DATABASE_URL")
-            or f"sqlite+aiosqlite:///{Path.cwd() / 'var' / 'memebot.db'}",
             discord_guilds=_ids(env.get("MEMEBOT_DISCORD_GUILDS", ""), "MEMEBOT_DISCORD_GUILDS"),
             shards=_int(env["MEMEBOT_SHARDS"], "MEMEBOT_SHARDS")
             if env.get("MEMEBOT_SHARDS")
@@ -108,7 +107,22 @@ class Settings:
             max_upload_bytes=_int(
                 env.get("MEMEBOT_MAX_UPLOAD", str(8 * 1024 * 1024)), "MEMEBOT_MAX_UPLOAD"
             ),
+            database_url=_database_url(env),
         )
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    raw = env.get("MEMEBOT_DATABASE_URL", "").strip()
+    if not raw:
+        state_dir = Path(env.get("MEMEBOT_STATE_DIR") or Path.cwd() / "var")
+        return f"sqlite+aiosqlite:///{state_dir.resolve() / 'memebot.db'}"
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise UsageError(
+            f"MEMEBOT_DATABASE_URL: expected sqlite+aiosqlite:///<file> or "
+            f"postgresql+asyncpg://user@host/db, not a {scheme or 'malformed'!r} URL"
+        )
+    return raw
 
 
 def _int(raw: str, name: str, minimum: int = 1) -> int:

@@ -1,0 +1,128 @@
+"""The rating store's tables (SQLAlchemy 2.x declarative). Migrations in migrations/ mirror them.
+
+Discord ids (guild, channel, message, user) are 64-bit snowflakes: BigInteger everywhere.
+Timestamps are UTC; SQLite keeps them without a zone, so the store re-attaches UTC on read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints: Alembic can then drop/alter them by name, and SQLite batch migrations
+# (which recreate tables) keep them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+FILTER_LEVELS = ("off", "standard", "strict")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+        int: BigInteger,
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        list[int]: JSON,
+    }
+
+
+class GenerationRow(Base):
+    """One meme the bot posted (or is about to post: message_id is set once the followup is)."""
+
+    __tablename__ = "generations"
+
+    # Integer, not BigInteger: only SQLite's "INTEGER PRIMARY KEY" auto-increments.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[int | None]  # None in a DM
+    channel_id: Mapped[int | None]
+    message_id: Mapped[int | None] = mapped_column(unique=True)
+    user_id: Mapped[int] = mapped_column(index=True)
+    template: Mapped[str] = mapped_column(String(200), index=True)  # slug
+    boxes: Mapped[list[str]]
+    options: Mapped[dict[str, Any]]
+    seed: Mapped[int | None]
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    timings: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_generations_guild_id_created_at", "guild_id", "created_at"),)
+
+
+class VoteRow(Base):
+    """One user's current vote on one generation: the primary key makes it one per user."""
+
+    __tablename__ = "votes"
+
+    generation_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    value: Mapped[int] = mapped_column(SmallInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (CheckConstraint("value IN (-1, 1)", name="value_pm1"),)
+
+
+class GuildSettingsRow(Base):
+    __tablename__ = "guild_settings"
+
+    guild_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    filter_level: Mapped[str] = mapped_column(String(16), server_default=text("'standard'"))
+    default_style: Mapped[str | None] = mapped_column(String(32))
+    allowed_channel_ids: Mapped[list[int]]  # empty: every channel
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("filter_level IN ('off', 'standard', 'strict')", name="filter_level_known"),
+    )
+
+
+class ModelVersionRow(Base):
+    """A trained model the bot can serve; at most one is active (partial unique index)."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1000))
+    parent: Mapped[str | None] = mapped_column(String(100))
+    metrics: Mapped[dict[str, Any]]
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+    __table_args__ = (
+        Index(
+            "uq_model_versions_one_active",
+            "active",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )

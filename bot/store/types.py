@@ -1,0 +1,97 @@
+"""Plain data crossing the store's boundary (no ORM objects leave bot.store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class NewGeneration:
+    """What the bot knows about a meme when it records it (before or after posting it)."""
+
+    channel_id: int | None
+    user_id: int
+    template: str  # slug
+    boxes: list[str]
+    guild_id: int | None = None  # None in a DM
+    options: dict[str, Any] = field(default_factory=dict)  # style, start_text, ...
+    seed: int | None = None
+    model_version: str | None = None
+    timings: dict[str, Any] = field(default_factory=dict)  # engine timings, ms
+    message_id: int | None = None  # or later through Store.attach_message
+    created_at: datetime | None = None  # None: now (UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationInfo:
+    id: int
+    guild_id: int | None
+    channel_id: int | None
+    message_id: int | None
+    user_id: int
+    template: str
+    boxes: list[str]
+    options: dict[str, Any]
+    seed: int | None
+    model_version: str | None
+    timings: dict[str, Any]
+    created_at: datetime  # UTC, aware
+    up: int = 0
+    down: int = 0
+
+    @property
+    def score(self) -> int:
+        return self.up - self.down
+
+    @property
+    def upvote_share(self) -> float | None:
+        total = self.up + self.down
+        return self.up / total if total else None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    generations: int
+    votes: int
+    up: int
+    down: int
+    last_model_version: str | None  # of the newest generation in scope
+
+    @property
+    def upvote_share(self) -> float | None:
+        return self.up / self.votes if self.votes else None
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    guild_id: int
+    filter_level: str = "standard"  # off | standard | strict
+    default_style: str | None = None  # None: the bot's default
+    allowed_channel_ids: tuple[int, ...] = ()  # empty: every channel
+    updated_at: datetime | None = None  # None: never changed (defaults)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    version: str
+    path: str
+    parent: str | None
+    metrics: dict[str, Any]
+    created_by: str | None
+    created_at: datetime
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What Store.reconcile changed to make stored votes match a message's reactions."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.added + self.changed + self.removed
