@@ -38,7 +38,7 @@ ALL_BUT_ADMIN = (1 << 41) - 1 - ADMINISTRATOR
 def _json(data: object, status: int = 200) -> web.Response:
     # discord.py checks the Content-Type exactly: with "; charset=utf-8" login fails.
     return web.Response(
-        text=json.dumps(data), status=status, headers={"Content-Type": "application/json"}
+        body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"}
     )
 
 

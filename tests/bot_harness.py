@@ -1,0 +1,132 @@
+"""Real parts wired together for the bot's tests and bench/bot.py: the engine over loopback
+HTTP (aiohttp TestServer), a migrated store (SQLite file or a throwaway PostgreSQL database),
+the Discord stand-in, and the real discord.py bot pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestServer
+
+from bot.app import MemeBot
+from bot.store import Store, upgrade
+from memebot.settings import Settings
+from tests.discord_standin import DiscordStandIn
+
+PG_ADMIN_DSN = os.environ.get("MEMEBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def bot_settings(tmp_path: Path, **over: Any) -> Settings:
+    base = Settings.from_env(
+        {
+            "MEMEBOT_CACHE_DIR": str(tmp_path / "cache"),
+            "MEMEBOT_IMAGES_DIR": str(tmp_path / "no-images"),
+            "MEMEBOT_DOWNLOAD_IMAGES": "0",
+            "MEMEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            "MEMEBOT_MEME_COOLDOWN": "0",
+        }
+    )
+    return dataclasses.replace(base, **over)
+
+
+@asynccontextmanager
+async def running_engine(model_path: Path, settings: Settings) -> AsyncIterator[str]:
+    """The real engine on a loopback port; yields its base URL."""
+    from engine.app import build_app
+    from engine.service import MemeService
+    from training.runtime import load_model
+
+    service = MemeService(settings, load_model(model_path))
+    server = TestServer(build_app(service), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+async def pg_available() -> bool:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+@asynccontextmanager
+async def postgres_url() -> AsyncIterator[str]:
+    """A throwaway PostgreSQL database (created here, dropped after)."""
+    import asyncpg
+
+    name = f"memebot_test_discord_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@asynccontextmanager
+async def migrated_store(url: str) -> AsyncIterator[Store]:
+    await upgrade(url)
+    store = Store.from_url(url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def running_bot(
+    standin: DiscordStandIn, settings: Settings, store: Store, **options: Any
+) -> AsyncIterator[MemeBot]:
+    """The real bot connected to the stand-in; yields once start-up reconciliation is done."""
+    bot = MemeBot(
+        settings,
+        store=store,
+        run_migrations=False,  # the store fixture migrated already
+        guild_ready_timeout=0.05,
+        **options,
+    )
+    with standin.patch_discord():
+        task = asyncio.create_task(bot.start("stand-in-token"))
+        waiter = asyncio.create_task(bot.reconciled.wait())
+        done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:  # start() ended before the bot was up: raise its error
+            waiter.cancel()
+            await task
+            raise RuntimeError("the bot stopped during start-up")
+        try:
+            yield bot
+        finally:
+            await bot.close()
+            await task
+
+
+@asynccontextmanager
+async def standin() -> AsyncIterator[DiscordStandIn]:
+    s = DiscordStandIn()
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.close()
