@@ -79,7 +79,11 @@ class MemeBot(commands.Bot):
         self.engine = EngineClient(
             self.session,
             self.settings.engine_url,
-            token=self.settings.engine_token,
+            token=(
+                self.settings.engine_token.get_secret_value()
+                if self.settings.engine_token
+                else None
+            ),
             timeout=self.settings.request_timeout + 5,
         )
         for name in COGS:

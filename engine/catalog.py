@@ -1,7 +1,8 @@
 """The project's template catalog (engine/catalog.json, written by scripts/build_catalog.py).
 
 Lookup by slug, name, alias or Imgflip id ignores case and punctuation; an unknown name is an
-error that lists the three closest. Templates not in the catalog render with top/bottom boxes.
+error (404 over HTTP) that lists the three closest. An uploaded image (POST /v1/memes/upload)
+renders with `fallback_template`'s top/bottom boxes.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.render import TextBox
-from memebot.errors import UsageError
+from engine.schema import SEARCH_LIMIT
+from memebot.errors import TemplateNotFound
 from training.templates import lookup_key as norm
 
 CATALOG_PATH = Path(__file__).resolve().parent / "catalog.json"
-SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Catalog:
     def lookup(self, query: str | int) -> Template:
         t = self.get(query)
         if t is None:
-            raise UsageError(
+            raise TemplateNotFound(
                 f"unknown template {query!r}; closest: {', '.join(self.closest(str(query)))}"
             )
         return t

@@ -26,7 +26,7 @@ from pydantic import (
 
 # -- names and limits (one source each) ------------------------------------------------------
 
-METHODS = (
+Method = Literal[
     "calibrated",
     "threshold",
     "threshold-weighted",
@@ -36,10 +36,13 @@ METHODS = (
     "top-k",
     "top-p",
     "top-k-top-p",
-)
+]
+ImageFormat = Literal["jpeg", "png", "webp"]
+ResponseKind = Literal["json", "image"]
+METHODS: tuple[Method, ...] = get_args(Method)
+FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
+RESPONSES: tuple[ResponseKind, ...] = get_args(ResponseKind)
 DEFAULT_METHOD: Method = "calibrated"
-FORMATS = ("jpeg", "png", "webp")
-RESPONSES = ("json", "image")
 MAX_LEN = 82  # characters of `box|box|`, markers included: the longest cleaned caption
 MAX_LEN_LIMIT = 200
 MAX_BOXES = 8
@@ -56,21 +59,6 @@ MIN_SCORE = 0.1  # threshold family: r ~ U[min_score, 1] (the article's value)
 BEAM_MIN_SCORE = 0.0001  # beam: candidates p >= min_score * top (the article's value)
 SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
 BOX_END = "|"
-
-Method = Literal[
-    "calibrated",
-    "threshold",
-    "threshold-weighted",
-    "beam",
-    "greedy",
-    "temperature",
-    "top-k",
-    "top-p",
-    "top-k-top-p",
-]
-ImageFormat = Literal["jpeg", "png", "webp"]
-ResponseKind = Literal["json", "image"]
-assert get_args(Method) == METHODS and get_args(ImageFormat) == FORMATS  # one list each
 
 
 def default_min_score(method: str) -> float:
@@ -94,12 +82,14 @@ OPEN_PATHS = frozenset({HEALTH_PATH, READY_PATH, OPENAPI_PATH})  # no bearer tok
 
 
 class BadRequest(Exception):
-    """A request the API refuses: `field` names the part that is wrong ("body" for all of it)."""
+    """A request the API refuses: `field` names the part that is wrong ("body" for all of it);
+    `status` is the HTTP answer (400, or 406/413/415 where those say it better)."""
 
-    def __init__(self, field: str, problem: str):
+    def __init__(self, field: str, problem: str, *, status: int = 400):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+        self.status = status
 
 
 class ErrorBody(BaseModel):

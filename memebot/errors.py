@@ -22,3 +22,7 @@ class ArtifactError(MemebotError):
 
 class UsageError(MemebotError):
     """A flag has a value the command cannot use."""
+
+
+class TemplateNotFound(UsageError):
+    """No template answers to the name (the message lists the closest)."""

@@ -5,7 +5,6 @@ the Discord stand-in, and the real discord.py bot pointed at it."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -33,7 +32,7 @@ def bot_settings(tmp_path: Path, **over: Any) -> Settings:
             "MEMEBOT_MEME_COOLDOWN": "0",
         }
     )
-    return dataclasses.replace(base, **over)
+    return base.model_copy(update=over)
 
 
 @asynccontextmanager

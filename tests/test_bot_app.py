@@ -4,7 +4,6 @@ store (SQLite here; PostgreSQL in test_bot_load.py): /meme, votes, 🔁, errors,
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -32,7 +31,7 @@ def run(
         async with standin() as api, migrated_store(s.database_url) as store:
             if engine:
                 async with running_engine(tiny_model, s) as url:
-                    await scenario(api, dataclasses.replace(s, engine_url=url), store)
+                    await scenario(api, s.model_copy(update={"engine_url": url}), store)
             else:
                 await scenario(api, s, store)
             assert api.unhandled == [], api.unhandled

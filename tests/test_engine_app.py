@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import io
 import json
 import shutil
@@ -17,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
+from pydantic import SecretStr
 
 from engine.app import build_app
 from engine.service import MemeService
@@ -34,7 +34,7 @@ def settings(tmp_path: Path, **over: Any) -> Settings:
             "MEMEBOT_DOWNLOAD_IMAGES": "0",
         }
     )
-    return dataclasses.replace(base, **over)
+    return base.model_copy(update=over)
 
 
 @asynccontextmanager
@@ -268,7 +268,7 @@ def test_reload_under_load_and_bad_artifact(tiny_model: Path, tmp_path: Path) ->
 
 def test_auth_on_and_off(tiny_model: Path, tmp_path: Path) -> None:
     async def go() -> None:
-        async with engine(tiny_model, settings(tmp_path, engine_token="s3cret")) as (
+        async with engine(tiny_model, settings(tmp_path, engine_token=SecretStr("s3cret"))) as (
             http,
             _svc,
             url,

@@ -15,10 +15,11 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from engine.schema import MAX_LEN
 from training.data import BOX_END, Caption
 
 MIN_CHARS = 10
-MAX_CHARS = 82
+MAX_CHARS = MAX_LEN  # the API's default max_len: no longer captions to learn from
 RULES = ("non_ascii", "pipe_in_box", "length", "not_english", "duplicate")
 _WS = re.compile(r"\s+")
 _PRINTABLE = frozenset(chr(c) for c in range(32, 127))
