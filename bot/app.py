@@ -6,9 +6,11 @@ polite ephemeral reply (the unexpected ones are logged with the command, and the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ COGS = (
     "bot.cogs.admin",
     "bot.cogs.privacy",
 )
+SHUTDOWN_GRACE = 15.0  # seconds close() waits for memes being posted
+
 # Only what the bot uses: guilds (channel/guild cache, interactions) and reactions (votes).
 # No message content, members or presences: the privileged intents are not needed.
 INTENTS = discord.Intents.none()
@@ -68,6 +72,9 @@ class MemeBot(commands.Bot):
         self.engine: EngineClient | None = None
         self.synced: bool | None = None  # after setup: whether commands were (re)synced
         self.reconciled = asyncio.Event()  # set once start-up vote reconciliation finished
+        self._busy = 0  # memes being made and posted; close() lets them finish
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.tree.on_error = self.on_app_command_error
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -90,8 +97,24 @@ class MemeBot(commands.Bot):
             await self.load_extension(name)
         self.synced = await self.sync_commands()
 
+    @contextlib.asynccontextmanager
+    async def busy(self) -> AsyncIterator[None]:
+        """Marks work that close() waits for (a meme half posted would lose its record)."""
+        self._busy += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.set()
+
     async def close(self) -> None:
         try:
+            try:
+                await asyncio.wait_for(self._idle.wait(), SHUTDOWN_GRACE)
+            except TimeoutError:
+                log.warning("closing with %d memes still being posted", self._busy)
             await super().close()
         finally:
             if self.session is not None:

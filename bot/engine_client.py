@@ -10,16 +10,22 @@ import asyncio
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+from pydantic import BaseModel, ValidationError
 
+from engine.schema import (
+    MEMES_PATH,
+    READY_PATH,
+    TEMPLATES_PATH,
+    UPLOAD_PATH,
+    MemeResponse,
+    ReadyResponse,
+    TemplateInfo,
+    TemplatesResponse,
+)
 from memebot.errors import MemebotError
-
-MEMES_PATH = "/v1/memes"
-UPLOAD_PATH = "/v1/memes/upload"
-TEMPLATES_PATH = "/v1/templates"
-READY_PATH = "/readyz"
 
 
 class EngineError(MemebotError):
@@ -66,8 +72,8 @@ class Template:
     aliases: tuple[str, ...]
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Template:
-        return cls(d["slug"], d["name"], int(d["box_count"]), tuple(d.get("aliases") or ()))
+    def from_info(cls, t: TemplateInfo) -> Template:
+        return cls(t.slug, t.name, t.box_count, tuple(t.aliases))
 
 
 @dataclass(frozen=True)
@@ -94,19 +100,18 @@ class Meme:
         return f"{self.template.slug}.{ext}"
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Meme:
-        image = body.get("image")
-        if not image:
+    def from_response(cls, r: MemeResponse) -> Meme:
+        if r.image is None:
             raise EngineError("The meme engine answered without an image.")
         return cls(
-            template=Template.from_json(body["template"]),
-            boxes=list(body["boxes"]),
-            image=base64.b64decode(image["data_base64"]),
-            image_format=image["format"],
-            alt_text=image["alt_text"],
-            model_version=body["model_version"],
-            options=dict(body["options"]),
-            timings_ms={k: float(v) for k, v in body.get("timings_ms", {}).items()},
+            template=Template.from_info(r.template),
+            boxes=list(r.boxes),
+            image=base64.b64decode(r.image.data_base64),
+            image_format=r.image.format,
+            alt_text=r.image.alt_text,
+            model_version=r.model_version,
+            options=r.options.model_dump(mode="json"),
+            timings_ms=dict(r.timings_ms),
         )
 
 
@@ -147,23 +152,21 @@ class EngineClient:
             raise EngineTimeout(self.timeout) from e
         except aiohttp.ClientConnectionError as e:
             raise EngineUnavailable(type(e).__name__) from e
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            if isinstance(e, EngineError):
-                raise
+        except json.JSONDecodeError as e:
             raise EngineError("The meme engine sent an answer the bot cannot read.") from e
 
-    async def ready(self) -> dict[str, Any]:
-        return await self._request("GET", READY_PATH)
+    async def ready(self) -> ReadyResponse:
+        return _parse(ReadyResponse, await self._request("GET", READY_PATH))
 
     async def templates(self, query: str = "", limit: int = 25) -> list[Template]:
         body = await self._request(
             "GET", TEMPLATES_PATH, params={"q": query, "limit": str(max(1, min(limit, 25)))}
         )
-        return [Template.from_json(t) for t in body["templates"]]
+        return [Template.from_info(t) for t in _parse(TemplatesResponse, body).templates]
 
     async def meme(self, template: str, options: dict[str, Any]) -> Meme:
         body = await self._request("POST", MEMES_PATH, json={"template": template, **options})
-        return Meme.from_json(body)
+        return Meme.from_response(_parse(MemeResponse, body))
 
     async def caption_upload(
         self, image: bytes, *, filename: str, content_type: str, options: dict[str, Any]
@@ -172,7 +175,17 @@ class EngineClient:
         form.add_field("image", image, filename=filename, content_type=content_type)
         form.add_field("options", json.dumps(options), content_type="application/json")
         body = await self._request("POST", UPLOAD_PATH, data=form)
-        return Meme.from_json(body)
+        return Meme.from_response(_parse(MemeResponse, body))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], body: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        raise EngineError("The meme engine sent an answer the bot cannot read.") from e
 
 
 def _error_for(status: int, text: str, retry_after: str | None) -> EngineError:

@@ -39,19 +39,31 @@ class VoteBook:
         self.emoji = emoji
         self.bot_user_id = bot_user_id
         self._locks = [asyncio.Lock() for _ in range(N_LOCKS)]
+        self.handled = 0  # reaction events fully processed (tests and the bench wait on it)
+        self._handled_changed = asyncio.Condition()
 
     def lock(self, message_id: int) -> asyncio.Lock:
         return self._locks[hash(message_id) % N_LOCKS]
 
     async def reaction(self, *, message_id: int, user_id: int, emoji: str, added: bool) -> bool:
         """Returns whether a stored vote changed (False: not a vote, or not our message)."""
-        value = self.emoji.value(emoji)
-        if value is None or user_id == self.bot_user_id:
-            return False
-        async with self.lock(message_id):
-            if added:
-                return await self.store.set_vote(message_id, user_id, value)
-            return await self.store.retract_vote(message_id, user_id, value)
+        try:
+            value = self.emoji.value(emoji)
+            if value is None or user_id == self.bot_user_id:
+                return False
+            async with self.lock(message_id):
+                if added:
+                    return await self.store.set_vote(message_id, user_id, value)
+                return await self.store.retract_vote(message_id, user_id, value)
+        finally:
+            async with self._handled_changed:
+                self.handled += 1
+                self._handled_changed.notify_all()
+
+    async def wait_handled(self, n: int) -> None:
+        """Until `n` reaction events have been processed since start."""
+        async with self._handled_changed:
+            await self._handled_changed.wait_for(lambda: self.handled >= n)
 
     async def reconcile_recent(
         self,

@@ -81,7 +81,8 @@ class Interaction:
     payload: dict[str, Any]
     callbacks: list[dict[str, Any]] = field(default_factory=list)  # {"type": n, "data": {...}}
     followups: list[Sent] = field(default_factory=list)
-    original: Sent | None = None  # the @original message once the bot replied or edited it
+    original: Sent | None = None  # the @original message once the bot replied or deferred
+    deleted_original: bool = False
 
     @property
     def deferred(self) -> bool:
@@ -627,7 +628,12 @@ class DiscordStandIn:
             body, atts = await self._body(request)
             rec.callbacks.append(body)
             resource: dict[str, Any] = {"type": body["type"]}
-            if body["type"] in (4, 7):
+            if body["type"] == 5:  # deferred: Discord shows a "thinking" original message
+                data = {"flags": ((body.get("data") or {}).get("flags", 0)) | 128}
+                rec.original = self._new_message(
+                    int(rec.payload["channel_id"]), data, [], rec.token
+                )
+            elif body["type"] in (4, 7):
                 data = body.get("data") or {}
                 sent = self._new_message(
                     int(rec.payload["channel_id"]), data, atts, rec.token
@@ -693,6 +699,9 @@ class DiscordStandIn:
                 return _json(self.messages[target.id])
             if m == "DELETE":
                 self.messages.pop(target.id, None)
+                if target is rec.original:
+                    rec.original = None
+                    rec.deleted_original = True
                 return web.Response(status=204)
         self.unhandled.append(f"{m} /{'/'.join(p)}")
         return _json({"message": "404: Not Found", "code": 0}, status=404)

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from bot.store import Store
+from bot.votes import VoteBook
 from memebot.settings import Settings
 from tests.bot_harness import bot_settings, migrated_store, running_bot, running_engine, standin
 from tests.discord_standin import DiscordStandIn, Interaction
@@ -39,8 +40,8 @@ def run(
     asyncio.run(go())
 
 
-async def meme(api: DiscordStandIn, **options: Any) -> Interaction:
-    return await api.answered(await api.invoke("meme", options))
+async def meme(api: DiscordStandIn, *, user_id: int = 800100, **options: Any) -> Interaction:
+    return await api.answered(await api.invoke("meme", options, user_id=user_id))
 
 
 def test_meme_posts_image_caption_votes_and_stores(tiny_model: Path, tmp_path: Path) -> None:
@@ -73,3 +74,166 @@ def test_meme_posts_image_caption_votes_and_stores(tiny_model: Path, tmp_path: P
             assert bot.synced is False and len(api.command_puts) == 1
 
     run(tiny_model, tmp_path, scenario)
+
+
+def votes_book(bot: Any) -> VoteBook:
+    cog = bot.get_cog("Votes")
+    assert cog is not None and cog.book is not None
+    return cog.book
+
+
+def test_reactions_vote_switch_and_retract(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store) as bot:
+            (msg,) = (await meme(api, template="y-u-no")).followups
+            other = (await meme(api, template="success-kid")).followups[0]
+            await api.wait_until(lambda: len(api.bot_reactions(other.id)) == 2)
+            gen = await store.generation_by_message(msg.id)
+            assert gen is not None
+            book = votes_book(bot)
+            events = [
+                (api.react, msg.id, UP, 1),
+                (api.react, msg.id, UP, 2),
+                (api.react, msg.id, DOWN, 3),
+                (api.react, msg.id, "😂", 4),  # not a vote emoji
+                (api.react, msg.id, UP, int(api.bot_user["id"])),  # the bot's own
+                (api.react, 123456789, UP, 5),  # not a meme message
+                (api.react, msg.id, DOWN, 2),  # user 2 changes their mind: latest wins
+                (api.react, msg.id, UP, 1),  # a duplicate event
+            ]
+            for fn, mid, emoji, uid in events:
+                await fn(mid, emoji, uid)
+            await book.wait_handled(len(events))
+            assert await store.votes(gen.id) == {1: 1, 2: -1, 3: -1}
+            assert await store.tally(gen.id) == (1, 2)
+            await api.unreact(msg.id, DOWN, 3)  # retracts
+            await api.unreact(msg.id, UP, 2)  # user 2's 👍 no longer counts: nothing to retract
+            await book.wait_handled(len(events) + 2)
+            assert await store.votes(gen.id) == {1: 1, 2: -1}
+            other_gen = await store.generation_by_message(other.id)
+            assert other_gen is not None and await store.votes(other_gen.id) == {}
+
+    run(tiny_model, tmp_path, scenario)
+
+
+def test_again_button_works_after_restart(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store):
+            (msg,) = (await meme(api, template="two-buttons", style="creative", boxes=2)).followups
+        first = await store.generation_by_message(msg.id)
+        assert first is not None
+        async with running_bot(api, s, store):  # a new process: no view state survives
+            custom_id = msg.components[0]["components"][0]["custom_id"]
+            rec = await api.answered(await api.press_button(msg.id, custom_id, user_id=800200))
+            assert rec.deferred
+            (again,) = rec.followups
+            assert again.attachments and again.attachments[0].filename == "two-buttons.jpg"
+            second = await store.generation_by_message(again.id)
+            assert second is not None and second.id != first.id
+            assert second.template == first.template and second.options == first.options
+            assert second.user_id == 800200 and second.seed != first.seed
+            assert again.components[0]["components"][0]["custom_id"] == (
+                f"memebot:again:{second.id}"
+            )
+
+    run(tiny_model, tmp_path, scenario)
+
+
+def test_restart_reconciles_votes_missed_while_down(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store) as bot:
+            (msg,) = (await meme(api, template="y-u-no")).followups
+            await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)
+            await api.react(msg.id, UP, 1)
+            await api.react(msg.id, UP, 2)
+            await votes_book(bot).wait_handled(2)
+        gen = await store.generation_by_message(msg.id)
+        assert gen is not None and await store.votes(gen.id) == {1: 1, 2: 1}
+        # While the bot is offline: 1 retracts, 2 switches, 3 and 4 vote; no events arrive.
+        await api.unreact(msg.id, UP, 1, send=False)
+        await api.unreact(msg.id, UP, 2, send=False)
+        await api.react(msg.id, DOWN, 2, send=False)
+        await api.react(msg.id, UP, 3, send=False)
+        await api.react(msg.id, DOWN, 4, send=False)
+        for uid in range(100, 230):  # more than one page of reactors (100 per GET)
+            await api.react(msg.id, UP, uid, send=False)
+        async with running_bot(api, s, store):
+            votes = await store.votes(gen.id)
+        assert votes == {2: -1, 3: 1, 4: -1} | {u: 1 for u in range(100, 230)}
+
+    run(tiny_model, tmp_path, scenario)
+
+
+def test_autocomplete_lists_engine_templates(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store):
+            rec = await api.autocomplete("meme", {"template": "two"}, "template")
+            await api.wait_until(lambda: rec.choices is not None)
+            assert rec.choices is not None
+            assert {"name": "Two Buttons", "value": "two-buttons"} in rec.choices
+            rec = await api.autocomplete("meme", {"template": ""}, "template")
+            await api.wait_until(lambda: rec.choices is not None)
+            assert rec.choices is not None and 1 <= len(rec.choices) <= 25
+
+    run(tiny_model, tmp_path, scenario)
+
+
+def test_admin_commands_are_guarded(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store):
+            sync = {c["name"]: c for c in api.command_puts[-1][1]}
+            assert str(sync["retrain"]["default_member_permissions"]) == "8"  # administrator
+            assert sync["meme"]["default_member_permissions"] is None
+            refused = await api.answered(await api.invoke("retrain", user_id=5))
+            (reply,) = refused.replies
+            assert reply.ephemeral and "administrators" in reply.content
+            ok = await api.answered(await api.invoke("retrain", user_id=6, admin=True))
+            assert "not available yet" in ok.replies[0].content
+            listed = await api.answered(await api.invoke("model", user_id=777))
+            assert "serves" in listed.replies[0].content  # 777 is on MEMEBOT_ADMIN_IDS
+            model = await api.answered(await api.invoke("model", {"rollback": True}, admin=True))
+            assert "Rollback is not available yet" in model.replies[0].content
+
+    run(tiny_model, tmp_path, scenario, admin_ids=(777,))
+
+
+def test_engine_down_is_an_ephemeral_error_and_the_bot_goes_on(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        down = s.model_copy(update={"engine_url": "http://127.0.0.1:9"})  # nothing listens
+        async with running_bot(api, down, store) as bot:
+            rec = await api.answered(await api.invoke("meme", {"template": "two-buttons"}))
+            assert rec.deferred and rec.deleted_original  # the public "thinking" is removed
+            (reply,) = rec.followups
+            assert reply.ephemeral and "not reachable" in reply.content
+            assert not reply.attachments and (await store.stats(api.guild_id)).generations == 0
+            # An unexpected error (the store lost its table) is logged, answered, survived.
+            async with store.engine.begin() as conn:
+                await conn.exec_driver_sql("DROP TABLE votes")
+            rec = await api.answered(await api.invoke("stats"))
+            assert rec.replies[-1].ephemeral and "Something went wrong" in (
+                rec.replies[-1].content
+            )
+            assert not bot.is_closed()
+            rec = await api.answered(await api.invoke("forget-me"))
+            assert rec.replies[-1].ephemeral
+
+    run(tiny_model, tmp_path, scenario, engine=False)
+
+
+def test_cooldown_and_unknown_template(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store):
+            first = await meme(api, template="nope-not-a-template")
+            (reply,) = first.followups
+            assert reply.ephemeral and "nope" in reply.content.lower()
+            assert "unknown template" in reply.content.lower()
+            again = await meme(api, template="two-buttons")
+            (reply,) = again.replies
+            assert reply.ephemeral and "try again in" in reply.content
+            assert not again.deferred  # refused before any work
+            other_user = await meme(api, template="two-buttons", user_id=4242)
+            assert other_user.followups[0].attachments
+
+    run(tiny_model, tmp_path, scenario, meme_cooldown=60.0)

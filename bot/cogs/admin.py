@@ -52,7 +52,7 @@ class Admin(commands.Cog):
     async def model(self, interaction: discord.Interaction, rollback: bool = False) -> None:
         """Which caption model is serving, and the versions kept (admins only)."""
         try:
-            serving = str((await self.bot.get_engine().ready())["model_version"])
+            serving = (await self.bot.get_engine().ready()).model_version
         except Exception:  # noqa: BLE001 - the answer says the engine is not reachable
             serving = "the engine is not reachable"
         versions = await self.bot.store.model_versions()

@@ -96,7 +96,7 @@ class Info(commands.Cog):
         """How many memes and votes this server has, and which model wrote them."""
         s = await self.bot.store.stats(interaction.guild_id)
         try:
-            engine_model = str((await self.bot.get_engine().ready())["model_version"])
+            engine_model = (await self.bot.get_engine().ready()).model_version
         except Exception:  # noqa: BLE001 - stats still answer when the engine is down
             engine_model = None
         await interaction.response.send_message(format_stats(s, engine_model=engine_model))

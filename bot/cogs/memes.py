@@ -180,6 +180,18 @@ class Memes(commands.Cog):
         again: bool = True,
     ) -> None:
         """Generate (filtered), store, post the image with its caption, add the vote emoji."""
+        async with self.bot.busy():
+            await self._post(interaction, req, gs, generate, again=again)
+
+    async def _post(
+        self,
+        interaction: discord.Interaction,
+        req: MemeRequest,
+        gs: GuildSettings,
+        generate: Callable[[int], Awaitable[Meme]],
+        *,
+        again: bool,
+    ) -> None:
         meme = await make_clean_meme(generate, start_text=req.start_text, level=gs.filter_level)
         gid = await self.bot.store.record_generation(
             NewGeneration(
