@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import struct
+import zlib
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from bot.store import Store
 from bot.votes import VoteBook
 from memebot.settings import Settings
 from tests.bot_harness import bot_settings, migrated_store, running_bot, running_engine, standin
-from tests.discord_standin import DiscordStandIn, Interaction
+from tests.discord_standin import Attachment, DiscordStandIn, Interaction
 
 pytestmark = pytest.mark.slow
 UP, DOWN = "👍", "👎"
@@ -237,3 +239,79 @@ def test_cooldown_and_unknown_template(tiny_model: Path, tmp_path: Path) -> None
             assert other_user.followups[0].attachments
 
     run(tiny_model, tmp_path, scenario, meme_cooldown=60.0)
+
+
+def png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 120, 200)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png_bomb(width: int = 60_000, height: int = 60_000) -> bytes:
+    """A valid PNG header claiming width x height pixels, with a few bytes of pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_attachment_is_captioned_and_bad_files_are_refused(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store):
+            ok = await meme(api, image=Attachment("cat.png", "image/png", png(320, 240), None))
+            (msg,) = ok.followups
+            (att,) = msg.attachments
+            assert Image.open(io.BytesIO(att.data)).size[0] == 320 and msg.components == []
+            await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)
+            gen = await store.generation_by_message(msg.id)
+            assert gen is not None and gen.template == "upload" and len(gen.boxes) == 2
+
+            async def refused(att: Attachment, *words: str, deferred: bool) -> None:
+                rec = await meme(api, image=att)
+                (reply,) = [r for r in rec.replies if r.content]
+                assert reply.ephemeral and not reply.attachments, reply
+                assert rec.deferred is deferred
+                for w in words:
+                    assert w in reply.content.lower(), (w, reply.content)
+
+            await refused(
+                Attachment("notes.txt", "text/plain", b"hello", None),
+                "notes.txt",
+                "not an image",
+                deferred=False,
+            )
+            await refused(
+                Attachment("huge.png", "image/png", png(8, 8) + b"\0" * 5000, None),
+                "huge.png",
+                "limit",
+                deferred=False,
+            )
+            await refused(
+                Attachment("bomb.png", "image/png", png_bomb(), None), "pixels", deferred=True
+            )
+            await refused(
+                Attachment("fake.png", "image/png", b"GIF89a not really", None),
+                "image",
+                deferred=True,
+            )
+            both = await meme(
+                api, template="two-buttons", image=Attachment("a.png", "image/png", png(8, 8), None)
+            )
+            assert "either a template or an image" in both.replies[0].content
+            assert (await store.stats(api.guild_id)).generations == 1
+
+    run(tiny_model, tmp_path, scenario, max_upload_bytes=4096)
