@@ -54,6 +54,13 @@ class Attachment:
     description: str | None
 
 
+@dataclass(frozen=True)
+class ChannelRef:
+    """A channel option's value in `invoke` (resolved like Discord does)."""
+
+    id: int
+
+
 @dataclass
 class Sent:
     """One message the bot posted (a followup, an interaction reply, or an edit's result)."""
@@ -346,10 +353,16 @@ class DiscordStandIn:
     def _options(options: dict[str, Any], focused: str | None = None) -> list[dict[str, Any]]:
         out = []
         for name, value in options.items():
-            kind = 4 if isinstance(value, int) else 11 if isinstance(value, Attachment) else 3
+            kind = 3
+            if isinstance(value, bool):
+                kind = 5
+            elif isinstance(value, int):
+                kind = 4
+            elif isinstance(value, Attachment):
+                kind, value = 11, "0"  # the id is filled in by invoke
+            elif isinstance(value, ChannelRef):
+                kind, value = 7, str(value.id)
             opt: dict[str, Any] = {"name": name, "type": kind, "value": value}
-            if isinstance(value, Attachment):
-                opt["value"] = "0"  # replaced by _attachment_option
             if name == focused:
                 opt["focused"] = True
             out.append(opt)
@@ -371,6 +384,10 @@ class DiscordStandIn:
         resolved: dict[str, Any] = {}
         for opt in opts:
             value = options[opt["name"]]
+            if isinstance(value, ChannelRef):
+                resolved.setdefault("channels", {})[str(value.id)] = self.channel(value.id) | {
+                    "permissions": str(ALL_BUT_ADMIN)
+                }
             if isinstance(value, Attachment):
                 att_id = next(self._ids)
                 self.uploads[att_id] = value

@@ -18,7 +18,7 @@ from bot.store import Store
 from bot.votes import VoteBook
 from memebot.settings import Settings
 from tests.bot_harness import bot_settings, migrated_store, running_bot, running_engine, standin
-from tests.discord_standin import Attachment, DiscordStandIn, Interaction
+from tests.discord_standin import Attachment, ChannelRef, DiscordStandIn, Interaction
 
 pytestmark = pytest.mark.slow
 UP, DOWN = "👍", "👎"
@@ -89,6 +89,7 @@ def test_reactions_vote_switch_and_retract(tiny_model: Path, tmp_path: Path) -> 
         async with running_bot(api, s, store) as bot:
             (msg,) = (await meme(api, template="y-u-no")).followups
             other = (await meme(api, template="success-kid")).followups[0]
+            await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)
             await api.wait_until(lambda: len(api.bot_reactions(other.id)) == 2)
             gen = await store.generation_by_message(msg.id)
             assert gen is not None
@@ -122,6 +123,7 @@ def test_again_button_works_after_restart(tiny_model: Path, tmp_path: Path) -> N
     async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
         async with running_bot(api, s, store):
             (msg,) = (await meme(api, template="two-buttons", style="creative", boxes=2)).followups
+            await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)
         first = await store.generation_by_message(msg.id)
         assert first is not None
         async with running_bot(api, s, store):  # a new process: no view state survives
@@ -130,6 +132,7 @@ def test_again_button_works_after_restart(tiny_model: Path, tmp_path: Path) -> N
             assert rec.deferred
             (again,) = rec.followups
             assert again.attachments and again.attachments[0].filename == "two-buttons.jpg"
+            await api.wait_until(lambda: len(api.bot_reactions(again.id)) == 2)  # stored by then
             second = await store.generation_by_message(again.id)
             assert second is not None and second.id != first.id
             assert second.template == first.template and second.options == first.options
@@ -315,3 +318,59 @@ def test_attachment_is_captioned_and_bad_files_are_refused(
             assert (await store.stats(api.guild_id)).generations == 1
 
     run(tiny_model, tmp_path, scenario, max_upload_bytes=4096)
+
+
+def test_settings_filter_channels_top_stats_and_forget_me(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        api.channel_ids.append(900010)
+        async with running_bot(api, s, store) as bot:
+            shown = await api.answered(await api.invoke("settings", admin=True))
+            assert "Content filter: `standard`" in shown.replies[0].content
+            refused = await api.answered(
+                await api.invoke("settings", {"content_filter": "strict"}, user_id=5)
+            )
+            assert "administrators" in refused.replies[0].content
+            assert (await store.guild_settings(api.guild_id)).filter_level == "standard"
+            changed = await api.answered(
+                await api.invoke(
+                    "settings",
+                    {"content_filter": "strict", "default_style": "greedy", "allow_channel": ChannelRef(900010)},
+                    admin=True,
+                )
+            )
+            assert "`strict`" in changed.replies[0].content
+            gs = await store.guild_settings(api.guild_id)
+            assert gs.filter_level == "strict" and gs.allowed_channel_ids == (900010,)
+            # Memes only in the allowed channel; there the guild's default style applies.
+            elsewhere = await meme(api, template="two-buttons")
+            assert "<#900010>" in elsewhere.replies[0].content and not elsewhere.deferred
+            rec = await api.answered(
+                await api.invoke("meme", {"template": "two-buttons"}, channel_id=900010)
+            )
+            (msg,) = rec.followups
+            await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)  # stored by then
+            gen = await store.generation_by_message(msg.id)
+            assert gen is not None and gen.options["style"] == "greedy"
+            # Strict filter: a start text with swearing is refused before the engine.
+            rude = await api.answered(
+                await api.invoke(
+                    "meme", {"template": "two-buttons", "start_text": "holy shit"}, channel_id=900010
+                )
+            )
+            assert "content filter" in rude.replies[-1].content and rude.replies[-1].ephemeral
+            await api.react(msg.id, UP, 31)
+            await api.react(msg.id, UP, 32)
+            await api.react(msg.id, DOWN, 800100)
+            await votes_book(bot).wait_handled(3)
+            top = await api.answered(await api.invoke("top", {"period": "day"}))
+            assert "+1" in top.replies[0].content and "two-buttons" in top.replies[0].content
+            empty = await api.answered(await api.invoke("top", {"template": "y-u-no"}))
+            assert "No rated memes" in empty.replies[0].content
+            stats = await api.answered(await api.invoke("stats"))
+            assert "Memes made: 1" in stats.replies[0].content
+            assert "Votes: 3 (2👍 1👎, 67% up)" in stats.replies[0].content
+            gone = await api.answered(await api.invoke("forget-me"))  # user 800100
+            assert "1 vote(s) and 1 meme record(s)" in gone.replies[0].content
+            assert await store.generation_by_message(msg.id) is None
+
+    run(tiny_model, tmp_path, scenario)
