@@ -46,6 +46,14 @@ class NotAllowed(app_commands.CheckFailure):
     """An admin-only command used by someone else; the message is shown to them."""
 
 
+class MemeTree(app_commands.CommandTree):
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        assert isinstance(self.client, MemeBot)
+        await self.client.on_app_command_error(interaction, error)
+
+
 class MemeBot(commands.Bot):
     def __init__(
         self,
@@ -61,6 +69,7 @@ class MemeBot(commands.Bot):
             intents=INTENTS,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=MemeTree,
             **options,
         )
         self.settings = settings
@@ -75,7 +84,6 @@ class MemeBot(commands.Bot):
         self._busy = 0  # memes being made and posted; close() lets them finish
         self._idle = asyncio.Event()
         self._idle.set()
-        self.tree.on_error = self.on_app_command_error
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -155,7 +163,9 @@ class MemeBot(commands.Bot):
             log.info("synced %d commands to guilds %s", len(payload), guilds)
         else:
             await self.tree.sync()
-            log.info("synced %d commands globally (Discord shows them within an hour)", len(payload))
+            log.info(
+                "synced %d commands globally (Discord shows them within an hour)", len(payload)
+            )
         state.parent.mkdir(parents=True, exist_ok=True)
         state.write_text(digest + "\n")
         return True
@@ -194,10 +204,8 @@ async def reply_error(interaction: discord.Interaction, text: str) -> None:
         if not interaction.response.is_done():
             await interaction.response.send_message(text, ephemeral=True)
             return
-        try:
+        with contextlib.suppress(discord.HTTPException):  # already gone
             await interaction.delete_original_response()
-        except discord.HTTPException:
-            pass  # already gone, or the response was a component update
         await interaction.followup.send(text, ephemeral=True)
     except discord.HTTPException:
         log.warning("could not tell user %s: %s", interaction.user.id, text)

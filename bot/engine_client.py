@@ -6,7 +6,6 @@ is: the engine is down, at capacity, too slow, the template is unknown, or the r
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from dataclasses import dataclass
@@ -210,17 +209,3 @@ def _error_for(status: int, text: str, retry_after: str | None) -> EngineError:
     if 400 <= status < 500:
         return EngineBadRequest(message[:1].upper() + message[1:], field)
     return EngineUnavailable(f"HTTP {status}")
-
-
-async def wait_ready(client: EngineClient, *, timeout: float, interval: float = 0.25) -> None:
-    """Poll /readyz until the engine answers (used by `memebot up`)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            await client.ready()
-            return
-        except EngineError:
-            if loop.time() >= deadline:
-                raise
-        await asyncio.sleep(interval)

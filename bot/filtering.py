@@ -22,7 +22,9 @@ Level = Literal["off", "standard", "strict"]
 LEVELS: tuple[Level, ...] = ("off", "standard", "strict")
 STRICT_THRESHOLD = 0.5
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
 
 # Word starts: a caption word beginning with one of these is a hit ("fag" catches "faggot").
 SLURS = (

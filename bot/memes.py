@@ -78,7 +78,7 @@ async def make_clean_meme(
     generate: Callable[[int], Awaitable[Meme]],
     *,
     start_text: str,
-    level: Level,
+    level: Level | str,
     rng: random.Random | None = None,
     retries: int = FILTER_RETRIES,
 ) -> Meme:

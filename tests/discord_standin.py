@@ -652,9 +652,7 @@ class DiscordStandIn:
                 )
             elif body["type"] in (4, 7):
                 data = body.get("data") or {}
-                sent = self._new_message(
-                    int(rec.payload["channel_id"]), data, atts, rec.token
-                )
+                sent = self._new_message(int(rec.payload["channel_id"]), data, atts, rec.token)
                 rec.original = sent
                 resource["message"] = self.messages[sent.id]
             return _json(

@@ -217,9 +217,7 @@ def test_engine_down_is_an_ephemeral_error_and_the_bot_goes_on(
             async with store.engine.begin() as conn:
                 await conn.exec_driver_sql("DROP TABLE votes")
             rec = await api.answered(await api.invoke("stats"))
-            assert rec.replies[-1].ephemeral and "Something went wrong" in (
-                rec.replies[-1].content
-            )
+            assert rec.replies[-1].ephemeral and "Something went wrong" in (rec.replies[-1].content)
             assert not bot.is_closed()
             rec = await api.answered(await api.invoke("forget-me"))
             assert rec.replies[-1].ephemeral
@@ -334,7 +332,11 @@ def test_settings_filter_channels_top_stats_and_forget_me(tiny_model: Path, tmp_
             changed = await api.answered(
                 await api.invoke(
                     "settings",
-                    {"content_filter": "strict", "default_style": "greedy", "allow_channel": ChannelRef(900010)},
+                    {
+                        "content_filter": "strict",
+                        "default_style": "greedy",
+                        "allow_channel": ChannelRef(900010),
+                    },
                     admin=True,
                 )
             )
@@ -354,7 +356,9 @@ def test_settings_filter_channels_top_stats_and_forget_me(tiny_model: Path, tmp_
             # Strict filter: a start text with swearing is refused before the engine.
             rude = await api.answered(
                 await api.invoke(
-                    "meme", {"template": "two-buttons", "start_text": "holy shit"}, channel_id=900010
+                    "meme",
+                    {"template": "two-buttons", "start_text": "holy shit"},
+                    channel_id=900010,
                 )
             )
             assert "content filter" in rude.replies[-1].content and rude.replies[-1].ephemeral

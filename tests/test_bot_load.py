@@ -94,8 +94,10 @@ def test_200_concurrent_memes_and_1000_reactions(
             )
         )
         await api.wait_until(
-            lambda: all(len(r.followups) == 1 for r in recs)
-            and all(len(api.bot_reactions(r.followups[0].id)) == 2 for r in recs),
+            lambda: (
+                all(len(r.followups) == 1 for r in recs)
+                and all(len(api.bot_reactions(r.followups[0].id)) == 2 for r in recs)
+            ),
             timeout=300,
         )
         assert all(r.deferred and r.followups[0].attachments for r in recs)

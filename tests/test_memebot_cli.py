@@ -12,13 +12,16 @@ import pytest
 from tests.conftest import make_imgflip_dir
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "memebot.cli", *args],
         capture_output=True,
         text=True,
         env=e,
+        cwd=cwd,
         timeout=300,
     )
 
@@ -141,3 +144,16 @@ def test_generate_renders_and_prints_the_image_path(tiny_model: Path, tmp_path: 
     assert again.stdout.strip() == caption  # same seed, same caption
     bad = run("generate", "drake", "--model", str(tiny_model), "--top-p", "0", env=env)
     assert_one_line_error(bad, "--top-p")
+
+
+@pytest.mark.parametrize("command", ["bot", "up"])
+def test_bot_without_token_is_one_line(command: str, tmp_path: Path) -> None:
+    env = {"DISCORD_TOKEN": "", "MEMEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"}
+    p = run(command, env=env, cwd=tmp_path)
+    assert_one_line_error(p, "DISCORD_TOKEN is not set", "docs/BOT.md")
+
+
+def test_bot_shard_flags_are_checked(tmp_path: Path) -> None:
+    env = {"DISCORD_TOKEN": "x", "MEMEBOT_SHARDS": "3"}
+    assert_one_line_error(run("bot", env=env, cwd=tmp_path), "--shard 0..2")
+    assert_one_line_error(run("bot", "--shard", "3", env=env, cwd=tmp_path), "--shard 3")

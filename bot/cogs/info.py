@@ -87,9 +87,7 @@ class Info(commands.Cog):
         rows = await self.bot.store.top(
             interaction.guild_id, template=template, since=since, limit=10
         )
-        await interaction.response.send_message(
-            format_top(rows, period=period, template=template)
-        )
+        await interaction.response.send_message(format_top(rows, period=period, template=template))
 
     @app_commands.command(name="stats")
     async def stats(self, interaction: discord.Interaction) -> None:
