@@ -202,10 +202,11 @@ def _error_for(status: int, text: str, retry_after: str | None) -> EngineError:
         return EngineOverloaded(wait)
     if status == 504:
         return EngineError(f"The meme engine took too long ({message}); try again.")
-    if status == 404 and message.startswith("unknown template"):
-        return UnknownTemplate(message[:1].upper() + message[1:])
+    if status == 404 and "unknown template" in message:
+        problem = message.split(": ", 1)[1] if message.startswith("template: ") else message
+        return UnknownTemplate(problem[:1].upper() + problem[1:])
     if status == 401:
         return EngineUnavailable("the bot's MEMEBOT_ENGINE_TOKEN is missing or wrong")
     if 400 <= status < 500:
-        return EngineBadRequest(message[:1].upper() + message[1:], field)
+        return EngineBadRequest(f"The meme engine refused that: {message}", field)
     return EngineUnavailable(f"HTTP {status}")
