@@ -35,7 +35,7 @@ def test_meme_templates_and_typed_errors(tiny_model: Path, tmp_path: Path) -> No
             assert meme.alt_text == " / ".join(meme.boxes) and meme.timings_ms
             assert "two-buttons" in [t.slug for t in await client.templates("two")]
             assert (await client.ready()).model_version == meme.model_version
-            with pytest.raises(UnknownTemplate, match="(?i)unknown template"):
+            with pytest.raises(UnknownTemplate, match=r"(?i)unknown template"):
                 await client.meme("no-such-template", {})
             with pytest.raises(
                 EngineBadRequest, match="refused that: boxes: must be at most 8"
@@ -73,7 +73,7 @@ def test_down_and_silent_engines() -> None:
         port = server.sockets[0].getsockname()[1]
         async with server, aiohttp.ClientSession() as http:
             silent = EngineClient(http, f"http://127.0.0.1:{port}", timeout=0.3)
-            with pytest.raises(EngineTimeout, match="longer than 0.3 s"):
+            with pytest.raises(EngineTimeout, match=r"longer than 0\.3 s"):
                 await silent.meme("two-buttons", {})
             server.close()
             down = EngineClient(http, "http://127.0.0.1:9")
