@@ -21,9 +21,9 @@ from memebot.settings import Settings
 config = context.config
 
 # Only the `alembic` command configures logging from alembic.ini; from code (the bot's start-up)
-# the application's logging is left alone.
+# the application's logging is left alone. Existing loggers stay enabled either way.
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
-    fileConfig(config.config_file_name)
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
 

@@ -5,9 +5,12 @@ reason, unless MEMEBOT_REQUIRE_ALL=1 (set by .ci/run), which turns such a skip i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from bot.store.scratch import DEFAULT_ADMIN_URL, create_database, drop_database
 from memebot.settings import Settings
 
 REQUIRE_ALL = os.environ.get("MEMEBOT_REQUIRE_ALL") == "1"
@@ -139,3 +143,65 @@ def captions_alone(model: Any, reqs: list[Any]) -> list[list[list[str]]]:
         run_jobs(model, [job])
         out.append([c.boxes for c in job.captions()])
     return out
+
+
+# -- databases for the bot's rating store ---------------------------------------------------------
+
+POSTGRES_ADMIN_URL = os.environ.get("MEMEBOT_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
+_postgres_down: list[str] = []  # the reason, once PostgreSQL was found unreachable
+
+
+@contextlib.contextmanager
+def throwaway_postgres(*, migrate: bool = True) -> Iterator[str]:
+    """A fresh database `memebot_test_<hex>` on the test PostgreSQL (migrated to head unless
+    `migrate=False`); dropped afterwards. Skips (fails in CI) when PostgreSQL is unreachable."""
+    import asyncpg
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.store import upgrade
+
+    if _postgres_down:
+        skip_or_fail(_postgres_down[0])
+    try:
+        url = asyncio.run(create_database(POSTGRES_ADMIN_URL))
+    except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        _postgres_down.append(f"PostgreSQL not usable at {POSTGRES_ADMIN_URL}: {e}")
+        skip_or_fail(_postgres_down[0])
+    try:
+        if migrate:
+            asyncio.run(upgrade(url))
+        yield url
+    finally:
+        asyncio.run(drop_database(POSTGRES_ADMIN_URL, url))
+
+
+@contextlib.contextmanager
+def throwaway_sqlite(tmp_path: Path, *, migrate: bool = True) -> Iterator[str]:
+    from bot.store import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'memebot.db'}"
+    if migrate:
+        asyncio.run(upgrade(url))
+    yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store migrated to head: a SQLite file, then a PostgreSQL database."""
+    with _throwaway(request.param, tmp_path, migrate=True) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Like db_url, never migrated (no tables)."""
+    with _throwaway(request.param, tmp_path, migrate=False) as url:
+        yield url
+
+
+def _throwaway(
+    kind: str, tmp_path: Path, *, migrate: bool
+) -> contextlib.AbstractContextManager[str]:
+    if kind == "sqlite":
+        return throwaway_sqlite(tmp_path, migrate=migrate)
+    return throwaway_postgres(migrate=migrate)

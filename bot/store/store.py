@@ -9,35 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     DateTime,
     Float,
-    Select,
     SmallInteger,
-    case,
+    bindparam,
     cast,
     delete,
     func,
-    literal,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.store.db import make_engine
-from bot.store.models import (
-    FILTER_LEVELS,
-    GenerationRow,
-    GuildSettingsRow,
-    ModelVersionRow,
-    VoteRow,
-    utcnow,
+from bot.store.models import GenerationRow, GuildSettingsRow, ModelVersionRow, VoteRow, utcnow
+from bot.store.rules import check_guild_changes, check_vote_value, wanted_votes
+from bot.store.sql import (
+    compile_once,
+    down_count,
+    rowcount,
+    tally_subquery,
+    to_guild_settings,
+    to_info,
+    to_model_version,
+    up_count,
+    with_tally,
 )
 from bot.store.types import (
     GenerationInfo,
@@ -49,9 +53,6 @@ from bot.store.types import (
 )
 from memebot.errors import UsageError
 
-VOTE_VALUES = (1, -1)
-GUILD_SETTING_FIELDS = ("filter_level", "default_style", "allowed_channel_ids")
-
 
 class Store:
     """Constructed from an AsyncEngine (see make_engine); `close()` disposes of it."""
@@ -60,16 +61,21 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        # SQLite has one writer at a time. Queueing this process's writes on an asyncio lock
-        # is far faster than letting each connection sleep in SQLite's busy handler (its
-        # back-off reaches 100 ms); busy_timeout still covers other processes.
+        # SQLite has one writer at a time. This process's writes queue on an asyncio lock and
+        # share one connection: far faster than connections sleeping in SQLite's busy handler
+        # (its back-off reaches 100 ms). busy_timeout still covers other processes.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._writer: AsyncConnection | None = None
+        self._vote_upsert = compile_once(self._vote_upsert_statement(), self.dialect)
 
     @classmethod
     def from_url(cls, url: str, **engine_kwargs: Any) -> Store:
         return cls(make_engine(url, **engine_kwargs))
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         await self.engine.dispose()
 
     async def __aenter__(self) -> Store:
@@ -79,14 +85,31 @@ class Store:
         await self.close()
 
     @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction that commits on success (the votes' path: no ORM
+        session, which cost more than the statement). On SQLite: the shared writer, queued."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock:
+            if self._writer is None:
+                self._writer = await self.engine.connect()
+            try:
+                async with self._writer.begin():
+                    yield self._writer
+            except BaseException:
+                # The next write starts from a fresh connection, whatever state this one is in.
+                writer, self._writer = self._writer, None
+                await writer.close()
+                raise
+
+    @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction that commits on success (writes queue on SQLite)."""
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_lock is not None:
-                await stack.enter_async_context(self._write_lock)
-            session = await stack.enter_async_context(self._sessions())
-            await stack.enter_async_context(session.begin())
+        """An ORM session inside _transaction(); its pending changes are flushed at the end."""
+        async with self._transaction() as conn, self._sessions(bind=conn) as session:
             yield session
+            await session.flush()
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
@@ -97,6 +120,26 @@ class Store:
         """The dialect's INSERT (both have on_conflict_do_update/do_nothing)."""
         mod = postgresql if self.dialect == "postgresql" else sqlite
         return mod.insert(table)
+
+    def _vote_upsert_statement(self) -> Any:
+        """INSERT INTO votes SELECT <generation id>, :user_id, :value, :updated_at FROM
+        generations WHERE message_id = :message_id ON CONFLICT (generation_id, user_id)
+        DO UPDATE: the latest event wins, a duplicate is a no-op, concurrent voters never
+        overwrite each other, and no row appears for a message that is not a generation."""
+        source = select(
+            GenerationRow.id,
+            bindparam("user_id", type_=BigInteger),
+            bindparam("value", type_=SmallInteger),
+            bindparam("updated_at", type_=DateTime(timezone=True)),
+        ).where(GenerationRow.message_id == bindparam("message_id", type_=BigInteger))
+        # (SQLite needs the WHERE: it tells its parser that ON CONFLICT is not a join's ON.)
+        stmt = self._insert(VoteRow).from_select(
+            ["generation_id", "user_id", "value", "updated_at"], source
+        )
+        return stmt.on_conflict_do_update(
+            index_elements=["generation_id", "user_id"],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        )
 
     # -- generations -------------------------------------------------------------------------
 
@@ -128,69 +171,54 @@ class Store:
                 .where(GenerationRow.id == generation_id)
                 .values(message_id=message_id)
             )
-            return _rowcount(result) > 0
+            return rowcount(result) > 0
 
     async def generation_by_message(self, message_id: int) -> GenerationInfo | None:
-        async with self._read() as s:
-            rows = (
-                await s.execute(
-                    _with_tally(select(GenerationRow)).where(GenerationRow.message_id == message_id)
-                )
-            ).all()
-        return _info(*rows[0]) if rows else None
+        return await self._one_generation(GenerationRow.message_id == message_id)
 
     async def generation(self, generation_id: int) -> GenerationInfo | None:
+        return await self._one_generation(GenerationRow.id == generation_id)
+
+    async def _one_generation(self, condition: Any) -> GenerationInfo | None:
         async with self._read() as s:
-            rows = (
-                await s.execute(
-                    _with_tally(select(GenerationRow)).where(GenerationRow.id == generation_id)
-                )
-            ).all()
-        return _info(*rows[0]) if rows else None
+            rows = (await s.execute(with_tally(select(GenerationRow)).where(condition))).all()
+        return to_info(*rows[0]) if rows else None
 
     async def recent_generations(self, since: datetime, limit: int = 500) -> list[GenerationInfo]:
         """Posted generations (message id set) created at or after `since`, newest first."""
         q = (
-            _with_tally(select(GenerationRow))
+            with_tally(select(GenerationRow))
             .where(GenerationRow.message_id.is_not(None), GenerationRow.created_at >= since)
             .order_by(GenerationRow.created_at.desc(), GenerationRow.id.desc())
             .limit(limit)
         )
         async with self._read() as s:
-            return [_info(*r) for r in (await s.execute(q)).all()]
+            return [to_info(*r) for r in (await s.execute(q)).all()]
 
     # -- votes -------------------------------------------------------------------------------
 
     async def set_vote(self, message_id: int, user_id: int, value: int) -> bool:
         """The user's vote on the generation posted as `message_id` becomes `value` (+1/-1).
 
-        One INSERT ... SELECT ... ON CONFLICT DO UPDATE: the latest event wins, a duplicate is a
-        no-op, concurrent voters never overwrite each other. False: not a generation's message.
+        One statement, one transaction (see _vote_upsert_statement). False: the message is not
+        a generation's.
         """
-        _check_value(value)
-        now = utcnow()
-        source = select(
-            GenerationRow.id,
-            literal(user_id, BigInteger),
-            literal(value, SmallInteger),
-            literal(now, DateTime(timezone=True)),
-        ).where(GenerationRow.message_id == message_id)  # also SQLite's upsert-after-SELECT rule
-        stmt = self._insert(VoteRow).from_select(
-            ["generation_id", "user_id", "value", "updated_at"], source
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["generation_id", "user_id"],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-        )
-        async with self._write() as s:
-            return _rowcount(await s.execute(stmt)) > 0
+        check_vote_value(value)
+        params = {
+            "user_id": user_id,
+            "value": value,
+            "updated_at": utcnow(),
+            "message_id": message_id,
+        }
+        async with self._transaction() as conn:
+            return rowcount(await conn.execute(self._vote_upsert, params)) > 0
 
     async def retract_vote(self, message_id: int, user_id: int, value: int) -> bool:
         """Removes the user's vote if it is currently `value`; True if a vote was removed.
 
         Removing a stale 👍 after switching to 👎 therefore keeps the 👎.
         """
-        _check_value(value)
+        check_vote_value(value)
         generation_id = (
             select(GenerationRow.id).where(GenerationRow.message_id == message_id)
         ).scalar_subquery()
@@ -199,23 +227,26 @@ class Store:
             VoteRow.user_id == user_id,
             VoteRow.value == value,
         )
-        async with self._write() as s:
-            return _rowcount(await s.execute(stmt)) > 0
+        async with self._transaction() as conn:
+            return rowcount(await conn.execute(stmt)) > 0
 
     async def reconcile(self, generation_id: int, up: set[int], down: set[int]) -> Reconciled:
         """Makes the stored votes equal what the message's reactions say now.
 
         A user only in `up` votes +1, only in `down` -1, in neither has no vote. A user in both
-        keeps their stored vote (it is one of the two), or gets +1 if they had none.
+        keeps their stored vote (it is one of the two), or gets +1 if they had none. A
+        generation deleted meanwhile (/forget-me) is left alone.
         """
         wanted_users = up | down
         async with self._write() as s:
             # Lock first, read after: on PostgreSQL FOR UPDATE on the generation blocks a
             # concurrent vote's foreign-key check; on SQLite the DELETE takes the write lock.
-            await s.execute(
+            exists = await s.execute(
                 select(GenerationRow.id).where(GenerationRow.id == generation_id).with_for_update()
             )
-            removed = _rowcount(
+            if exists.first() is None:
+                return Reconciled()
+            removed = rowcount(
                 await s.execute(
                     delete(VoteRow).where(
                         VoteRow.generation_id == generation_id,
@@ -234,7 +265,7 @@ class Store:
                 .tuples()
                 .all()
             )
-            wanted = _wanted_votes(up, down, stored)
+            wanted = wanted_votes(up, down, stored)
             now = utcnow()
             changes = [
                 {"generation_id": generation_id, "user_id": u, "value": v, "updated_at": now}
@@ -253,7 +284,7 @@ class Store:
 
     async def tally(self, generation_id: int) -> tuple[int, int]:
         """(up, down) votes on one generation."""
-        q = select(_up_count(), _down_count()).where(VoteRow.generation_id == generation_id)
+        q = select(up_count(), down_count()).where(VoteRow.generation_id == generation_id)
         async with self._read() as s:
             up, down = (await s.execute(q)).one()
         return int(up or 0), int(down or 0)
@@ -274,7 +305,7 @@ class Store:
     ) -> list[GenerationInfo]:
         """Best-rated generations with at least one vote: net score, then upvote share, then
         more votes, then the oldest first. `guild_id=None`: every guild."""
-        tally = _tally_subquery()
+        tally = tally_subquery()
         up = func.coalesce(tally.c.up, 0)
         down = func.coalesce(tally.c.down, 0)
         share = cast(up, Float) / cast(up + down, Float)
@@ -297,12 +328,12 @@ class Store:
         if since is not None:
             q = q.where(GenerationRow.created_at >= since)
         async with self._read() as s:
-            return [_info(*r) for r in (await s.execute(q)).all()]
+            return [to_info(*r) for r in (await s.execute(q)).all()]
 
     async def stats(self, guild_id: int | None) -> Stats:
         """Counts for one guild (`None`: every guild)."""
         gens = select(func.count(GenerationRow.id))
-        votes = select(_up_count(), _down_count()).join(
+        votes = select(up_count(), down_count()).join(
             GenerationRow, GenerationRow.id == VoteRow.generation_id
         )
         last = select(GenerationRow.model_version).order_by(
@@ -327,14 +358,14 @@ class Store:
         """The guild's settings; the defaults when it never changed any."""
         async with self._read() as s:
             row = await s.get(GuildSettingsRow, guild_id)
-        return _guild(row) if row is not None else GuildSettings(guild_id=guild_id)
+        return to_guild_settings(row) if row is not None else GuildSettings(guild_id=guild_id)
 
     async def update_guild_settings(self, guild_id: int, **changes: Any) -> GuildSettings:
         """Changes some of filter_level, default_style, allowed_channel_ids; returns the result.
 
         Unknown fields and bad values raise UsageError naming them.
         """
-        values = _check_guild_changes(changes)
+        values = check_guild_changes(changes)
         values["updated_at"] = utcnow()
         defaults = GuildSettings(guild_id=guild_id)
         row = {
@@ -349,7 +380,7 @@ class Store:
             await s.execute(stmt)
             fresh = await s.get(GuildSettingsRow, guild_id, populate_existing=True)
             assert fresh is not None  # just upserted in this transaction
-            return _guild(fresh)
+            return to_guild_settings(fresh)
 
     # -- privacy -----------------------------------------------------------------------------
 
@@ -359,9 +390,9 @@ class Store:
         Returns (the user's own votes deleted, generations deleted).
         """
         async with self._write() as s:
-            votes = _rowcount(await s.execute(delete(VoteRow).where(VoteRow.user_id == user_id)))
+            votes = rowcount(await s.execute(delete(VoteRow).where(VoteRow.user_id == user_id)))
             # Votes by others on these generations go with them (ON DELETE CASCADE).
-            gens = _rowcount(
+            gens = rowcount(
                 await s.execute(delete(GenerationRow).where(GenerationRow.user_id == user_id))
             )
         return votes, gens
@@ -394,12 +425,15 @@ class Store:
                     active=False,
                 )
             )
-            await s.flush()
+            try:
+                await s.flush()
+            except IntegrityError as e:  # recorded by another process since the check
+                raise UsageError(f"model version {version!r} is already recorded") from e
             if activate:
                 await _activate(s, version)
             row = await s.get(ModelVersionRow, version, populate_existing=True)
             assert row is not None
-            return _model(row)
+            return to_model_version(row)
 
     async def activate_model_version(self, version: str) -> ModelVersion:
         """Makes `version` the active model (rollback too); UsageError if it is unknown."""
@@ -409,7 +443,7 @@ class Store:
             await _activate(s, version)
             row = await s.get(ModelVersionRow, version, populate_existing=True)
             assert row is not None
-            return _model(row)
+            return to_model_version(row)
 
     async def model_versions(self) -> list[ModelVersion]:
         """Every recorded model, newest first."""
@@ -417,89 +451,13 @@ class Store:
             ModelVersionRow.created_at.desc(), ModelVersionRow.version
         )
         async with self._read() as s:
-            return [_model(r) for r in (await s.execute(q)).scalars()]
+            return [to_model_version(r) for r in (await s.execute(q)).scalars()]
 
     async def active_model_version(self) -> ModelVersion | None:
         q = select(ModelVersionRow).where(ModelVersionRow.active.is_(True))
         async with self._read() as s:
             row = (await s.execute(q)).scalar_one_or_none()
-        return _model(row) if row is not None else None
-
-
-# -- helpers (plain functions: the rules without a database) ----------------------------------
-
-
-def _wanted_votes(up: set[int], down: set[int], stored: dict[int, int]) -> dict[int, int]:
-    """The votes the reactions imply (see Store.reconcile for the rule)."""
-    wanted = {u: 1 for u in up - down} | {u: -1 for u in down - up}
-    for u in up & down:
-        wanted[u] = stored.get(u, 1)
-    return wanted
-
-
-def _check_value(value: int) -> None:
-    if value not in VOTE_VALUES:
-        raise ValueError(f"vote value must be +1 or -1, not {value!r}")
-
-
-def _check_guild_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(changes) - set(GUILD_SETTING_FIELDS))
-    if unknown:
-        raise UsageError(
-            f"unknown guild setting(s) {', '.join(unknown)}; "
-            f"known: {', '.join(GUILD_SETTING_FIELDS)}"
-        )
-    values = dict(changes)
-    if "filter_level" in values and values["filter_level"] not in FILTER_LEVELS:
-        raise UsageError(
-            f"filter_level={values['filter_level']!r}: choose one of {', '.join(FILTER_LEVELS)}"
-        )
-    if "default_style" in values and not (
-        values["default_style"] is None or isinstance(values["default_style"], str)
-    ):
-        raise UsageError(f"default_style={values['default_style']!r}: expected a style name")
-    if "allowed_channel_ids" in values:
-        ids = values["allowed_channel_ids"]
-        if not isinstance(ids, Iterable) or not all(
-            isinstance(i, int) and not isinstance(i, bool) for i in ids
-        ):
-            raise UsageError(f"allowed_channel_ids={ids!r}: expected channel ids (integers)")
-        values["allowed_channel_ids"] = sorted(set(ids))
-    return values
-
-
-def _up_count() -> Any:
-    return func.coalesce(func.sum(case((VoteRow.value > 0, 1), else_=0)), 0)
-
-
-def _down_count() -> Any:
-    return func.coalesce(func.sum(case((VoteRow.value < 0, 1), else_=0)), 0)
-
-
-def _tally_subquery() -> Any:
-    return (
-        select(
-            VoteRow.generation_id,
-            _up_count().label("up"),
-            _down_count().label("down"),
-        )
-        .group_by(VoteRow.generation_id)
-        .subquery("tally")
-    )
-
-
-def _with_tally(q: Select[Any]) -> Select[Any]:
-    """`select(GenerationRow)` plus its up and down counts: correlated counts, which use the
-    votes primary key (generation_id first) instead of aggregating the whole table."""
-
-    def count(sign: Any) -> Any:
-        return (
-            select(func.count())
-            .where(VoteRow.generation_id == GenerationRow.id, sign)
-            .scalar_subquery()
-        )
-
-    return q.add_columns(count(VoteRow.value > 0), count(VoteRow.value < 0))
+        return to_model_version(row) if row is not None else None
 
 
 async def _activate(s: AsyncSession, version: str) -> None:
@@ -510,54 +468,4 @@ async def _activate(s: AsyncSession, version: str) -> None:
     )
     await s.execute(
         update(ModelVersionRow).where(ModelVersionRow.version == version).values(active=True)
-    )
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _utc(dt: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything stored is UTC.
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def _info(row: GenerationRow, up: int = 0, down: int = 0) -> GenerationInfo:
-    return GenerationInfo(
-        id=row.id,
-        guild_id=row.guild_id,
-        channel_id=row.channel_id,
-        message_id=row.message_id,
-        user_id=row.user_id,
-        template=row.template,
-        boxes=list(row.boxes),
-        options=dict(row.options),
-        seed=row.seed,
-        model_version=row.model_version,
-        timings=dict(row.timings),
-        created_at=_utc(row.created_at),
-        up=int(up or 0),
-        down=int(down or 0),
-    )
-
-
-def _guild(row: GuildSettingsRow) -> GuildSettings:
-    return GuildSettings(
-        guild_id=row.guild_id,
-        filter_level=row.filter_level,
-        default_style=row.default_style,
-        allowed_channel_ids=tuple(row.allowed_channel_ids or ()),
-        updated_at=_utc(row.updated_at),
-    )
-
-
-def _model(row: ModelVersionRow) -> ModelVersion:
-    return ModelVersion(
-        version=row.version,
-        path=row.path,
-        parent=row.parent,
-        metrics=dict(row.metrics or {}),
-        created_by=row.created_by,
-        created_at=_utc(row.created_at),
-        active=bool(row.active),
     )
