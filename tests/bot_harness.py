@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,11 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import MemeBot
 from bot.store import Store, upgrade
+from bot.store.scratch import DEFAULT_ADMIN_URL, scratch_database
 from memebot.settings import Settings
 from tests.discord_standin import DiscordStandIn
 
-PG_ADMIN_DSN = os.environ.get("MEMEBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get("MEMEBOT_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
 
 
 def bot_settings(tmp_path: Path, **over: Any) -> Settings:
@@ -53,35 +53,18 @@ async def running_engine(model_path: Path, settings: Settings) -> AsyncIterator[
 
 async def pg_available() -> bool:
     import asyncpg
+    from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError):
+        async with scratch_database(POSTGRES_ADMIN_URL, "memebot_test_probe"):
+            return True
+    except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False
-    await conn.close()
-    return True
 
 
-@asynccontextmanager
-async def postgres_url() -> AsyncIterator[str]:
+def postgres_url() -> AbstractAsyncContextManager[str]:
     """A throwaway PostgreSQL database (created here, dropped after)."""
-    import asyncpg
-
-    name = f"memebot_test_discord_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    return scratch_database(POSTGRES_ADMIN_URL, "memebot_test_bot")
 
 
 @asynccontextmanager
