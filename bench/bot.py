@@ -51,6 +51,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         running_bot,
         running_engine,
         standin,
+        vote_book,
     )
 
     tmp = Path(tempfile.mkdtemp(prefix="memebot-bench-bot-"))
@@ -84,14 +85,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             wall32 = time.perf_counter() - t0
             await api.wait_until(lambda: all(len(api.bot_reactions(m)) == 2 for m in messages))
 
-            cog = bot.get_cog("Votes")
-            assert cog is not None and cog.book is not None
-            start = cog.book.handled
+            book = vote_book(bot)
+            start = book.handled
             t0 = time.perf_counter()
             for i in range(args.votes):
                 mid = messages[i % len(messages)]
                 await api.react(mid, "👍" if i % 3 else "👎", 10_000 + i % 500)
-            await cog.book.wait_handled(start + args.votes)
+            await book.wait_handled(start + args.votes)
             vote_s = time.perf_counter() - t0
     return {
         "database": s.database_url.split("://")[0],

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from bot.app import MemeBot
 from bot.store import Store, upgrade
 from bot.store.scratch import DEFAULT_ADMIN_URL, scratch_database
+from bot.votes import VoteBook
 from memebot.settings import Settings
 from tests.discord_standin import DiscordStandIn
 
@@ -112,3 +113,12 @@ async def standin() -> AsyncIterator[DiscordStandIn]:
         yield s
     finally:
         await s.close()
+
+
+def vote_book(bot: MemeBot) -> VoteBook:
+    """The running bot's vote book (tests wait on its count of handled reaction events)."""
+    from bot.cogs.votes import Votes
+
+    cog = bot.get_cog("Votes")
+    assert isinstance(cog, Votes) and cog.book is not None
+    return cog.book

@@ -15,9 +15,15 @@ import pytest
 from PIL import Image
 
 from bot.store import Store
-from bot.votes import VoteBook
 from memebot.settings import Settings
-from tests.bot_harness import bot_settings, migrated_store, running_bot, running_engine, standin
+from tests.bot_harness import (
+    bot_settings,
+    migrated_store,
+    running_bot,
+    running_engine,
+    standin,
+    vote_book,
+)
 from tests.discord_standin import Attachment, ChannelRef, DiscordStandIn, Interaction
 
 pytestmark = pytest.mark.slow
@@ -78,12 +84,6 @@ def test_meme_posts_image_caption_votes_and_stores(tiny_model: Path, tmp_path: P
     run(tiny_model, tmp_path, scenario)
 
 
-def votes_book(bot: Any) -> VoteBook:
-    cog = bot.get_cog("Votes")
-    assert cog is not None and cog.book is not None
-    return cog.book
-
-
 def test_reactions_vote_switch_and_retract(tiny_model: Path, tmp_path: Path) -> None:
     async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
         async with running_bot(api, s, store) as bot:
@@ -93,7 +93,7 @@ def test_reactions_vote_switch_and_retract(tiny_model: Path, tmp_path: Path) -> 
             await api.wait_until(lambda: len(api.bot_reactions(other.id)) == 2)
             gen = await store.generation_by_message(msg.id)
             assert gen is not None
-            book = votes_book(bot)
+            book = vote_book(bot)
             events = [
                 (api.react, msg.id, UP, 1),
                 (api.react, msg.id, UP, 2),
@@ -151,7 +151,7 @@ def test_restart_reconciles_votes_missed_while_down(tiny_model: Path, tmp_path: 
             await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)
             await api.react(msg.id, UP, 1)
             await api.react(msg.id, UP, 2)
-            await votes_book(bot).wait_handled(2)
+            await vote_book(bot).wait_handled(2)
         gen = await store.generation_by_message(msg.id)
         assert gen is not None and await store.votes(gen.id) == {1: 1, 2: 1}
         # While the bot is offline: 1 retracts, 2 switches, 3 and 4 vote; no events arrive.
@@ -365,7 +365,7 @@ def test_settings_filter_channels_top_stats_and_forget_me(tiny_model: Path, tmp_
             await api.react(msg.id, UP, 31)
             await api.react(msg.id, UP, 32)
             await api.react(msg.id, DOWN, 800100)
-            await votes_book(bot).wait_handled(3)
+            await vote_book(bot).wait_handled(3)
             top = await api.answered(await api.invoke("top", {"period": "day"}))
             assert "+1" in top.replies[0].content and "two-buttons" in top.replies[0].content
             empty = await api.answered(await api.invoke("top", {"template": "y-u-no"}))

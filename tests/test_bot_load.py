@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import MemeBot
 from bot.store import Store
 from tests.bot_harness import (
     bot_settings,
@@ -21,6 +22,7 @@ from tests.bot_harness import (
     running_bot,
     running_engine,
     standin,
+    vote_book,
 )
 from tests.conftest import skip_or_fail
 from tests.discord_standin import DiscordStandIn
@@ -85,7 +87,7 @@ def test_200_concurrent_memes_and_1000_reactions(
                     await scenario(api, store, bot)
                 assert api.unhandled == []
 
-    async def scenario(api: DiscordStandIn, store: Store, bot: object) -> None:
+    async def scenario(api: DiscordStandIn, store: Store, bot: MemeBot) -> None:
         templates = ["two-buttons", "y-u-no", "success-kid", "distracted-boyfriend"]
         recs = await asyncio.gather(
             *(
@@ -111,8 +113,7 @@ def test_200_concurrent_memes_and_1000_reactions(
         events, expected = random_reactions(random.Random(7), messages, EVENTS)
         for mid, uid, emoji, add in events:  # sent back to back, not awaited one by one
             await (api.react if add else api.unreact)(mid, emoji, uid)
-        cog = bot.get_cog("Votes")  # type: ignore[attr-defined]
-        await asyncio.wait_for(cog.book.wait_handled(EVENTS), 300)
+        await asyncio.wait_for(vote_book(bot).wait_handled(EVENTS), 300)
         for mid, gen in zip(messages, gens, strict=False):
             assert gen is not None
             want = {u: v for (m, u), v in expected.items() if m == mid}

@@ -179,45 +179,37 @@ class Memes(commands.Cog):
         *,
         again: bool = True,
     ) -> None:
-        """Generate (filtered), store, post the image with its caption, add the vote emoji."""
+        """Generate (filtered), store, post the image with its caption, add the vote emoji.
+        close() waits for this: a meme half posted would lose its record or its reactions."""
         async with self.bot.busy():
-            await self._post(interaction, req, gs, generate, again=again)
-
-    async def _post(
-        self,
-        interaction: discord.Interaction,
-        req: MemeRequest,
-        gs: GuildSettings,
-        generate: Callable[[int], Awaitable[Meme]],
-        *,
-        again: bool,
-    ) -> None:
-        meme = await make_clean_meme(generate, start_text=req.start_text, level=gs.filter_level)
-        gid = await self.bot.store.record_generation(
-            NewGeneration(
-                guild_id=interaction.guild_id,
-                channel_id=interaction.channel_id,
-                user_id=interaction.user.id,
-                template=meme.template.slug if req.template != UPLOAD_TEMPLATE else UPLOAD_TEMPLATE,
-                boxes=meme.boxes,
-                options=req.stored_options(),
-                seed=meme.seed,
-                model_version=meme.model_version,
-                timings=meme.timings_ms,
+            meme = await make_clean_meme(generate, start_text=req.start_text, level=gs.filter_level)
+            gid = await self.bot.store.record_generation(
+                NewGeneration(
+                    guild_id=interaction.guild_id,
+                    channel_id=interaction.channel_id,
+                    user_id=interaction.user.id,
+                    template=meme.template.slug
+                    if req.template != UPLOAD_TEMPLATE
+                    else UPLOAD_TEMPLATE,
+                    boxes=meme.boxes,
+                    options=req.stored_options(),
+                    seed=meme.seed,
+                    model_version=meme.model_version,
+                    timings=meme.timings_ms,
+                )
             )
-        )
-        file = discord.File(
-            io.BytesIO(meme.image), filename=meme.filename, description=meme.alt_text[:1024]
-        )
-        view = discord.ui.View(timeout=None)
-        if again:
-            view.add_item(AnotherOne(gid))
-        msg = await interaction.followup.send(
-            content=caption_text(meme), file=file, view=view, wait=True
-        )
-        await self.bot.store.attach_message(gid, msg.id)
-        for emoji in (self.bot.settings.vote_up, self.bot.settings.vote_down):
-            await msg.add_reaction(emoji)
+            file = discord.File(
+                io.BytesIO(meme.image), filename=meme.filename, description=meme.alt_text[:1024]
+            )
+            view = discord.ui.View(timeout=None)
+            if again:
+                view.add_item(AnotherOne(gid))
+            msg = await interaction.followup.send(
+                content=caption_text(meme), file=file, view=view, wait=True
+            )
+            await self.bot.store.attach_message(gid, msg.id)
+            for emoji in (self.bot.settings.vote_up, self.bot.settings.vote_down):
+                await msg.add_reaction(emoji)
 
     async def again(self, interaction: discord.Interaction, generation_id: int) -> None:
         info = await self.bot.store.generation(generation_id)
