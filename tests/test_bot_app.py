@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from bot.app import MemeBot
 from bot.store import Store
 from memebot.settings import Settings
 from tests.bot_harness import (
@@ -378,3 +379,22 @@ def test_settings_filter_channels_top_stats_and_forget_me(tiny_model: Path, tmp_
             assert await store.generation_by_message(msg.id) is None
 
     run(tiny_model, tmp_path, scenario)
+
+
+def test_bot_migrates_a_fresh_database_at_start(tiny_model: Path, tmp_path: Path) -> None:
+    async def go() -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'bot.db'}"
+        s = bot_settings(tmp_path, database_url=url, engine_url="http://127.0.0.1:9")
+        async with standin() as api:
+            bot = MemeBot(s, guild_ready_timeout=0.05)  # its own store, migrations on
+            with api.patch_discord():
+                task = asyncio.create_task(bot.start("stand-in-token"))
+                await asyncio.wait_for(bot.reconciled.wait(), 60)
+                rec = await api.answered(await api.invoke("stats"))
+                assert "Memes made: 0" in rec.replies[0].content
+                assert "engine not reachable" in rec.replies[0].content
+                await bot.close()
+                await task
+        assert (tmp_path / "fresh" / "bot.db").is_file()
+
+    asyncio.run(go())
