@@ -145,8 +145,13 @@ def build_app(service: MemeService) -> web.Application:
                 resp = await handler(request)
         except BadRequest as e:
             resp = _error(e.status, str(e), field=e.field)
-            if e.status == 408:  # what is left of the body would never come: hang up
+            if e.status == 408:
+                # The rest of the body is not coming: answer, then hang up at once (aiohttp
+                # would otherwise linger 10 s more reading it).
                 resp.force_close()
+                await resp.prepare(request)
+                await resp.write_eof()
+                request.protocol.force_close()
         except TemplateNotFound as e:
             resp = _error(404, f"template: {e}", field="template")
         except QueueFull:
@@ -213,7 +218,10 @@ async def _within_body_timeout(request: web.Request, read: Awaitable[T]) -> T:
 async def _json_body(request: web.Request, model: type[M]) -> M:
     """The body as `model`: read within the body timeout, decoded as UTF-8 whatever the
     Content-Type's charset says (JSON is UTF-8), refused with the field named."""
-    raw = await _within_body_timeout(request, request.read())
+    try:
+        raw = await _within_body_timeout(request, request.read())
+    except web.HTTPRequestEntityTooLarge:
+        raise BadRequest("body", f"larger than {JSON_BODY_LIMIT:,} bytes", status=413) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -236,10 +244,11 @@ def _negotiate(request: web.Request, opts: MemeOptions) -> tuple[bool, ImageForm
         if fmt is None and usable:
             fmt = usable[0]
         if fmt is None or fmt not in accepted:
+            asked = request.headers.get("Accept")
             raise BadRequest(
                 "format",
-                f"{fmt or 'no format the engine has'} is not what Accept asks for "
-                f"({request.headers.get('Accept')}); the engine makes {', '.join(FORMATS)}",
+                (f"{fmt} is not in Accept: {asked}" if fmt else f"Accept: {asked} names none")
+                + f" (the engine makes {', '.join(FORMATS)})",
                 status=406,
             )
     if as_image and not opts.image:
@@ -305,31 +314,35 @@ async def _read_upload(request: web.Request, limit: int) -> tuple[bytes, UploadO
         raise BadRequest(
             "body", "expected multipart/form-data with an 'image' part (and 'options')", status=415
         )
-    try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError) as e:
-        raise BadRequest("body", f"not valid multipart ({e})") from None
     data: bytes | None = None
     opts = UploadOptions()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise BadRequest("body", "nested multipart is not supported")
-        if part.name == "image":
-            data = await _read_part(part, limit, "image")
-        elif part.name == "options":
-            raw = await _read_part(part, JSON_BODY_LIMIT, "options")
-            try:
-                opts = parse_json(UploadOptions, raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise BadRequest("options", "not UTF-8") from None
-            except BadRequest as e:
-                field = "options" if e.field == "body" else f"options.{e.field}"
-                raise BadRequest(field, e.problem) from None
-        else:
-            raise BadRequest(str(part.name), "unknown part (expected 'image' and 'options')")
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise BadRequest("body", "nested multipart is not supported")
+            if part.name == "image":
+                data = await _read_part(part, limit, "image")
+            elif part.name == "options":
+                opts = _upload_options(await _read_part(part, JSON_BODY_LIMIT, "options"))
+            else:
+                raise BadRequest(str(part.name), "unknown part (expected 'image' and 'options')")
+    except ValueError as e:  # aiohttp's word for a malformed multipart body
+        raise BadRequest("body", f"not valid multipart/form-data ({e})") from None
     if not data:
         raise BadRequest("image", "required: an image file part")
     return data, opts
+
+
+def _upload_options(raw: bytes) -> UploadOptions:
+    try:
+        return parse_json(UploadOptions, raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("options", "not UTF-8") from None
+    except BadRequest as e:  # named inside the part: options.<field>
+        raise BadRequest(
+            "options" if e.field == "body" else f"options.{e.field}", e.problem
+        ) from None
 
 
 async def _read_part(part: BodyPartReader, limit: int, name: str) -> bytes:

@@ -5,8 +5,11 @@ The one source for the API's names, defaults and limits: the engine validates wi
 from them (engine/cli.py), and the Discord bot's engine client speaks them. Light on purpose:
 pydantic only, no ML code, no Pillow, no aiohttp (the bot imports it).
 
-Errors name the field: `parse_meme_request` raises `BadRequest(field, problem)`, answered as
-400 `{"error": "<field>: <problem>", "field": "<field>"}` (the `ErrorBody` model).
+Errors name the field: `parse`/`parse_meme_request` raise `BadRequest(field, problem)`, answered
+as 400 `{"error": "<field>: <problem>", "field": "<field>"}` (the `ErrorBody` model). Built
+directly (`MemeRequest(...)`, as a client does), a model raises pydantic's ValidationError for a
+field out of range and BadRequest for a rule between fields; `to_body()` gives the JSON to send.
+The rule that needs the template's box count (`check_caption_fits`) runs on the engine.
 """
 
 from __future__ import annotations
@@ -181,6 +184,10 @@ class MemeOptions(BaseModel):
         if self.boxes is not None:
             check_caption_fits(self, self.boxes)
         return self
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body (or upload `options` part) a client sends: the fields it set."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
     @property
     def used_min_score(self) -> float:

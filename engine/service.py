@@ -10,7 +10,7 @@ import asyncio
 import io
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -19,6 +19,7 @@ from engine.catalog import Catalog, Template, fallback_template
 from engine.render import placeholder, render
 from engine.scheduler import Scheduler
 from engine.schema import (
+    UPLOAD_BOXES,
     BadRequest,
     DecodingUsed,
     ImageFormat,
@@ -33,7 +34,7 @@ from training.runtime import LoadedModel, load_model
 from training.sampling import CaptionRequest, Decoding, Sampled
 
 MAX_UPLOAD_PIXELS = 40_000_000  # an uploaded image's decoded size (a bomb is refused before)
-UPLOAD_TEMPLATE = "uploaded image"
+UPLOAD_NAME, UPLOAD_SLUG = "uploaded image", "upload"  # what replies name an upload's template
 
 
 @dataclass
@@ -126,7 +127,8 @@ class MemeService:
     ) -> MemeResult:
         """Caption an uploaded image with the model's "any template" slot, top/bottom text."""
         image = await asyncio.to_thread(decode_upload, data)
-        template = fallback_template(UPLOAD_TEMPLATE, opts.boxes or 2)
+        n_boxes = opts.boxes or UPLOAD_BOXES
+        template = replace(fallback_template(UPLOAD_NAME, n_boxes), slug=UPLOAD_SLUG)
         return await self.generate(opts, template, fmt=fmt, image=image)
 
     async def image_for(self, template: Template) -> Image.Image:

@@ -29,6 +29,7 @@ from memebot.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
+UNSHOWN = ("DISCORD_TOKEN", "MEMEBOT_ENGINE_TOKEN", "MEMEBOT_DATABASE_URL")  # may hold secrets
 
 
 def _default_data_dir() -> Path:
@@ -105,9 +106,17 @@ class Settings(BaseSettings):
     meme_cooldown: float = Field(5.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_MEME_COOLDOWN")
     reconcile_hours: float = Field(48.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_RECONCILE_HOURS")
 
+    @field_validator("engine_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return v.rstrip("/")
+
     @field_validator("database_url")
     @classmethod
-    def _database_url(cls, v: str) -> str:
+    def _async_driver(cls, v: str) -> str:
+        v = v.strip()
         scheme = v.split("://", 1)[0] if "://" in v else ""
         if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
             raise ValueError(
@@ -115,13 +124,6 @@ class Settings(BaseSettings):
                 f"not a {scheme or 'malformed'!r} URL"
             )
         return v
-
-    @field_validator("engine_url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return v.rstrip("/")
 
     @model_validator(mode="after")
     def _derived_defaults(self) -> Settings:
@@ -163,5 +165,6 @@ def _one_line(e: ValidationError, env: Mapping[str, str]) -> str:
         problem = str(ctx.get("error", err["msg"]))
     if kind == "literal_error":
         problem = problem.replace(" or ", ", ")
-    shown = "<hidden>" if name in ("DISCORD_TOKEN", "MEMEBOT_ENGINE_TOKEN") else repr(raw)
-    return f"{name}={shown}: {problem}"
+    if name in UNSHOWN:
+        return f"{name}: {problem}"
+    return f"{name}={raw!r}: {problem}"

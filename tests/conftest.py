@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,11 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.store import upgrade
+from bot.store.db import redacted
 from bot.store.scratch import DEFAULT_ADMIN_URL, create_database, drop_database
 from memebot.settings import Settings
 
@@ -128,6 +134,40 @@ def train_tiny(data: Path, out: Path, **options: Any) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """Another tiny model (other seed, other size) that answers differently from `tiny_model`,
+    with its own version name: what a reload swaps in."""
+    out = train_tiny(
+        tiny_data,
+        tmp_path_factory.mktemp("models") / "other",
+        seed=7,
+        overrides={"hidden": "32", "layers": "1", "char_emb": "8"},
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    meta["version"] = "char-gru-other"
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out
+
+
+class StepGate:
+    """Holds a real model's decoding steps until `opened` is set, so requests stay in flight
+    for as long as a test needs, with no timing involved. `waiting` is set once a step waits."""
+
+    def __init__(self, model: Any):
+        self.opened = threading.Event()
+        self.waiting = threading.Event()
+        inner = model.step
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            self.waiting.set()
+            if not self.opened.wait(timeout=120):
+                raise RuntimeError("StepGate: the test never opened the gate")
+            return inner(*args, **kwargs)
+
+        model.step = step
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     """A char-gru trained for a few seconds on `tiny_data` (shared by the slow tests)."""
     return train_tiny(tiny_data, tmp_path_factory.mktemp("models") / "tiny")
@@ -155,17 +195,13 @@ _postgres_down: list[str] = []  # the reason, once PostgreSQL was found unreacha
 def throwaway_postgres(*, migrate: bool = True) -> Iterator[str]:
     """A fresh database `memebot_test_<hex>` on the test PostgreSQL (migrated to head unless
     `migrate=False`); dropped afterwards. Skips (fails in CI) when PostgreSQL is unreachable."""
-    import asyncpg
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from bot.store import upgrade
-
     if _postgres_down:
         skip_or_fail(_postgres_down[0])
     try:
         url = asyncio.run(create_database(POSTGRES_ADMIN_URL))
     except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-        _postgres_down.append(f"PostgreSQL not usable at {POSTGRES_ADMIN_URL}: {e}")
+        where = redacted(POSTGRES_ADMIN_URL)
+        _postgres_down.append(f"PostgreSQL not usable at {where} (MEMEBOT_TEST_POSTGRES_URL): {e}")
         skip_or_fail(_postgres_down[0])
     try:
         if migrate:
@@ -177,8 +213,6 @@ def throwaway_postgres(*, migrate: bool = True) -> Iterator[str]:
 
 @contextlib.contextmanager
 def throwaway_sqlite(tmp_path: Path, *, migrate: bool = True) -> Iterator[str]:
-    from bot.store import upgrade
-
     url = f"sqlite+aiosqlite:///{tmp_path / 'memebot.db'}"
     if migrate:
         asyncio.run(upgrade(url))

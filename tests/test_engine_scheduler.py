@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.scheduler import QueueFull, Scheduler
-from tests.conftest import captions_alone
+from tests.conftest import StepGate, captions_alone
 from training.runtime import LoadedModel, load_model
 from training.sampling import CaptionRequest
 
@@ -96,28 +96,37 @@ def test_queue_bound_then_queued_requests_complete(tiny_model: Path) -> None:
 def test_hand_back_polls_while_busy_then_goes_quiet_and_wakes_again(tiny_model: Path) -> None:
     """Finished captions reach the event loop by polling while requests are in flight; once
     idle the loop stops polling, and the next request's caption still arrives (no lost
-    wake-up), in waves that start while earlier requests are finishing."""
-    m = load_model(tiny_model)
+    wake-up). The second wave joins while the first is in flight: the first step is held
+    until the second wave is queued."""
     reqs = [CaptionRequest("success-kid", 2, seed=i) for i in range(30)]
-    alone = captions_alone(m, reqs)
+    alone = captions_alone(load_model(tiny_model), reqs)
+    m = load_model(tiny_model)
+    gate = StepGate(m)
+
+    async def settled(s: Scheduler) -> None:
+        for _ in range(2000):  # idle again: the poll stops (checked each loop turn)
+            if not s._wake_pending:
+                break
+            await asyncio.sleep(0.001)
+        assert not s._wake_pending and s.in_flight == 0 and s.queue_depth == 0
 
     async def scenario() -> list[list[str]]:
         s = Scheduler(m)
         s.start()
         try:
-            got: list[Any] = []
-            for wave in range(3):
-                part = reqs[wave * 10 : (wave + 1) * 10]
-                tasks = [asyncio.ensure_future(s.submit(r, timeout=20)) for r in part]
-                await asyncio.sleep(0.002 * wave)
-                got += await asyncio.gather(*tasks)
-                for _ in range(200):  # idle again: the poll stops
-                    if not s._wake_pending:
-                        break
-                    await asyncio.sleep(0.005)
-                assert not s._wake_pending and s.in_flight == 0
+            first = [asyncio.ensure_future(s.submit(r, timeout=60)) for r in reqs[:10]]
+            await asyncio.to_thread(gate.waiting.wait, 60)  # the first step is running
+            second = [asyncio.ensure_future(s.submit(r, timeout=60)) for r in reqs[10:20]]
+            await asyncio.sleep(0)  # let the submissions run: they queue behind the step
+            assert s.queue_depth >= 10 and s.in_flight > 0  # joining while others decode
+            gate.opened.set()
+            got = await asyncio.gather(*first, *second)
+            await settled(s)
+            got += await asyncio.gather(*(s.submit(r, timeout=60) for r in reqs[20:]))
+            await settled(s)
             return [g[0].boxes for g in got]
         finally:
+            gate.opened.set()
             await s.stop()
 
     assert asyncio.run(scenario()) == [a[0] for a in alone]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -65,13 +66,34 @@ def test_help_lists_subcommands() -> None:
         (["eval", "{tmp}/nomodel", "--data", "{data}"], ["nomodel: not a model artifact"]),
         (["generate", "success-kid", "--model", "{tmp}/nomodel"], ["nomodel"]),
         (["data", "prepare", "--data", "{data}", "--out", "{data}"], ["not empty"]),
+        # generate: every mistake reported before the model loads (the model path is missing)
+        (["generate", "two buttonz", "--model", "{tmp}/nomodel"], ["unknown template", "two-b"]),
+        (["generate", "drake", "--model", "{tmp}/nomodel", "-n", "11"], ["-n: must be at most"]),
+        (["generate", "drake", "--model", "{tmp}/nomodel", "--top-p", "0"], ["--top-p: "]),
+        (
+            ["generate", "drake", "--model", "{tmp}/nomodel", "--start", "y" * 81],
+            ["--start: 81 characters"],
+        ),
+        (
+            ["generate", "expanding brain", "--model", "{tmp}/nomodel", "--max-len", "5"],
+            ["--max-len: must leave room for 4 boxes"],
+        ),
+        (["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}"], ["is a directory"]),
+        (
+            ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}/afile/meme.jpg"],
+            ["-o {tmp}/afile/meme.jpg", "cannot create"],
+        ),
+        (["engine", "--model", "{tmp}/nomodel", "--port", "99999"], ["--port 99999"]),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, args: list[str], needles: list[str]) -> None:
     data = make_imgflip_dir(tmp_path / "data", per_template=20)
+    (tmp_path / "afile").write_text("a file, not a directory")
     fmt = [a.format(tmp=tmp_path, data=data) for a in args]
     p = run(*fmt, env={"MEMEBOT_CACHE_DIR": str(tmp_path / "cache")})
-    assert_one_line_error(p, *needles)
+    assert_one_line_error(p, *(n.format(tmp=tmp_path) for n in needles))
+    if args[0] in ("generate", "engine") and needles != ["nomodel"]:
+        assert "not a model artifact" not in p.stderr  # reported before the model loads
     assert not (tmp_path / "m").exists()
     assert not (tmp_path / "m.partial").exists()
 
@@ -90,10 +112,24 @@ def test_data_stats_prints_cleaning_table(tmp_path: Path) -> None:
     assert "not_english" in p.stdout and "kept" in p.stdout and "train" in p.stdout
 
 
-@pytest.mark.slow
-def test_generate_unknown_template_lists_closest(tiny_model: Path) -> None:
-    p = run("generate", "two buttonz", "--model", str(tiny_model))
-    assert_one_line_error(p, "unknown template", "two-buttons")
+def test_output_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    env = {"MEMEBOT_OUTPUT_DIR": str(tmp_path / "afile")}
+    p = run("generate", "drake", "--model", str(tmp_path / "nomodel"), env=env)
+    assert_one_line_error(p, f"MEMEBOT_OUTPUT_DIR={tmp_path / 'afile'}", "not a directory")
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "soon"])
+def test_bad_setting_is_one_line(value: str) -> None:
+    p = run("generate", "drake", env={"MEMEBOT_REQUEST_TIMEOUT": value})
+    assert_one_line_error(p, f"MEMEBOT_REQUEST_TIMEOUT='{value}'")
+
+
+def test_engine_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        p = run("engine", "--model", str(tmp_path / "nomodel"), "--port", str(port))
+    assert_one_line_error(p, f"--port {port}", "cannot listen")
 
 
 @pytest.mark.slow
@@ -131,6 +167,7 @@ def test_generate_renders_and_prints_the_image_path(tiny_model: Path, tmp_path: 
     assert caption.startswith("Distracted Boyfriend: ") and caption.count(" | ") == 2
     path = Path(image_line.removeprefix("image: "))
     assert path.parent == tmp_path / "out" and Image.open(path).format == "JPEG"
+    assert list((tmp_path / "out").iterdir()) == [path]  # written beside, renamed: no leftovers
     again = run(
         "generate",
         "distracted-boyfriend",
@@ -142,8 +179,10 @@ def test_generate_renders_and_prints_the_image_path(tiny_model: Path, tmp_path: 
         env=env,
     )
     assert again.stdout.strip() == caption  # same seed, same caption
-    bad = run("generate", "drake", "--model", str(tiny_model), "--top-p", "0", env=env)
-    assert_one_line_error(bad, "--top-p")
+    png = tmp_path / "named.png"  # the extension chooses the format
+    p = run("generate", "drake", "--model", str(tiny_model), "-o", str(png), env=env)
+    assert p.returncode == 0, p.stderr
+    assert Image.open(png).format == "PNG" and not list(tmp_path.glob(".named.png*"))
 
 
 @pytest.mark.parametrize("command", ["bot", "up"])

@@ -62,12 +62,17 @@ def test_values_are_read(env: dict[str, str], field: str, value: object) -> None
         ({"MEMEBOT_DISCORD_GUILDS": "1,x"}, "MEMEBOT_DISCORD_GUILDS='1,x': expected an integer"),
         ({"MEMEBOT_SHARDS": "0"}, "MEMEBOT_SHARDS='0': must be at least 1"),
         ({"MEMEBOT_ENGINE_URL": "engine:80"}, "MEMEBOT_ENGINE_URL='engine:80': expected an http"),
+        (
+            {"MEMEBOT_DATABASE_URL": "mysql://u:pw@h/db"},  # the URL is not shown: a password
+            "MEMEBOT_DATABASE_URL: expected sqlite+aiosqlite:///<file> or postgresql+asyncpg",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:
     with pytest.raises(UsageError) as e:
         Settings.from_env(env)
     assert str(e.value).startswith(needle) and "\n" not in str(e.value)
+    assert "pw@" not in str(e.value)
 
 
 def test_tokens_never_shown() -> None:

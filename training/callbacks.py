@@ -1,4 +1,5 @@
-"""Training callbacks: wall-clock budget, samples each epoch, history JSON + curves PNG."""
+"""Training callbacks: wall-clock budget, divergence guard, samples each epoch, history JSON +
+curves PNG."""
 
 from __future__ import annotations
 
@@ -28,6 +29,41 @@ class TimeBudget(keras.callbacks.Callback):
         if self.minutes is not None and time.monotonic() - self.started > self.minutes * 60:
             self.hit = True
             self.model.stop_training = True
+
+
+# Nats per character no honest training run reaches: guessing uniformly over the ~80
+# characters costs ln(80) = 4.4. Above this the weights have blown up (a huge --lr): --lr 1e6
+# gives 1e6-1e13 on the second batch, finite, and the weights then overflow the decoder's
+# float16 tables so that sampling fails.
+DIVERGED_NATS = 100.0
+
+
+class TrainingDiverged(Exception):
+    """Raised by StopOnDivergence: the training loss became NaN, infinite or absurdly large."""
+
+    def __init__(self, loss: float, epoch: int, batch: int):
+        super().__init__(f"{loss:.4g} nats/char at epoch {epoch + 1}, batch {batch + 1}")
+        self.loss, self.epoch, self.batch = loss, epoch, batch
+
+
+class StopOnDivergence(keras.callbacks.TerminateOnNaN):
+    """TerminateOnNaN that also catches a finite blow-up (> DIVERGED_NATS) and raises at once.
+    Raising, not stopping gracefully, keeps the broken epoch out of every other callback: no
+    broken weights in the backup or the best checkpoint, no such row in history.json, no
+    sampling from NaN probabilities."""
+
+    def __init__(self) -> None:
+        super().__init__(raise_error=True)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def on_batch_end(self, batch: int, logs: Any = None) -> None:
+        loss = (logs or {}).get("loss")
+        # `loss` is the epoch's running mean: once a batch is NaN, it stays NaN.
+        if loss is not None and not float(loss) <= DIVERGED_NATS:  # NaN compares False
+            raise TrainingDiverged(float(loss), self.epoch, batch)
 
 
 class PrintSamples(keras.callbacks.Callback):

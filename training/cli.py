@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import zipfile
 from pathlib import Path
 
-from memebot.errors import DataError, UsageError
+from memebot.errors import ArtifactError, DataError, UsageError
 from memebot.settings import Settings
 from training.models import CONFIGS, DEFAULT_ARCH
 
@@ -53,16 +55,33 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     t.add_argument(
         "--out", type=Path, required=True, help="artifact directory to create (must not exist)"
     )
-    t.add_argument("--epochs", type=int, default=30, help="upper bound on epochs")
-    t.add_argument("--batch-size", type=int, default=0, help="0 = architecture default (256)")
-    t.add_argument("--lr", type=float, default=0.0, help="learning rate, 0 = architecture default")
+    t.add_argument("--epochs", type=int, default=30, help="upper bound on epochs (>= 1)")
     t.add_argument(
-        "--steps-per-epoch", type=int, default=0, help="batches per epoch, 0 = full pass"
+        "--batch-size", type=int, default=0, help="captions per batch (>= 1); 0 = default (256)"
     )
-    t.add_argument("--patience", type=int, default=3, help="early stopping patience (epochs)")
-    t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget for training")
     t.add_argument(
-        "--seed", type=int, default=1337, help="random seed (weights, shuffling, dropout)"
+        "--lr",
+        type=float,
+        default=0.0,
+        help="learning rate (> 0); 0 = architecture default (char-gru 2e-3, seed-cnn 1e-3)",
+    )
+    t.add_argument(
+        "--steps-per-epoch", type=int, default=0, help="batches per epoch (>= 1); 0 = full pass"
+    )
+    t.add_argument(
+        "--patience", type=int, default=3, help="early stopping: epochs without improvement (>= 0)"
+    )
+    t.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-clock budget for training (> 0); none by default",
+    )
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=1337,
+        help="random seed for weights, shuffling, dropout (0 to 4294967295)",
     )
     t.add_argument("--xla", action="store_true", help="XLA-compile the training step (char-gru)")
     t.add_argument(
@@ -96,10 +115,16 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         help="tf.distribute strategy: mirrored = all local GPUs, multiworker = TF_CONFIG cluster",
     )
     t.add_argument(
-        "--limit", type=int, default=0, help="use only the first N training captions (smoke runs)"
+        "--limit",
+        type=int,
+        default=0,
+        help="use only the first N training captions (smoke runs; >= 1); 0 = all",
     )
     t.add_argument(
-        "--val-limit", type=int, default=0, help="validate on the first N val captions (0 = all)"
+        "--val-limit",
+        type=int,
+        default=0,
+        help="validate on the first N val captions (>= 1); 0 = all",
     )
     t.add_argument(
         "--set",
@@ -107,7 +132,8 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config field, e.g. --set hidden=512 (repeatable)",
+        help="override a config field, e.g. --set hidden=512 (repeatable). Integers (widths, "
+        "counts) >= 1, dropout rates in [0, 1), booleans true/false/yes/no/1/0",
     )
     t.add_argument("--quiet", action="store_true", help="no per-batch progress bar")
     t.set_defaults(func=cmd_train)
@@ -123,19 +149,38 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         default="all",
         help="the project's deterministic split to evaluate (default: all)",
     )
-    e.add_argument("--limit", type=int, default=0, help="evaluate only the first N captions")
+    e.add_argument(
+        "--limit", type=int, default=0, help="evaluate only the first N captions (>= 1); 0 = all"
+    )
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
+
+
+def _check_out_dir(out: Path) -> None:
+    """`data prepare --out` must be a new or empty directory we can create and write."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise DataError(f"{out}: output directory exists and is not empty (--out)")
+    parent = out
+    while not parent.exists():  # the nearest existing ancestor is where mkdir will start
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"--out {out}: cannot create it, {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"--out {out}: cannot write in {parent} (permission denied)")
 
 
 def cmd_prepare(args: argparse.Namespace, settings: Settings) -> int:
     from training.prepare import prepare, write_prepared
 
-    if args.out.exists() and any(args.out.iterdir()):
-        raise DataError(f"{args.out}: output directory exists and is not empty (--out)")
+    _check_out_dir(args.out)
     prep = prepare(args.data, cache_dir=settings.cache_dir)
     print(prep.statistics())
-    write_prepared(prep, args.out)
+    try:
+        write_prepared(prep, args.out)
+    except OSError as e:  # a full disk, or permissions that changed since the check
+        raise DataError(f"--out {args.out}: cannot write ({e.strerror or e})") from e
     print(f"wrote {args.out}")
     return 0
 
@@ -205,7 +250,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from training.prepare import prepare
     from training.runtime import load_model
 
-    model = load_model(args.model)
+    if args.limit < 0:
+        raise UsageError(f"--limit {args.limit}: must be >= 1, or 0 for all captions")
+    try:
+        model = load_model(args.model)
+    except (zipfile.BadZipFile, EOFError) as e:
+        # The checksums matched, so the file was damaged before they were recorded (or they
+        # were redone): a truncated or otherwise broken weights archive.
+        raise ArtifactError(f"{args.model / 'model.keras'}: corrupt weights file ({e})") from e
     prep = prepare(args.data, cache_dir=settings.cache_dir)
     caps = prep.captions(args.split)[: args.limit or None]
     if not caps:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 import shlex
 import shutil
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
 
@@ -84,21 +85,112 @@ def resolve_precision(requested: str, arch: str, *, gpu: bool, bf16_cpu: bool) -
     return requested
 
 
+MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are unsigned 32-bit
+
+
+def check_options(opts: TrainOptions) -> None:
+    """Refuse out-of-range numbers, naming the flag, before any data is read or written.
+    The ranges are the ones `memebot train --help` states."""
+
+    def need(ok: bool, flag: str, value: object, rule: str) -> None:
+        if not ok:
+            raise UsageError(f"{flag} {value}: must be {rule}")
+
+    need(opts.epochs >= 1, "--epochs", opts.epochs, "at least 1")
+    need(opts.batch_size >= 0, "--batch-size", opts.batch_size, ">= 1, or 0 for the default")
+    lr = opts.learning_rate
+    need(math.isfinite(lr) and lr >= 0, "--lr", lr, "a finite number > 0, or 0 for the default")
+    need(opts.steps_per_epoch >= 0, "--steps-per-epoch", opts.steps_per_epoch, ">= 0")
+    need(opts.patience >= 0, "--patience", opts.patience, ">= 0")
+    if opts.max_minutes is not None:
+        m = opts.max_minutes
+        need(math.isfinite(m) and m > 0, "--max-minutes", m, "a finite number > 0")
+    need(opts.limit >= 0, "--limit", opts.limit, ">= 0 (0 = all training captions)")
+    need(opts.val_limit >= 0, "--val-limit", opts.val_limit, ">= 0 (0 = all val captions)")
+    need(0 <= opts.seed <= MAX_SEED, "--seed", opts.seed, f"between 0 and {MAX_SEED}")
+    # --set would be ignored: the config comes from the parent model.
+    if opts.overrides and opts.init_from is not None:
+        raise UsageError("--set: cannot change the config of a model given with --init-from")
+
+
+def config_problems(config: Any) -> list[tuple[str, str]]:
+    """(field, what is wrong) for each config field out of range; [] when all are fine.
+
+    A field may declare its range as `field(metadata={"min": .., "max": .., "max_open": ..})`;
+    otherwise the rule follows its type and name, which covers every architecture so far:
+    integers are widths, counts or lengths (>= 1), floats named *dropout or *rate are
+    fractions in [0, 1), and every float is finite.
+    """
+    hints = get_type_hints(type(config))
+    problems = []
+    for f in dataclasses.fields(config):
+        value, kind = getattr(config, f.name), hints.get(f.name)
+        if kind is bool:
+            continue
+        if kind is float and not math.isfinite(value):
+            problems.append((f.name, "must be a finite number"))
+            continue
+        lo, hi, hi_open = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("max_open")
+        if lo is None and kind is int:
+            lo = 1
+        if lo is None and hi is None and kind is float and f.name.endswith(("dropout", "rate")):
+            lo, hi, hi_open = 0.0, 1.0, True
+        if lo is not None and value < lo:
+            problems.append((f.name, f"must be >= {lo}"))
+        elif hi is not None and (value >= hi if hi_open else value > hi):
+            problems.append((f.name, f"must be {'<' if hi_open else '<='} {hi}"))
+    return problems
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_field_value(kind: Any, text: str) -> Any:
+    """`text` as the declared type `kind`; ValueError (with what was expected) if it is not."""
+    if kind is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError("expected true/false (or yes/no, 1/0)")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("expected an integer") from None
+    if kind is float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if not math.isfinite(number):
+            raise ValueError("expected a finite number")
+        return number
+    if kind is str:
+        return text
+    raise ValueError(f"a {kind} field cannot be set from the command line")
+
+
 def parse_overrides(arch: str, overrides: dict[str, str]) -> Any:
+    """The arch's config with `--set key=value` applied: each value parsed by the field's
+    declared type and range-checked (config_problems)."""
     cls = CONFIGS[arch]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
     kwargs: dict[str, Any] = {}
     for k, v in overrides.items():
         if k not in fields:
             raise UsageError(
                 f"--set {k}={v}: {arch} has no config field {k!r} (fields: {', '.join(fields)})"
             )
-        default = getattr(cls(), k)
         try:
-            kwargs[k] = type(default)(v)
+            kwargs[k] = parse_field_value(hints[k], v)
         except ValueError as e:
-            raise UsageError(f"--set {k}={v}: expected {type(default).__name__}") from e
-    return cls(**kwargs)
+            raise UsageError(f"--set {k}={v}: {e}") from None
+    config = cls(**kwargs)
+    if problems := config_problems(config):
+        name, problem = problems[0]
+        value = overrides.get(name, getattr(config, name))
+        raise UsageError(f"--set {name}={value}: {name} {problem}")
+    return config
 
 
 def _strategy(name: str) -> Any:
@@ -159,13 +251,12 @@ def _check_paths(opts: TrainOptions) -> Path:
 
 
 def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
+    check_options(opts)
     work = _check_paths(opts)
     # A bad --set fails before any data work.
-    fresh_config = (
-        parse_overrides(opts.arch, opts.overrides)
-        if not opts.resume and opts.init_from is None
-        else None
-    )
+    fresh_config = parse_overrides(opts.arch, opts.overrides) if opts.init_from is None else None
+    if opts.resume and fresh_config is not None:
+        _check_resumed_config(work, opts.overrides, fresh_config)
     started = time.monotonic()
     init = _load_parent(opts) if opts.init_from else None
     precision = resolve_precision(
@@ -212,7 +303,13 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     import keras
 
     from training.batches import GRUBatches, SeedBatches, encode_captions
-    from training.callbacks import HistoryWriter, PrintSamples, TimeBudget
+    from training.callbacks import (
+        HistoryWriter,
+        PrintSamples,
+        StopOnDivergence,
+        TimeBudget,
+        TrainingDiverged,
+    )
     from training.evaluate import evaluate
     from training.runtime import LoadedModel, build_keras
 
@@ -266,6 +363,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     )
     budget = TimeBudget(opts.max_minutes, started)
     callbacks: list[Any] = [
+        StopOnDivergence(),  # first: it acts on a broken batch before any other
         keras.callbacks.BackupAndRestore(str(work / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(best),
@@ -312,6 +410,8 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             shuffle=False,
             verbose=0 if opts.verbose == 0 else (1 if sys.stdout.isatty() else 2),
         )
+    except TrainingDiverged as e:
+        raise _diverged(work, lr, f"training diverged: loss {e}") from None
     except (OSError, ValueError) as e:
         if "backup" in str(e) or "h5" in str(e):
             raise ArtifactError(
@@ -321,6 +421,8 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     fit_seconds = time.monotonic() - fit_started
     if best.is_file():
         model.load_weights(best)
+    if not all(np.isfinite(w).all() for w in model.get_weights()):
+        raise _diverged(work, lr, "training diverged: the weights are not finite")
     echo("evaluating the best checkpoint on the val split...")
     # A fresh, uncompiled float32 copy: the artifact carries weights only (no optimizer state,
     # no training precision), and the val figure is what loading the artifact will give.
@@ -378,6 +480,33 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     return opts.out
 
 
+def _diverged(work: Path, lr: float, what: str) -> UsageError:
+    """The error for a run whose numbers blew up; `work` is removed if no epoch finished
+    (history.json is written at the end of each), else kept for --resume."""
+    advice = "try a smaller --lr"
+    if (work / "history.json").is_file():
+        kept = f"{work} keeps the finished epochs: --resume continues from the last one"
+        return UsageError(f"{what} (learning rate {lr}); {kept}, or delete it and {advice}")
+    shutil.rmtree(work, ignore_errors=True)
+    return UsageError(f"{what} (learning rate {lr}); nothing was saved; {advice}")
+
+
+def _check_resumed_config(work: Path, overrides: dict[str, str], config: Any) -> None:
+    """--resume keeps the run's config: a --set may repeat it (the same command line plus
+    --resume) but not change it."""
+    try:
+        recorded = json.loads((work / "run.json").read_text())["config"]
+        if not isinstance(recorded, dict):
+            raise TypeError("config is not an object")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ArtifactError(f"{work / 'run.json'}: corrupt ({e}); delete {work}") from e
+    defaults = type(config)()
+    for k, v in overrides.items():
+        kept = recorded.get(k, getattr(defaults, k))
+        if kept != getattr(config, k):
+            raise UsageError(f"--set {k}={v}: the run in {work} has {k}={kept}; --resume keeps it")
+
+
 def _load_parent(opts: TrainOptions) -> Any:
     from training.runtime import load_model
 
@@ -385,8 +514,6 @@ def _load_parent(opts: TrainOptions) -> Any:
     parent = load_model(opts.init_from)
     if parent.arch != opts.arch:
         raise UsageError(f"--init-from {opts.init_from}: is {parent.arch}, not --arch {opts.arch}")
-    if opts.overrides:
-        raise UsageError("--set: cannot change the config of a model given with --init-from")
     return parent
 
 
