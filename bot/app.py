@@ -81,6 +81,8 @@ class MemeBot(commands.Bot):
         self.engine: EngineClient | None = None
         self.synced: bool | None = None  # after setup: whether commands were (re)synced
         self.reconciled = asyncio.Event()  # set once start-up vote reconciliation finished
+        self.reconcile_runs = 0  # one per gateway session (a new session may have missed votes)
+        self._reconcile_changed = asyncio.Condition()
         self._busy = 0  # memes being made and posted; close() lets them finish
         self._idle = asyncio.Event()
         self._idle.set()
@@ -129,6 +131,17 @@ class MemeBot(commands.Bot):
                 await self.session.close()
             if self._own_store:
                 await self.store.close()
+
+    async def reconciliation_finished(self) -> None:
+        async with self._reconcile_changed:
+            self.reconcile_runs += 1
+            self._reconcile_changed.notify_all()
+        self.reconciled.set()
+
+    async def wait_reconciled(self, runs: int) -> None:
+        """Until `runs` reconciliations (one per gateway session) have finished."""
+        async with self._reconcile_changed:
+            await self._reconcile_changed.wait_for(lambda: self.reconcile_runs >= runs)
 
     def get_engine(self) -> EngineClient:
         if self.engine is None:

@@ -163,9 +163,16 @@ def test_restart_reconciles_votes_missed_while_down(tiny_model: Path, tmp_path: 
         await api.react(msg.id, DOWN, 4, send=False)
         for uid in range(100, 230):  # more than one page of reactors (100 per GET)
             await api.react(msg.id, UP, uid, send=False)
-        async with running_bot(api, s, store):
+        async with running_bot(api, s, store) as bot:
             votes = await store.votes(gen.id)
-        assert votes == {2: -1, 3: 1, 4: -1} | {u: 1 for u in range(100, 230)}
+            assert votes == {2: -1, 3: 1, 4: -1} | {u: 1 for u in range(100, 230)}
+            # A new gateway session (not resumed) is reconciled too: events in the gap are lost.
+            await api.invalidate_session()
+            await api.react(msg.id, UP, 4, send=False)
+            await api.unreact(msg.id, DOWN, 4, send=False)
+            await bot.wait_reconciled(2)
+            assert api.identifies == 3
+            assert (await store.votes(gen.id))[4] == 1
 
     run(tiny_model, tmp_path, scenario)
 

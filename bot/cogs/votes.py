@@ -48,8 +48,9 @@ class Votes(commands.Cog):
 
     @commands.Cog.listener()
     async def on_connect(self) -> None:
-        # After the gateway is up (events now arrive and queue on the message locks), once.
-        if self._reconcile_task is None:
+        # Each new gateway session (the first, or one that could not resume and so missed
+        # events): once it is up, events arrive and queue on the message locks meanwhile.
+        if self._reconcile_task is None or self._reconcile_task.done():
             self._reconcile_task = asyncio.create_task(self._reconcile())
 
     async def _reconcile(self) -> None:
@@ -60,7 +61,7 @@ class Votes(commands.Cog):
         except Exception:
             log.exception("start-up vote reconciliation failed; live votes still count")
         finally:
-            self.bot.reconciled.set()
+            await self.bot.reconciliation_finished()
 
     def _mine(self, guild_id: int | None) -> bool:
         """With several shards, each reconciles its own guilds (Discord's shard formula)."""

@@ -122,6 +122,12 @@ class DiscordStandIn(Rest):
         for ws in list(self._sockets):
             await ws.send_str(frame)
 
+    async def invalidate_session(self) -> None:
+        """Op 9 (not resumable): the bot must IDENTIFY again; events meanwhile are lost."""
+        for ws in list(self._sockets):
+            self._sockets.remove(ws)
+            await ws.send_str(json.dumps({"op": 9, "d": False}))
+
     def _interaction(
         self,
         itype: int,
