@@ -80,7 +80,6 @@ class MemeBot(commands.Bot):
         self.session: aiohttp.ClientSession | None = None
         self.engine: EngineClient | None = None
         self.synced: bool | None = None  # after setup: whether commands were (re)synced
-        self.reconciled = asyncio.Event()  # set once start-up vote reconciliation finished
         self.reconcile_runs = 0  # one per gateway session (a new session may have missed votes)
         self._reconcile_changed = asyncio.Condition()
         self._busy = 0  # memes being made and posted; close() lets them finish
@@ -136,7 +135,6 @@ class MemeBot(commands.Bot):
         async with self._reconcile_changed:
             self.reconcile_runs += 1
             self._reconcile_changed.notify_all()
-        self.reconciled.set()
 
     async def wait_reconciled(self, runs: int) -> None:
         """Until `runs` reconciliations (one per gateway session) have finished."""
@@ -230,11 +228,11 @@ def is_admin(interaction: discord.Interaction, settings: Settings) -> bool:
     allowed = set(settings.admin_ids)
     if user.id in allowed:
         return True
-    if isinstance(user, discord.Member):
-        if any(r.id in allowed for r in user.roles):
-            return True
-        return user.guild_permissions.administrator
-    return False
+    if isinstance(user, discord.Member) and any(r.id in allowed for r in user.roles):
+        return True
+    # The permissions Discord resolved for this interaction (roles and overwrites included),
+    # right even when the guild's roles are not in the bot's cache.
+    return interaction.guild_id is not None and interaction.permissions.administrator
 
 
 def admin_only() -> Any:

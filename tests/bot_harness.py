@@ -92,7 +92,7 @@ async def running_bot(
     )
     with standin.patch_discord():
         task = asyncio.create_task(bot.start("stand-in-token"))
-        waiter = asyncio.create_task(bot.reconciled.wait())
+        waiter = asyncio.create_task(bot.wait_reconciled(1))
         done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:  # start() ended before the bot was up: raise its error
             waiter.cancel()

@@ -396,7 +396,7 @@ def test_bot_migrates_a_fresh_database_at_start(tiny_model: Path, tmp_path: Path
             bot = MemeBot(s, guild_ready_timeout=0.05)  # its own store, migrations on
             with api.patch_discord():
                 task = asyncio.create_task(bot.start("stand-in-token"))
-                await asyncio.wait_for(bot.reconciled.wait(), 60)
+                await asyncio.wait_for(bot.wait_reconciled(1), 60)
                 rec = await api.answered(await api.invoke("stats"))
                 assert "Memes made: 0" in rec.replies[0].content
                 assert "engine not reachable" in rec.replies[0].content
