@@ -43,6 +43,10 @@ def _cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
     return app_commands.Cooldown(1, per) if per > 0 else None
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+
 class AnotherOne(
     discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"memebot:again:(?P<gid>[0-9]+)"
 ):
@@ -163,8 +167,7 @@ class Memes(commands.Cog):
             )
         if image.size > limit:
             raise UserError(
-                f"`{image.filename}` is {image.size / 2**20:.1f} MiB; "
-                f"the limit is {limit / 2**20:.0f} MiB."
+                f"`{image.filename}` is {_size(image.size)}; the limit is {_size(limit)}."
             )
 
     async def _template_meme(self, req: MemeRequest, seed: int) -> Meme:
