@@ -18,7 +18,6 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from memebot.caption_format import BOX_END, MAX_CHARS
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,6 +26,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from memebot.caption_format import BOX_END, MAX_CHARS
 
 # -- names and limits (one source each) ------------------------------------------------------
 

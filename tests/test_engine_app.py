@@ -25,13 +25,12 @@ from pydantic import SecretStr
 from yarl import URL
 
 from engine.app import build_app
+from engine.decoding.jobs import CaptionRequest
 from engine.decoding.loader import load_model
+from engine.decoding.model import LoadedModel
 from engine.service import MemeService
 from memebot.settings import Settings
 from tests.conftest import StepGate, captions_alone
-from engine.decoding.loader import load_model
-from engine.decoding.model import LoadedModel
-from engine.decoding.jobs import CaptionRequest
 
 pytestmark = pytest.mark.slow
 

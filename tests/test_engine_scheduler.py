@@ -18,9 +18,6 @@ from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
 from engine.scheduler import QueueFull, Scheduler
 from tests.conftest import StepGate, captions_alone
-from engine.decoding.loader import load_model
-from engine.decoding.model import LoadedModel
-from engine.decoding.jobs import CaptionRequest
 
 pytestmark = pytest.mark.slow
 
