@@ -39,9 +39,8 @@ def bot_settings(tmp_path: Path, **over: Any) -> Settings:
 @asynccontextmanager
 async def running_engine(model_path: Path, settings: Settings) -> AsyncIterator[str]:
     """The real engine on a loopback port; yields its base URL."""
-    from training.runtime import load_model
-
     from engine.app import build_app
+    from engine.decoding.loader import load_model
     from engine.service import MemeService
 
     service = MemeService(settings, load_model(model_path))
