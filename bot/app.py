@@ -21,6 +21,7 @@ from discord.ext import commands
 
 from bot.engine_client import EngineClient
 from bot.store import Store, upgrade
+from bot.votes import VoteBook, VoteEmoji
 from memebot.errors import MemebotError
 from memebot.settings import Settings
 
@@ -82,6 +83,7 @@ class MemeBot(commands.Bot):
         self.synced: bool | None = None  # after setup: whether commands were (re)synced
         self.reconcile_runs = 0  # one per gateway session (a new session may have missed votes)
         self._reconcile_changed = asyncio.Condition()
+        self._vote_book: VoteBook | None = None
         self._busy = 0  # memes being made and posted; close() lets them finish
         self._idle = asyncio.Event()
         self._idle.set()
@@ -140,6 +142,14 @@ class MemeBot(commands.Bot):
         """Until `runs` reconciliations (one per gateway session) have finished."""
         async with self._reconcile_changed:
             await self._reconcile_changed.wait_for(lambda: self.reconcile_runs >= runs)
+
+    def vote_book(self) -> VoteBook:
+        """The votes (made once the bot knows its own user id, whose reactions do not count)."""
+        if self._vote_book is None:
+            assert self.user is not None
+            emoji = VoteEmoji.from_settings(self.settings.vote_up, self.settings.vote_down)
+            self._vote_book = VoteBook(self.store, emoji, bot_user_id=self.user.id)
+        return self._vote_book
 
     def get_engine(self) -> EngineClient:
         if self.engine is None:
@@ -208,15 +218,20 @@ class MemeBot(commands.Bot):
         await reply_error(interaction, text)
 
 
+POSTED = "memebot.posted"  # interaction.extras key: the meme is the @original message now
+
+
 async def reply_error(interaction: discord.Interaction, text: str) -> None:
     """An ephemeral reply whatever state the interaction is in. After a public defer the
-    "thinking" message is deleted first, so the error is seen by the user alone."""
+    "thinking" message is deleted first (the first followup would replace it, public), so the
+    error is seen by the user alone; once the meme was posted it *is* that message and stays."""
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(text, ephemeral=True)
             return
-        with contextlib.suppress(discord.HTTPException):  # already gone
-            await interaction.delete_original_response()
+        if not interaction.extras.get(POSTED):
+            with contextlib.suppress(discord.HTTPException):  # already gone
+                await interaction.delete_original_response()
         await interaction.followup.send(text, ephemeral=True)
     except discord.HTTPException:
         log.warning("could not tell user %s: %s", interaction.user.id, text)

@@ -1,27 +1,54 @@
-"""Votes from reactions, without Discord: which reactions count, one lock per message so a
-message's events apply in order, and start-up reconciliation from the reactions Discord holds."""
+"""Votes from reactions: which reactions count, one lock per message so a message's events
+apply in order, events that arrive before their meme is recorded, and reconciliation from the
+reactions Discord holds."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+import discord
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store import Store
 
 log = logging.getLogger("memebot.bot")
 N_LOCKS = 256  # message locks, chosen by message id: bounded memory, rare false sharing
+# Reaction events on a message that is not (yet) a meme are kept this long, for this many
+# messages: a meme's message id is recorded just after it is posted, and a fast voter's event
+# can come in between. Most kept events are on other messages and simply expire.
+EARLY_TTL = 120.0
+EARLY_MAX = 2000
+
+
+def parse_emoji(text: str) -> discord.PartialEmoji:
+    """A vote emoji setting: a Unicode emoji (👍) or a custom one (`<:name:id>` or `name:id`)."""
+    return discord.PartialEmoji.from_str(text.strip())
+
+
+def reaction_key(emoji: discord.PartialEmoji) -> str:
+    """How the REST reaction routes name an emoji: the character, or `name:id`."""
+    return emoji.name if emoji.id is None else f"{emoji.name}:{emoji.id}"
 
 
 @dataclass(frozen=True)
 class VoteEmoji:
-    up: str
-    down: str
+    up: discord.PartialEmoji
+    down: discord.PartialEmoji
 
-    def value(self, emoji: str) -> int | None:
-        """+1, -1, or None for an emoji that is not a vote."""
+    @classmethod
+    def from_settings(cls, up: str, down: str) -> VoteEmoji:
+        return cls(parse_emoji(up), parse_emoji(down))
+
+    def value(self, emoji: discord.PartialEmoji | str) -> int | None:
+        """+1, -1, or None for an emoji that is not a vote (a custom emoji matches by id)."""
+        if isinstance(emoji, str):
+            emoji = parse_emoji(emoji)
         if emoji == self.up:
             return 1
         if emoji == self.down:
@@ -39,26 +66,73 @@ class VoteBook:
         self.emoji = emoji
         self.bot_user_id = bot_user_id
         self._locks = [asyncio.Lock() for _ in range(N_LOCKS)]
+        # message id -> (monotonic time, user id, value, added), in arrival order
+        self._early: OrderedDict[int, list[tuple[float, int, int, bool]]] = OrderedDict()
+        self.replayed = 0  # early events applied once their meme was recorded
         self.handled = 0  # reaction events fully processed (tests and the bench wait on it)
         self._handled_changed = asyncio.Condition()
 
     def lock(self, message_id: int) -> asyncio.Lock:
         return self._locks[hash(message_id) % N_LOCKS]
 
-    async def reaction(self, *, message_id: int, user_id: int, emoji: str, added: bool) -> bool:
+    async def reaction(
+        self, *, message_id: int, user_id: int, emoji: discord.PartialEmoji | str, added: bool
+    ) -> bool:
         """Returns whether a stored vote changed (False: not a vote, or not our message)."""
         try:
             value = self.emoji.value(emoji)
             if value is None or user_id == self.bot_user_id:
                 return False
             async with self.lock(message_id):
-                if added:
-                    return await self.store.set_vote(message_id, user_id, value)
-                return await self.store.retract_vote(message_id, user_id, value)
+                changed = await self._apply(message_id, user_id, value, added)
+                if not changed:  # perhaps a meme whose message id is not recorded yet
+                    self._keep_early(message_id, (time.monotonic(), user_id, value, added))
+                return changed
         finally:
             async with self._handled_changed:
                 self.handled += 1
                 self._handled_changed.notify_all()
+
+    async def _apply(self, message_id: int, user_id: int, value: int, added: bool) -> bool:
+        """One vote write; a failed one (database error) is logged and tried once more."""
+        for attempt in (1, 2):
+            try:
+                if added:
+                    return await self.store.set_vote(message_id, user_id, value)
+                return await self.store.retract_vote(message_id, user_id, value)
+            except (SQLAlchemyError, OSError) as e:
+                log.log(
+                    logging.WARNING if attempt == 1 else logging.ERROR,
+                    "%s: could not store %s of %+d by user %s on message %s (%s)",
+                    "retrying" if attempt == 1 else "vote left for the next reconciliation",
+                    "a vote" if added else "the retraction",
+                    value,
+                    user_id,
+                    message_id,
+                    e,
+                )
+        return False
+
+    def _keep_early(self, message_id: int, event: tuple[float, int, int, bool]) -> None:
+        now = event[0]
+        while self._early:
+            oldest_id, oldest = next(iter(self._early.items()))
+            if len(self._early) < EARLY_MAX and now - oldest[-1][0] < EARLY_TTL:
+                break
+            del self._early[oldest_id]
+        self._early.setdefault(message_id, []).append(event)
+        self._early.move_to_end(message_id)
+
+    async def attach(self, generation_id: int, message_id: int) -> None:
+        """Records that `generation_id` was posted as `message_id`, then applies the reaction
+        events that came for that message before (under its lock: none is applied twice)."""
+        async with self.lock(message_id):
+            await self.store.attach_message(generation_id, message_id)
+            now = time.monotonic()
+            for at, user_id, value, added in self._early.pop(message_id, []):
+                if now - at < EARLY_TTL:
+                    await self._apply(message_id, user_id, value, added)
+                    self.replayed += 1
 
     async def wait_handled(self, n: int) -> None:
         """Until `n` reaction events have been processed since start."""
@@ -67,7 +141,7 @@ class VoteBook:
 
     async def reconcile_recent(
         self,
-        reactors: Callable[[int, int, str], Awaitable[set[int]]],
+        reactors: Callable[[int, int, discord.PartialEmoji], Awaitable[set[int]]],
         *,
         hours: float,
         mine: Callable[[int | None], bool] = lambda _guild: True,

@@ -117,8 +117,4 @@ async def standin() -> AsyncIterator[DiscordStandIn]:
 
 def vote_book(bot: MemeBot) -> VoteBook:
     """The running bot's vote book (tests wait on its count of handled reaction events)."""
-    from bot.cogs.votes import Votes
-
-    cog = bot.get_cog("Votes")
-    assert isinstance(cog, Votes) and cog.book is not None
-    return cog.book
+    return bot.vote_book()

@@ -25,7 +25,7 @@ from tests.bot_harness import (
     standin,
     vote_book,
 )
-from tests.discord_standin import Attachment, ChannelRef, DiscordStandIn, Interaction
+from tests.discord_standin import Attachment, ChannelRef, DiscordStandIn, Interaction, Sent
 
 pytestmark = pytest.mark.slow
 UP, DOWN = "👍", "👎"
@@ -78,6 +78,11 @@ def test_meme_posts_image_caption_votes_and_stores(tiny_model: Path, tmp_path: P
             assert gen.guild_id == api.guild_id and gen.seed is not None
             assert gen.model_version and gen.model_version.startswith("char-gru-")
             assert gen.options["style"] == "greedy" and gen.timings
+            assert gen.boxes == [line[2:] for line in lines]
+            used = gen.options["engine"]  # what the engine used, defaults filled in
+            assert used["decoding"]["method"] == "greedy" and used["start"] == "when"
+            assert "temperature" in used["decoding"] and used["boxes"] == 2
+            assert "seed" not in used  # stored as gen.seed
         # A second start with the same commands does not sync again.
         async with running_bot(api, s, store) as bot:
             assert bot.synced is False and len(api.command_puts) == 1
@@ -353,7 +358,9 @@ def test_settings_filter_channels_top_stats_and_forget_me(tiny_model: Path, tmp_
             assert gs.filter_level == "strict" and gs.allowed_channel_ids == (900010,)
             # Memes only in the allowed channel; there the guild's default style applies.
             elsewhere = await meme(api, template="two-buttons")
-            assert "<#900010>" in elsewhere.replies[0].content and not elsewhere.deferred
+            (refusal,) = elsewhere.replies  # deferred first (Discord's 3 s), then refused
+            assert "<#900010>" in refusal.content and refusal.ephemeral
+            assert elsewhere.deleted_original
             rec = await api.answered(
                 await api.invoke("meme", {"template": "two-buttons"}, channel_id=900010)
             )
@@ -405,3 +412,47 @@ def test_bot_migrates_a_fresh_database_at_start(tiny_model: Path, tmp_path: Path
         assert (tmp_path / "fresh" / "bot.db").is_file()
 
     asyncio.run(go())
+
+
+def test_missing_add_reactions_keeps_the_meme_and_tells_the_user(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        api.forbid_reactions = True  # Discord answers 403 to the bot's reaction PUTs
+        async with running_bot(api, s, store) as bot:
+            rec = await api.invoke("meme", {"template": "two-buttons"})
+            await api.wait_until(lambda: len(rec.followups) == 2)
+            posted, notice = rec.followups
+            # The first followup replaced the "thinking" message, and it was not deleted.
+            assert rec.original is posted and not rec.deleted_original
+            assert posted.id in api.messages and posted.attachments and not posted.ephemeral
+            assert notice.ephemeral and "Add Reactions" in notice.content
+            assert api.bot_reactions(posted.id) == []
+            gen = await store.generation_by_message(posted.id)
+            assert gen is not None
+            await api.react(posted.id, UP, 31)  # users' own reactions still count
+            await vote_book(bot).wait_handled(1)
+            assert await store.votes(gen.id) == {31: 1}
+
+    run(tiny_model, tmp_path, scenario)
+
+
+def test_a_vote_before_the_meme_is_recorded_counts(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store) as bot:
+            book = vote_book(bot)
+
+            async def vote_first(sent: Sent) -> None:
+                # A user votes as the meme appears, before the bot records its message id.
+                api.on_followup = None
+                await api.react(sent.id, UP, 41)
+                await book.wait_handled(1)
+
+            api.on_followup = vote_first
+            (msg,) = (await meme(api, template="y-u-no")).followups
+            await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)
+            gen = await store.generation_by_message(msg.id)
+            assert gen is not None and book.replayed == 1
+            assert await store.votes(gen.id) == {41: 1}
+
+    run(tiny_model, tmp_path, scenario)

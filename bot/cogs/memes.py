@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import MemeBot, reply_error
+from bot.app import POSTED, MemeBot, reply_error
 from bot.engine_client import EngineClient, Meme, Template
 from bot.memes import (
     DEFAULT_STYLE,
@@ -30,6 +30,18 @@ log = logging.getLogger("memebot.bot")
 Style = Literal["calibrated", "threshold", "beam", "greedy", "creative"]
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 AUTOCOMPLETE_TTL = 60.0  # seconds a template search is reused (the catalog rarely changes)
+
+
+NO_REACTIONS = (
+    "I could not add the vote reactions: I lack the **Add Reactions** (or **Read Message "
+    "History**) permission in this channel. The meme stays, and votes still count when you "
+    "add the reactions yourself; a server admin can grant me those permissions."
+)
+
+
+def engine_options(meme: Meme) -> dict[str, Any]:
+    """The decoding options the engine used (defaults filled in); the seed is stored apart."""
+    return {k: v for k, v in meme.options.items() if k != "seed"}
 
 
 class UserError(MemebotError):
@@ -132,6 +144,9 @@ class Memes(commands.Cog):
             raise UserError("Give either a template or an image (not both).")
         if image is not None:
             self._check_attachment(image)
+        # Defer before any database or engine call: Discord drops an interaction that has no
+        # answer within 3 s. A refusal below is then an ephemeral followup (reply_error).
+        await interaction.response.defer(thinking=True)
         gs = await self._guild_settings(interaction)
         req = MemeRequest(
             template=template or UPLOAD_TEMPLATE,
@@ -139,7 +154,6 @@ class Memes(commands.Cog):
             style=style or gs.default_style or DEFAULT_STYLE,
             boxes=boxes,
         )
-        await interaction.response.defer(thinking=True)
         if image is None:
             await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
         else:
@@ -195,7 +209,7 @@ class Memes(commands.Cog):
                     if req.template != UPLOAD_TEMPLATE
                     else UPLOAD_TEMPLATE,
                     boxes=meme.boxes,
-                    options=req.stored_options(),
+                    options=req.stored_options() | {"engine": engine_options(meme)},
                     seed=meme.seed,
                     model_version=meme.model_version,
                     timings=meme.timings_ms,
@@ -210,22 +224,34 @@ class Memes(commands.Cog):
             msg = await interaction.followup.send(
                 content=caption_text(meme), file=file, view=view, wait=True
             )
-            await self.bot.store.attach_message(gid, msg.id)
-            for emoji in (self.bot.settings.vote_up, self.bot.settings.vote_down):
-                await msg.add_reaction(emoji)
+            # The followup replaced the "thinking" message: an error from here on must not
+            # delete it (reply_error), it is the meme.
+            interaction.extras[POSTED] = True
+            book = self.bot.vote_book()
+            await book.attach(gid, msg.id)
+            try:
+                for emoji in (book.emoji.up, book.emoji.down):
+                    await msg.add_reaction(emoji)
+            except discord.Forbidden:
+                log.warning(
+                    "no permission to add reactions in channel %s (guild %s)",
+                    interaction.channel_id,
+                    interaction.guild_id,
+                )
+                await interaction.followup.send(NO_REACTIONS, ephemeral=True)
 
     async def again(self, interaction: discord.Interaction, generation_id: int) -> None:
-        info = await self.bot.store.generation(generation_id)
-        if info is None:
-            raise UserError("That meme is no longer in my records, so I cannot make another.")
         cooldown = _cooldown(interaction)
         if cooldown is not None:
             retry = self._again_cooldown(interaction.user.id, cooldown.per)
             if retry:
                 raise UserError(f"Slow down a little: try again in {max(1, round(retry))} s.")
+        await interaction.response.defer(thinking=True)  # before the database (Discord's 3 s)
+        info = await self.bot.store.generation(generation_id)
+        if info is None:
+            raise UserError("That meme is no longer in my records, so I cannot make another.")
         gs = await self._guild_settings(interaction)
         req = MemeRequest.from_stored(info.template, info.options)
-        await interaction.response.defer(thinking=True)
         await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
 
     def _again_cooldown(self, user_id: int, per: float) -> float:

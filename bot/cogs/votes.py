@@ -10,7 +10,7 @@ import discord
 from discord.ext import commands
 
 from bot.app import MemeBot
-from bot.votes import VoteBook, VoteEmoji
+from bot.votes import reaction_key
 
 log = logging.getLogger("memebot.bot")
 
@@ -18,31 +18,23 @@ log = logging.getLogger("memebot.bot")
 class Votes(commands.Cog):
     def __init__(self, bot: MemeBot) -> None:
         self.bot = bot
-        self.book: VoteBook | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
-
-    def _book(self) -> VoteBook:
-        if self.book is None:
-            assert self.bot.user is not None
-            emoji = VoteEmoji(self.bot.settings.vote_up, self.bot.settings.vote_down)
-            self.book = VoteBook(self.bot.store, emoji, bot_user_id=self.bot.user.id)
-        return self.book
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        await self._book().reaction(
+        await self.bot.vote_book().reaction(
             message_id=payload.message_id,
             user_id=payload.user_id,
-            emoji=str(payload.emoji),
+            emoji=payload.emoji,
             added=True,
         )
 
     @commands.Cog.listener()
     async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
-        await self._book().reaction(
+        await self.bot.vote_book().reaction(
             message_id=payload.message_id,
             user_id=payload.user_id,
-            emoji=str(payload.emoji),
+            emoji=payload.emoji,
             added=False,
         )
 
@@ -55,7 +47,7 @@ class Votes(commands.Cog):
 
     async def _reconcile(self) -> None:
         try:
-            await self._book().reconcile_recent(
+            await self.bot.vote_book().reconcile_recent(
                 self._reactors, hours=self.bot.settings.reconcile_hours, mine=self._mine
             )
         except Exception:
@@ -68,13 +60,15 @@ class Votes(commands.Cog):
         count = self.bot.shard_count or 1
         return count == 1 or ((guild_id or 0) >> 22) % count == (self.bot.shard_id or 0)
 
-    async def _reactors(self, channel_id: int, message_id: int, emoji: str) -> set[int]:
+    async def _reactors(
+        self, channel_id: int, message_id: int, emoji: discord.PartialEmoji
+    ) -> set[int]:
         users: set[int] = set()
         after: int | None = None
         while True:
             try:
                 page = await self.bot.http.get_reaction_users(
-                    channel_id, message_id, emoji, 100, after=after
+                    channel_id, message_id, reaction_key(emoji), 100, after=after
                 )
             except discord.NotFound as e:
                 raise LookupError(message_id) from e

@@ -13,6 +13,11 @@ request), any number of users. Messages and reactions are kept in memory; reacti
 behave like Discord's (PUT is idempotent, GET pages with `after` and `limit`). Replies are
 plain-text JSON frames whatever compression the client asks for, which discord.py accepts.
 Unknown routes answer 404 and are listed in `unhandled` so a test can assert there were none.
+
+Like Discord: the first followup after a deferred response replaces the "thinking" @original
+message (same id); an interaction whose first callback comes more than 3 s after the event is
+refused (404, code 10062, listed in `late_callbacks`); ids are time-based snowflakes; a guild
+is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +41,7 @@ from tests.discord_standin.records import (
     ChannelRef,
     Interaction,
     Sent,
+    Snowflakes,
 )
 from tests.discord_standin.rest import Rest
 
@@ -58,7 +65,7 @@ class DiscordStandIn(Rest):
         self.guild_id = guild_id
         self.channel_ids = [channel_id]
         self.admin_role_id = 900003
-        self._ids = itertools.count(10**15)
+        self._ids = Snowflakes()
         self._seq = itertools.count(2)
         self.messages: dict[int, dict[str, Any]] = {}
         self.sent: list[Sent] = []
@@ -69,6 +76,10 @@ class DiscordStandIn(Rest):
         self.command_ids: dict[str, int] = {}
         self.command_puts: list[tuple[str, list[dict[str, Any]]]] = []  # (path, payload)
         self.unhandled: list[str] = []
+        self.late_callbacks: list[Interaction] = []  # answered after Discord's 3 s: refused
+        self.forbid_reactions = False  # True: adding a reaction answers 403 (no permission)
+        # Awaited after a followup is stored and before the bot gets its answer.
+        self.on_followup: Callable[[Sent], Awaitable[None]] | None = None
         self.requests: list[str] = []
         self.identifies = 0
         self._sockets: list[web.WebSocketResponse] = []
@@ -162,7 +173,7 @@ class DiscordStandIn(Rest):
         }
         if message is not None:
             payload["message"] = message
-        rec = Interaction(iid, token, itype, payload)
+        rec = Interaction(iid, token, itype, payload, dispatched_at=time.monotonic())
         self.interactions[token] = rec
         return rec
 
@@ -337,7 +348,7 @@ class DiscordStandIn(Rest):
                     "relationships": [],
                 }
                 await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": 1, "d": ready}))
-                if self.guild_id % shard[1] == shard[0] or shard[1] == 1:
+                if (self.guild_id >> 22) % shard[1] == shard[0]:  # Discord's shard rule
                     await ws.send_str(
                         json.dumps({"op": 0, "t": "GUILD_CREATE", "s": 2, "d": self.guild()})
                     )

@@ -12,6 +12,26 @@ from aiohttp import web
 API_PREFIX = "/api/v10"
 ADMINISTRATOR = 1 << 3
 ALL_BUT_ADMIN = (1 << 41) - 1 - ADMINISTRATOR
+INTERACTION_DEADLINE = 3.0  # seconds Discord waits for the first interaction callback
+
+
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+class Snowflakes:
+    """Discord-like ids: milliseconds since 2015 in the high bits, so an id tells its time
+    (discord.utils.snowflake_time) and later ids are larger."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __iter__(self) -> Snowflakes:
+        return self
+
+    def __next__(self) -> int:
+        now = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+        self._last = max(now, self._last + 1)
+        return self._last
 
 
 def json_response(data: object, status: int = 200) -> web.Response:
@@ -56,6 +76,11 @@ class Sent:
     def ephemeral(self) -> bool:
         return bool(self.flags & 64)
 
+    @property
+    def loading(self) -> bool:
+        """A deferred interaction's "thinking" message, not yet replaced by a followup."""
+        return bool(self.flags & 128)
+
 
 @dataclass
 class Interaction:
@@ -69,6 +94,7 @@ class Interaction:
     followups: list[Sent] = field(default_factory=list)
     original: Sent | None = None  # the @original message once the bot replied or deferred
     deleted_original: bool = False
+    dispatched_at: float = 0.0  # time.monotonic() when the event was sent to the bot
 
     @property
     def deferred(self) -> bool:
@@ -77,7 +103,9 @@ class Interaction:
     @property
     def replies(self) -> list[Sent]:
         """Every message answering this interaction: the original reply, then followups."""
-        return ([self.original] if self.original else []) + self.followups
+        # The first followup after a defer *is* the original message (Discord edits it).
+        first = [self.original] if self.original else []
+        return [m for m in first if all(f is not m for f in self.followups)] + self.followups
 
     @property
     def answered(self) -> bool:

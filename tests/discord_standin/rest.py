@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from tests.discord_standin.payloads import Payloads
 from tests.discord_standin.records import (
+    INTERACTION_DEADLINE,
     Attachment,
     Interaction,
     Sent,
@@ -20,7 +22,10 @@ from tests.discord_standin.records import (
 
 
 class Rest(Payloads):
-    _ids: itertools.count[int]
+    _ids: Iterator[int]
+    late_callbacks: list[Interaction]
+    forbid_reactions: bool
+    on_followup: Callable[[Sent], Awaitable[None]] | None
     messages: dict[int, dict[str, Any]]
     sent: list[Sent]
     reactions: dict[tuple[int, str], list[int]]
@@ -141,6 +146,9 @@ class Rest(Payloads):
         if p[0] == "interactions" and p[-1] == "callback" and m == "POST":
             rec = self.interactions[p[2]]
             body, atts = await self._body(request)
+            if not rec.callbacks and time.monotonic() - rec.dispatched_at > INTERACTION_DEADLINE:
+                self.late_callbacks.append(rec)  # Discord has given up on this interaction
+                return json_response({"message": "Unknown interaction", "code": 10062}, 404)
             rec.callbacks.append(body)
             resource: dict[str, Any] = {"type": body["type"]}
             if body["type"] == 5:  # deferred: Discord shows a "thinking" original message
@@ -185,8 +193,20 @@ class Rest(Payloads):
         channel_id = int(rec.payload["channel_id"])
         if len(p) == 3 and m == "POST":
             body, atts = await self._body(request)
-            sent = self._new_message(channel_id, body, atts, token)
+            if rec.original is not None and rec.original.loading:
+                # Like Discord: the first followup after a defer replaces the "thinking"
+                # message (same id, the defer's ephemeral flag; the followup's is ignored).
+                sent = rec.original
+                sent.content = body.get("content") or ""
+                sent.attachments = atts
+                sent.components = body.get("components") or []
+                sent.flags &= ~128
+                self.messages[sent.id] = self._message(sent)
+            else:
+                sent = self._new_message(channel_id, body, atts, token)
             rec.followups.append(sent)
+            if self.on_followup is not None:  # a test acts before the bot hears back
+                await self.on_followup(sent)
             return json_response(self.messages[sent.id])
         if len(p) == 5 and p[3] == "messages":
             target = rec.original if p[4] == "@original" else None
@@ -233,6 +253,8 @@ class Rest(Payloads):
                 emoji = p[5]
                 users = self.reactions[(msg_id, emoji)]
                 if len(p) == 7 and m == "PUT" and p[6] == "@me":
+                    if self.forbid_reactions:  # the bot lacks Add Reactions here
+                        return json_response({"message": "Missing Permissions", "code": 50013}, 403)
                     bot = int(self.bot_user["id"])
                     if bot not in users:
                         users.append(bot)
