@@ -20,6 +20,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.engine_client import EngineClient
+from bot.filtering import shared_filter
 from bot.store import Store, upgrade
 from bot.votes import VoteBook, VoteEmoji
 from memebot.errors import MemebotError
@@ -84,6 +85,7 @@ class MemeBot(commands.Bot):
         self.reconcile_runs = 0  # one per gateway session (a new session may have missed votes)
         self._reconcile_changed = asyncio.Condition()
         self._vote_book: VoteBook | None = None
+        self._warm_filter: asyncio.Task[None] | None = None
         self._busy = 0  # memes being made and posted; close() lets them finish
         self._idle = asyncio.Event()
         self._idle.set()
@@ -104,9 +106,17 @@ class MemeBot(commands.Bot):
             ),
             timeout=self.settings.request_timeout + 5,
         )
+        # The strict filter's model loads in a thread now, not in the first strict /meme.
+        self._warm_filter = asyncio.create_task(self._warm())
         for name in COGS:
             await self.load_extension(name)
         self.synced = await self.sync_commands()
+
+    async def _warm(self) -> None:
+        try:
+            await asyncio.to_thread(shared_filter().warm)
+        except ImportError as e:  # strict checks will raise the same, with the command logged
+            log.warning("the strict filter's profanity model could not be loaded: %s", e)
 
     @contextlib.asynccontextmanager
     async def busy(self) -> AsyncIterator[None]:
@@ -127,6 +137,8 @@ class MemeBot(commands.Bot):
             except TimeoutError:
                 log.warning("closing with %d memes still being posted", self._busy)
             await super().close()
+            if self._warm_filter is not None:
+                await self._warm_filter  # a thread cannot be cancelled: let it end
         finally:
             if self.session is not None:
                 await self.session.close()

@@ -238,6 +238,11 @@ class ContentFilter:
 
         return predict_prob
 
+    def warm(self) -> None:
+        """Loads the profanity model now (blocking, ~2 s: call it in a thread at start-up)."""
+        if self.use_model:
+            self._model  # noqa: B018 (the cached_property loads on access)
+
     def check(self, text: str, level: Level | str) -> Verdict:
         return self.check_many([text], level)[0]
 

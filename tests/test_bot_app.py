@@ -456,3 +456,27 @@ def test_a_vote_before_the_meme_is_recorded_counts(tiny_model: Path, tmp_path: P
             assert await store.votes(gen.id) == {41: 1}
 
     run(tiny_model, tmp_path, scenario)
+
+
+def test_forget_me_is_not_undone_by_reconciliation(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store) as bot:
+            (msg,) = (await meme(api, template="y-u-no")).followups
+            await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)
+            gen = await store.generation_by_message(msg.id)
+            assert gen is not None
+            await api.react(msg.id, UP, 31)
+            await api.react(msg.id, DOWN, 32)
+            await vote_book(bot).wait_handled(2)
+            gone = await api.answered(await api.invoke("forget-me", user_id=31))
+            assert "1 vote(s)" in gone.replies[0].content
+            assert "reactions already on memes" in gone.replies[0].content
+            # 31's 👍 is still on the message: a new session reconciles, a new event comes.
+            await api.invalidate_session()
+            await bot.wait_reconciled(2)
+            await api.unreact(msg.id, UP, 31)
+            await api.react(msg.id, UP, 31)
+            await vote_book(bot).wait_handled(4)
+            assert await store.votes(gen.id) == {32: -1}
+
+    run(tiny_model, tmp_path, scenario)

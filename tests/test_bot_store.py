@@ -262,6 +262,29 @@ def test_forget_user(db_url: str) -> None:
     run(db_url, body)
 
 
+def test_forgotten_user_reactions_on_older_memes_are_no_votes(db_url: str) -> None:
+    async def body(store: Store) -> None:
+        older = await store.record_generation(new(711, user=50))
+        await store.set_vote(711, 42, 1)
+        assert await store.forget_user(42) == (1, 0)
+        # Their reaction is still on the message: neither a live event nor reconciliation
+        # brings the vote back.
+        assert not await store.set_vote(711, 42, 1)
+        assert await store.reconcile(older, {42, 43}, set()) == Reconciled(added=1)
+        assert await store.votes(older) == {43: 1}
+        # Memes made after /forget-me: their votes count again.
+        newer = await store.record_generation(new(712, user=50))
+        assert await store.set_vote(712, 42, -1)
+        assert await store.reconcile(newer, {44}, {42}) == Reconciled(added=1)
+        assert await store.votes(newer) == {42: -1, 44: 1}
+        # Forgetting again moves the time: the newer meme is now older than the request.
+        await store.forget_user(42)
+        assert await store.reconcile(newer, {44}, {42}) == Reconciled()
+        assert await store.votes(newer) == {44: 1}
+
+    run(db_url, body)
+
+
 def test_leaderboard_ordering_and_filters(db_url: str) -> None:
     now = datetime.now(UTC)
     # message: (template, guild, age in hours, ups, downs)

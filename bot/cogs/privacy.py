@@ -20,6 +20,8 @@ class Privacy(commands.Cog):
         votes, gens = await self.bot.store.forget_user(interaction.user.id)
         await interaction.response.send_message(
             f"Done: I deleted {votes} vote(s) and {gens} meme record(s) of yours. "
+            "Your reactions already on memes stay on Discord but are ignored from now on "
+            "(reactions on memes made later count again). "
             "Memes already posted stay in the channels; delete those messages if you want.",
             ephemeral=True,
         )

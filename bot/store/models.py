@@ -90,6 +90,16 @@ class VoteRow(Base):
     __table_args__ = (CheckConstraint("value IN (-1, 1)", name="value_pm1"),)
 
 
+class ForgottenUserRow(Base):
+    """A user who asked /forget-me: their reactions on memes made before `forgotten_at` stay on
+    Discord but are no votes (reconciliation would otherwise bring the votes back)."""
+
+    __tablename__ = "forgotten_users"
+
+    user_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    forgotten_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class GuildSettingsRow(Base):
     __tablename__ = "guild_settings"
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    exists,
     func,
     select,
     update,
@@ -30,7 +31,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.store.db import make_engine
-from bot.store.models import GenerationRow, GuildSettingsRow, ModelVersionRow, VoteRow, utcnow
+from bot.store.models import (
+    ForgottenUserRow,
+    GenerationRow,
+    GuildSettingsRow,
+    ModelVersionRow,
+    VoteRow,
+    utcnow,
+)
 from bot.store.rules import check_guild_changes, check_vote_value, wanted_votes
 from bot.store.sql import (
     compile_once,
@@ -123,15 +131,19 @@ class Store:
 
     def _vote_upsert_statement(self) -> Any:
         """INSERT INTO votes SELECT <generation id>, :user_id, :value, :updated_at FROM
-        generations WHERE message_id = :message_id ON CONFLICT (generation_id, user_id)
-        DO UPDATE: the latest event wins, a duplicate is a no-op, concurrent voters never
-        overwrite each other, and no row appears for a message that is not a generation."""
+        generations WHERE message_id = :message_id (and the user did not /forget-me after it
+        was made) ON CONFLICT (generation_id, user_id) DO UPDATE: the latest event wins, a
+        duplicate is a no-op, concurrent voters never overwrite each other, and no row appears
+        for a message that is not a generation."""
         source = select(
             GenerationRow.id,
             bindparam("user_id", type_=BigInteger),
             bindparam("value", type_=SmallInteger),
             bindparam("updated_at", type_=DateTime(timezone=True)),
-        ).where(GenerationRow.message_id == bindparam("message_id", type_=BigInteger))
+        ).where(
+            GenerationRow.message_id == bindparam("message_id", type_=BigInteger),
+            ~_forgotten_before(bindparam("user_id", type_=BigInteger)),
+        )
         # (SQLite needs the WHERE: it tells its parser that ON CONFLICT is not a join's ON.)
         stmt = self._insert(VoteRow).from_select(
             ["generation_id", "user_id", "value", "updated_at"], source
@@ -234,10 +246,10 @@ class Store:
         """Makes the stored votes equal what the message's reactions say now.
 
         A user only in `up` votes +1, only in `down` -1, in neither has no vote. A user in both
-        keeps their stored vote (it is one of the two), or gets +1 if they had none. A
-        generation deleted meanwhile (/forget-me) is left alone.
+        keeps their stored vote (it is one of the two), or gets +1 if they had none. A user who
+        asked /forget-me after the generation was made has no vote on it. A generation deleted
+        meanwhile (/forget-me) is left alone.
         """
-        wanted_users = up | down
         async with self._write() as s:
             # Lock first, read after: on PostgreSQL FOR UPDATE on the generation blocks a
             # concurrent vote's foreign-key check; on SQLite the DELETE takes the write lock.
@@ -246,6 +258,21 @@ class Store:
             )
             if exists.first() is None:
                 return Reconciled()
+            forgotten = set(
+                (
+                    await s.execute(
+                        select(ForgottenUserRow.user_id).where(
+                            ForgottenUserRow.user_id.in_(up | down),
+                            ForgottenUserRow.forgotten_at
+                            >= select(GenerationRow.created_at)
+                            .where(GenerationRow.id == generation_id)
+                            .scalar_subquery(),
+                        )
+                    )
+                ).scalars()
+            )
+            up, down = up - forgotten, down - forgotten
+            wanted_users = up | down
             removed = rowcount(
                 await s.execute(
                     delete(VoteRow).where(
@@ -385,11 +412,18 @@ class Store:
     # -- privacy -----------------------------------------------------------------------------
 
     async def forget_user(self, user_id: int) -> tuple[int, int]:
-        """Deletes the user's votes, their generations and every vote on those.
+        """Deletes the user's votes, their generations and every vote on those, and remembers
+        when: their reactions on memes made until now are no votes (live or reconciled).
 
         Returns (the user's own votes deleted, generations deleted).
         """
+        now = utcnow()
+        remember = self._insert(ForgottenUserRow).values(user_id=user_id, forgotten_at=now)
+        remember = remember.on_conflict_do_update(
+            index_elements=["user_id"], set_={"forgotten_at": now}
+        )
         async with self._write() as s:
+            await s.execute(remember)
             votes = rowcount(await s.execute(delete(VoteRow).where(VoteRow.user_id == user_id)))
             # Votes by others on these generations go with them (ON DELETE CASCADE).
             gens = rowcount(
@@ -458,6 +492,14 @@ class Store:
         async with self._read() as s:
             row = (await s.execute(q)).scalar_one_or_none()
         return to_model_version(row) if row is not None else None
+
+
+def _forgotten_before(user_id: Any) -> Any:
+    """True when `user_id` asked /forget-me at or after the generation (in the query) was made."""
+    return exists().where(
+        ForgottenUserRow.user_id == user_id,
+        ForgottenUserRow.forgotten_at >= GenerationRow.created_at,
+    )
 
 
 async def _activate(s: AsyncSession, version: str) -> None:
