@@ -255,7 +255,9 @@ def is_admin(interaction: discord.Interaction, settings: Settings) -> bool:
     allowed = set(settings.admin_ids)
     if user.id in allowed:
         return True
-    if isinstance(user, discord.Member) and any(r.id in allowed for r in user.roles):
+    # The member's role ids as the interaction sent them (`roles` would drop any role not in
+    # the bot's cache, and the bot does not ask for member data).
+    if isinstance(user, discord.Member) and allowed.intersection(user._roles):
         return True
     # The permissions Discord resolved for this interaction (roles and overwrites included),
     # right even when the guild's roles are not in the bot's cache.

@@ -211,8 +211,16 @@ def test_admin_commands_are_guarded(tiny_model: Path, tmp_path: Path) -> None:
             assert "serves" in listed.replies[0].content  # 777 is on MEMEBOT_ADMIN_IDS
             model = await api.answered(await api.invoke("model", {"rollback": True}, admin=True))
             assert "Rollback is not available yet" in model.replies[0].content
+            # A role on MEMEBOT_ADMIN_IDS, not in the bot's cache: from the interaction.
+            by_role = await api.answered(await api.invoke("model", user_id=5, roles=(900777,)))
+            assert "serves" in by_role.replies[0].content
+            other_role = await api.answered(await api.invoke("model", user_id=5, roles=(900778,)))
+            assert "administrators" in other_role.replies[0].content
+            # Guild-only: Discord offers none of the commands in DMs or other contexts.
+            for name in ("meme", "top", "stats", "settings", "retrain", "model"):
+                assert sync[name]["contexts"] == [0], name
 
-    run(tiny_model, tmp_path, scenario, admin_ids=(777,))
+    run(tiny_model, tmp_path, scenario, admin_ids=(777, 900777))
 
 
 def test_engine_down_is_an_ephemeral_error_and_the_bot_goes_on(
@@ -480,3 +488,24 @@ def test_forget_me_is_not_undone_by_reconciliation(tiny_model: Path, tmp_path: P
             assert await store.votes(gen.id) == {32: -1}
 
     run(tiny_model, tmp_path, scenario)
+
+
+def test_custom_vote_emoji(tiny_model: Path, tmp_path: Path) -> None:
+    custom = "upvote:1187654321098765432"  # how the REST routes and the stand-in name it
+
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store) as bot:
+            (msg,) = (await meme(api, template="y-u-no")).followups
+            await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)
+            assert sorted(api.bot_reactions(msg.id)) == sorted([custom, DOWN])
+            gen = await store.generation_by_message(msg.id)
+            assert gen is not None
+            await api.react(msg.id, custom, 51)
+            await api.react(msg.id, "other:1", 52)  # another custom emoji: no vote
+            await vote_book(bot).wait_handled(2)
+            assert await store.votes(gen.id) == {51: 1}
+        await api.react(msg.id, custom, 53, send=False)  # while the bot is down
+        async with running_bot(api, s, store):
+            assert await store.votes(gen.id) == {51: 1, 53: 1}
+
+    run(tiny_model, tmp_path, scenario, vote_up="<:upvote:1187654321098765432>")

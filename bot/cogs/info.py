@@ -71,6 +71,7 @@ class Info(commands.Cog):
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="top")
+    @app_commands.guild_only()  # in a DM guild_id is None: every guild's memes
     @app_commands.describe(
         template="only memes of this template (its slug, e.g. distracted-boyfriend)",
         period="how far back to look (default: week)",
@@ -90,6 +91,7 @@ class Info(commands.Cog):
         await interaction.response.send_message(format_top(rows, period=period, template=template))
 
     @app_commands.command(name="stats")
+    @app_commands.guild_only()  # in a DM guild_id is None: every guild's memes
     async def stats(self, interaction: discord.Interaction) -> None:
         """How many memes and votes this server has, and which model wrote them."""
         s = await self.bot.store.stats(interaction.guild_id)

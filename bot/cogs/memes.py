@@ -129,6 +129,7 @@ class Memes(commands.Cog):
         boxes="number of text boxes (default: the template's)",
         image="caption your own image instead of a template (JPEG, PNG, WebP or GIF)",
     )
+    @app_commands.guild_only()
     @app_commands.checks.dynamic_cooldown(_cooldown)
     async def meme(
         self,

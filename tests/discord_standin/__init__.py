@@ -57,6 +57,12 @@ __all__ = [
 ]
 
 
+def emoji_payload(emoji: str) -> dict[str, Any]:
+    """A reaction emoji as the REST routes name it (`👍` or a custom `name:id`) as a payload."""
+    name, _, eid = emoji.partition(":")
+    return {"id": eid, "name": name} if eid else {"id": None, "name": emoji}
+
+
 class DiscordStandIn(Rest):
     def __init__(self, *, guild_id: int = 900001, channel_id: int = 900002) -> None:
         self.app_id = 700001
@@ -148,6 +154,7 @@ class DiscordStandIn(Rest):
         admin: bool,
         channel_id: int | None,
         message: dict[str, Any] | None = None,
+        roles: tuple[int, ...] = (),
     ) -> Interaction:
         iid = next(self._ids)
         token = f"tok{iid}"
@@ -160,7 +167,7 @@ class DiscordStandIn(Rest):
             "guild_id": str(self.guild_id),
             "channel_id": channel["id"],
             "channel": channel,
-            "member": self.member(user_id, admin=admin),
+            "member": self.member(user_id, admin=admin, roles=roles),
             "token": token,
             "version": 1,
             "app_permissions": str(ALL_BUT_ADMIN),
@@ -204,9 +211,11 @@ class DiscordStandIn(Rest):
         user_id: int = 800100,
         admin: bool = False,
         channel_id: int | None = None,
+        roles: tuple[int, ...] = (),
     ) -> Interaction:
         """Send a slash command (type 2). An `Attachment` value becomes an attachment option,
-        served by this server so the bot can download it."""
+        served by this server so the bot can download it. `roles`: the member's role ids
+        (the guild payload lists only @everyone and the admin role, as if not cached)."""
         options = options or {}
         opts = self._options(options)
         resolved: dict[str, Any] = {}
@@ -236,7 +245,9 @@ class DiscordStandIn(Rest):
             "guild_id": str(self.guild_id),
             "resolved": resolved,
         }
-        rec = self._interaction(2, data, user_id=user_id, admin=admin, channel_id=channel_id)
+        rec = self._interaction(
+            2, data, user_id=user_id, admin=admin, channel_id=channel_id, roles=roles
+        )
         await self.dispatch("INTERACTION_CREATE", rec.payload)
         return rec
 
@@ -294,7 +305,7 @@ class DiscordStandIn(Rest):
             "channel_id": channel or str(self.channel_ids[0]),
             "message_id": str(message_id),
             "guild_id": str(self.guild_id),
-            "emoji": {"id": None, "name": emoji},
+            "emoji": emoji_payload(emoji),
             "burst": False,
             "type": 0,
         }

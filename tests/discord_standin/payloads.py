@@ -32,10 +32,12 @@ class Payloads:
             "bot": bot,
         }
 
-    def member(self, user_id: int, *, admin: bool = False) -> dict[str, Any]:
+    def member(
+        self, user_id: int, *, admin: bool = False, roles: tuple[int, ...] = ()
+    ) -> dict[str, Any]:
         return {
             "user": self.user(user_id, f"user{user_id}"),
-            "roles": [str(self.admin_role_id)] if admin else [],
+            "roles": [str(r) for r in ((self.admin_role_id,) if admin else ()) + roles],
             "joined_at": iso_time(0),
             "deaf": False,
             "mute": False,
