@@ -150,6 +150,10 @@ async def _run_bot(settings: Settings, token: str, shard: dict[str, Any]) -> Non
             await bot.start(token)
     except discord.LoginFailure as e:
         raise UsageError("DISCORD_TOKEN was refused by Discord (reset it in the portal)") from e
+    except (OSError, discord.GatewayNotFound) as e:  # aiohttp's ClientConnectorError included
+        if bot.is_ready():
+            raise  # connected once: not a set-up problem, keep the traceback
+        raise UsageError(f"cannot reach Discord: {e}") from e
     except discord.PrivilegedIntentsRequired as e:  # pragma: no cover - the bot asks for none
         raise UsageError(str(e)) from e
 

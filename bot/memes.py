@@ -87,9 +87,9 @@ async def make_clean_meme(
 
     The start text is checked first: a blocked start text is the user's mistake, not a retry."""
     # The checks run in a thread: a strict one takes ~7 ms (the first loads a model, ~2 s).
-    if start_text:
-        if await asyncio.to_thread(blocked, start_text, level):
-            raise StartTextBlocked()
+    start_blocked: bool = bool(start_text) and await asyncio.to_thread(blocked, start_text, level)
+    if start_blocked:
+        raise StartTextBlocked()
     rng = rng or random.Random()
     for _ in range(retries + 1):
         meme = await generate(rng.randint(0, MAX_SEED))

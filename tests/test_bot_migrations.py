@@ -18,6 +18,8 @@ from bot.store.migrate import head_revision
 from bot.store.models import Base
 from memebot.cli import main as memebot_main
 from memebot.settings import REPO_ROOT
+from tests.bot_harness import pg_available, postgres_url
+from tests.conftest import skip_or_fail
 
 TABLES = {"generations", "votes", "guild_settings", "model_versions", "forgotten_users"}
 
@@ -132,3 +134,21 @@ def test_memebot_db_unknown_revision(db_url: str, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert "revision" in err and "nosuchrev" in err and err.count("\n") == 1
     assert asyncio.run(current(db_url)) == head_revision()  # nothing was changed
+
+
+def test_concurrent_upgrades_on_postgresql_take_turns() -> None:
+    # Several shards start together and each migrates at start: an advisory lock makes them
+    # take turns (without it both create the tables and one fails). Shards share a database
+    # server, so this is PostgreSQL's case (SQLite is for one process).
+    async def go() -> None:
+        if not await pg_available():
+            skip_or_fail("PostgreSQL is not running at 127.0.0.1:5432")
+        async with postgres_url() as url:
+            await asyncio.gather(*(upgrade(url) for _ in range(3)))
+            assert await current(url) == head_revision()
+            async with Store.from_url(url) as store:  # the schema is complete and usable
+                await store.record_generation(
+                    NewGeneration(channel_id=1, user_id=2, template="drake", boxes=["a"])
+                )
+
+    asyncio.run(go())

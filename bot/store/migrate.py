@@ -13,7 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,6 +22,7 @@ from memebot.errors import UsageError
 from memebot.settings import REPO_ROOT
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
+MIGRATION_LOCK = 0x6D656D65626F74  # PostgreSQL advisory lock key ("memebot")
 
 
 def alembic_config() -> Config:
@@ -72,6 +73,12 @@ async def _run(url: str, action: Callable[[Config], Any]) -> None:
     try:
         with _one_line_errors(url):
             async with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Shards starting together migrate one after the other (the others then
+                    # find the schema at head); released when this transaction ends.
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    )
                 await conn.run_sync(run)
     finally:
         await engine.dispose()
