@@ -7,11 +7,14 @@ import asyncio
 import io
 import struct
 import zlib
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from bot.app import MemeBot
@@ -224,7 +227,7 @@ def test_admin_commands_are_guarded(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_engine_down_is_an_ephemeral_error_and_the_bot_goes_on(
-    tiny_model: Path, tmp_path: Path
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
         down = s.model_copy(update={"engine_url": "http://127.0.0.1:9"})  # nothing listens
@@ -239,6 +242,9 @@ def test_engine_down_is_an_ephemeral_error_and_the_bot_goes_on(
                 await conn.exec_driver_sql("DROP TABLE votes")
             rec = await api.answered(await api.invoke("stats"))
             assert rec.replies[-1].ephemeral and "Something went wrong" in (rec.replies[-1].content)
+            (logged,) = [r for r in caplog.records if "unexpected error in /stats" in r.message]
+            assert logged.levelname == "ERROR" and logged.exc_info is not None
+            assert f"user {rec.payload['member']['user']['id']}" in logged.message
             assert not bot.is_closed()
             rec = await api.answered(await api.invoke("forget-me"))
             assert rec.replies[-1].ephemeral
@@ -509,3 +515,59 @@ def test_custom_vote_emoji(tiny_model: Path, tmp_path: Path) -> None:
             assert await store.votes(gen.id) == {51: 1, 53: 1}
 
     run(tiny_model, tmp_path, scenario, vote_up="<:upvote:1187654321098765432>")
+
+
+def test_guild_sync_and_templates(tiny_model: Path, tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store):
+            ((path, commands),) = api.command_puts  # to the guild: instant, not global
+            assert path == f"/applications/{api.app_id}/guilds/{api.guild_id}/commands"
+            assert "meme" in {c["name"] for c in commands}
+            rec = await api.answered(await api.invoke("templates", {"query": "two"}))
+            (reply,) = rec.replies
+            assert reply.ephemeral and "`two-buttons`: Two Buttons (2 boxes)" in reply.content
+            none = await api.answered(await api.invoke("templates", {"query": "zzzzqqq"}))
+            assert "No template matches `zzzzqqq`" in none.replies[0].content
+
+    run(tiny_model, tmp_path, scenario, discord_guilds=(900001,))
+
+
+@asynccontextmanager
+async def failing_engine(*, overloaded: bool) -> AsyncIterator[str]:
+    """An HTTP server answering the engine's meme route the way a busy engine does (503 with
+    Retry-After), or never (a hung engine: the bot's timeout has to end the wait)."""
+    never = asyncio.Event()
+
+    async def memes(request: web.Request) -> web.StreamResponse:
+        if overloaded:
+            return web.json_response({"error": "busy"}, status=503, headers={"Retry-After": "7"})
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    app = web.Application()
+    app.router.add_post("/v1/memes", memes)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        never.set()
+        await server.close()
+
+
+@pytest.mark.parametrize(
+    ("overloaded", "words"), [(True, "busy; try again in 7 s"), (False, "took longer than")]
+)
+def test_engine_busy_or_hung_is_an_ephemeral_error(
+    overloaded: bool, words: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with failing_engine(overloaded=overloaded) as url:
+            bad = s.model_copy(update={"engine_url": url, "request_timeout": 0.1})
+            async with running_bot(api, bad, store):
+                rec = await meme(api, template="two-buttons")
+                (reply,) = rec.followups
+                assert reply.ephemeral and words in reply.content and rec.deleted_original
+                assert (await store.stats(api.guild_id)).generations == 0
+
+    run(tiny_model, tmp_path, scenario, engine=False)
