@@ -36,6 +36,7 @@ COGS = (
     "bot.cogs.privacy",
 )
 SHUTDOWN_GRACE = 15.0  # seconds close() waits for memes being posted
+AUTOCOMPLETE_TIMEOUT = 2.0  # seconds an autocomplete waits for the engine
 
 # Only what the bot uses: guilds (channel/guild cache, interactions) and reactions (votes).
 # No message content, members or presences: the privileged intents are not needed.
@@ -81,6 +82,7 @@ class MemeBot(commands.Bot):
         self.sync_state_dir = sync_state_dir or settings.cache_dir
         self.session: aiohttp.ClientSession | None = None
         self.engine: EngineClient | None = None
+        self.quick_engine: EngineClient | None = None
         self.synced: bool | None = None  # after setup: whether commands were (re)synced
         self.reconcile_runs = 0  # one per gateway session (a new session may have missed votes)
         self._reconcile_changed = asyncio.Condition()
@@ -96,15 +98,18 @@ class MemeBot(commands.Bot):
         if self.run_migrations:
             await upgrade(self.settings.database_url)
         self.session = aiohttp.ClientSession()
+        token = (
+            self.settings.engine_token.get_secret_value() if self.settings.engine_token else None
+        )
         self.engine = EngineClient(
             self.session,
             self.settings.engine_url,
-            token=(
-                self.settings.engine_token.get_secret_value()
-                if self.settings.engine_token
-                else None
-            ),
+            token=token,
             timeout=self.settings.request_timeout + 5,
+        )
+        # Autocomplete must answer within Discord's 3 s: a slow engine gives no suggestions.
+        self.quick_engine = EngineClient(
+            self.session, self.settings.engine_url, token=token, timeout=AUTOCOMPLETE_TIMEOUT
         )
         # The strict filter's model loads in a thread now, not in the first strict /meme.
         self._warm_filter = asyncio.create_task(self._warm())

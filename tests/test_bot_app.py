@@ -340,7 +340,10 @@ def test_attachment_is_captioned_and_bad_files_are_refused(
                 api, template="two-buttons", image=Attachment("a.png", "image/png", png(8, 8), None)
             )
             assert "either a template or an image" in both.replies[0].content
-            assert (await store.stats(api.guild_id)).generations == 1
+            # No content type from Discord: the file name's extension tells.
+            untyped = await meme(api, image=Attachment("dog.PNG", "", png(64, 48), None))
+            assert untyped.followups[0].attachments and not untyped.followups[0].ephemeral
+            assert (await store.stats(api.guild_id)).generations == 2
 
     run(tiny_model, tmp_path, scenario, max_upload_bytes=4096)
 

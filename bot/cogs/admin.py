@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import MemeBot, admin_only
+from bot.engine_client import EngineError
 from bot.store import GuildSettings
 
 NOT_YET = (
@@ -53,7 +54,7 @@ class Admin(commands.Cog):
         """Which caption model is serving, and the versions kept (admins only)."""
         try:
             serving = (await self.bot.get_engine().ready()).model_version
-        except Exception:  # noqa: BLE001 - the answer says the engine is not reachable
+        except EngineError:  # the answer says the engine is not reachable
             serving = "the engine is not reachable"
         versions = await self.bot.store.model_versions()
         lines = [f"Engine serves: `{serving}`"]

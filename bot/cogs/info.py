@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import MemeBot
+from bot.engine_client import EngineError
 from bot.store import GenerationInfo, Stats
 
 Period = Literal["day", "week", "month", "all"]
@@ -97,7 +98,7 @@ class Info(commands.Cog):
         s = await self.bot.store.stats(interaction.guild_id)
         try:
             engine_model = (await self.bot.get_engine().ready()).model_version
-        except Exception:  # noqa: BLE001 - stats still answer when the engine is down
+        except EngineError:  # stats still answer when the engine is down
             engine_model = None
         await interaction.response.send_message(format_stats(s, engine_model=engine_model))
 

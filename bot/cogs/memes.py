@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import mimetypes
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -143,8 +144,7 @@ class Memes(commands.Cog):
         """Make a meme: the bot writes the caption with its own neural network."""
         if (template is None) == (image is None):
             raise UserError("Give either a template or an image (not both).")
-        if image is not None:
-            self._check_attachment(image)
+        ctype = self._check_attachment(image) if image is not None else ""
         # Defer before any database or engine call: Discord drops an interaction that has no
         # answer within 3 s. A refusal below is then an ephemeral followup (reply_error).
         await interaction.response.defer(thinking=True)
@@ -166,15 +166,18 @@ class Memes(commands.Cog):
                 lambda seed: self.engine.caption_upload(
                     data,
                     filename=image.filename,
-                    content_type=image.content_type or "application/octet-stream",
+                    content_type=ctype,
                     options=req.engine_options(seed),
                 ),
                 again=False,
             )
 
-    def _check_attachment(self, image: discord.Attachment) -> None:
+    def _check_attachment(self, image: discord.Attachment) -> str:
+        """The image's content type, or UserError saying what is wrong with the file."""
         limit = self.bot.settings.max_upload_bytes
+        # Discord leaves content_type out for some uploads: the file name then tells.
         ctype = (image.content_type or "").split(";")[0].strip().lower()
+        ctype = ctype or (mimetypes.guess_type(image.filename)[0] or "")
         if ctype not in IMAGE_TYPES:
             raise UserError(
                 f"`{image.filename}` is not an image I can caption "
@@ -184,6 +187,7 @@ class Memes(commands.Cog):
             raise UserError(
                 f"`{image.filename}` is {_size(image.size)}; the limit is {_size(limit)}."
             )
+        return ctype
 
     async def _template_meme(self, req: MemeRequest, seed: int) -> Meme:
         return await self.engine.meme(req.template, req.engine_options(seed))
@@ -274,8 +278,10 @@ class Memes(commands.Cog):
         cached = self._templates.get(query)
         now = time.monotonic()
         if cached is None or now - cached[0] > AUTOCOMPLETE_TTL:
+            quick = self.bot.quick_engine
+            assert quick is not None  # set up with the engine
             try:
-                found = await self.engine.templates(query, 25)
+                found = await quick.templates(query, 25)
             except MemebotError:
                 return []  # autocomplete cannot show an error; the command will
             if len(self._templates) > 512:
