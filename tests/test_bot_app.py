@@ -259,6 +259,9 @@ def test_cooldown_and_unknown_template(tiny_model: Path, tmp_path: Path) -> None
             (reply,) = first.followups
             assert reply.ephemeral and "nope" in reply.content.lower()
             assert "unknown template" in reply.content.lower()
+            # A refused call does not use up the cooldown; a meme made does.
+            made = await meme(api, template="two-buttons")
+            assert made.followups[0].attachments
             again = await meme(api, template="two-buttons")
             (reply,) = again.replies
             assert reply.ephemeral and "try again in" in reply.content

@@ -15,11 +15,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import POSTED, MemeBot, reply_error
-from bot.engine_client import EngineClient, Meme, Template
+from bot.engine_client import EngineBadRequest, EngineClient, Meme, Template, UnknownTemplate
 from bot.memes import (
     DEFAULT_STYLE,
     UPLOAD_TEMPLATE,
     MemeRequest,
+    StartTextBlocked,
     caption_text,
     make_clean_meme,
 )
@@ -49,11 +50,32 @@ class UserError(MemebotError):
     """A mistake in the command's input; shown to the user as is."""
 
 
-def _cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
-    bot = interaction.client
-    assert isinstance(bot, MemeBot)
-    per = bot.settings.meme_cooldown
-    return app_commands.Cooldown(1, per) if per > 0 else None
+class Cooldown:
+    """One use per user per `per` seconds, in memory. A refused call gives its use back, so
+    a typo (unknown template, wrong channel) does not make the user wait."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, float] = {}
+
+    def take(self, user_id: int, per: float) -> None:
+        """Uses the user's turn, or UserError saying how long to wait."""
+        if per <= 0:
+            return
+        now = time.monotonic()
+        last = self._last.get(user_id)
+        if last is not None and now - last < per:
+            wait = max(1, round(per - (now - last)))
+            raise UserError(f"Slow down a little: try again in {wait} s.")
+        if len(self._last) > 10_000:  # forget old entries; they are past any cooldown
+            self._last = {u: t for u, t in self._last.items() if now - t < per}
+        self._last[user_id] = now
+
+    def refund(self, user_id: int) -> None:
+        self._last.pop(user_id, None)
+
+
+# Refused before anything was made: the user's cooldown turn is given back.
+REFUSALS = (UserError, UnknownTemplate, StartTextBlocked, EngineBadRequest)
 
 
 def _size(n: int) -> str:
@@ -107,7 +129,8 @@ class Memes(commands.Cog):
     def __init__(self, bot: MemeBot) -> None:
         self.bot = bot
         self._templates: dict[str, tuple[float, list[Template]]] = {}
-        self._last_again: dict[int, float] = {}
+        self._meme_cooldown = Cooldown()  # /meme and 🔁 each: one per user per cooldown
+        self._again_cooldown = Cooldown()
 
     @property
     def engine(self) -> EngineClient:
@@ -131,7 +154,6 @@ class Memes(commands.Cog):
         image="caption your own image instead of a template (JPEG, PNG, WebP or GIF)",
     )
     @app_commands.guild_only()
-    @app_commands.checks.dynamic_cooldown(_cooldown)
     async def meme(
         self,
         interaction: discord.Interaction,
@@ -142,6 +164,22 @@ class Memes(commands.Cog):
         image: discord.Attachment | None = None,
     ) -> None:
         """Make a meme: the bot writes the caption with its own neural network."""
+        self._meme_cooldown.take(interaction.user.id, self.bot.settings.meme_cooldown)
+        try:
+            await self._meme(interaction, template, start_text, style, boxes, image)
+        except REFUSALS:
+            self._meme_cooldown.refund(interaction.user.id)
+            raise
+
+    async def _meme(
+        self,
+        interaction: discord.Interaction,
+        template: str | None,
+        start_text: str | None,
+        style: str | None,
+        boxes: int | None,
+        image: discord.Attachment | None,
+    ) -> None:
         if (template is None) == (image is None):
             raise UserError("Give either a template or an image (not both).")
         ctype = self._check_attachment(image) if image is not None else ""
@@ -246,11 +284,14 @@ class Memes(commands.Cog):
                 await interaction.followup.send(NO_REACTIONS, ephemeral=True)
 
     async def again(self, interaction: discord.Interaction, generation_id: int) -> None:
-        cooldown = _cooldown(interaction)
-        if cooldown is not None:
-            retry = self._again_cooldown(interaction.user.id, cooldown.per)
-            if retry:
-                raise UserError(f"Slow down a little: try again in {max(1, round(retry))} s.")
+        self._again_cooldown.take(interaction.user.id, self.bot.settings.meme_cooldown)
+        try:
+            await self._again(interaction, generation_id)
+        except REFUSALS:
+            self._again_cooldown.refund(interaction.user.id)
+            raise
+
+    async def _again(self, interaction: discord.Interaction, generation_id: int) -> None:
         await interaction.response.defer(thinking=True)  # before the database (Discord's 3 s)
         info = await self.bot.store.generation(generation_id)
         if info is None:
@@ -258,17 +299,6 @@ class Memes(commands.Cog):
         gs = await self._guild_settings(interaction)
         req = MemeRequest.from_stored(info.template, info.options)
         await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
-
-    def _again_cooldown(self, user_id: int, per: float) -> float:
-        """Seconds left on this user's 🔁 cooldown (the same length as /meme's)."""
-        now = time.monotonic()
-        last = self._last_again.get(user_id)
-        if last is not None and now - last < per:
-            return per - (now - last)
-        if len(self._last_again) > 10_000:  # forget old entries; they are past any cooldown
-            self._last_again = {u: t for u, t in self._last_again.items() if now - t < per}
-        self._last_again[user_id] = now
-        return 0.0
 
     @meme.autocomplete("template")
     async def template_autocomplete(
