@@ -44,9 +44,12 @@ Method = Literal[
 ]
 ImageFormat = Literal["jpeg", "png", "webp"]
 ResponseKind = Literal["json", "image"]
+# What runs a decoding step on the CPU path: the compiled kernel, numpy, or the kernel where built.
+Decoder = Literal["auto", "kernel", "numpy"]
 METHODS: tuple[Method, ...] = get_args(Method)
 FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
 RESPONSES: tuple[ResponseKind, ...] = get_args(ResponseKind)
+DECODERS: tuple[Decoder, ...] = get_args(Decoder)
 DEFAULT_METHOD: Method = "calibrated"
 MAX_LEN = MAX_CHARS  # characters of `box|box|`, markers included: the longest cleaned caption
 MAX_LEN_LIMIT = 200

@@ -183,12 +183,28 @@ def _walk(obj: Any) -> list[Any]:
 
 def test_one_source_for_each_default() -> None:
     from engine import render
-    from engine.decoding import jobs, pickers
+    from engine.decoding import jobs, loader, model, pickers
+    from memebot.errors import UsageError
+    from memebot.settings import Settings
     from training import cleaning
 
     assert pickers.METHODS is schema.METHODS and render.FORMATS is schema.FORMATS
     assert cleaning.MAX_CHARS == schema.MAX_LEN == jobs.CaptionRequest("t", 1).max_len
-    assert pickers.Decoding().min_score == schema.MIN_SCORE
+    d = pickers.Decoding()
+    assert d.method == schema.DEFAULT_METHOD == schema.MemeOptions().decoding
+    assert d.beam_width == schema.DEFAULT_BEAM_WIDTH == schema.MemeOptions().beam_width
+    assert d.min_score == schema.MIN_SCORE == schema.MemeOptions().used_min_score
+    beam = pickers.Decoding("beam")
+    assert beam.min_score == beam.score == schema.BEAM_MIN_SCORE
+    assert beam.min_score == schema.MemeOptions(decoding="beam").used_min_score
+    assert pickers.Decoding("beam", min_score=0.05).min_score == 0.05  # an explicit value stays
+    assert pickers.Decoding("greedy").min_score == schema.MIN_SCORE
+    # Decoder names: one Literal in the schema, used by the settings and the loaders.
+    assert model.DECODERS is loader.DECODERS is schema.DECODERS == ("auto", "kernel", "numpy")
+    decoder_type = Settings.model_fields["decoder"].annotation
+    assert decoder_type == schema.Decoder
+    with pytest.raises(UsageError, match="MEMEBOT_DECODER"):
+        Settings.from_env({"MEMEBOT_DECODER": "keras"})
 
 
 def test_schema_imports_no_heavy_code() -> None:

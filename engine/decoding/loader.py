@@ -6,8 +6,9 @@ from pathlib import Path
 
 from engine.decoding import seed_cnn
 from engine.decoding.batch import sample_captions
-from engine.decoding.model import DECODERS, LoadedModel, Stepper, char_gru_stepper
+from engine.decoding.model import LoadedModel, Stepper, char_gru_stepper
 from engine.decoding.pickers import Decoding
+from engine.schema import DECODERS
 from memebot.artifact.configs import CharGRUConfig, SeedCNNConfig
 from memebot.artifact.load import read_artifact
 from memebot.errors import ArtifactError
