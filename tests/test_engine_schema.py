@@ -255,3 +255,19 @@ def test_cli_flags_left_out_leave_the_model_defaults() -> None:
         if name in ("template", "response"):
             continue
         assert {f"--{name.replace('_', '-')}", f"-{name}", "--no-image"} & flags, name
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        (f"/tmp/{'a' * 256}/model", "has a component of 256 bytes; a file name is at most 255"),
+        (f"/tmp/{'é' * 128}", "has a component of 256 bytes"),  # bytes, not characters
+        ("/tmp/a\x00b", "must not contain a NUL character"),
+        ("", "required: must not be empty"),
+    ],
+)
+def test_reload_path_no_file_can_have_is_refused_naming_path(path: str, problem: str) -> None:
+    with pytest.raises(BadRequest, match=r"^path: ") as e:
+        parse(schema.ReloadRequest, {"path": path})
+    assert e.value.field == "path" and problem in e.value.problem
+    assert parse(schema.ReloadRequest, {"path": f"/tmp/{'a' * 255}"}).path.endswith("a" * 255)

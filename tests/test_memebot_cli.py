@@ -84,6 +84,31 @@ def test_help_lists_subcommands() -> None:
             ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}/afile/meme.jpg"],
             ["-o {tmp}/afile/meme.jpg", "cannot create"],
         ),
+        (  # a GIF name would get JPEG bytes
+            ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}/meme.gif"],
+            ["-o {tmp}/meme.gif", "unknown image suffix '.gif'", ".jpg, .jpeg, .png, .webp"],
+        ),
+        (
+            ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}/meme"],
+            ["-o {tmp}/meme", "unknown image suffix '(none)'"],
+        ),
+        (
+            [
+                "generate",
+                "drake",
+                "--model",
+                "{tmp}/nomodel",
+                "-o",
+                "{tmp}/m.png",
+                "--format",
+                "jpeg",
+            ],
+            ["-o {tmp}/m.png", "the suffix means png, --format says jpeg"],
+        ),
+        (  # the directory exists and passes access(2) as root; creating a file there fails
+            ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "/proc/memebot-meme.png"],
+            ["-o /proc/memebot-meme.png", "cannot write a file in /proc"],
+        ),
         (["engine", "--model", "{tmp}/nomodel", "--port", "99999"], ["--port 99999"]),
     ],
 )
