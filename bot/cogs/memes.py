@@ -19,7 +19,7 @@ from bot.engine_client import EngineBadRequest, EngineClient, Meme, Template, Un
 from bot.memes import (
     DEFAULT_STYLE,
     UPLOAD_TEMPLATE,
-    MemeRequest,
+    MemeAsk,
     StartTextBlocked,
     caption_text,
     make_clean_meme,
@@ -187,7 +187,7 @@ class Memes(commands.Cog):
         # answer within 3 s. A refusal below is then an ephemeral followup (reply_error).
         await interaction.response.defer(thinking=True)
         gs = await self._guild_settings(interaction)
-        req = MemeRequest(
+        req = MemeAsk(
             template=template or UPLOAD_TEMPLATE,
             start_text=start_text or "",
             style=style or gs.default_style or DEFAULT_STYLE,
@@ -227,13 +227,13 @@ class Memes(commands.Cog):
             )
         return ctype
 
-    async def _template_meme(self, req: MemeRequest, seed: int) -> Meme:
+    async def _template_meme(self, req: MemeAsk, seed: int) -> Meme:
         return await self.engine.meme(req.template, req.engine_options(seed))
 
     async def post(
         self,
         interaction: discord.Interaction,
-        req: MemeRequest,
+        req: MemeAsk,
         gs: GuildSettings,
         generate: Callable[[int], Awaitable[Meme]],
         *,
@@ -297,7 +297,7 @@ class Memes(commands.Cog):
         if info is None:
             raise UserError("That meme is no longer in my records, so I cannot make another.")
         gs = await self._guild_settings(interaction)
-        req = MemeRequest.from_stored(info.template, info.options)
+        req = MemeAsk.from_stored(info.template, info.options)
         await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
 
     @meme.autocomplete("template")
