@@ -19,7 +19,7 @@ from bot.store.models import Base
 from memebot.cli import main as memebot_main
 from memebot.settings import REPO_ROOT
 
-TABLES = {"generations", "votes", "guild_settings", "model_versions"}
+TABLES = {"generations", "votes", "guild_settings", "model_versions", "retrain_runs"}
 
 
 def schema_diff(url: str) -> list[Any]:

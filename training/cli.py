@@ -99,6 +99,17 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         help="start from this artifact's weights, vocabulary and config (fine-tuning)",
     )
     t.add_argument(
+        "--extra-data",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="curated rows (JSON lines from `memebot data export-ratings`) added to the "
+        "training split, each repeated round(weight x --extra-weight) times",
+    )
+    t.add_argument(
+        "--extra-weight", type=float, default=1.0, help="multiplies each --extra-data weight (> 0)"
+    )
+    t.add_argument(
         "--resume", action="store_true", help="continue the unfinished run in OUT.partial/"
     )
     t.add_argument(
@@ -238,6 +249,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             init_from=args.init_from,
             jit=args.xla,
             precision=args.precision,
+            extra_data=args.extra_data,
+            extra_weight=args.extra_weight,
             overrides=_parse_sets(args.overrides),
             verbose=0 if args.quiet else 1,
         )
