@@ -15,6 +15,7 @@ from memebot.settings import Settings
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     from bot import cli as bot_cli
     from engine import cli as engine_cli
+    from retrain import cli as retrain_cli
     from training import cli as training_cli
 
     parser = argparse.ArgumentParser(
@@ -28,6 +29,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
     engine_cli.register(sub, settings)
     bot_cli.register(sub, settings)
+    retrain_cli.register(sub, settings)
     return parser
 
 

@@ -42,6 +42,17 @@ class Settings:
     decode_threads: int = 0  # MEMEBOT_DECODE_THREADS: cores per decoding step (0 = all)
     # MEMEBOT_DATABASE_URL: the bot's rating store (SQLite file or PostgreSQL)
     database_url: str = "sqlite+aiosqlite:///var/memebot.db"
+    # Retraining (docs/RETRAIN.md)
+    models_dir: Path = Path("var/models")  # MEMEBOT_MODELS_DIR: where runs write artifacts
+    # MEMEBOT_ENGINE_URLS: every engine replica a promotion reloads (default MEMEBOT_ENGINE_URL)
+    engine_urls: tuple[str, ...] = ("http://127.0.0.1:8765",)
+    queue_url: str = "sqlite:///var/retrain-queue.db"  # MEMEBOT_QUEUE_URL: the job queue
+    retrain_epochs: int = 2  # MEMEBOT_RETRAIN_EPOCHS: fine-tune epochs
+    retrain_steps: int = 150  # MEMEBOT_RETRAIN_STEPS: fine-tune batches per epoch
+    retrain_lr: float = 5e-4  # MEMEBOT_RETRAIN_LR: fine-tune learning rate
+    retrain_share: float = 0.25  # MEMEBOT_RETRAIN_SHARE: curated share of fine-tune samples
+    retrain_full_minutes: float = 60.0  # MEMEBOT_RETRAIN_FULL_MINUTES: budget of a full run
+    gate_val_limit: int = 2000  # MEMEBOT_GATE_VAL_LIMIT: base val captions the gate scores
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,7 +90,50 @@ class Settings:
                 env.get("MEMEBOT_DECODE_THREADS", "0"), "MEMEBOT_DECODE_THREADS", minimum=0
             ),
             database_url=_database_url(env),
+            models_dir=Path(env.get("MEMEBOT_MODELS_DIR") or Path.cwd() / "var" / "models"),
+            engine_urls=_engine_urls(env),
+            queue_url=_queue_url(env),
+            retrain_epochs=_int(env.get("MEMEBOT_RETRAIN_EPOCHS", "2"), "MEMEBOT_RETRAIN_EPOCHS"),
+            retrain_steps=_int(env.get("MEMEBOT_RETRAIN_STEPS", "150"), "MEMEBOT_RETRAIN_STEPS"),
+            retrain_lr=_float(env.get("MEMEBOT_RETRAIN_LR", "5e-4"), "MEMEBOT_RETRAIN_LR"),
+            retrain_share=_fraction(
+                env.get("MEMEBOT_RETRAIN_SHARE", "0.25"), "MEMEBOT_RETRAIN_SHARE"
+            ),
+            retrain_full_minutes=_float(
+                env.get("MEMEBOT_RETRAIN_FULL_MINUTES", "60"), "MEMEBOT_RETRAIN_FULL_MINUTES"
+            ),
+            gate_val_limit=_int(
+                env.get("MEMEBOT_GATE_VAL_LIMIT", "2000"), "MEMEBOT_GATE_VAL_LIMIT"
+            ),
         )
+
+
+def _engine_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("MEMEBOT_ENGINE_URLS", "").strip() or env.get("MEMEBOT_ENGINE_URL", "").strip()
+    urls = tuple(u.strip().rstrip("/") for u in raw.split(",") if u.strip())
+    for u in urls:
+        if not u.startswith(("http://", "https://")):
+            raise UsageError(f"MEMEBOT_ENGINE_URLS: {u!r} is not an http(s):// URL")
+    return urls or ("http://127.0.0.1:8765",)
+
+
+def _queue_url(env: Mapping[str, str]) -> str:
+    raw = env.get("MEMEBOT_QUEUE_URL", "").strip()
+    if not raw:
+        return f"sqlite:///{Path.cwd() / 'var' / 'retrain-queue.db'}"
+    if not raw.startswith(("sqlite:///", "postgresql://", "redis://", "rediss://")):
+        raise UsageError(
+            f"MEMEBOT_QUEUE_URL={raw.split('://')[0]}://...: use sqlite:///<file>, "
+            "postgresql://user@host/db or redis://host:6379/0"
+        )
+    return raw
+
+
+def _fraction(raw: str, name: str) -> float:
+    v = _float(raw, name)
+    if v >= 1:
+        raise UsageError(f"{name}={raw!r}: must be below 1")
+    return v
 
 
 def _database_url(env: Mapping[str, str]) -> str:

@@ -16,7 +16,7 @@ from training.models import CONFIGS, DEFAULT_ARCH
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     data = sub.add_parser("data", help="prepare, inspect or download caption data")
     dsub = data.add_subparsers(
-        dest="data_command", required=True, metavar="{prepare,stats,download}"
+        dest="data_command", required=True, metavar="{prepare,stats,export-ratings,download}"
     )
     p = dsub.add_parser(
         "prepare", help="clean + split + vocabulary; write them to --out and print statistics"
@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "--data", type=Path, default=settings.data_dir, help="dataset path (default: %(default)s)"
     )
     p.set_defaults(func=cmd_stats)
+    from retrain.cli import register_export
+
+    register_export(dsub, settings)
     p = dsub.add_parser("download", help="fetch the public ImgFlip575K dataset (resumable)")
     p.add_argument("--to", type=Path, required=True, help="destination directory")
     p.set_defaults(func=cmd_download)
