@@ -1,35 +1,44 @@
 # Two commands do all set-up on a fresh machine:
-#   make run    create .venv if missing, install, generate a meme caption on embedded defaults
-#   make test   create .venv if missing, install, lint + type-check + the whole test suite
+#   make run    create .venv if missing, install the serving dependencies (no TensorFlow),
+#               generate a meme on the shipped model
+#   make test   create .venv if missing, install with the `dev` and `train` extras,
+#               lint + type-check + the whole test suite
+# Two stamps, so `make run` then `make test` (or the reverse) share one .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TRAIN_STAMP := $(VENV)/.installed-train
+SOURCES := pyproject.toml setup.py engine/decoding/_gru_step.c
 
 .PHONY: run test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml setup.py training/models/_gru_step.c
+$(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(TRAIN_STAMP): $(STAMP) $(SOURCES)
+	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
+	touch $(TRAIN_STAMP)
 
 run: $(STAMP)
 	$(BIN)/memebot generate distracted-boyfriend
 
-test: $(STAMP) lint typecheck pytest
+test: $(TRAIN_STAMP) lint typecheck pytest
 
-lint: $(STAMP)
+lint: $(TRAIN_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(TRAIN_STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(TRAIN_STAMP)
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(TRAIN_STAMP)
 	$(BIN)/python bench/train.py --minutes 10
 
 clean:

@@ -1,7 +1,7 @@
-"""Builds the optional C kernel for char-gru decoding (training/models/_gru_step.c).
+"""Builds the optional C kernel for char-gru decoding (engine/decoding/_gru_step.c).
 
 Everything else is in pyproject.toml. `optional=True`: without a C compiler the install still
-succeeds and decoding falls back to NumPy (training/models/gru_kernel.py). The kernel is
+succeeds and decoding falls back to NumPy (engine/decoding/char_gru.py). The kernel is
 compiled for the machine that installs it (-march=native), as `pip install -e .` does here;
 set MEMEBOT_KERNEL_CFLAGS (e.g. "-O3 -mavx2 -mf16c -mfma") to build for other machines.
 """
@@ -17,8 +17,8 @@ cflags = shlex.split(os.environ.get("MEMEBOT_KERNEL_CFLAGS", "-O3 -march=native"
 setup(
     ext_modules=[
         Extension(
-            "training.models._gru_step",
-            ["training/models/_gru_step.c"],
+            "engine.decoding._gru_step",
+            ["engine/decoding/_gru_step.c"],
             extra_compile_args=[*cflags, "-ffast-math", "-fopenmp", "-std=gnu11"],
             extra_link_args=["-fopenmp", "-lm"],
             optional=True,

@@ -5,6 +5,7 @@ article's own loop (seed-cnn, one unbatched `model.predict` per character; untra
 are fine for timing).
 
     python bench/engine.py [--json] [--model DIR] [--seconds 8] [--plot docs/engine_latency.png]
+    python bench/engine.py --startup-only   # start-up time and memory of `memebot engine` only
 """
 
 from __future__ import annotations
@@ -36,17 +37,19 @@ def pct(xs: list[float], q: float) -> float:
 
 def reference_ms_per_caption(model: Any, captions: int = 2) -> tuple[float, float]:
     """The article's loop: a 128-char row rebuilt and `predict`ed for every character."""
+    from engine.decoding.seed_cnn import encode_rows, row_prefix
+    from memebot.artifact.configs import SeedCNNConfig
+    from memebot.artifact.vocab import Vocab
     from training.models import seed_cnn
-    from training.vocab import Vocab
 
     vocab: Vocab = model.vocab
-    net = seed_cnn.build(seed_cnn.SeedCNNConfig(), vocab.size)
+    net = seed_cnn.build(SeedCNNConfig(), vocab.size)
     rng = np.random.default_rng(0)
     per_char, per_caption = [], []
     for _ in range(captions):
         text, box, t0 = "", 0, time.perf_counter()
         while box < 2 and len(text) < 48:  # a typical two-box caption length
-            row = seed_cnn.encode_rows(vocab, [seed_cnn.row_prefix(61544, box) + text], 128)
+            row = encode_rows(vocab, [row_prefix(61544, box) + text], 128)
             c0 = time.perf_counter()
             probs = net.predict(row, verbose=0)[0]
             per_char.append((time.perf_counter() - c0) * 1000)
@@ -60,7 +63,9 @@ def reference_ms_per_caption(model: Any, captions: int = 2) -> tuple[float, floa
 
 
 def decode_latencies(model: Any, method: str, n: int) -> list[float]:
-    from training.sampling import CaptionJob, CaptionRequest, Decoding, run_jobs
+    from engine.decoding.batch import run_jobs
+    from engine.decoding.jobs import CaptionRequest, make_job
+    from engine.decoding.pickers import Decoding
 
     slugs = [e.slug for e in model.templates.entries if e.slot] or ["any"]
     out = []
@@ -72,7 +77,7 @@ def decode_latencies(model: Any, method: str, n: int) -> list[float]:
             seed=i,
         )
         t0 = time.perf_counter()
-        run_jobs(model, [CaptionJob(model, req)])
+        run_jobs(model, [make_job(model, req)])
         out.append((time.perf_counter() - t0) * 1000)
     return out
 
@@ -81,7 +86,7 @@ def stepped_nats(model: Any, captions: list[Any], batch: int = 256) -> float:
     """Mean nats/char of `captions` (every character and end-of-box marker predicted) through
     the model's decoding step, as `memebot eval` measures through Keras: it shows what the
     step's arithmetic (float16 kernel or float32 NumPy) costs in quality."""
-    from training.vocab import BOS
+    from memebot.artifact.vocab import BOS
 
     total, count = 0.0, 0
     for at in range(0, len(captions), batch):
@@ -137,14 +142,16 @@ def length_ratios(
     """Generated/real mean caption length per template, default options (the template's box
     count). Returns ratios against the real captions with that box count, against all real
     captions of the template, and how many generated captions overran `max_len`."""
-    from training.sampling import CaptionJob, CaptionRequest, Decoding, run_jobs
+    from engine.decoding.batch import run_jobs
+    from engine.decoding.jobs import CaptionRequest, make_job
+    from engine.decoding.pickers import Decoding
 
     jobs = []
     for slug in sorted({t for t, n in real if n is None}):
         e = model.templates.get(slug)
         n_boxes = e.box_count if e else 2
         jobs += [
-            CaptionJob(model, CaptionRequest(slug, n_boxes, decoding=Decoding(method), seed=i))
+            make_job(model, CaptionRequest(slug, n_boxes, decoding=Decoding(method), seed=i))
             for i in range(per_template)
         ]
     run_jobs(model, jobs)
@@ -212,27 +219,58 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_http(model_dir: Path, seconds: float) -> tuple[list[dict[str, float]], float]:
+def start_engine(model_dir: Path, engine: list[str] | None = None) -> tuple[Any, str, float]:
+    """`memebot engine` as a subprocess: (process, url, start_s), start_s measured from the
+    process start to the first 200 from /readyz (polled every 10 ms, up to 60 s)."""
     port = _free_port()
     env = {**os.environ, "MEMEBOT_ENGINE_PORT": str(port), "MEMEBOT_MAX_QUEUE": "4096"}
+    cmd = engine or [sys.executable, "-m", "memebot.cli", "engine"]
+    t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "memebot.cli", "engine", "--model", str(model_dir)],
+        [*cmd, "--model", str(model_dir)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"{url}/readyz", timeout=1).read()
+    while time.perf_counter() - t0 < 60:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc, url, time.perf_counter() - t0
+        except OSError:
+            if proc.poll() is not None:
                 break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("engine did not become ready")
+        time.sleep(0.01)
+    proc.terminate()
+    proc.wait(timeout=30)
+    raise RuntimeError("engine did not become ready")
+
+
+def startup(model_dir: Path, requests: int = 20) -> dict[str, float]:
+    """Start-up time, RSS once ready and RSS after `requests` rendered memes."""
+    proc, url, start_s = start_engine(model_dir)
+    try:
+        ready_mb = rss_mb(proc.pid)
+        for i in range(requests):
+            body = json.dumps({"template": "success-kid", "seed": i}).encode()
+            req = urllib.request.Request(
+                f"{url}/v1/memes", body, {"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(req, timeout=30) as r:
+                r.read()
+        return {"startup_s": start_s, "rss_ready_mb": ready_mb, "rss_mb": rss_mb(proc.pid)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def run_http(model_dir: Path, seconds: float) -> tuple[list[dict[str, float]], float, float]:
+    """HTTP load at 1, 8 and 64 clients; returns the results, RSS after them, start-up time."""
+    proc, url, start_s = start_engine(model_dir)
+    try:
         results = [asyncio.run(http_load(url, c, seconds)) for c in (1, 8, 64)]
-        return results, rss_mb(proc.pid)
+        return results, rss_mb(proc.pid), start_s
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -276,11 +314,19 @@ def main() -> int:
     )
     p.add_argument("--plot", type=Path, default=None, help="write the latency/throughput plot here")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--startup-only",
+        action="store_true",
+        help="only start `memebot engine`: startup_s, RSS when ready and after 20 memes",
+    )
     args = p.parse_args()
+    if args.startup_only:
+        print(json.dumps(startup(args.model), indent=None if args.json else 1))
+        return 0
 
+    from engine.decoding.loader import load_model
     from engine.service import load_engine_model
     from training.prepare import prepare
-    from training.runtime import load_model
 
     # The engine's step (the compiled float16 kernel where it was built) and, side by side,
     # the float32 NumPy step it replaces.
@@ -303,7 +349,7 @@ def main() -> int:
     def worst(r: dict[str, float]) -> tuple[str, float]:
         return max(r.items(), key=lambda kv: abs(kv[1] - 1))
 
-    http, rss = run_http(args.model, args.seconds)
+    http, rss, start_s = run_http(args.model, args.seconds)
     if args.plot:
         plot(http, args.plot)
     result = {
@@ -328,6 +374,7 @@ def main() -> int:
         "render_p50_ms": pct(rend, 50),
         "render_p95_ms": pct(rend, 95),
         "rss_mb": rss,
+        "startup_s": start_s,
         "length_ratio_worst": worst(lengths)[1],
         "length_ratio_worst_template": worst(lengths)[0],
         "length_ratio_mean": statistics.mean(lengths.values()),

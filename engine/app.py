@@ -1,8 +1,11 @@
-"""The engine's HTTP API (aiohttp). See engine/openapi.py for the document served at
-/openapi.json. Binds 127.0.0.1 by default; an optional bearer token guards /v1 and /metrics."""
+"""The engine's HTTP API (aiohttp): the models of engine/schema.py over HTTP, /openapi.json
+generated from them. Binds 127.0.0.1 by default; an optional bearer token guards /v1 and
+/metrics. Every client mistake is a 4xx naming the field (or a quiet close when the client is
+gone); only the unexpected is logged with a traceback and answered 500."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -10,8 +13,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
-from aiohttp import web
+from aiohttp import BodyPartReader, ClientPayloadError, web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -20,17 +24,52 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel, ValidationError
 
-from engine.openapi import OPENAPI
+from engine.openapi import openapi_document
 from engine.scheduler import QueueFull
-from engine.service import MemeService, params_summary
-from engine.validate import BadRequest, parse_meme_request
-from memebot.errors import ArtifactError, MemebotError, UsageError
+from engine.schema import (
+    FORMATS,
+    HEADER_ALT_TEXT,
+    HEADER_BOXES,
+    HEADER_MODEL,
+    HEALTH_PATH,
+    MEMES_PATH,
+    METRICS_PATH,
+    OPEN_PATHS,
+    OPENAPI_PATH,
+    READY_PATH,
+    RELOAD_PATH,
+    TEMPLATES_PATH,
+    UPLOAD_PATH,
+    BadRequest,
+    Caption,
+    ErrorBody,
+    HealthResponse,
+    ImageFormat,
+    ImagePayload,
+    MemeOptions,
+    MemeRequest,
+    MemeResponse,
+    ReadyResponse,
+    ReloadRequest,
+    ReloadResponse,
+    TemplateQuery,
+    TemplatesResponse,
+    UploadOptions,
+    bad_request,
+    parse_json,
+)
+from engine.service import MemeResult, MemeService, template_info
+from memebot.errors import ArtifactError, MemebotError, TemplateNotFound
 
 log = logging.getLogger("memebot.engine")
 SERVICE: web.AppKey[MemeService] = web.AppKey("service", MemeService)
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+CLIENT_GONE = 499  # metrics label for a client that left mid-request (nginx's convention)
+JSON_BODY_LIMIT = 64 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class Metrics:
@@ -66,64 +105,91 @@ class Metrics:
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
 
-def _error(status: int, message: str, **extra: object) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+def _error(status: int, message: str, *, field: str | None = None, **extra: str) -> web.Response:
+    body = ErrorBody(error=message, field=field, **extra)
+    return _json(body, status)
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(
+        text=model.model_dump_json(exclude_none=isinstance(model, ErrorBody)),
+        status=status,
+        content_type="application/json",
+    )
 
 
 def build_app(service: MemeService) -> web.Application:
-    token = service.settings.engine_token
+    settings = service.settings
+    token = settings.engine_token.get_secret_value().encode() if settings.engine_token else None
     metrics = Metrics()
+
+    def authorised(request: web.Request) -> bool:
+        if not token or request.path in OPEN_PATHS:
+            return True
+        # Bytes that are not UTF-8 arrive as surrogates: replaced, they compare (and fail)
+        # instead of raising an encoding error.
+        given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+        return given.startswith(b"Bearer ") and hmac.compare_digest(given[7:], token)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = (
-            request.match_info.route.resource.canonical
-            if request.match_info.route.resource
-            else "unmatched"
-        )
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource else "unmatched"
         started = time.perf_counter()
+        resp: web.StreamResponse | None = None
         try:
-            if token and request.path not in OPEN_PATHS:
-                auth = request.headers.get("Authorization", "")
-                given = auth.removeprefix("Bearer ").encode() if auth.startswith("Bearer ") else b""
-                if not hmac.compare_digest(given, token.encode()):
-                    resp: web.StreamResponse = _error(401, "missing or wrong bearer token")
-                    resp.headers["WWW-Authenticate"] = "Bearer"
-                    return resp
-            resp = await handler(request)
+            if not authorised(request):
+                resp = _error(401, "missing or wrong bearer token")
+                resp.headers["WWW-Authenticate"] = "Bearer"
+            else:
+                resp = await handler(request)
         except BadRequest as e:
-            resp = _error(400, str(e), field=e.field)
+            resp = _error(e.status, str(e), field=e.field)
+            if e.status == 408:
+                # The rest of the body is not coming: answer, then hang up at once (aiohttp
+                # would otherwise linger 10 s more reading it).
+                resp.force_close()
+                await resp.prepare(request)
+                await resp.write_eof()
+                request.protocol.force_close()
+        except TemplateNotFound as e:
+            resp = _error(404, f"template: {e}", field="template")
         except QueueFull:
             resp = _error(503, "engine is at capacity, retry shortly")
             resp.headers["Retry-After"] = "1"
         except TimeoutError:
-            resp = _error(
-                504, f"generation took longer than {service.settings.request_timeout:g} s"
-            )
+            resp = _error(504, f"generation took longer than {settings.request_timeout:g} s")
         except ArtifactError as e:
             resp = _error(422, str(e))
-        except UsageError as e:
-            resp = _error(404 if str(e).startswith("unknown template") else 400, str(e))
+        except MemebotError as e:
+            resp = _error(400, str(e))
         except web.HTTPException as e:
             resp = _error(e.status, e.reason)
+        except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError):
+            # The client left mid-request: nobody to answer, nothing to log as an error.
+            log.debug("client went away during %s %s", request.method, request.path)
+            raise
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             resp = _error(500, "internal error (logged)")
-        metrics.requests.labels(route, str(resp.status)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        finally:
+            status = CLIENT_GONE if resp is None else resp.status
+            metrics.requests.labels(route, str(status)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
         return resp
 
     service.scheduler.on_step = metrics.batch.observe
-    app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[guard], client_max_size=JSON_BODY_LIMIT)
     app[SERVICE] = service
     app[METRICS] = metrics
-    app.router.add_post("/v1/memes", memes)
-    app.router.add_get("/v1/templates", templates)
-    app.router.add_post("/v1/model/reload", reload)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
-    app.router.add_get("/openapi.json", openapi)
+    app.router.add_post(MEMES_PATH, memes)
+    app.router.add_post(UPLOAD_PATH, upload)
+    app.router.add_get(TEMPLATES_PATH, templates)
+    app.router.add_post(RELOAD_PATH, reload)
+    app.router.add_get(HEALTH_PATH, healthz)
+    app.router.add_get(READY_PATH, readyz)
+    app.router.add_get(METRICS_PATH, metrics_handler)
+    app.router.add_get(OPENAPI_PATH, openapi)
 
     async def on_startup(app: web.Application) -> None:
         await app[SERVICE].start()
@@ -136,94 +202,191 @@ def build_app(service: MemeService) -> web.Application:
     return app
 
 
-async def _json_body(request: web.Request) -> object:
+async def _within_body_timeout(request: web.Request, read: Awaitable[T]) -> T:
+    """`read` (of the request body) within MEMEBOT_BODY_TIMEOUT: a client that sent headers
+    and then stalls gets a 408 and the connection closed, not a socket held forever."""
+    timeout = request.app[SERVICE].settings.body_timeout
     try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadRequest("body", f"not valid JSON ({e})") from e
+        async with asyncio.timeout(timeout):
+            return await read
+    except TimeoutError:
+        raise BadRequest(
+            "body", f"not received within {timeout:g} s (MEMEBOT_BODY_TIMEOUT)", status=408
+        ) from None
 
 
-async def memes(request: web.Request) -> web.StreamResponse:
-    service = request.app[SERVICE]
-    req = parse_meme_request(
-        await _json_body(request), default_format=service.settings.image_format
-    )
-    wants_image = req.response == "image" or request.headers.get("Accept", "").startswith("image/")
-    p = req.params
-    if wants_image and not p.render:
-        raise BadRequest("image", "cannot be false when an image is asked for (Accept: image/*)")
-    result = await service.generate(p)
-    n_boxes = p.boxes or result.template.box_count
-    if wants_image and result.image is not None:
+async def _json_body(request: web.Request, model: type[M]) -> M:
+    """The body as `model`: read within the body timeout, decoded as UTF-8 whatever the
+    Content-Type's charset says (JSON is UTF-8), refused with the field named."""
+    try:
+        raw = await _within_body_timeout(request, request.read())
+    except web.HTTPRequestEntityTooLarge:
+        raise BadRequest("body", f"larger than {JSON_BODY_LIMIT:,} bytes", status=413) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("body", "not UTF-8 (JSON bodies are UTF-8)") from None
+    return parse_json(model, text)
+
+
+def _negotiate(request: web.Request, opts: MemeOptions) -> tuple[bool, ImageFormat | None]:
+    """Whether to answer with the image bytes, and in which format. Body fields win; the
+    Accept header fills in what the body leaves out: `Accept: image/png` alone means
+    response=image, format=png. A body format the Accept header rules out is a 406."""
+    ranges = [r.split(";")[0].strip().lower() for r in request.headers.get("Accept", "").split(",")]
+    ranges = [r for r in ranges if r]
+    wants_image = bool(ranges) and ranges[0].startswith("image/")
+    as_image = opts.response == "image" if opts.response is not None else wants_image
+    accepted = {r.removeprefix("image/").replace("jpg", "jpeg") for r in ranges}
+    fmt = opts.format
+    if as_image and wants_image and "*" not in accepted and "*/*" not in ranges:
+        usable = [f for f in FORMATS if f in accepted]
+        if fmt is None and usable:
+            fmt = usable[0]
+        if fmt is None or fmt not in accepted:
+            asked = request.headers.get("Accept")
+            raise BadRequest(
+                "format",
+                (f"{fmt} is not in Accept: {asked}" if fmt else f"Accept: {asked} names none")
+                + f" (the engine makes {', '.join(FORMATS)})",
+                status=406,
+            )
+    if as_image and not opts.image:
+        raise BadRequest("image", "cannot be false when the response is the image")
+    return as_image, fmt
+
+
+def _answer(result: MemeResult, as_image: bool) -> web.Response:
+    first = result.captions[0]
+    if as_image and result.image is not None:
         return web.Response(
             body=result.image,
             content_type=f"image/{result.image_format}",
             headers={
-                "X-Memebot-Model": result.model_version,
-                "X-Memebot-Boxes": json.dumps(result.captions[0].boxes),
-                "X-Memebot-Alt-Text": result.alt_text[:500],
+                HEADER_MODEL: result.model_version,
+                HEADER_BOXES: json.dumps(first.boxes),
+                HEADER_ALT_TEXT: result.alt_text[:500],
             },
         )
-    first = result.captions[0]
-    return web.json_response(
-        {
-            "template": result.template.to_json(),
-            "boxes": first.boxes,
-            "logprob": first.logprob,
-            "captions": [{"boxes": c.boxes, "logprob": c.logprob} for c in result.captions],
-            "options": params_summary(p, n_boxes),
-            "model_version": result.model_version,
-            "timings_ms": result.timings_ms,
-            "image": None
-            if result.image is None
-            else {
-                "format": result.image_format,
-                "alt_text": result.alt_text,
-                "data_base64": base64.b64encode(result.image).decode(),
-            },
-        }
+    return _json(
+        MemeResponse(
+            template=template_info(result.template),
+            boxes=first.boxes,
+            logprob=first.logprob,
+            captions=[Caption(boxes=c.boxes, logprob=c.logprob) for c in result.captions],
+            options=result.options,
+            model_version=result.model_version,
+            timings_ms=result.timings_ms,
+            image=None
+            if result.image is None or result.image_format is None
+            else ImagePayload(
+                format=result.image_format,
+                alt_text=result.alt_text,
+                data_base64=base64.b64encode(result.image).decode(),
+            ),
+        )
     )
+
+
+async def memes(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    req = await _json_body(request, MemeRequest)
+    as_image, fmt = _negotiate(request, req)
+    template = service.resolve(req.template.strip())
+    return _answer(await service.generate(req, template, fmt=fmt), as_image)
+
+
+async def upload(request: web.Request) -> web.StreamResponse:
+    """multipart/form-data: an `image` file part and an optional `options` JSON part."""
+    service = request.app[SERVICE]
+    limit = service.settings.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit + JSON_BODY_LIMIT:
+        raise BadRequest(
+            "image", f"larger than {limit:,} bytes (MEMEBOT_MAX_UPLOAD_BYTES)", status=413
+        )
+    data, opts = await _within_body_timeout(request, _read_upload(request, limit))
+    as_image, fmt = _negotiate(request, opts)
+    return _answer(await service.generate_on_upload(opts, data, fmt=fmt), as_image)
+
+
+async def _read_upload(request: web.Request, limit: int) -> tuple[bytes, UploadOptions]:
+    if not request.content_type.startswith("multipart/"):
+        raise BadRequest(
+            "body", "expected multipart/form-data with an 'image' part (and 'options')", status=415
+        )
+    data: bytes | None = None
+    opts = UploadOptions()
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise BadRequest("body", "nested multipart is not supported")
+            if part.name == "image":
+                data = await _read_part(part, limit, "image")
+            elif part.name == "options":
+                opts = _upload_options(await _read_part(part, JSON_BODY_LIMIT, "options"))
+            else:
+                raise BadRequest(str(part.name), "unknown part (expected 'image' and 'options')")
+    except ValueError as e:  # aiohttp's word for a malformed multipart body
+        raise BadRequest("body", f"not valid multipart/form-data ({e})") from None
+    if not data:
+        raise BadRequest("image", "required: an image file part")
+    return data, opts
+
+
+def _upload_options(raw: bytes) -> UploadOptions:
+    try:
+        return parse_json(UploadOptions, raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("options", "not UTF-8") from None
+    except BadRequest as e:  # named inside the part: options.<field>
+        raise BadRequest(
+            "options" if e.field == "body" else f"options.{e.field}", e.problem
+        ) from None
+
+
+async def _read_part(part: BodyPartReader, limit: int, name: str) -> bytes:
+    buf = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        buf += chunk
+        if len(buf) > limit:
+            raise BadRequest(name, f"larger than {limit:,} bytes", status=413)
+    return bytes(buf)
 
 
 async def templates(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    q = request.query.get("q", "")
     try:
-        limit = int(request.query.get("limit", "25"))
-    except ValueError as e:
-        raise BadRequest("limit", "expected an integer") from e
-    if not 1 <= limit <= 25:
-        raise BadRequest("limit", "must be between 1 and 25")
-    return web.json_response({"templates": [t.to_json() for t in service.catalog.search(q, limit)]})
+        q = TemplateQuery.model_validate(dict(request.query))
+    except ValidationError as e:
+        raise bad_request(e) from None
+    hits = service.catalog.search(q.q, q.limit)
+    return _json(TemplatesResponse(templates=[template_info(t) for t in hits]))
 
 
 async def reload(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    body = await _json_body(request)
-    if not isinstance(body, dict) or not isinstance(body.get("path"), str) or not body["path"]:
-        raise BadRequest("path", "required: the artifact directory to load")
+    body = await _json_body(request, ReloadRequest)
     previous = service.model.version
     try:
-        model = await service.reload(Path(body["path"]))
+        model = await service.reload(Path(body.path))
     except MemebotError as e:
         return _error(422, str(e), serving=previous)
-    return web.json_response({"model_version": model.version, "previous": previous})
+    return _json(ReloadResponse(model_version=model.version, previous=previous))
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return _json(HealthResponse(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     if not service.scheduler.running:
         return _error(503, "not ready: the decoding loop is not running")
-    return web.json_response(
-        {
-            "status": "ready",
-            "model_version": service.model.version,
-            "decoder": service.model.step_backend,
-        }
+    return _json(
+        ReadyResponse(
+            status="ready", model_version=service.model.version, decoder=service.model.step_backend
+        )
     )
 
 
@@ -239,4 +402,4 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(OPENAPI)
+    return web.json_response(openapi_document())

@@ -1,22 +1,23 @@
 """The project's template catalog (engine/catalog.json, written by scripts/build_catalog.py).
 
-Lookup by slug, name, alias or Imgflip id ignores case and punctuation; an unknown name is an
-error that lists the three closest. Templates not in the catalog render with top/bottom boxes.
+Lookup by slug, name, alias or Imgflip id ignores case and punctuation, and a unique prefix
+will do (memebot/names.py, the same lookup as the model's template table); an unknown name
+raises TemplateNotFound listing the three closest, which the API answers with 404. An uploaded
+image (POST /v1/memes/upload) renders with `fallback_template`'s top/bottom boxes.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.render import TextBox
-from memebot.errors import UsageError
-from training.templates import lookup_key as norm
+from engine.schema import SEARCH_LIMIT
+from memebot.names import NameIndex
+from memebot.names import lookup_key as norm
 
 CATALOG_PATH = Path(__file__).resolve().parent / "catalog.json"
-SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Template:
 
 
 def fallback_template(name: str, box_count: int = 2) -> Template:
+    """Top and bottom boxes for an image with no catalog entry (not served by the API yet)."""
     top, bottom = TextBox(0.0, 0.0, 1.0, 0.22), TextBox(0.0, 0.78, 1.0, 0.22)
     return Template(norm(name) or "custom", name, None, (), box_count, None, None, (top, bottom))
 
@@ -55,10 +57,13 @@ def fallback_template(name: str, box_count: int = 2) -> Template:
 class Catalog:
     def __init__(self, templates: list[Template]):
         self.templates = sorted(templates, key=lambda t: t.slug)
-        self._keys: dict[str, Template] = {}
-        for t in self.templates:
-            for k in (t.slug, t.name, *t.aliases, *([str(t.imgflip_id)] if t.imgflip_id else [])):
-                self._keys.setdefault(norm(k), t)
+        self.index = NameIndex(
+            (
+                (t, (t.slug, t.name, *t.aliases, *([str(t.imgflip_id)] if t.imgflip_id else [])))
+                for t in self.templates
+            ),
+            lambda t: t.slug,
+        )
 
     @classmethod
     def load(cls, path: Path = CATALOG_PATH) -> Catalog:
@@ -90,34 +95,14 @@ class Catalog:
 
     def get(self, query: str | int) -> Template | None:
         """Exact key, else the one template that some key starts with ("drake")."""
-        q = norm(str(query))
-        if not q:
-            return None
-        if q in self._keys:
-            return self._keys[q]
-        hits = {id(t): t for k, t in self._keys.items() if k.startswith(q)}
-        return next(iter(hits.values())) if len(hits) == 1 else None
+        return self.index.get(query)
 
     def lookup(self, query: str | int) -> Template:
-        t = self.get(query)
-        if t is None:
-            raise UsageError(
-                f"unknown template {query!r}; closest: {', '.join(self.closest(str(query)))}"
-            )
-        return t
+        """As `get`, or TemplateNotFound naming the closest templates."""
+        return self.index.lookup(query)
 
     def closest(self, query: str, n: int = 3) -> list[str]:
-        q = norm(query)
-        scored = sorted(
-            self.templates,
-            key=lambda t: (
-                -max(
-                    difflib.SequenceMatcher(None, q, norm(k)).ratio()
-                    for k in (t.slug, t.name, *t.aliases)
-                )
-            ),
-        )
-        return [t.slug for t in scored[:n]]
+        return self.index.closest(query, n)
 
     def search(self, query: str = "", limit: int = SEARCH_LIMIT) -> list[Template]:
         """Prefix matches first, then substring matches (slug, name, aliases); blank = first N."""

@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from engine.flags import add_model_flags, flag_problem, given
+from engine.schema import BadRequest, MemeRequest, bad_request, check_caption_fits
 from memebot.errors import UsageError
 from memebot.settings import Settings
-from training.sampling import METHODS
+
+SUFFIX_FORMAT = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -27,50 +34,24 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     g = sub.add_parser(
         "generate",
         help="write a caption and render the meme (no server needed)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="The same options as POST /v1/memes (docs/ENGINE.md).",
     )
     g.add_argument("template", help="slug, name, alias or Imgflip id, e.g. distracted-boyfriend")
     g.add_argument("--model", type=Path, default=settings.model_dir, help="artifact directory")
-    g.add_argument("--start", default="", help="the caption starts with this text; '|' ends a box")
-    g.add_argument(
-        "--boxes", type=int, default=None, help="number of boxes (default: the template's)"
+    add_model_flags(
+        g,
+        MemeRequest,
+        skip=frozenset({"template", "response"}),
+        shown_defaults={"format": f"MEMEBOT_IMAGE_FORMAT, now {settings.image_format}"},
     )
-    g.add_argument(
-        "--decoding",
-        default="calibrated",
-        choices=METHODS,
-        metavar="METHOD",
-        help="calibrated: the article's threshold rule with box lengths drawn from the "
-        "template's real captions; threshold: the rule as written; also "
-        + ", ".join(m for m in METHODS if m not in ("calibrated", "threshold"))
-        + " (docs/ENGINE.md)",
-    )
-    g.add_argument("--beam-width", type=int, default=5, help="beam: texts kept per step")
-    g.add_argument(
-        "--temperature",
-        type=float,
-        default=1.0,
-        help="temperature T: log-probabilities divided by T",
-    )
-    g.add_argument("--top-k", type=int, default=0, help="top-k: characters kept (0 = all)")
-    g.add_argument("--top-p", type=float, default=1.0, help="top-p: probability mass kept")
-    g.add_argument(
-        "--min-score",
-        type=float,
-        default=None,
-        help="threshold: 0.1, beam: 0.0001 (the article's values)",
-    )
-    g.add_argument("--seed", type=int, default=None, help="same seed, same caption")
-    g.add_argument("-n", type=int, default=1, help="captions to print (the first is rendered)")
-    g.add_argument("--format", choices=("jpeg", "png", "webp"), default=settings.image_format)
     g.add_argument(
         "-o",
         "--output",
         type=Path,
         default=None,
-        help="image path (default: MEMEBOT_OUTPUT_DIR/<template>-<time>.<ext>)",
+        help="image file (default: MEMEBOT_OUTPUT_DIR/<template>-<time>.<ext>); its extension "
+        "sets the format when --format is not given",
     )
-    g.add_argument("--no-image", action="store_true", help="print the caption only")
     g.set_defaults(func=cmd_generate)
 
 
@@ -80,6 +61,9 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     from engine.app import build_app
     from engine.service import load_service
 
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: must be between 1 and 65535")
+    _check_can_listen(args.host, args.port)  # before the model loads: seconds saved
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -87,59 +71,101 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("memebot.engine").info(
         "model %s loaded; listening on http://%s:%d", service.model.version, args.host, args.port
     )
-    web.run_app(
-        build_app(service),
-        host=args.host,
-        port=args.port,
-        print=None,
-        # Off by default: at hundreds of requests a second the log line costs more CPU than
-        # the request's own handling; /metrics counts requests by route and status.
-        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-    )
+    try:
+        web.run_app(
+            build_app(service),
+            host=args.host,
+            port=args.port,
+            print=None,
+            # Off by default: at hundreds of requests a second the log line costs more CPU than
+            # the request's own handling; /metrics counts requests by route and status.
+            access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+        )
+    except OSError as e:  # taken between the check and now
+        raise UsageError(f"--port {args.port}: cannot listen on {args.host} ({e.strerror})") from e
     return 0
 
 
-def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.service import MemeParams, MemeResult, load_service
-    from engine.validate import BadRequest, parse_meme_request
+def _check_can_listen(host: str, port: int) -> None:
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise UsageError(
+            f"--host {host} --port {port}: cannot listen there ({e.strerror or e})"
+        ) from e
 
-    body: dict[str, object] = {
-        "template": args.template,
-        "start": args.start,
-        "decoding": args.decoding,
-        "n": args.n,
-        "beam_width": args.beam_width,
-        "temperature": args.temperature,
-        "top_k": args.top_k,
-        "top_p": args.top_p,
-        "format": args.format,
-        "image": not args.no_image,
-    }
-    for key, value in (("boxes", args.boxes), ("seed", args.seed), ("min_score", args.min_score)):
-        if value is not None:
-            body[key] = value
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.catalog import Catalog
+    from engine.service import MemeResult, load_service
+
+    body = {"template": args.template, **given(args, MemeRequest)}
+    if args.output is not None and "format" not in body:
+        suffix_format = SUFFIX_FORMAT.get(args.output.suffix.lower())
+        if suffix_format:
+            body["format"] = suffix_format
+    positional = {"template": "TEMPLATE"}
     try:  # the same validation as the HTTP API, reported with the CLI's flag names
-        params: MemeParams = parse_meme_request(body, default_format=settings.image_format).params
+        req = MemeRequest.model_validate(body)
     except BadRequest as e:
-        raise UsageError(f"--{e.field.replace('_', '-')}: {str(e).split(': ', 1)[1]}") from e
+        raise UsageError(flag_problem(e, positional=positional)) from e
+    except ValidationError as e:
+        raise UsageError(flag_problem(bad_request(e), positional=positional)) from e
+    # Everything the user can get wrong is checked before the model loads.
+    template = Catalog.load().lookup(req.template.strip())
+    try:
+        check_caption_fits(req, req.boxes or template.box_count)
+    except BadRequest as e:
+        raise UsageError(flag_problem(e, positional=positional)) from e
+    fmt = req.format or settings.image_format
+    out = _output_path(args.output, settings, template.slug, fmt) if req.image else None
     service = load_service(settings, args.model)
-    service.resolve(params.template)  # unknown template: fail before any work
 
     async def run() -> MemeResult:
         await service.start()
         try:
-            return await service.generate(params)
+            return await service.generate(req, template)
         finally:
             await service.stop()
 
     result = asyncio.run(run())
     for c in result.captions:
         print(f"{result.template.name}: " + " | ".join(c.boxes))
-    if result.image is not None:
-        ext = "jpg" if result.image_format == "jpeg" else str(result.image_format)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = args.output or settings.output_dir / f"{result.template.slug}-{stamp}.{ext}"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(result.image)
+    if result.image is not None and out is not None:
+        _write_atomically(out, result.image, flag="-o" if args.output else "MEMEBOT_OUTPUT_DIR")
         print(f"image: {out}")
     return 0
+
+
+def _output_path(given_path: Path | None, settings: Settings, slug: str, fmt: str) -> Path:
+    """Where the image goes, checked now (a directory, a missing or unwritable parent...)."""
+    if given_path is not None:
+        if given_path.is_dir():
+            raise UsageError(f"-o {given_path}: is a directory (give a file name)")
+        parent, flag = given_path.parent, f"-o {given_path}"
+        out = given_path
+    else:
+        parent, flag = settings.output_dir, f"MEMEBOT_OUTPUT_DIR={settings.output_dir}"
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"{flag}: not a directory")
+        ext = "jpg" if fmt == "jpeg" else fmt
+        out = parent / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}.{ext}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot create {parent} ({e.strerror or e})") from e
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag}: {parent} is not writable")
+    return out
+
+
+def _write_atomically(path: Path, data: bytes, *, flag: str) -> None:
+    """A temporary file beside the target, then a rename: never a half-written image."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"{flag} {path}: cannot write ({e.strerror or e})") from e

@@ -1,225 +1,205 @@
-"""OpenAPI 3.1 description of the engine's HTTP API (served at GET /openapi.json)."""
+"""OpenAPI 3.1 description of the engine's HTTP API (served at GET /openapi.json), generated
+from the models of engine/schema.py: a field, default or limit changes there and here at once.
+Only the routes, their status codes and summaries are written out below."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from training.sampling import METHODS
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-_ERR = {
-    "description": "Error",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
+from engine.schema import (
+    FORMATS,
+    HEADER_ALT_TEXT,
+    HEADER_BOXES,
+    HEADER_MODEL,
+    HEALTH_PATH,
+    MEMES_PATH,
+    METRICS_PATH,
+    OPENAPI_PATH,
+    READY_PATH,
+    RELOAD_PATH,
+    SEARCH_LIMIT,
+    TEMPLATES_PATH,
+    UPLOAD_PATH,
+    ErrorBody,
+    HealthResponse,
+    MemeRequest,
+    MemeResponse,
+    ReadyResponse,
+    ReloadRequest,
+    ReloadResponse,
+    TemplatesResponse,
+    UploadOptions,
+)
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "memebot engine",
-        "version": "1",
-        "description": "Generates meme captions with a character-level model and renders them.",
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
-            },
-            "MemeRequest": {
-                "type": "object",
-                "required": ["template"],
-                "additionalProperties": False,
-                "properties": {
-                    "template": {
-                        "type": "string",
-                        "maxLength": 100,
-                        "description": "slug, name, alias or Imgflip id",
-                    },
-                    "boxes": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": 8,
-                        "description": "default: the template's",
-                    },
-                    "start": {
-                        "type": "string",
-                        "maxLength": 200,
-                        "description": "caption starts with this; '|' ends a box",
-                    },
-                    "max_len": {"type": "integer", "minimum": 4, "maximum": 200, "default": 82},
-                    "decoding": {
-                        "type": "string",
-                        "default": "calibrated",
-                        "enum": list(METHODS),
-                    },
-                    "min_score": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                    "temperature": {
-                        "type": "number",
-                        "exclusiveMinimum": 0,
-                        "maximum": 10,
-                        "default": 1,
-                    },
-                    "top_k": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 0},
-                    "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1},
-                    "beam_width": {"type": "integer", "minimum": 1, "maximum": 16, "default": 5},
-                    "seed": {
-                        "type": "integer",
-                        "minimum": 0,
-                        "description": "same seed, same caption",
-                    },
-                    "n": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
-                    "allow_empty_boxes": {"type": "boolean", "default": False},
-                    "image": {
-                        "type": "boolean",
-                        "default": True,
-                        "description": "render the image",
-                    },
-                    "format": {
-                        "type": "string",
-                        "enum": ["jpeg", "png", "webp"],
-                        "default": "jpeg",
-                    },
-                    "response": {"type": "string", "enum": ["json", "image"], "default": "json"},
-                },
-            },
-            "Template": {
-                "type": "object",
-                "properties": {
-                    "slug": {"type": "string"},
-                    "name": {"type": "string"},
-                    "imgflip_id": {"type": ["integer", "null"]},
-                    "aliases": {"type": "array", "items": {"type": "string"}},
-                    "box_count": {"type": "integer"},
-                    "image_url": {"type": ["string", "null"]},
-                },
-            },
-            "MemeResponse": {
-                "type": "object",
-                "properties": {
-                    "template": {"$ref": "#/components/schemas/Template"},
-                    "boxes": {"type": "array", "items": {"type": "string"}},
-                    "logprob": {"type": "number"},
-                    "captions": {"type": "array", "items": {"type": "object"}},
-                    "options": {"type": "object"},
-                    "model_version": {"type": "string"},
-                    "timings_ms": {"type": "object"},
-                    "image": {
-                        "type": ["object", "null"],
-                        "properties": {
-                            "format": {"type": "string"},
-                            "alt_text": {"type": "string"},
-                            "data_base64": {"type": "string"},
-                        },
-                    },
-                },
-            },
+MODELS: tuple[type[BaseModel], ...] = (
+    MemeRequest,
+    UploadOptions,
+    MemeResponse,
+    TemplatesResponse,
+    ReloadRequest,
+    ReloadResponse,
+    ReadyResponse,
+    HealthResponse,
+    ErrorBody,
+)
+REF = "#/components/schemas/{model}"
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    why = {
+        400: "A field is wrong: `field` names it",
+        401: "Missing or wrong bearer token",
+        404: "Unknown template (the message lists the closest)",
+        406: "The Accept header rules out the requested image format",
+        408: "The body did not arrive within MEMEBOT_BODY_TIMEOUT",
+        413: "Body or upload too large",
+        415: "Not multipart, or the `image` part is not an image",
+        422: "Artifact refused; the old model keeps serving (`serving`)",
+        503: "At capacity (Retry-After) or not ready",
+        504: "Generation took longer than MEMEBOT_REQUEST_TIMEOUT",
+    }
+    out = {str(c): _json(ErrorBody, why[c]) for c in codes}
+    if 503 in codes:
+        out["503"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    return out
+
+
+def _meme_ok(what: str) -> dict[str, Any]:
+    image = {f"image/{f}": {"schema": {"type": "string", "format": "binary"}} for f in FORMATS}
+    return {
+        "description": f"{what}: JSON, or the image bytes (response=image, or Accept: image/* "
+        f"when the body sets no response) with the caption in {HEADER_MODEL}, {HEADER_BOXES} "
+        f"(a JSON list) and {HEADER_ALT_TEXT}",
+        "content": {"application/json": {"schema": _ref(MemeResponse)}, **image},
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, top = models_json_schema([(m, "validation") for m in MODELS], ref_template=REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "memebot engine",
+            "version": "1",
+            "description": "Generates meme captions with a character-level model and renders "
+            "them. Errors: {error, field} with the field named.",
         },
-    },
-    "security": [{"bearer": []}],
-    "paths": {
-        "/v1/memes": {
-            "post": {
-                "summary": "Generate a caption and render the meme",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/MemeRequest"}}
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": top["$defs"],
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            MEMES_PATH: {
+                "post": {
+                    "summary": "Generate a caption for a template and render the meme",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(MemeRequest)}},
                     },
-                },
-                "responses": {
-                    "200": {
-                        "description": "JSON, or the image (response=image or Accept: image/*)",
+                    "responses": {
+                        "200": _meme_ok("The meme"),
+                        **_errors(400, 401, 404, 406, 408, 413, 503, 504),
+                    },
+                }
+            },
+            UPLOAD_PATH: {
+                "post": {
+                    "summary": "Caption an uploaded image (the model's any-template slot, "
+                    "top/bottom text)",
+                    "requestBody": {
+                        "required": True,
                         "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/MemeResponse"}
-                            },
-                            "image/jpeg": {},
-                            "image/png": {},
-                            "image/webp": {},
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["image"],
+                                    "properties": {
+                                        "image": {"type": "string", "format": "binary"},
+                                        "options": _ref(UploadOptions),
+                                    },
+                                },
+                                "encoding": {"options": {"contentType": "application/json"}},
+                            }
                         },
                     },
-                    "400": _ERR,
-                    "401": _ERR,
-                    "404": _ERR,
-                    "503": {**_ERR, "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
-                    "504": _ERR,
-                },
-            }
-        },
-        "/v1/templates": {
-            "get": {
-                "summary": "Search templates (at most 25, suited to Discord autocomplete)",
-                "parameters": [
-                    {"name": "q", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 25},
+                    "responses": {
+                        "200": _meme_ok("The meme"),
+                        **_errors(400, 401, 406, 408, 413, 415, 503, 504),
                     },
-                ],
-                "responses": {
-                    "200": {"description": "Matching templates"},
-                    "400": _ERR,
-                    "401": _ERR,
-                },
-            }
-        },
-        "/v1/model/reload": {
-            "post": {
-                "summary": "Load another artifact and swap it in atomically",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["path"],
-                                "properties": {"path": {"type": "string"}},
-                            }
-                        }
+                }
+            },
+            TEMPLATES_PATH: {
+                "get": {
+                    "summary": f"Search templates (at most {SEARCH_LIMIT}, suited to Discord "
+                    "autocomplete)",
+                    "parameters": [
+                        {"name": "q", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(TemplatesResponse, "Matching templates, best first"),
+                        **_errors(400, 401),
                     },
-                },
-                "responses": {
-                    "200": {"description": "Swapped"},
-                    "400": _ERR,
-                    "401": _ERR,
-                    "422": {"description": "Artifact refused; the old model keeps serving"},
-                },
-            }
-        },
-        "/healthz": {
-            "get": {
-                "summary": "Process is up",
-                "security": [],
-                "responses": {"200": {"description": "ok"}},
-            }
-        },
-        "/readyz": {
-            "get": {
-                "summary": "Model loaded and decoding loop running",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "ready: status, model_version, and decoder (what runs "
-                        "a decoding step: kernel, numpy or keras)"
+                }
+            },
+            RELOAD_PATH: {
+                "post": {
+                    "summary": "Load another artifact and swap it in atomically (requests in "
+                    "flight finish on the old model)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(ReloadRequest)}},
                     },
-                    "503": _ERR,
-                },
-            }
+                    "responses": {
+                        "200": _json(ReloadResponse, "Swapped"),
+                        **_errors(400, 401, 408, 422),
+                    },
+                }
+            },
+            HEALTH_PATH: {
+                "get": {
+                    "summary": "Process is up",
+                    "security": [],
+                    "responses": {"200": _json(HealthResponse, "ok")},
+                }
+            },
+            READY_PATH: {
+                "get": {
+                    "summary": "Model loaded and decoding loop running",
+                    "security": [],
+                    "responses": {"200": _json(ReadyResponse, "ready"), **_errors(503)},
+                }
+            },
+            METRICS_PATH: {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "Prometheus text format"}},
+                }
+            },
+            OPENAPI_PATH: {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
+            },
         },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "responses": {"200": {"description": "text format"}},
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "security": [],
-                "responses": {"200": {"description": "OpenAPI 3.1"}},
-            }
-        },
-    },
-}
+    }

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+from engine.schema import FORMATS
+
 MIN_FONT_PX = 10  # below this, words are broken instead of shrunk further
 LINE_SPACING = 1.1
 REF_PX = 100  # words are measured once at this size and scaled during the size search

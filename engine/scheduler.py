@@ -18,8 +18,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from training.runtime import LoadedModel
-from training.sampling import Batch, CaptionJob, CaptionRequest, Sampled
+from engine.decoding.batch import Batch
+from engine.decoding.jobs import CaptionRequest, Job, Sampled, make_job
+from engine.decoding.model import LoadedModel
 
 log = logging.getLogger("memebot.engine")
 DRAIN_POLL = 0.001  # seconds between looks at finished captions while they keep coming
@@ -31,7 +32,7 @@ class QueueFull(Exception):
 
 @dataclass
 class _Pending:
-    job: CaptionJob
+    job: Job
     future: asyncio.Future[list[Sampled]]
     cancelled: bool = False
 
@@ -102,7 +103,7 @@ class Scheduler:
     async def submit(self, req: CaptionRequest, timeout: float | None = None) -> list[Sampled]:
         if len(self._pending) >= self.max_queue:
             raise QueueFull
-        job = CaptionJob(self.model, req)
+        job = make_job(self.model, req)
         if job.done:  # the start text already closed every box
             return job.captions()
         fut: asyncio.Future[list[Sampled]] = asyncio.get_running_loop().create_future()
@@ -118,14 +119,20 @@ class Scheduler:
 
     def _take_pending(self) -> list[_Pending]:
         """Waiting requests that fit in the batch, oldest first (called holding _cv: it only
-        pops, so `submit` never waits for the batch's bookkeeping)."""
-        rows = sum(c.batch.rows for c in self._cohorts)
+        pops, so `submit` never waits for the batch's bookkeeping). A job counts the rows it
+        may grow to (a beam job its full width), so a step never exceeds `max_rows`, except
+        for one job wider than that on its own."""
+        rows = sum(c.batch.max_rows for c in self._cohorts)
         taken: list[_Pending] = []
-        while self._pending and rows < self.max_rows:
-            item = self._pending.popleft()
+        while self._pending:
+            item = self._pending[0]
+            width = item.job.max_width
+            if not item.cancelled and rows and rows + width > self.max_rows:
+                break  # oldest first: the head waits for room, nothing overtakes it
+            self._pending.popleft()
             if not item.cancelled:
                 taken.append(item)
-                rows += item.job.width
+                rows += width
         return taken
 
     def _admit(self, items: list[_Pending]) -> None:

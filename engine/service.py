@@ -7,34 +7,36 @@ loaded model; `reload()` loads another artifact off the event loop and swaps it 
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from engine.catalog import Catalog, Template
+from engine.catalog import Catalog, Template, fallback_template
+from engine.decoding.jobs import CaptionRequest, Sampled
+from engine.decoding.loader import load_model
+from engine.decoding.model import LoadedModel
+from engine.decoding.pickers import Decoding
 from engine.render import placeholder, render
 from engine.scheduler import Scheduler
+from engine.schema import (
+    UPLOAD_BOXES,
+    BadRequest,
+    DecodingUsed,
+    ImageFormat,
+    MemeOptions,
+    OptionsUsed,
+    TemplateInfo,
+    check_caption_fits,
+)
+from memebot.errors import ArtifactError
 from memebot.settings import Settings
-from training.runtime import LoadedModel, load_model
-from training.sampling import CaptionRequest, Decoding, Sampled
 
-
-@dataclass(frozen=True)
-class MemeParams:
-    template: str
-    boxes: int | None = None  # None: the template's box count
-    start: str = ""
-    max_len: int = 82
-    decoding: Decoding = field(default_factory=Decoding)
-    seed: int | None = None
-    n: int = 1
-    allow_empty_boxes: bool = False
-    render: bool = True
-    fmt: str | None = None  # None: settings.image_format
+MAX_UPLOAD_PIXELS = 40_000_000  # an uploaded image's decoded size (a bomb is refused before)
+UPLOAD_NAME, UPLOAD_SLUG = "uploaded image", "upload"  # what replies name an upload's template
 
 
 @dataclass
@@ -42,7 +44,7 @@ class MemeResult:
     template: Template
     captions: list[Sampled]
     model_version: str
-    params: MemeParams
+    options: OptionsUsed
     image: bytes | None = None
     image_format: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -75,32 +77,44 @@ class MemeService:
     def resolve(self, query: str) -> Template:
         return self.catalog.lookup(query)
 
-    async def generate(self, p: MemeParams) -> MemeResult:
+    async def generate(
+        self,
+        opts: MemeOptions,
+        template: Template,
+        *,
+        fmt: ImageFormat | None = None,
+        image: Image.Image | None = None,
+    ) -> MemeResult:
+        """Caption `template` (resolved by the caller) and render it unless `opts.image` is
+        false: on `image` when given (an upload), else on the template's own image.
+        Raises BadRequest when `start`/`max_len` cannot fit the template's boxes."""
         t0 = time.perf_counter()
-        template = self.resolve(p.template)
-        n_boxes = p.boxes or template.box_count
+        n_boxes = opts.boxes or template.box_count
+        check_caption_fits(opts, n_boxes)
         model = self.model
+        used = options_used(opts, n_boxes)
         req = CaptionRequest(
-            template=template.slug,
+            # An upload has no template: a slug no table holds decodes with the generic slot.
+            template=template.slug if image is None else "",
             n_boxes=n_boxes,
-            start=p.start.lower(),
-            max_len=p.max_len,
-            decoding=p.decoding,
-            seed=p.seed,
-            n=p.n,
-            allow_empty_boxes=p.allow_empty_boxes,
+            start=used.start,
+            max_len=opts.max_len,
+            decoding=Decoding(**used.decoding.model_dump()),
+            seed=opts.seed,
+            n=opts.n,
+            allow_empty_boxes=opts.allow_empty_boxes,
         )
         captions = await self.scheduler.submit(req, timeout=self.settings.request_timeout)
         t1 = time.perf_counter()
         result = MemeResult(
-            template, captions, model.version, p, timings_ms={"decode": (t1 - t0) * 1000}
+            template, captions, model.version, used, timings_ms={"decode": (t1 - t0) * 1000}
         )
-        if p.render:
-            fmt = p.fmt or self.settings.image_format
-            image = await self.image_for(template)
+        if opts.image:
+            fmt = fmt or opts.format or self.settings.image_format
+            base = image if image is not None else await self.image_for(template)
             data, _ = await asyncio.to_thread(
                 render,
-                image=image,
+                image=base,
                 boxes=template.layout(n_boxes),
                 texts=captions[0].boxes,
                 fmt=fmt,
@@ -109,6 +123,15 @@ class MemeService:
             result.image, result.image_format = data, fmt
             result.timings_ms["render"] = (time.perf_counter() - t1) * 1000
         return result
+
+    async def generate_on_upload(
+        self, opts: MemeOptions, data: bytes, *, fmt: ImageFormat | None = None
+    ) -> MemeResult:
+        """Caption an uploaded image with the model's "any template" slot, top/bottom text."""
+        image = await asyncio.to_thread(decode_upload, data)
+        n_boxes = opts.boxes or UPLOAD_BOXES
+        template = replace(fallback_template(UPLOAD_NAME, n_boxes), slug=UPLOAD_SLUG)
+        return await self.generate(opts, template, fmt=fmt, image=image)
 
     async def image_for(self, template: Template) -> Image.Image:
         """Local directory, then the download cache, then the URL (once); else a placeholder.
@@ -147,7 +170,10 @@ class MemeService:
     async def reload(self, path: Path) -> LoadedModel:
         """Load and verify another artifact, then swap; a bad one raises and changes nothing."""
         async with self._reload_lock:
-            model = await asyncio.to_thread(load_engine_model, self.settings, path)
+            try:
+                model = await asyncio.to_thread(load_engine_model, self.settings, path)
+            except OSError as e:  # a name too long, a permission, a directory gone mid-load...
+                raise ArtifactError(f"{path}: {e.strerror or e}") from e
             self.scheduler.swap_model(model)
             return model
 
@@ -161,21 +187,49 @@ def load_service(settings: Settings, model_path: Path | None = None) -> MemeServ
     return MemeService(settings, load_engine_model(settings, model_path or settings.model_dir))
 
 
-def params_summary(p: MemeParams, n_boxes: int) -> dict[str, Any]:
-    d = p.decoding
-    return {
-        "boxes": n_boxes,
-        "start": p.start,
-        "max_len": p.max_len,
-        "seed": p.seed,
-        "n": p.n,
-        "allow_empty_boxes": p.allow_empty_boxes,
-        "decoding": {
-            "method": d.method,
-            "min_score": d.min_score,
-            "temperature": d.temperature,
-            "top_k": d.top_k,
-            "top_p": d.top_p,
-            "beam_width": d.beam_width,
-        },
-    }
+def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:
+    """The options a caption is made with, every default filled in (echoed in replies)."""
+    return OptionsUsed(
+        boxes=n_boxes,
+        start=opts.used_start,
+        max_len=opts.max_len,
+        seed=opts.seed,
+        n=opts.n,
+        allow_empty_boxes=opts.allow_empty_boxes,
+        decoding=DecodingUsed(
+            method=opts.decoding,
+            min_score=opts.used_min_score,
+            temperature=opts.temperature,
+            top_k=opts.top_k,
+            top_p=opts.top_p,
+            beam_width=opts.beam_width,
+        ),
+    )
+
+
+def template_info(t: Template) -> TemplateInfo:
+    return TemplateInfo.model_validate(t.to_json())
+
+
+def decode_upload(data: bytes) -> Image.Image:
+    """An uploaded file as a loaded RGB(A) image, or BadRequest naming the `image` part."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_UPLOAD_PIXELS:
+                raise BadRequest(
+                    "image",
+                    status=400,
+                    problem=f"{im.width}x{im.height} pixels: at most {MAX_UPLOAD_PIXELS:,} allowed",
+                )
+            im.load()
+            return im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    except Image.DecompressionBombError as e:
+        raise BadRequest(
+            "image", status=400, problem=f"refused as a decompression bomb ({e})"
+        ) from e
+    except UnidentifiedImageError as e:
+        raise BadRequest(
+            "image", status=415, problem="not an image Pillow can read (jpeg, png, webp, gif...)"
+        ) from e
+    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt pixel data
+        raise BadRequest("image", status=400, problem=f"unreadable image ({e})") from e

@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
 
 from memebot import __version__
-from memebot.errors import MemebotError
+from memebot.errors import MemebotError, UsageError
 from memebot.settings import Settings
+
+# Commands that need the `train` extra (TensorFlow, Keras, the language detector); serving
+# (`generate`, `engine`) needs none of it.
+TRAIN_EXTRA_COMMANDS = ("train", "eval", "data", "worker")
+_TRAIN_EXTRA_MODULES = ("tensorflow", "keras", "lingua")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or blocked installation counts as absent
+        return False
+
+
+def require_train_extra(command: str) -> None:
+    missing = [m for m in _TRAIN_EXTRA_MODULES if not _installed(m)]
+    if missing:
+        raise UsageError(
+            f"`memebot {command}` needs the training extra ({', '.join(missing)} not installed): "
+            "pip install 'memebot[train]'"
+        )
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -43,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(settings)
     args = parser.parse_args(argv)
     try:
-        if args.command in ("train", "eval", "generate", "engine"):
+        if args.command in TRAIN_EXTRA_COMMANDS:
+            require_train_extra(args.command)
+        if args.command in ("train", "eval"):
             from memebot.tfquiet import import_tensorflow_quietly
 
             import_tensorflow_quietly()

@@ -22,3 +22,12 @@ class ArtifactError(MemebotError):
 
 class UsageError(MemebotError):
     """A flag has a value the command cannot use."""
+
+
+class TemplateNotFound(UsageError):
+    """No template answers to a name; `closest` are the nearest names (the API answers 404)."""
+
+    def __init__(self, query: str, closest: list[str]):
+        self.query, self.closest = query, closest
+        hint = f"; closest: {', '.join(closest)}" if closest else ""
+        super().__init__(f"unknown template {query!r}{hint}")

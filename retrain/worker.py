@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0  # how often the training's history.json is read for progress
 
 
+def engine_token(settings: Settings) -> str | None:
+    return settings.engine_token.get_secret_value() if settings.engine_token else None
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -328,13 +332,13 @@ async def promote(
     """Every engine loads the candidate, then the store records it as active and
     models/active points at it. None on success, else why it was not promoted (engines that
     had already switched go back to the active model)."""
-    results = await reload_all(settings.engine_urls, artifact, token=settings.engine_token)
+    results = await reload_all(settings.engine_urls, artifact, token=engine_token(settings))
     gate["engines"] = [r.__dict__ for r in results]
     refused = [r for r in results if r.status in ("refused", "error")]
     if refused:
         switched = [r.url for r in results if r.status == "ok"]
         if switched:
-            await reload_all(tuple(switched), Path(active.path), token=settings.engine_token)
+            await reload_all(tuple(switched), Path(active.path), token=engine_token(settings))
         return "engines refused the candidate: " + "; ".join(
             f"{r.url}: {r.detail}" for r in refused
         )
@@ -361,7 +365,9 @@ async def rollback(store: Store, settings: Settings) -> tuple[ModelVersion, list
     target = versions.get(active.parent)
     if target is None:
         raise RunFailed(f"the previous version {active.parent} is not recorded")
-    results = await reload_all(settings.engine_urls, Path(target.path), token=settings.engine_token)
+    results = await reload_all(
+        settings.engine_urls, Path(target.path), token=engine_token(settings)
+    )
     bad = [r for r in results if r.status in ("refused", "error")]
     if bad:
         raise RunFailed(

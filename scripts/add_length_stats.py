@@ -12,16 +12,14 @@ copy of the artifact that replaces the original by rename. The weights are untou
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.artifact import read_meta, sha256_file
-from training.jsonio import write_json
+from memebot.artifact.meta import ArtifactMeta, amend_artifact, read_meta
+from memebot.artifact.templates import TemplateTable
 from training.prepare import prepare
-from training.templates import TemplateTable
 
 
 def main() -> int:
@@ -43,25 +41,17 @@ def main() -> int:
     if not same:
         sys.exit("error: the rebuilt template table differs in slugs, slots or box counts")
 
-    tmp = args.model.with_name(f".{args.model.name}.amend.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(args.model, tmp)
-    new.save(tmp / "templates.json")
-    meta.files["templates.json"] = sha256_file(tmp / "templates.json")
-    meta.extra = {
-        **(meta.extra or {}),
-        "amended": {
-            "templates.json": "box-length statistics added by scripts/add_length_stats.py",
-            "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    }
-    write_json(tmp / "meta.json", meta.to_json())
-    read_meta(tmp)  # verify before swapping in
-    old_dir = args.model.with_name(f".{args.model.name}.old")
-    shutil.rmtree(old_dir, ignore_errors=True)
-    args.model.rename(old_dir)
-    tmp.rename(args.model)
-    shutil.rmtree(old_dir)
+    def edit(tmp: Path, meta: ArtifactMeta) -> None:
+        new.save(tmp / "templates.json")
+        meta.extra = {
+            **(meta.extra or {}),
+            "amended": {
+                "templates.json": "box-length statistics added by scripts/add_length_stats.py",
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        }
+
+    amend_artifact(args.model, edit)
     print(f"{args.model}: templates.json now carries box-length statistics")
     return 0
 

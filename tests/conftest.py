@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,40 @@ def train_tiny(data: Path, out: Path, **options: Any) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """Another tiny model (other seed, other size) that answers differently from `tiny_model`,
+    with its own version name: what a reload swaps in."""
+    out = train_tiny(
+        tiny_data,
+        tmp_path_factory.mktemp("models") / "other",
+        seed=7,
+        overrides={"hidden": "32", "layers": "1", "char_emb": "8"},
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    meta["version"] = "char-gru-other"
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out
+
+
+class StepGate:
+    """Holds a real model's decoding steps until `opened` is set, so requests stay in flight
+    for as long as a test needs, with no timing involved. `waiting` is set once a step waits."""
+
+    def __init__(self, model: Any):
+        self.opened = threading.Event()
+        self.waiting = threading.Event()
+        inner = model.step
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            self.waiting.set()
+            if not self.opened.wait(timeout=120):
+                raise RuntimeError("StepGate: the test never opened the gate")
+            return inner(*args, **kwargs)
+
+        model.step = step
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     """A char-gru trained for a few seconds on `tiny_data` (shared by the slow tests)."""
     return train_tiny(tiny_data, tmp_path_factory.mktemp("models") / "tiny")
@@ -140,11 +175,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Pat
 
 def captions_alone(model: Any, reqs: list[Any]) -> list[list[list[str]]]:
     """Each request decoded by itself: the boxes of its captions (the reference for batching)."""
-    from training.sampling import CaptionJob, run_jobs
+    from engine.decoding.batch import run_jobs
+    from engine.decoding.jobs import make_job
 
     out = []
     for r in reqs:
-        job = CaptionJob(model, r)
+        job = make_job(model, r)
         run_jobs(model, [job])
         out.append([c.boxes for c in job.captions()])
     return out

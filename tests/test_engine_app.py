@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import io
 import json
+import logging
+import os
 import shutil
+import struct
+import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,11 +20,17 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+from yarl import URL
 
 from engine.app import build_app
+from engine.decoding.jobs import CaptionRequest
+from engine.decoding.loader import load_model
+from engine.decoding.model import LoadedModel
 from engine.service import MemeService
 from memebot.settings import Settings
-from training.runtime import load_model
+from tests.conftest import StepGate, captions_alone
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +43,14 @@ def settings(tmp_path: Path, **over: Any) -> Settings:
             "MEMEBOT_DOWNLOAD_IMAGES": "0",
         }
     )
-    return dataclasses.replace(base, **over)
+    return base.model_copy(update=over)
 
 
 @asynccontextmanager
 async def engine(
-    model_path: Path, s: Settings
+    model: Path | LoadedModel, s: Settings
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, MemeService, str]]:
-    service = MemeService(s, load_model(model_path))
+    service = MemeService(s, load_model(model) if isinstance(model, Path) else model)
     server = TestServer(build_app(service), host="127.0.0.1", port=0)
     await server.start_server()
     async with aiohttp.ClientSession() as http:
@@ -53,6 +62,24 @@ async def engine(
 
 def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(coro())
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """A sample's value from /metrics text (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+async def until(cond: Callable[[], bool], what: str, limit: float = 60.0) -> None:
+    """Wait for a condition the server reaches on its own (a request admitted, queued...)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not cond():
+        assert loop.time() < end, f"never happened: {what}"
+        await asyncio.sleep(0.001)
 
 
 def test_meme_json_and_image(tiny_model: Path, tmp_path: Path) -> None:
@@ -123,12 +150,17 @@ def test_templates_health_ready_metrics_openapi(tiny_model: Path, tmp_path: Path
                 hits[-1]["slug"] == "put-it-somewhere-else-patrick"
             )  # alias-only match ranks last
             assert len((await (await http.get(f"{url}/v1/templates")).json())["templates"]) == 25
+            for query, field in (({"limit": "99"}, "limit"), ({"limit": "x"}, "limit")):
+                r = await http.get(f"{url}/v1/templates", params=query)
+                assert r.status == 400 and (await r.json())["field"] == field
             assert (await http.get(f"{url}/healthz")).status == 200
             ready = await http.get(f"{url}/readyz")
             assert ready.status == 200 and (await ready.json())["model_version"]
             assert (await ready.json())["decoder"] == svc.model.step_backend
             assert svc.model.step_backend in ("kernel", "numpy")
-            await http.post(f"{url}/v1/memes", json={"template": "y-u-no", "image": False})
+            before = await (await http.get(f"{url}/metrics")).text()
+            r = await http.post(f"{url}/v1/memes", json={"template": "y-u-no", "image": False})
+            assert r.status == 200
             m = await (await http.get(f"{url}/metrics")).text()
             for name in (
                 "memebot_requests_total",
@@ -138,8 +170,20 @@ def test_templates_health_ready_metrics_openapi(tiny_model: Path, tmp_path: Path
                 "memebot_model_info",
             ):
                 assert name in m
+            ok = {"route": "/v1/memes", "status": "200"}
+            assert metric(m, "memebot_requests_total", **ok) == (
+                metric(before, "memebot_requests_total", **ok) + 1
+            )
+            assert metric(m, "memebot_batch_rows_count") > metric(
+                before, "memebot_batch_rows_count"
+            )
+            assert metric(m, "memebot_batch_rows_sum") >= metric(m, "memebot_batch_rows_count")
+            assert metric(m, "memebot_request_seconds_count", route="/v1/memes") >= 1
+            assert metric(m, "memebot_model_info", version=svc.model.version) == 1
             doc = await (await http.get(f"{url}/openapi.json")).json()
             assert doc["openapi"].startswith("3.") and "/v1/memes" in doc["paths"]
+            assert "/v1/memes/upload" in doc["paths"]
+            assert doc["components"]["schemas"]["MemeRequest"]["required"] == ["template"]
 
     run(go)
 
@@ -182,93 +226,111 @@ def test_bad_inputs_name_the_field(
 
 
 def test_queue_full_gives_503_with_retry_after(tiny_model: Path, tmp_path: Path) -> None:
+    """One request decoding (held at its first step), one waiting: the next is refused."""
+    model = load_model(tiny_model)
+    gate = StepGate(model)
+
     async def go() -> None:
-        async with engine(tiny_model, settings(tmp_path, max_queue=1, max_batch_rows=1)) as (
-            http,
-            _svc,
-            url,
-        ):
-            reqs = [
-                http.post(
-                    f"{url}/v1/memes", json={"template": "two-buttons", "image": False, "seed": i}
-                )
-                for i in range(12)
-            ]
-            rs = await asyncio.gather(*reqs)
-            codes = [r.status for r in rs]
-            assert 503 in codes and 200 in codes, codes
-            assert all(r.headers.get("Retry-After") == "1" for r in rs if r.status == 503)
+        s = settings(tmp_path, max_queue=1, max_batch_rows=1)
+        async with engine(model, s) as (http, svc, url):
+
+            async def one(i: int) -> aiohttp.ClientResponse:
+                body = {"template": "two-buttons", "image": False, "seed": i}
+                return await http.post(f"{url}/v1/memes", json=body)
+
+            try:
+                first = asyncio.ensure_future(one(0))
+                await asyncio.to_thread(gate.waiting.wait, 60)  # decoding, held in its step
+                second = asyncio.ensure_future(one(1))
+                await until(lambda: svc.scheduler.queue_depth == 1, "second request queued")
+                refused = await one(2)
+                assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+                assert "capacity" in (await refused.json())["error"]
+            finally:
+                gate.opened.set()
+            assert [(await first).status, (await second).status] == [200, 200]
 
     run(go)
 
 
 def test_timeout_gives_504(tiny_model: Path, tmp_path: Path) -> None:
+    """A request whose decoding cannot finish in MEMEBOT_REQUEST_TIMEOUT (its steps are held
+    until after the deadline) is answered 504; the engine serves the next one."""
+    model = load_model(tiny_model)
+    gate = StepGate(model)
+
     async def go() -> None:
-        async with engine(tiny_model, settings(tmp_path, request_timeout=0.001)) as (
-            http,
-            _svc,
-            url,
-        ):
-            r = await http.post(
-                f"{url}/v1/memes",
-                json={
-                    "template": "two-buttons",
-                    "image": False,
-                    "decoding": "beam",
-                    "beam_width": 16,
-                },
-            )
-            assert r.status == 504
+        async with engine(model, settings(tmp_path, request_timeout=0.2)) as (http, _svc, url):
+            body = {"template": "two-buttons", "image": False}
+            try:
+                r = await http.post(f"{url}/v1/memes", json=body)
+                assert r.status == 504 and "0.2 s" in (await r.json())["error"]
+            finally:
+                gate.opened.set()
+            again = await http.post(f"{url}/v1/memes", json=body)
+            assert again.status == 200
 
     run(go)
 
 
-def test_reload_under_load_and_bad_artifact(tiny_model: Path, tmp_path: Path) -> None:
-    other = tmp_path / "other"
-    shutil.copytree(tiny_model, other)
-    meta = json.loads((other / "meta.json").read_text())
-    meta["version"] = "char-gru-reloaded"
-    (other / "meta.json").write_text(json.dumps(meta))
+def test_reload_in_flight_finish_on_the_old_model(
+    tiny_model: Path, other_tiny_model: Path, tmp_path: Path
+) -> None:
+    """Requests admitted before a reload finish on the old model (its version, its captions);
+    requests after it get the new one. The old model's steps are held until both are queued."""
+    reqs = [CaptionRequest("y-u-no", 2, seed=i) for i in range(4)]
+    want_old = [c[0] for c in captions_alone(load_model(tiny_model), reqs)]
+    want_new = [c[0] for c in captions_alone(load_model(other_tiny_model), reqs)]
+    assert want_old != want_new  # the two models tell themselves apart
+    model = load_model(tiny_model)
+    gate = StepGate(model)
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model, broken)
     (broken / "model.keras").write_bytes(b"garbage")
 
     async def go() -> None:
-        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
+        async with engine(model, settings(tmp_path)) as (http, svc, url):
 
-            async def one(i: int) -> tuple[int, str]:
+            async def one(i: int) -> tuple[int, str, list[str]]:
                 r = await http.post(
                     f"{url}/v1/memes", json={"template": "y-u-no", "image": False, "seed": i}
                 )
-                return r.status, (await r.json()).get("model_version", "")
+                body = await r.json()
+                return r.status, body.get("model_version", ""), body.get("boxes", [])
 
-            load = [asyncio.ensure_future(one(i)) for i in range(40)]
-            await asyncio.sleep(0.05)
-            r = await http.post(f"{url}/v1/model/reload", json={"path": str(other)})
-            assert r.status == 200 and (await r.json())["model_version"] == "char-gru-reloaded"
-            load += [asyncio.ensure_future(one(i)) for i in range(40, 60)]
-            results = await asyncio.gather(*load)
-            assert all(status == 200 for status, _ in results), results
-            assert {v for _, v in results[-20:]} == {"char-gru-reloaded"}
+            old_version = svc.model.version
+            try:
+                before = [asyncio.ensure_future(one(i)) for i in range(4)]
+                sched = svc.scheduler
+                await until(lambda: sched.queue_depth + sched.in_flight == 4, "4 admitted")
+                r = await http.post(f"{url}/v1/model/reload", json={"path": str(other_tiny_model)})
+                assert (await r.json()) == {
+                    "model_version": "char-gru-other",
+                    "previous": old_version,
+                }
+                after = [asyncio.ensure_future(one(i)) for i in range(4)]
+                await until(lambda: sched.queue_depth + sched.in_flight == 8, "4 more admitted")
+                assert not any(t.done() for t in before)
+            finally:
+                gate.opened.set()
+            assert await asyncio.gather(*before) == [(200, old_version, b) for b in want_old]
+            assert await asyncio.gather(*after) == [(200, "char-gru-other", b) for b in want_new]
 
             r = await http.post(f"{url}/v1/model/reload", json={"path": str(broken)})
             body = await r.json()
-            assert (
-                r.status == 422
-                and "checksum" in body["error"]
-                and body["serving"] == "char-gru-reloaded"
-            )
+            assert r.status == 422 and "checksum" in body["error"]
+            assert body["serving"] == "char-gru-other"
             r = await http.post(f"{url}/v1/model/reload", json={})
-            assert r.status == 400 and "path" in (await r.json())["error"]
+            assert r.status == 400 and (await r.json())["field"] == "path"
             ok = await http.post(f"{url}/v1/memes", json={"template": "y-u-no", "image": False})
-            assert (await ok.json())["model_version"] == "char-gru-reloaded"
+            assert (await ok.json())["model_version"] == "char-gru-other"
 
     run(go)
 
 
 def test_auth_on_and_off(tiny_model: Path, tmp_path: Path) -> None:
     async def go() -> None:
-        async with engine(tiny_model, settings(tmp_path, engine_token="s3cret")) as (
+        async with engine(tiny_model, settings(tmp_path, engine_token=SecretStr("s3cret"))) as (
             http,
             _svc,
             url,
@@ -308,3 +370,291 @@ def test_concurrent_requests_share_batches_and_match_alone(
             assert svc.scheduler.steps - steps_before < sum(len("|".join(b)) + 2 for b in alone)
 
     run(go)
+
+
+def request_bytes(path: str, body: bytes, *headers: bytes, length: int | None = None) -> bytes:
+    head = [
+        f"POST {path} HTTP/1.1".encode(),
+        b"Host: test",
+        b"Connection: close",
+        b"Content-Length: %d" % (len(body) if length is None else length),
+        *headers,
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+async def raw_http(url: str, data: bytes, *, hang_up: bool = False) -> bytes:
+    """Send bytes as they are; read the answer until the server closes (or hang up at once)."""
+    u = URL(url)
+    reader, writer = await asyncio.open_connection(u.host, u.port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        if hang_up:
+            return b""
+        return await asyncio.wait_for(reader.read(), 60)
+    finally:
+        writer.close()
+
+
+JSON_OK = b'{"template": "y-u-no", "image": false}'
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "status"),
+    [
+        (
+            "authorization not UTF-8, no token set",
+            request_bytes("/v1/memes", JSON_OK, b"Authorization: Bearer \xff\xfe\x80"),
+            200,
+        ),
+        (
+            "authorization not UTF-8, token set",
+            request_bytes("/v1/memes", JSON_OK, b"Authorization: Bearer \xff\xfe\x80"),
+            401,
+        ),
+        (
+            "unknown charset",
+            request_bytes("/v1/memes", JSON_OK, b"Content-Type: application/json; charset=foo"),
+            200,
+        ),
+        ("30,000 [", request_bytes("/v1/memes", b"[" * 30_000), 400),
+        ("body not UTF-8", request_bytes("/v1/memes", b'{"template": "\xff"}'), 400),
+        (
+            "reload path component of 300 characters",
+            request_bytes("/v1/model/reload", b'{"path": "/tmp/' + b"a" * 300 + b'"}'),
+            422,
+        ),
+        ("client closes mid-body", request_bytes("/v1/memes", b'{"templ', length=100), None),
+        ("JSON body over 64 KiB", request_bytes("/v1/memes", b" " * 70_000 + JSON_OK), 413),
+        (
+            "malformed multipart",
+            request_bytes(
+                "/v1/memes/upload",
+                b"--xyz\r\nno headers here",
+                b"Content-Type: multipart/form-data; boundary=abc",
+            ),
+            400,
+        ),
+        (
+            "multipart without a boundary",
+            request_bytes("/v1/memes/upload", b"x", b"Content-Type: multipart/form-data"),
+            400,
+        ),
+    ],
+)
+def test_client_mistakes_are_4xx_without_traceback(
+    tiny_model: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+    data: bytes,
+    status: int | None,
+) -> None:
+    token = SecretStr("s3cret") if case.endswith(", token set") else None
+
+    async def go() -> None:
+        async with engine(tiny_model, settings(tmp_path, engine_token=token)) as (http, _, url):
+            answer = await raw_http(url, data, hang_up=status is None)
+            auth = {"Authorization": "Bearer s3cret"}
+            if status is None:  # wait until the server has seen the client go
+                await until_metric(http, url, auth, "499")
+            else:
+                assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:300]
+            m = await (await http.get(f"{url}/metrics", headers=auth)).text()
+        assert not any(
+            f.name == "memebot_requests" and s.labels["status"].startswith("5")
+            for f in text_string_to_metric_families(m)
+            for s in f.samples
+        ), m
+
+    run(go)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+async def until_metric(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str], status: str
+) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 60
+    while True:
+        m = await (await http.get(f"{url}/metrics", headers=headers)).text()
+        if metric(m, "memebot_requests_total", status=status) >= 1:
+            return
+        assert loop.time() < end, f"no request counted with status {status}"
+        await asyncio.sleep(0.005)
+
+
+def test_stalled_body_is_answered_408_and_closed(tiny_model: Path, tmp_path: Path) -> None:
+    """Headers and part of a body, then nothing: the server answers 408 after
+    MEMEBOT_BODY_TIMEOUT and closes the connection (reading until EOF returns)."""
+
+    async def go() -> None:
+        async with engine(tiny_model, settings(tmp_path, body_timeout=0.3)) as (_http, _, url):
+            partial = request_bytes("/v1/memes", b'{"template": "y-', length=200)
+            answer = await raw_http(url, partial.replace(b"Connection: close", b"X-A: b"))
+            assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+            assert b"MEMEBOT_BODY_TIMEOUT" in answer
+
+    run(go)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"template": "drake", "start": "y" * 81}, "start"),  # no room left for box 2
+        ({"template": "drake", "start": "y" * 150}, "start"),
+        ({"template": "drake", "start": "a|b|c"}, "start"),  # three boxes for two
+        ({"template": "drake", "start": "|b"}, "start"),  # an empty box
+        ({"template": "expanding brain", "max_len": 5}, "max_len"),  # four boxes
+        ({"template": "drake", "max_len": 3}, "max_len"),
+    ],
+)
+def test_caption_rule_checked_against_the_template(
+    tiny_model: Path, tmp_path: Path, body: dict[str, Any], field: str
+) -> None:
+    async def go() -> None:
+        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
+            r = await http.post(f"{url}/v1/memes", json=body)
+            assert r.status == 400, await r.text()
+            got = await r.json()
+            assert got["field"] == field and got["error"].startswith(f"{field}: ")
+
+    run(go)
+
+
+def test_caption_rule_holds_at_the_limits(tiny_model: Path, tmp_path: Path) -> None:
+    """The longest start that fits, and the shortest max_len: every box closed, non-empty,
+    within max_len; the start is used lowercased and echoed so."""
+
+    async def go() -> None:
+        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
+            cases: list[dict[str, Any]] = [
+                {"template": "drake", "start": "Y" * 79, "seed": 1},
+                {"template": "expanding brain", "max_len": 8, "seed": 2},
+                {"template": "drake", "start": "Hello|", "max_len": 9, "seed": 3},
+            ]
+            for body in cases:
+                r = await http.post(f"{url}/v1/memes", json={**body, "image": False})
+                assert r.status == 200, await r.text()
+                got = await r.json()
+                boxes, max_len = got["boxes"], body.get("max_len", 82)
+                assert all(boxes) and sum(len(b) + 1 for b in boxes) <= max_len, boxes
+                assert got["options"]["start"] == str(body.get("start", "")).lower()
+                assert "|".join(boxes).startswith(got["options"]["start"].rstrip("|"))
+
+    run(go)
+
+
+def test_explicit_body_fields_win_over_accept(tiny_model: Path, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
+            meme = f"{url}/v1/memes"
+            r = await http.post(
+                meme, json={"template": "y-u-no", "response": "json"}, headers={"Accept": "image/*"}
+            )
+            assert r.status == 200 and r.content_type == "application/json"
+            r = await http.post(meme, json={"template": "y-u-no"}, headers={"Accept": "image/png"})
+            assert r.status == 200 and r.content_type == "image/png"  # Accept fills the format
+            assert Image.open(io.BytesIO(await r.read())).format == "PNG"
+            r = await http.post(
+                meme, json={"template": "y-u-no", "format": "png"}, headers={"Accept": "image/jpeg"}
+            )
+            assert r.status == 406 and (await r.json())["field"] == "format"
+            r = await http.post(
+                meme, json={"template": "y-u-no", "format": "webp"}, headers={"Accept": "image/*"}
+            )
+            assert r.status == 200 and r.content_type == "image/webp"
+            r = await http.post(
+                meme, json={"template": "y-u-no", "image": False}, headers={"Accept": "image/*"}
+            )
+            assert r.status == 400 and (await r.json())["field"] == "image"
+
+    run(go)
+
+
+def png_bytes(size: tuple[int, int] = (96, 64), *, noise: bool = False) -> bytes:
+    img = (
+        Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
+        if noise
+        else Image.new("RGB", size, (200, 40, 40))
+    )
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
+    """A valid 1x1 PNG whose header declares width x height (a decompression bomb)."""
+    data = bytearray(png_bytes((1, 1)))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def form(image: bytes | None, options: Any = None) -> aiohttp.FormData:
+    f = aiohttp.FormData()
+    if image is not None:
+        f.add_field("image", image, filename="upload.png", content_type="image/png")
+    if options is not None:
+        text = options if isinstance(options, str) else json.dumps(options)
+        f.add_field("options", text, content_type="application/json")
+    return f
+
+
+def test_upload_is_captioned_on_its_own_image(tiny_model: Path, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
+            up = f"{url}/v1/memes/upload"
+            r = await http.post(up, data=form(png_bytes((300, 200)), {"seed": 3}))
+            assert r.status == 200, await r.text()
+            got = await r.json()
+            assert len(got["boxes"]) == 2 and all(got["boxes"])  # top and bottom by default
+            assert got["template"]["slug"] == "upload" and got["template"]["box_count"] == 2
+            img = Image.open(io.BytesIO(base64.b64decode(got["image"]["data_base64"])))
+            assert img.size == (300, 200)  # drawn on the upload, not on a template
+            red = img.convert("RGB").getpixel((150, 100))
+            assert isinstance(red, tuple) and red[0] > 150  # the upload's red shows through
+            r = await http.post(
+                up,
+                data=form(png_bytes(), {"boxes": 3, "format": "png", "response": "image"}),
+            )
+            assert r.status == 200 and r.content_type == "image/png"
+            assert len(json.loads(r.headers["X-Memebot-Boxes"])) == 3
+
+    run(go)
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "field"),
+    [
+        (lambda: form(b"hello, not an image"), 415, "image"),
+        (lambda: form(png_bytes((64, 64), noise=True)), 413, "image"),  # over 2 KiB
+        (lambda: form(os.urandom(200_000)), 413, "image"),  # refused from Content-Length
+        (lambda: form(bomb_png()), 400, "image"),
+        (lambda: form(png_bytes((400, 300), noise=True)[:1500]), 400, "image"),  # truncated
+        (lambda: form(None, {"boxes": 2}), 400, "image"),  # no image part
+        (lambda: form(png_bytes(), {"template": "drake"}), 400, "options.template"),
+        (lambda: form(png_bytes(), {"boxes": 9}), 400, "options.boxes"),
+        (lambda: form(png_bytes(), "{not json"), 400, "options"),
+        (lambda: b'{"image": "x"}', 415, "body"),  # not multipart
+    ],
+)
+def test_bad_uploads_name_the_part(
+    tiny_model: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    make: Callable[[], Any],
+    status: int,
+    field: str,
+) -> None:
+    async def go() -> None:
+        s = settings(tmp_path, max_upload_bytes=2048)
+        async with engine(tiny_model, s) as (http, _svc, url):
+            r = await http.post(f"{url}/v1/memes/upload", data=make())
+            assert r.status == status, await r.text()
+            assert (await r.json())["field"] == field
+
+    run(go)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

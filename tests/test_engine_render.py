@@ -14,6 +14,7 @@ from PIL import Image
 from engine.catalog import Catalog, fallback_template
 from engine.render import TextBox, fit_text, placeholder, render
 from memebot.settings import Settings
+from tests.conftest import skip_or_fail
 
 OUT = Path(__file__).resolve().parent / "output" / "render"
 CATALOG = Catalog.load()
@@ -31,11 +32,12 @@ CAPTIONS = {
 
 
 def _image_for(slug: str) -> Image.Image:
+    """The template's real image: its size and aspect are part of what is tested."""
     t = CATALOG.lookup(slug)
     path = Settings.from_env().data_dir / "templates" / "img" / (t.image or "")
-    if t.image and path.is_file():
-        return Image.open(path)
-    return Image.new("RGB", (800, 600), (90, 120, 150))  # geometry is what is tested
+    if not (t.image and path.is_file()):
+        skip_or_fail(f"template image {path} not found (set MEMEBOT_DATA_DIR)")
+    return Image.open(path)
 
 
 def inside(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -62,13 +63,34 @@ def test_help_lists_subcommands() -> None:
         (["eval", "{tmp}/nomodel", "--data", "{data}"], ["nomodel: not a model artifact"]),
         (["generate", "success-kid", "--model", "{tmp}/nomodel"], ["nomodel"]),
         (["data", "prepare", "--data", "{data}", "--out", "{data}"], ["not empty"]),
+        # generate: every mistake reported before the model loads (the model path is missing)
+        (["generate", "two buttonz", "--model", "{tmp}/nomodel"], ["unknown template", "two-b"]),
+        (["generate", "drake", "--model", "{tmp}/nomodel", "-n", "11"], ["-n: must be at most"]),
+        (["generate", "drake", "--model", "{tmp}/nomodel", "--top-p", "0"], ["--top-p: "]),
+        (
+            ["generate", "drake", "--model", "{tmp}/nomodel", "--start", "y" * 81],
+            ["--start: 81 characters"],
+        ),
+        (
+            ["generate", "expanding brain", "--model", "{tmp}/nomodel", "--max-len", "5"],
+            ["--max-len: must leave room for 4 boxes"],
+        ),
+        (["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}"], ["is a directory"]),
+        (
+            ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}/afile/meme.jpg"],
+            ["-o {tmp}/afile/meme.jpg", "cannot create"],
+        ),
+        (["engine", "--model", "{tmp}/nomodel", "--port", "99999"], ["--port 99999"]),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, args: list[str], needles: list[str]) -> None:
     data = make_imgflip_dir(tmp_path / "data", per_template=20)
+    (tmp_path / "afile").write_text("a file, not a directory")
     fmt = [a.format(tmp=tmp_path, data=data) for a in args]
     p = run(*fmt, env={"MEMEBOT_CACHE_DIR": str(tmp_path / "cache")})
-    assert_one_line_error(p, *needles)
+    assert_one_line_error(p, *(n.format(tmp=tmp_path) for n in needles))
+    if args[0] in ("generate", "engine") and needles != ["nomodel"]:
+        assert "not a model artifact" not in p.stderr  # reported before the model loads
     assert not (tmp_path / "m").exists()
     assert not (tmp_path / "m.partial").exists()
 
@@ -87,10 +109,24 @@ def test_data_stats_prints_cleaning_table(tmp_path: Path) -> None:
     assert "not_english" in p.stdout and "kept" in p.stdout and "train" in p.stdout
 
 
-@pytest.mark.slow
-def test_generate_unknown_template_lists_closest(tiny_model: Path) -> None:
-    p = run("generate", "two buttonz", "--model", str(tiny_model))
-    assert_one_line_error(p, "unknown template", "two-buttons")
+def test_output_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    env = {"MEMEBOT_OUTPUT_DIR": str(tmp_path / "afile")}
+    p = run("generate", "drake", "--model", str(tmp_path / "nomodel"), env=env)
+    assert_one_line_error(p, f"MEMEBOT_OUTPUT_DIR={tmp_path / 'afile'}", "not a directory")
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "soon"])
+def test_bad_setting_is_one_line(value: str) -> None:
+    p = run("generate", "drake", env={"MEMEBOT_REQUEST_TIMEOUT": value})
+    assert_one_line_error(p, f"MEMEBOT_REQUEST_TIMEOUT='{value}'")
+
+
+def test_engine_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        p = run("engine", "--model", str(tmp_path / "nomodel"), "--port", str(port))
+    assert_one_line_error(p, f"--port {port}", "cannot listen")
 
 
 @pytest.mark.slow
@@ -128,6 +164,7 @@ def test_generate_renders_and_prints_the_image_path(tiny_model: Path, tmp_path: 
     assert caption.startswith("Distracted Boyfriend: ") and caption.count(" | ") == 2
     path = Path(image_line.removeprefix("image: "))
     assert path.parent == tmp_path / "out" and Image.open(path).format == "JPEG"
+    assert list((tmp_path / "out").iterdir()) == [path]  # written beside, renamed: no leftovers
     again = run(
         "generate",
         "distracted-boyfriend",
@@ -139,5 +176,44 @@ def test_generate_renders_and_prints_the_image_path(tiny_model: Path, tmp_path: 
         env=env,
     )
     assert again.stdout.strip() == caption  # same seed, same caption
-    bad = run("generate", "drake", "--model", str(tiny_model), "--top-p", "0", env=env)
-    assert_one_line_error(bad, "--top-p")
+    png = tmp_path / "named.png"  # the extension chooses the format
+    p = run("generate", "drake", "--model", str(tiny_model), "-o", str(png), env=env)
+    assert p.returncode == 0, p.stderr
+    assert Image.open(png).format == "PNG" and not list(tmp_path.glob(".named.png*"))
+
+
+BLOCK_TRAIN_EXTRA = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class NotInstalled(MetaPathFinder):  # the base install: no TensorFlow, Keras or lingua
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "lingua"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+from memebot.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--out", "{tmp}/m"],
+        ["eval", "models/default"],
+        ["data", "prepare", "--out", "{tmp}/p"],
+    ],
+)
+def test_training_commands_without_the_train_extra(args: list[str], tmp_path: Path) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    p = subprocess.run(
+        [sys.executable, "-c", BLOCK_TRAIN_EXTRA, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert_one_line_error(p, f"memebot {args[0]}", "pip install 'memebot[train]'")
+    assert not list(tmp_path.iterdir())  # nothing written

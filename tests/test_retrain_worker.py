@@ -5,7 +5,6 @@ a killed run, a corrupt candidate, rollback, promotion under load."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import random
@@ -21,6 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.store import NewGeneration, Store, upgrade
 from engine.app import build_app
+from engine.decoding.loader import load_model
 from engine.service import MemeService
 from memebot.settings import Settings
 from retrain.queue import RunQueue
@@ -35,7 +35,6 @@ from retrain.worker import (
     rollback,
 )
 from tests.conftest import train_tiny
-from training.runtime import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +122,7 @@ def test_run_through_the_queue_promotes_a_better_model(
     async def go() -> None:
         base = loop_settings(tmp_path, tiny_data, tiny_model, "http://127.0.0.1:1")
         async with engine(tiny_model, base) as (http, url):
-            s = dataclasses.replace(base, engine_urls=(url,))
+            s = base.model_copy(update={"engine_urls": (url,)})
             await upgrade(s.database_url)
             store = Store.from_url(s.database_url)
             queue = RunQueue(
@@ -196,7 +195,7 @@ def test_killed_training_fails_the_run_and_leaves_the_model(
     async def go() -> None:
         base = loop_settings(tmp_path, tiny_data, tiny_model, "http://127.0.0.1:1")
         async with engine(tiny_model, base) as (http, url):
-            s = dataclasses.replace(base, engine_urls=(url,))
+            s = base.model_copy(update={"engine_urls": (url,)})
             await upgrade(s.database_url)
             store = Store.from_url(s.database_url)
             try:
@@ -238,7 +237,7 @@ def test_promotion_under_load_and_a_refusing_or_missing_engine(
     async def go() -> None:
         base = loop_settings(tmp_path, tiny_data, tiny_model, "http://127.0.0.1:1")
         async with engine(tiny_model, base) as (http, url):
-            s = dataclasses.replace(base, engine_urls=(url,))
+            s = base.model_copy(update={"engine_urls": (url,)})
             await upgrade(s.database_url)
             store = Store.from_url(s.database_url)
             try:
@@ -267,7 +266,7 @@ def test_promotion_under_load_and_a_refusing_or_missing_engine(
 
                 # A replica that is down (restarting) is not a failure: it starts from
                 # models/active, which already points at the new version.
-                down = dataclasses.replace(s, engine_urls=(url, "http://127.0.0.1:1"))
+                down = s.model_copy(update={"engine_urls": (url, "http://127.0.0.1:1")})
                 again = tmp_path / "again"
                 shutil.copytree(candidate, again)
                 meta["version"] = "char-gru-again"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from training.artifact import read_meta, sha256_file
-from training.templates import TemplateTable
+from memebot.artifact.meta import read_meta, sha256_file
+from memebot.artifact.templates import TemplateTable
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "add_length_stats.py"
 pytestmark = pytest.mark.slow

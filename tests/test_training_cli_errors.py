@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from memebot.artifact.configs import config_problems
 from memebot.cli import build_parser, main
 from memebot.errors import UsageError
 from memebot.settings import Settings
@@ -30,7 +31,6 @@ from tests.conftest import make_imgflip_dir
 from training.train import (
     TrainOptions,
     check_options,
-    config_problems,
     parse_field_value,
     parse_overrides,
 )

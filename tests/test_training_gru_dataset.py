@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from memebot.artifact.templates import GENERIC_SLOT
 from training.batches import GRUBatches
-from training.templates import GENERIC_SLOT
 
 END = 5
 

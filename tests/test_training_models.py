@@ -3,13 +3,31 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.batches import gru_arrays
+from engine.decoding.char_gru import CharGRUStepper
+from engine.decoding.seed_cnn import encode_rows
+from memebot.artifact.configs import CharGRUConfig, SeedCNNConfig
+from memebot.artifact.templates import TemplateEntry, TemplateTable
+from memebot.artifact.vocab import BOS, PAD, Vocab
+from training.batches import SeedBatches, gru_arrays
+from training.data import Caption
 from training.models import char_gru, seed_cnn
-from training.vocab import BOS, PAD, Vocab
 
 
 def test_seed_rows_match_the_article() -> None:
-    rows = seed_cnn.training_rows(61533, "make|all the memes|")
+    """The rows SeedBatches feeds training (and evaluation), decoded back to text."""
+    text = "make|all the memes|"
+    v = Vocab.build([text])
+    table = TemplateTable([TemplateEntry("t", "T", 61533, (), 2, 1, 1)])
+    data = SeedBatches(
+        [Caption("t", ("make", "all the memes"))],
+        table,
+        v,
+        SeedCNNConfig(),
+        batch_size=64,
+        shuffle=False,
+    )
+    x, y = data[0]
+    rows = [(v.decode(r), v.decode([c])) for r, c in zip(x, y, strict=True)]
     assert rows[:7] == [
         ("000000061533  0  ", "m"),
         ("000000061533  0  m", "a"),
@@ -25,11 +43,11 @@ def test_seed_rows_match_the_article() -> None:
 
 def test_seed_rows_left_padded_to_128() -> None:
     v = Vocab.build(["make all the memes|"])
-    x = seed_cnn.encode_rows(v, ["000000061533  0  ma"], 128)
+    x = encode_rows(v, ["000000061533  0  ma"], 128)
     assert x.shape == (1, 128)
     assert (x[0, : 128 - 19] == PAD).all()
     assert v.decode(x[0, -19:]) == "000000061533  0  ma"
-    long = seed_cnn.encode_rows(v, ["x" * 200], 128)
+    long = encode_rows(v, ["x" * 200], 128)
     assert (long != PAD).all()  # keeps the rightmost 128 characters
 
 
@@ -37,7 +55,7 @@ def test_seed_rows_left_padded_to_128() -> None:
 def test_seed_cnn_is_the_published_network() -> None:
     import keras
 
-    m = seed_cnn.build(seed_cnn.SeedCNNConfig(), 71)
+    m = seed_cnn.build(SeedCNNConfig(), 71)
     kinds = [type(layer).__name__ for layer in m.layers]
     assert kinds.count("Conv1D") == 5 and kinds.count("MaxPooling1D") == 4
     assert kinds.count("BatchNormalization") == 6 and kinds.count("Dropout") == 6
@@ -63,7 +81,7 @@ def test_gru_arrays_teacher_forcing() -> None:
 
 @pytest.mark.slow
 def test_numpy_stepper_matches_keras() -> None:
-    cfg = char_gru.CharGRUConfig(char_emb=8, template_emb=4, box_emb=3, hidden=16, layers=2)
+    cfg = CharGRUConfig(char_emb=8, template_emb=4, box_emb=3, hidden=16, layers=2)
     v = Vocab.build(["hello world|bye|"])
     model = char_gru.build(cfg, v.size, n_slots=3)
     rng = np.random.default_rng(0)
@@ -72,7 +90,7 @@ def test_numpy_stepper_matches_keras() -> None:
     texts = [v.encode("hello|world|"), v.encode("bye|x|")]
     x, _, _ = gru_arrays(texts, np.array([1, 2]), v.box_end_id)
     ref = np.asarray(model(x, training=False))  # [B,T,V]
-    stepper = char_gru.CharGRUStepper(char_gru.weights_of(model), cfg)
+    stepper = CharGRUStepper(char_gru.weights_of(model), cfg)
     state = stepper.initial_state(2)
     for t in range(x["chars"].shape[1]):
         logits, state = stepper.step(state, x["chars"][:, t], x["boxes"][:, t], x["template"])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from memebot.artifact.templates import GENERIC_SLOT
 from memebot.errors import DataError, UsageError
 from tests.conftest import make_imgflip_dir
 from training.data import Caption
 from training.prepare import fingerprint, prepare, split_of, write_prepared
-from training.templates import GENERIC_SLOT
 
 
 def test_split_is_deterministic_and_order_free() -> None:

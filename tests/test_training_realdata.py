@@ -42,7 +42,7 @@ def test_shipped_model_is_small_and_documented() -> None:
 
 def test_shipped_model_val_nats_on_projects_split(real: Prepared) -> None:
     from training.evaluate import evaluate
-    from training.runtime import load_model
+    from training.trained import load_trained as load_model
 
     model = load_model(SHIPPED)
     assert model.meta is not None and model.meta.data_fingerprint == real.fingerprint
@@ -54,8 +54,8 @@ def test_shipped_model_val_nats_on_projects_split(real: Prepared) -> None:
 
 
 def test_shipped_model_is_not_a_memorizer(real: Prepared) -> None:
-    from training.runtime import load_model
-    from training.sampling import sample_captions
+    from engine.decoding.batch import sample_captions
+    from engine.decoding.loader import load_model
 
     model = load_model(SHIPPED)
     seen = {c.text for c in real.splits["train"]}
@@ -68,8 +68,8 @@ def test_shipped_model_is_not_a_memorizer(real: Prepared) -> None:
 
 
 def test_generate_for_template_without_captions() -> None:
-    from training.runtime import load_model
-    from training.sampling import sample_captions
+    from engine.decoding.batch import sample_captions
+    from engine.decoding.loader import load_model
 
     model = load_model(SHIPPED)
     entry = model.templates.lookup("distracted-boyfriend")

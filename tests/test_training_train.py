@@ -27,11 +27,12 @@ def unigram_nats(train_texts: list[str], val_texts: list[str]) -> float:
 
 def test_artifact_is_complete_and_beats_unigram(tiny_model: Path, tiny_data: Path) -> None:
     from training.evaluate import evaluate
-    from training.runtime import load_model
+    from training.trained import load_trained as load_model
 
     names = {p.name for p in tiny_model.iterdir()}
     assert {
         "model.keras",
+        "weights.npz",
         "vocab.json",
         "templates.json",
         "meta.json",
@@ -57,7 +58,7 @@ def test_artifact_is_complete_and_beats_unigram(tiny_model: Path, tiny_data: Pat
 
 def test_eval_on_template_without_training_captions(tiny_model: Path, tmp_path: Path) -> None:
     from training.evaluate import evaluate
-    from training.runtime import load_model
+    from training.trained import load_trained as load_model
 
     root = tmp_path / "unseen"
     (root / "memes").mkdir(parents=True)
@@ -140,8 +141,8 @@ def test_resume_continues_and_corrupt_checkpoint_is_refused(
 
 
 def test_seed_cnn_trains_tiny(tiny_data: Path, tmp_path: Path) -> None:
-    from training.runtime import load_model
-    from training.sampling import sample_captions
+    from engine.decoding.batch import sample_captions
+    from engine.decoding.loader import load_model
 
     out = tmp_path / "seed"
     train(
@@ -165,7 +166,7 @@ def test_seed_cnn_trains_tiny(tiny_data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["flip_byte", "drop_vocab", "bad_meta", "wrong_config"])
 def test_loader_refuses_corrupt_artifact(tiny_model: Path, tmp_path: Path, damage: str) -> None:
-    from training.runtime import load_model
+    from engine.decoding.loader import load_model
 
     bad = tmp_path / "bad"
     shutil.copytree(tiny_model, bad)
@@ -187,6 +188,23 @@ def test_loader_refuses_corrupt_artifact(tiny_model: Path, tmp_path: Path, damag
         match = "weights do not fit"
     with pytest.raises(ArtifactError, match=match):
         load_model(bad)
+
+
+def test_truncated_keras_file_with_its_checksum_redone(tiny_model: Path, tmp_path: Path) -> None:
+    """Training's loader (eval, --init-from) names the file, whatever Keras raises inside."""
+    import hashlib
+
+    from training.trained import load_trained
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    keras_file = bad / "model.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[: keras_file.stat().st_size // 2])
+    meta = json.loads((bad / "meta.json").read_text())
+    meta["files"]["model.keras"] = hashlib.sha256(keras_file.read_bytes()).hexdigest()
+    (bad / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=r"model\.keras: corrupt"):
+        load_trained(bad)
 
 
 def test_budget_tensorboard_and_mirrored_strategy(tiny_data: Path, tmp_path: Path) -> None:
@@ -216,7 +234,7 @@ def test_budget_tensorboard_and_mirrored_strategy(tiny_data: Path, tmp_path: Pat
 def test_init_from_continues_from_parent_weights(
     tiny_model: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
-    from training.runtime import load_model
+    from engine.decoding.loader import load_model
 
     parent = load_model(tiny_model)
     out = tmp_path / "child"
@@ -305,7 +323,7 @@ def test_cpu_has_bf16_reads_flags(tmp_path: Path, flags: str, expected: bool) ->
 def test_bfloat16_training_writes_a_float32_artifact(tiny_data: Path, tmp_path: Path) -> None:
     """Mixed precision is a training detail: the artifact is float32 and scores as recorded."""
     from training.evaluate import evaluate
-    from training.runtime import load_model
+    from training.trained import load_trained as load_model
 
     out = train_tiny(tiny_data, tmp_path / "bf16", epochs=4, precision="mixed_bfloat16")
     meta = json.loads((out / "meta.json").read_text())

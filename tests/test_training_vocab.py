@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from memebot.artifact.vocab import N_SPECIAL, UNK, Vocab
 from memebot.errors import ArtifactError
-from training.vocab import N_SPECIAL, UNK, Vocab
 
 
 @pytest.mark.parametrize(

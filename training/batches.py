@@ -15,11 +15,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from engine.decoding.seed_cnn import encode_rows, row_prefix
+from memebot.artifact.configs import SeedCNNConfig
+from memebot.artifact.templates import GENERIC_SLOT, TemplateTable
+from memebot.artifact.vocab import BOS, PAD, Vocab
+from memebot.caption_format import BOX_END
 from training.data import Caption
 from training.gru_dataset import CHUNK_BATCHES, PAD_TO
-from training.models import seed_cnn
-from training.templates import GENERIC_SLOT, TemplateTable
-from training.vocab import BOS, PAD, Vocab
 
 
 def encode_captions(captions: Sequence[Caption], vocab: Vocab) -> list[np.ndarray]:
@@ -106,13 +108,19 @@ class GRUBatches:
         )
 
 
+def training_row(imgflip_id: int | None, text: str, pos: int) -> tuple[str, str]:
+    """seed-cnn's (input string, next char) pair of caption `box|box|` at position `pos`, as
+    in the article; SeedBatches builds every training and validation row with it."""
+    return row_prefix(imgflip_id, text[:pos].count(BOX_END)) + text[:pos], text[pos]
+
+
 class SeedBatches(keras.utils.PyDataset):
     def __init__(
         self,
         captions: Sequence[Caption],
         templates: TemplateTable,
         vocab: Vocab,
-        config: seed_cnn.SeedCNNConfig,
+        config: SeedCNNConfig,
         *,
         batch_size: int,
         shuffle: bool = True,
@@ -151,9 +159,8 @@ class SeedBatches(keras.utils.PyDataset):
         sel = self.rows[self.order[i * self.batch_size : (i + 1) * self.batch_size]]
         prefixes, labels = [], []
         for ci, pos in sel:
-            t = self.texts[ci]
-            box = t[:pos].count("|")
-            prefixes.append(seed_cnn.row_prefix(int(self.epoch_ids[ci]), box) + t[:pos])
-            labels.append(self.vocab.id_of(t[pos]))
-        x = seed_cnn.encode_rows(self.vocab, prefixes, self.config.seq_len)
+            row, label = training_row(int(self.epoch_ids[ci]), self.texts[ci], int(pos))
+            prefixes.append(row)
+            labels.append(self.vocab.id_of(label))
+        x = encode_rows(self.vocab, prefixes, self.config.seq_len)
         return x, np.array(labels, dtype=np.int32)

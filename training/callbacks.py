@@ -9,11 +9,11 @@ from typing import Any
 
 import keras
 
-from training.jsonio import write_json
-from training.runtime import LoadedModel
-from training.sampling import sample_captions
-from training.templates import TemplateTable
-from training.vocab import Vocab
+from engine.decoding.batch import sample_captions
+from memebot.artifact.jsonio import write_json
+from memebot.artifact.templates import TemplateTable
+from memebot.artifact.vocab import Vocab
+from training.models import Architecture
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -71,7 +71,7 @@ class PrintSamples(keras.callbacks.Callback):
 
     def __init__(
         self,
-        arch: str,
+        arch: Architecture,
         config: Any,
         vocab: Vocab,
         templates: TemplateTable,
@@ -84,7 +84,7 @@ class PrintSamples(keras.callbacks.Callback):
         self.slugs, self.seed, self.echo = slugs, seed, echo
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        lm = LoadedModel(None, None, self.arch, self.config, self.vocab, self.templates, self.model)
+        lm = self.arch.decoder(self.model, self.config, self.vocab, self.templates)
         for s in sample_captions(lm, self.slugs, seed=self.seed + epoch):
             self.echo(f"  sample [{s.template}] " + " / ".join(s.boxes))
 

@@ -15,10 +15,10 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from memebot.caption_format import MAX_CHARS
 from training.data import BOX_END, Caption
 
 MIN_CHARS = 10
-MAX_CHARS = 82
 RULES = ("non_ascii", "pipe_in_box", "length", "not_english", "duplicate")
 _WS = re.compile(r"\s+")
 _PRINTABLE = frozenset(chr(c) for c in range(32, 127))

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import zipfile
 from pathlib import Path
 
-from memebot.errors import ArtifactError, DataError, UsageError
+from memebot.artifact.configs import CONFIGS, DEFAULT_ARCH
+from memebot.errors import DataError, UsageError
 from memebot.settings import Settings
-from training.models import CONFIGS, DEFAULT_ARCH
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -264,16 +263,11 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from training.evaluate import evaluate
     from training.prepare import prepare
-    from training.runtime import load_model
+    from training.trained import load_trained
 
     if args.limit < 0:
         raise UsageError(f"--limit {args.limit}: must be >= 1, or 0 for all captions")
-    try:
-        model = load_model(args.model)
-    except (zipfile.BadZipFile, EOFError) as e:
-        # The checksums matched, so the file was damaged before they were recorded (or they
-        # were redone): a truncated or otherwise broken weights archive.
-        raise ArtifactError(f"{args.model / 'model.keras'}: corrupt weights file ({e})") from e
+    model = load_trained(args.model)
     prep = prepare(args.data, cache_dir=settings.cache_dir)
     caps = prep.captions(args.split)[: args.limit or None]
     if not caps:

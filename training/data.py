@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from memebot.caption_format import BOX_END
 from memebot.errors import DataError
 
-BOX_END = "|"  # end-of-box marker; never allowed inside a box
+__all__ = ["BOX_END", "Caption", "TemplateMeta", "read_dataset"]
 
 
 @dataclass(frozen=True, slots=True)

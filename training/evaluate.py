@@ -7,12 +7,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-from tqdm import tqdm
-
-from training.batches import GRUBatches, SeedBatches, encode_captions
 from training.data import Caption
-from training.runtime import LoadedModel, log_softmax
+from training.trained import TrainedModel
 
 
 @dataclass
@@ -46,7 +42,7 @@ class EvalResult:
 
 
 def evaluate(
-    model: LoadedModel,
+    model: TrainedModel,
     captions: Sequence[Caption],
     *,
     batch_size: int = 256,
@@ -60,42 +56,21 @@ def evaluate(
     n_caps: dict[str, int] = defaultdict(int)
     for c in captions:
         n_caps[c.template] += 1
-    km = model.keras_model
-    if model.arch == "char-gru":
-        texts = encode_captions(captions, model.vocab)
-        slots = np.array([model.templates.slot_of(c.template) for c in captions])
-        data = GRUBatches(
-            texts, slots, model.vocab.box_end_id, batch_size=batch_size, shuffle=False
-        )
-        for i in tqdm(range(len(data)), desc="eval", disable=not progress, leave=False):
-            x, y, w = data[i]
-            logp = log_softmax(np.asarray(km(x, training=False), dtype=np.float64))  # [B,T,V]
-            tgt = np.take_along_axis(logp, y[..., None], -1)[..., 0]  # [B,T]
-            correct = (logp.argmax(-1) == y) & (w > 0)
-            for row, j in enumerate(data.batches[i]):
-                t = captions[j].template
-                nll[t] -= float((tgt[row] * w[row]).sum())
-                hits[t] += int(correct[row].sum())
-                n_chars[t] += int(w[row].sum())
-    else:
-        data_s = SeedBatches(
-            captions,
-            model.templates,
-            model.vocab,
-            model.config,
-            batch_size=batch_size,
-            shuffle=False,
-        )
-        for i in tqdm(range(len(data_s)), desc="eval", disable=not progress, leave=False):
-            x, y = data_s[i]
-            probs = np.asarray(km(x, training=False), dtype=np.float64)
-            p = np.maximum(probs[np.arange(len(y)), y], 1e-30)
-            sel = data_s.rows[data_s.order[i * batch_size : (i + 1) * batch_size]]
-            for (ci, _), lp, ok in zip(sel, np.log(p), probs.argmax(-1) == y, strict=True):
-                t = captions[ci].template
-                nll[t] -= float(lp)
-                hits[t] += int(ok)
-                n_chars[t] += 1
+    rows = model.arch.eval_pass(
+        model.keras_model,
+        captions,
+        model.vocab,
+        model.templates,
+        model.config,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    for caps, nats, correct, chars in rows:
+        for ci, lp, ok, n in zip(caps, nats, correct, chars, strict=True):
+            t = captions[int(ci)].template
+            nll[t] += float(lp)
+            hits[t] += int(ok)
+            n_chars[t] += int(n)
     total_chars = sum(n_chars.values())
     per = {
         t: {

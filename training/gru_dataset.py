@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from training.templates import GENERIC_SLOT
-from training.vocab import BOS, PAD
+from memebot.artifact.templates import GENERIC_SLOT
+from memebot.artifact.vocab import BOS, PAD
 
 CHUNK_BATCHES = 64  # captions are sorted by length within chunks of this many batches
 # Batches are padded to a multiple of this. 1: the traced step has a dynamic length dimension,

@@ -15,12 +15,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from memebot.artifact.jsonio import write_json
+from memebot.artifact.templates import TemplateTable
+from memebot.artifact.vocab import Vocab
 from memebot.errors import DataError
 from training.cleaning import CleaningReport, clean_captions
 from training.data import Caption, TemplateMeta, read_dataset
-from training.jsonio import write_json
-from training.templates import TemplateTable
-from training.vocab import Vocab
+from training.templates import build_table
 
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 1
@@ -60,7 +61,7 @@ class Prepared:
         return Vocab.build(c.text for c in self.splits["train"])
 
     def build_templates(self) -> TemplateTable:
-        return TemplateTable.build(self.templates_meta, self.splits["train"], self.captions("all"))
+        return build_table(self.templates_meta, self.splits["train"], self.captions("all"))
 
     def statistics(self) -> str:
         lines = [

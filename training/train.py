@@ -23,13 +23,14 @@ from typing import Any, get_type_hints
 import numpy as np
 
 from memebot import __version__
+from memebot.artifact.configs import ConfigError
+from memebot.artifact.jsonio import write_json
+from memebot.artifact.meta import ArtifactMeta, make_version, write_artifact
+from memebot.artifact.templates import TemplateTable
+from memebot.artifact.vocab import Vocab
 from memebot.errors import ArtifactError, DataError, UsageError
-from training.artifact import ArtifactMeta, make_version, write_artifact
-from training.jsonio import write_json
-from training.models import CONFIGS, DEFAULT_ARCH
+from training.models import ARCHITECTURES, CONFIGS, DEFAULT_ARCH
 from training.prepare import Prepared, prepare
-from training.templates import TemplateTable
-from training.vocab import Vocab
 
 
 @dataclass
@@ -82,10 +83,10 @@ def resolve_precision(requested: str, arch: str, *, gpu: bool, bf16_cpu: bool) -
     be emulated), and always for seed-cnn, the baseline as published."""
     if requested not in PRECISIONS:
         raise UsageError(f"--precision {requested}: choose from {', '.join(PRECISIONS)}")
+    can = ARCHITECTURES[arch].precisions
     if requested == "auto":
-        return "mixed_bfloat16" if arch != "seed-cnn" and bf16_cpu and not gpu else "float32"
-    if requested != "float32" and arch == "seed-cnn":
-        raise UsageError(f"--precision {requested}: seed-cnn trains in float32 only, as published")
+        return "mixed_bfloat16" if "mixed_bfloat16" in can and bf16_cpu and not gpu else "float32"
+    ARCHITECTURES[arch].check_precision(requested)
     return requested
 
 
@@ -121,35 +122,6 @@ def check_options(opts: TrainOptions) -> None:
         raise UsageError("--set: cannot change the config of a model given with --init-from")
 
 
-def config_problems(config: Any) -> list[tuple[str, str]]:
-    """(field, what is wrong) for each config field out of range; [] when all are fine.
-
-    A field may declare its range as `field(metadata={"min": .., "max": .., "max_open": ..})`;
-    otherwise the rule follows its type and name, which covers every architecture so far:
-    integers are widths, counts or lengths (>= 1), floats named *dropout or *rate are
-    fractions in [0, 1), and every float is finite.
-    """
-    hints = get_type_hints(type(config))
-    problems = []
-    for f in dataclasses.fields(config):
-        value, kind = getattr(config, f.name), hints.get(f.name)
-        if kind is bool:
-            continue
-        if kind is float and not math.isfinite(value):
-            problems.append((f.name, "must be a finite number"))
-            continue
-        lo, hi, hi_open = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("max_open")
-        if lo is None and kind is int:
-            lo = 1
-        if lo is None and hi is None and kind is float and f.name.endswith(("dropout", "rate")):
-            lo, hi, hi_open = 0.0, 1.0, True
-        if lo is not None and value < lo:
-            problems.append((f.name, f"must be >= {lo}"))
-        elif hi is not None and (value >= hi if hi_open else value > hi):
-            problems.append((f.name, f"must be {'<' if hi_open else '<='} {hi}"))
-    return problems
-
-
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -179,7 +151,7 @@ def parse_field_value(kind: Any, text: str) -> Any:
 
 def parse_overrides(arch: str, overrides: dict[str, str]) -> Any:
     """The arch's config with `--set key=value` applied: each value parsed by the field's
-    declared type and range-checked (config_problems)."""
+    declared type and range-checked (memebot.artifact.configs.config_problems)."""
     cls = CONFIGS[arch]
     hints = get_type_hints(cls)
     fields = [f.name for f in dataclasses.fields(cls)]
@@ -193,12 +165,11 @@ def parse_overrides(arch: str, overrides: dict[str, str]) -> Any:
             kwargs[k] = parse_field_value(hints[k], v)
         except ValueError as e:
             raise UsageError(f"--set {k}={v}: {e}") from None
-    config = cls(**kwargs)
-    if problems := config_problems(config):
-        name, problem = problems[0]
-        value = overrides.get(name, getattr(config, name))
-        raise UsageError(f"--set {name}={value}: {name} {problem}")
-    return config
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        value = overrides.get(e.field, e.value)
+        raise UsageError(f"--set {e.field}={value}: {e.field} {e.problem}") from None
 
 
 def _strategy(name: str) -> Any:
@@ -209,30 +180,6 @@ def _strategy(name: str) -> Any:
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def _compile(model: Any, arch: str, lr: float, jit: bool = False) -> None:
-    import keras
-
-    if arch == "seed-cnn":
-        # As published: RMSprop, sparse categorical cross-entropy on softmax outputs.
-        model.compile(
-            optimizer=keras.optimizers.RMSprop(lr),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        )
-        # XLA fuses the GRU time loop: ~1.1-1.8x more characters per second on CPU, after
-        # compiling once per padded length.
-        model.compile(
-            optimizer=keras.optimizers.Adam(lr, clipnorm=1.0),
-            loss=loss,
-            weighted_metrics=["accuracy"],
-            jit_compile=jit,
-        )
 
 
 def _check_paths(opts: TrainOptions) -> Path:
@@ -314,7 +261,6 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
 
     import keras
 
-    from training.batches import GRUBatches, SeedBatches, encode_captions
     from training.callbacks import (
         HistoryWriter,
         PrintSamples,
@@ -323,45 +269,20 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         TrainingDiverged,
     )
     from training.evaluate import evaluate
-    from training.runtime import LoadedModel, build_keras
+    from training.trained import TrainedModel
 
+    arch = ARCHITECTURES[opts.arch]
     keras.utils.set_random_seed(opts.seed)
-    batch = opts.batch_size or 256
-    lr = opts.learning_rate or (1e-3 if opts.arch == "seed-cnn" else 2e-3)
-    if opts.arch == "seed-cnn":
-        train_data: Any = SeedBatches(
-            train_caps,
-            templates,
-            vocab,
-            config,
-            batch_size=batch,
-            template_dropout=config.template_dropout,
-            seed=opts.seed,
-        )
-        val_data: Any = SeedBatches(
-            val_caps, templates, vocab, config, batch_size=batch, shuffle=False
-        )
-    else:
-        slots = lambda caps: np.array([templates.slot_of(c.template) for c in caps])  # noqa: E731
-        train_data = GRUBatches(
-            encode_captions(train_caps, vocab),
-            slots(train_caps),
-            vocab.box_end_id,
-            batch_size=batch,
-            template_dropout=config.template_dropout,
-            seed=opts.seed,
-        )
-        val_data = GRUBatches(
-            encode_captions(val_caps, vocab),
-            slots(val_caps),
-            vocab.box_end_id,
-            batch_size=batch,
-            shuffle=False,
-        )
+    batch = opts.batch_size or arch.default_batch_size
+    lr = opts.learning_rate or arch.default_lr
+    train_data = arch.batches(
+        train_caps, vocab, templates, config, batch_size=batch, train=True, seed=opts.seed
+    )
+    val_data = arch.batches(val_caps, vocab, templates, config, batch_size=batch, train=False)
 
     with _strategy(opts.distribute).scope():
-        model = build_keras(opts.arch, config, vocab, templates, precision=precision)
-        _compile(model, opts.arch, lr, jit=opts.jit)
+        model = arch.build(config, vocab, templates, precision=precision)
+        arch.compile(model, lr, jit=opts.jit)
     echo(
         f"model: {opts.arch} {config.to_dict()}  params {model.count_params():,}  "
         f"precision {precision}"
@@ -391,9 +312,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
         budget,
         HistoryWriter(work, previous if opts.resume else None),
-        PrintSamples(
-            opts.arch, config, vocab, templates, _sample_slugs(templates), opts.seed, echo
-        ),
+        PrintSamples(arch, config, vocab, templates, _sample_slugs(templates), opts.seed, echo),
     ]
     if opts.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(opts.tensorboard)))
@@ -408,10 +327,9 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             ) from e
     fit_started = time.monotonic()
     steps = opts.steps_per_epoch or None
-    fit_train, fit_val = train_data, val_data
-    if opts.arch != "seed-cnn":
-        # With --steps-per-epoch the stream repeats; otherwise each epoch is one full pass.
-        fit_train, fit_val = train_data.as_tf_dataset(repeat=bool(steps)), val_data.as_tf_dataset()
+    # With --steps-per-epoch the training stream repeats; otherwise each epoch is one pass.
+    fit_train = arch.fit_input(train_data, repeat=bool(steps))
+    fit_val = arch.fit_input(val_data, repeat=False)
     try:
         model.fit(
             fit_train,
@@ -438,14 +356,16 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     echo("evaluating the best checkpoint on the val split...")
     # A fresh, uncompiled float32 copy: the artifact carries weights only (no optimizer state,
     # no training precision), and the val figure is what loading the artifact will give.
-    export = build_keras(opts.arch, config, vocab, templates)
+    export = arch.build(config, vocab, templates)
     export.set_weights(model.get_weights())
-    lm = LoadedModel(None, None, opts.arch, config, vocab, templates, export)
-    val = evaluate(lm, val_caps, progress=opts.verbose > 0)
+    val = evaluate(
+        TrainedModel(arch, export, config, vocab, templates), val_caps, progress=opts.verbose > 0
+    )
     history = (
         json.loads((work / "history.json").read_text()) if (work / "history.json").is_file() else {}
     )
-    trained_chars = _trained_chars(history, train_data, opts.arch)
+    # Keras does not count targets: batches seen x mean targets per batch.
+    trained_chars = int(sum(history.get("batches", [])) * arch.targets_per_batch(train_data))
     metrics = {
         "val_nats_per_char": val.nats_per_char,
         "val_accuracy": val.accuracy,
@@ -481,7 +401,8 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     )
     write_artifact(
         opts.out,
-        model=export,
+        weights=arch.export_weights(export),
+        save_keras=export.save,
         vocab=vocab,
         templates=templates,
         meta=meta,
@@ -545,12 +466,14 @@ def _check_resumed_config(work: Path, overrides: dict[str, str], config: Any) ->
 
 
 def _load_parent(opts: TrainOptions) -> Any:
-    from training.runtime import load_model
+    from training.trained import load_trained
 
     assert opts.init_from is not None
-    parent = load_model(opts.init_from)
-    if parent.arch != opts.arch:
-        raise UsageError(f"--init-from {opts.init_from}: is {parent.arch}, not --arch {opts.arch}")
+    parent = load_trained(opts.init_from)
+    if parent.arch.name != opts.arch:
+        raise UsageError(
+            f"--init-from {opts.init_from}: is {parent.arch.name}, not --arch {opts.arch}"
+        )
     return parent
 
 
@@ -558,15 +481,6 @@ def _has_gpu() -> bool:
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))
-
-
-def _trained_chars(history: dict[str, list[float]], data: Any, arch: str) -> int:
-    # Keras does not count targets; estimate from batches seen x mean targets per batch.
-    if arch == "seed-cnn":
-        per_batch = data.batch_size
-    else:
-        per_batch = sum(len(t) for t in data.texts) / max(len(data), 1)
-    return int(sum(history.get("batches", [])) * per_batch) or 0
 
 
 def _sample_slugs(templates: TemplateTable) -> list[str]:

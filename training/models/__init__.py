@@ -1,12 +1,13 @@
-"""Model registry: architecture name -> config class. One model per file."""
+"""Architectures: name -> the object that builds, trains and evaluates it (one per file,
+beside its Keras graph). Their configs live in memebot/artifact/configs.py."""
 
 from __future__ import annotations
 
-from training.models.char_gru import CharGRUConfig
-from training.models.seed_cnn import SeedCNNConfig
+from memebot.artifact.configs import CONFIGS, DEFAULT_ARCH
+from training.models.base import Architecture
+from training.models.char_gru import CharGRU
+from training.models.seed_cnn import SeedCNN
 
-DEFAULT_ARCH = "char-gru"
-CONFIGS: dict[str, type[CharGRUConfig] | type[SeedCNNConfig]] = {
-    "char-gru": CharGRUConfig,
-    "seed-cnn": SeedCNNConfig,
-}
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (CharGRU(), SeedCNN())}
+assert set(ARCHITECTURES) == set(CONFIGS)
+__all__ = ["ARCHITECTURES", "CONFIGS", "DEFAULT_ARCH", "Architecture"]

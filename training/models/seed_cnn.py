@@ -2,55 +2,24 @@
 
 One training example per character: the input row is the 12-digit zero-padded Imgflip
 template id, two spaces, the box index, two spaces, then the caption so far, left-padded
-with 0 to 128 ids; the label is the next character.
+with 0 to 128 ids (engine/decoding/seed_cnn.py); the label is the next character
+(training/batches.py: training_row).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from training.vocab import PAD, Vocab
-
-
-@dataclass
-class SeedCNNConfig:
-    seq_len: int = 128  # input row length (left-padded)
-    embedding: int = 16  # character embedding width
-    filters: int = 1024  # Conv1D filters in each of the five conv layers
-    kernel: int = 5  # Conv1D kernel width
-    dense: int = 1024  # width of the dense layer before the softmax
-    dropout: float = 0.25  # after every conv block and the dense layer
-    template_dropout: float = 0.1  # share of rows shown with the generic id 000000000000
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def row_prefix(imgflip_id: int | None, box_index: int) -> str:
-    """`000000061533  0  `: the article's conditioning prefix (None -> the generic id 0)."""
-    return f"{(imgflip_id or 0):012d}  {box_index}  "
-
-
-def encode_rows(vocab: Vocab, prefixes: list[str], seq_len: int) -> np.ndarray:
-    """Left-pad each `prefix + text so far` to `seq_len` ids, keeping the rightmost chars."""
-    out = np.full((len(prefixes), seq_len), PAD, dtype=np.int32)
-    for i, s in enumerate(prefixes):
-        ids = vocab.encode(s)[-seq_len:]
-        out[i, seq_len - len(ids) :] = ids
-    return out
-
-
-def training_rows(imgflip_id: int | None, text: str) -> list[tuple[str, str]]:
-    """Every (input string, next char) pair of one caption `box|box|`, as in the article."""
-    rows = []
-    box = 0
-    for i, ch in enumerate(text):
-        rows.append((row_prefix(imgflip_id, box) + text[:i], ch))
-        if ch == "|":
-            box += 1
-    return rows
+from engine.decoding.model import Stepper
+from engine.decoding.seed_cnn import SeedStepper
+from memebot.artifact.configs import SeedCNNConfig
+from memebot.artifact.templates import TemplateTable
+from memebot.artifact.vocab import Vocab
+from training.data import Caption
+from training.models.base import Architecture, EvalRows
 
 
 def build(config: SeedCNNConfig, vocab_size: int):  # -> keras.Model
@@ -72,3 +41,77 @@ def build(config: SeedCNNConfig, vocab_size: int):  # -> keras.Model
     model.add(layers.Dropout(config.dropout))
     model.add(layers.Dense(vocab_size, activation="softmax"))
     return model
+
+
+class SeedCNN(Architecture):
+    name = "seed-cnn"
+    config_class = SeedCNNConfig
+    default_lr = 1e-3
+
+    def build(
+        self, config: Any, vocab: Vocab, templates: TemplateTable, *, precision: str = "float32"
+    ) -> Any:
+        self.check_precision(precision)
+        return build(config, vocab.size)
+
+    def compile(self, model: Any, lr: float, *, jit: bool = False) -> None:
+        import keras
+
+        # As published: RMSprop, sparse categorical cross-entropy on softmax outputs.
+        model.compile(
+            optimizer=keras.optimizers.RMSprop(lr),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+
+    def batches(
+        self,
+        captions: Sequence[Caption],
+        vocab: Vocab,
+        templates: TemplateTable,
+        config: Any,
+        *,
+        batch_size: int,
+        train: bool,
+        seed: int = 0,
+    ) -> Any:
+        from training.batches import SeedBatches
+
+        return SeedBatches(
+            captions,
+            templates,
+            vocab,
+            config,
+            batch_size=batch_size,
+            shuffle=train,
+            template_dropout=config.template_dropout if train else 0.0,
+            seed=seed,
+        )
+
+    def targets_per_batch(self, data: Any) -> float:
+        return float(data.batch_size)
+
+    def eval_pass(
+        self,
+        keras_model: Any,
+        captions: Sequence[Caption],
+        vocab: Vocab,
+        templates: TemplateTable,
+        config: Any,
+        *,
+        batch_size: int,
+        progress: bool,
+    ) -> EvalRows:
+        from tqdm import tqdm
+
+        data = self.batches(captions, vocab, templates, config, batch_size=batch_size, train=False)
+        for i in tqdm(range(len(data)), desc="eval", disable=not progress, leave=False):
+            x, y = data[i]
+            probs = np.asarray(keras_model(x, training=False), dtype=np.float64)
+            p = np.maximum(probs[np.arange(len(y)), y], 1e-30)
+            caps = data.rows[data.order[i * batch_size : (i + 1) * batch_size], 0]
+            ones = np.ones(len(y), dtype=np.int64)
+            yield caps, -np.log(p), (probs.argmax(-1) == y).astype(np.int64), ones
+
+    def stepper(self, keras_model: Any, config: Any, vocab: Vocab) -> Stepper:
+        return SeedStepper(keras_model, config, vocab)

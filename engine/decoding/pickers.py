@@ -5,7 +5,7 @@ rows at once, and a Python loop per row would cost more than the model step itse
 brings its own two uniform draws `u` [R,2] from its request's generator, so a row's choice does
 not depend on which other rows share the batch (batched == unbatched for the same seed).
 
-Row controls (the caption rules, decided per row by `CaptionJob`) arrive as codes:
+Row controls (the caption rules, decided per row by the row table and beam jobs) arrive as codes:
 FREE, FORBID_END (the box may not close yet), FORCE_END (it must close now) and PREFER_END
 (`calibrated` only: the box has reached its drawn length, so close it as soon as the marker is
 a candidate).
@@ -18,30 +18,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.schema import METHODS, MIN_SCORE
+
 FREE, FORBID_END, FORCE_END, PREFER_END = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
 class Decoding:
     method: str = "calibrated"  # one of METHODS
-    min_score: float = 0.1  # threshold family: r ~ U[min_score, 1]; candidates p >= r * top
+    min_score: float = MIN_SCORE  # threshold family: r ~ U[min_score, 1]; candidates p >= r * top
     temperature: float = 1.0  # temperature/top-k/top-p: reweight probabilities by 1/T
     top_k: int = 0  # top-k: keep the k most likely characters (0 = off)
     top_p: float = 1.0  # top-p: keep the smallest set whose mass reaches p
     beam_width: int = 5  # beam: texts kept per step
 
 
-METHODS = (
-    "calibrated",
-    "threshold",
-    "threshold-weighted",
-    "beam",
-    "greedy",
-    "temperature",
-    "top-k",
-    "top-p",
-    "top-k-top-p",
-)
 THRESHOLD_FAMILY = ("threshold", "threshold-weighted", "calibrated")
 LOG_END_FLOOR = math.log(0.02)  # calibrated: see pick_rows
 

@@ -1,4 +1,4 @@
-"""The vectorised row table (training/rowtable.py) against the per-row rules and itself."""
+"""The vectorised row table (engine/decoding/rowtable.py) against the per-row rules and itself."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.decoding.batch import Batch
+from engine.decoding.jobs import CaptionRequest, make_job
+from engine.decoding.loader import load_model
+from engine.decoding.model import LoadedModel
+from engine.decoding.pickers import FORBID_END, FREE, PREFER_END, Decoding, rule_code
+from engine.decoding.rowtable import BOX_LEN, BOXES, LENGTH, TARGET
 from tests.conftest import captions_alone
-from training.pickers import FORBID_END, FREE, PREFER_END, Decoding, rule_code
-from training.rowtable import BOX_LEN, BOXES, LENGTH, TARGET
-from training.runtime import LoadedModel, load_model
-from training.sampling import Batch, CaptionJob, CaptionRequest, _Row
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +27,7 @@ def model(tiny_model: Path) -> LoadedModel:
 @pytest.mark.parametrize("max_len", [6, 12, 40])
 def test_codes_match_the_per_row_rules(model: LoadedModel, empty_ok: bool, max_len: int) -> None:
     """Every reachable (boxes, box length, text length) state: the table's vectorised codes
-    are CaptionJob._code's, for 3-box captions."""
+    are the scalar rule's (pickers.rule_code, as beam jobs apply it), for 3-box captions."""
     req = CaptionRequest(
         "two-buttons", 3, max_len=max_len, allow_empty_boxes=empty_ok, decoding=Decoding("greedy")
     )
@@ -33,7 +35,7 @@ def test_codes_match_the_per_row_rules(model: LoadedModel, empty_ok: bool, max_l
     for boxes in range(3):
         for box_len in range(0, max_len):
             for extra in range(0, max_len - box_len):
-                jobs.append(CaptionJob(model, req))
+                jobs.append(make_job(model, req))
                 states.append((boxes, box_len, boxes + box_len + extra))
     batch = Batch(model)
     batch.add(jobs)
@@ -42,8 +44,8 @@ def test_codes_match_the_per_row_rules(model: LoadedModel, empty_ok: bool, max_l
         v[i, [BOXES, BOX_LEN, LENGTH]] = boxes, box_len, length
     got = batch.table.codes(v)
     for i, (boxes, box_len, length) in enumerate(states):
-        row = _Row("x" * length, 0.0, 0, boxes, box_len)
-        assert got[i] == jobs[i]._code(row), (boxes, box_len, length)
+        want = rule_code(length, boxes, box_len, 0, 3, max_len, empty_ok)
+        assert got[i] == want, (boxes, box_len, length)
     # with calibrated length targets too, against the scalar rule the lone-row path uses
     v[:, TARGET] = np.arange(len(states)) % 7
     got = batch.table.codes(v)
@@ -54,7 +56,7 @@ def test_codes_match_the_per_row_rules(model: LoadedModel, empty_ok: bool, max_l
 
 def test_calibrated_targets_set_the_codes(model: LoadedModel) -> None:
     batch = Batch(model)
-    batch.add([CaptionJob(model, CaptionRequest("two-buttons", 2, seed=s)) for s in range(20)])
+    batch.add([make_job(model, CaptionRequest("two-buttons", 2, seed=s)) for s in range(20)])
     v = batch.table.ints
     assert (v[:, TARGET] >= 1).all()  # calibrated: every open box has a drawn length
     v[:, [BOX_LEN, LENGTH]] = 1, 1
@@ -73,8 +75,8 @@ def test_joining_mid_way_and_dropping_change_no_other_caption(model: LoadedModel
         CaptionRequest("distracted-boyfriend", 3, seed=13, start="me|"),
     ]
     alone = captions_alone(model, reqs)
-    jobs = [CaptionJob(model, r) for r in reqs]
-    doomed = CaptionJob(model, CaptionRequest("two-buttons", 2, seed=99))
+    jobs = [make_job(model, r) for r in reqs]
+    doomed = make_job(model, CaptionRequest("two-buttons", 2, seed=99))
     batch = Batch(model)
     batch.add([jobs[0], doomed])
     for k in range(1, 4):  # the others join one step apart; one request is dropped

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training.data import BOX_END
-from training.pickers import FORBID_END, FORCE_END, FREE, PREFER_END, pick_rows, rule_code
-from training.templates import LENGTH_LEVELS
-from training.vocab import BOS
+from engine.decoding.jobs import RowJob, Sampled
+from engine.decoding.pickers import FORBID_END, FORCE_END, FREE, PREFER_END, pick_rows, rule_code
+from memebot.artifact.templates import LENGTH_LEVELS
+from memebot.artifact.vocab import BOS
+from memebot.caption_format import BOX_END
 
 if TYPE_CHECKING:
-    from training.runtime import LoadedModel
-    from training.sampling import CaptionJob
+    from engine.decoding.model import LoadedModel
 
 _LEVELS = np.asarray(LENGTH_LEVELS)
 _STEPS = len(_LEVELS) - 1
@@ -43,17 +43,18 @@ PLEN, GROUP, COND, NBOX, MAXLEN, EMPTY_OK, CALIBRATED = range(8, 15)
 
 
 class RowTable:
-    """Rows of the non-beam jobs of one batch; `step` consumes their log-probabilities."""
+    """Rows of the RowJobs of one batch; `step` consumes their log-probabilities and hands each
+    finished caption to its job (`RowJob.deliver`)."""
 
     def __init__(self, model: LoadedModel, close_early: int):
         self.model = model
-        self.close_early = close_early  # see sampling.CLOSE_EARLY
+        self.close_early = close_early  # see batch.CLOSE_EARLY
         self.end_id, self.space_id = model.vocab.box_end_id, model.vocab.space_id
         self.id_char = np.array(["", "", "?", *model.vocab.chars], dtype=object)
         self.decodings: dict[tuple[Any, ...], int] = {}  # decoding -> group id
         self.decoding_of: list[Any] = []
         self.ints = np.zeros((0, 15), dtype=np.int64)  # [R, 15], columns above
-        self.objs = np.empty((0, 2), dtype=object)  # [R, 2]: the row's CaptionJob, start text
+        self.objs = np.empty((0, 2), dtype=object)  # [R, 2]: the row's RowJob, start text
         self.floats = np.zeros((0, 2))  # [R, 1 + W]: log-probability, then the row's draws
         self.prefix = np.zeros((0, 1, 2), dtype=np.int64)  # [R, P, 2]: ids fed first, box
         self.gen = np.zeros((0, 1), dtype=np.int64)  # [R, G] generated ids
@@ -66,7 +67,7 @@ class RowTable:
     def owner(self) -> np.ndarray:
         return self.objs[:, 0]
 
-    def add(self, jobs: Sequence[CaptionJob]) -> int:
+    def add(self, jobs: Sequence[RowJob]) -> int:
         """Append the rows of `jobs` (n candidates each); returns how many."""
         if not jobs:
             return 0
@@ -84,20 +85,19 @@ class RowTable:
         self._draw_targets(new[self.ints[new, BOXES] < self.ints[new, NBOX]])
         return len(self) - R
 
-    def _rows_of(self, job: CaptionJob) -> tuple[np.ndarray, ...]:
+    def _rows_of(self, job: RowJob) -> tuple[np.ndarray, ...]:
         req, n = job.req, job.req.n
         seeds = [req.seed] if n == 1 else np.random.SeedSequence(req.seed).spawn(n)
-        first = job.rows[0]  # the job's parsed start: BOS + its ids in `prefix`, its counters
-        ids = job.prefix
+        ids = job.prefix  # BOS + the start text's ids
         prefix = np.array([[c, req.start[:i].count(BOX_END)] for i, c in enumerate(ids)])
         group = self.decodings.setdefault(job.group, len(self.decodings))
         if group == len(self.decoding_of):
             self.decoding_of.append(req.decoding)
         row = np.zeros(15, dtype=np.int64)
         row[LAST] = BOS
-        row[BOXES] = first.boxes
-        row[BOX_LEN] = first.box_len
-        row[LENGTH] = len(first.text)
+        row[BOXES] = job.start_boxes
+        row[BOX_LEN] = job.start_box_len
+        row[LENGTH] = len(req.start)
         row[[PLEN, GROUP, COND, NBOX, MAXLEN, EMPTY_OK, CALIBRATED]] = [
             len(ids),
             group,
@@ -116,7 +116,6 @@ class RowTable:
             quant[:] = np.asarray(job.lengths)[None]
         objs = np.empty((n, 2), dtype=object)
         objs[:, 0], objs[:, 1] = job, req.start
-        job.open_rows, job.in_table = n, True
         gen = np.zeros((n, req.max_len + 1), dtype=np.int64)
         return np.tile(row, (n, 1)), objs, floats, np.repeat(prefix[None], n, 0), gen, quant
 
@@ -250,13 +249,10 @@ class RowTable:
         self.ints[rows, TARGET] = np.maximum(1, np.round(value - self.close_early))
 
     def _finish(self, i: int) -> None:
-        from training.sampling import Sampled
-
         job, start = self.objs[i]
         text = start + "".join(self.id_char[self.gen[i, : self.ints[i, GLEN]]])
         boxes = text.split(BOX_END)[: job.req.n_boxes]
-        job.results.append(Sampled(boxes, float(self.floats[i, 0]), job.req.template))
-        job.open_rows -= 1
+        job.deliver(Sampled(boxes, float(self.floats[i, 0]), job.req.template))
 
     def take(self, idx: np.ndarray) -> None:
         """Keep rows `idx` (in that order)."""

@@ -1,4 +1,4 @@
-"""The compiled char-gru step (training/models/_gru_step.c) against the NumPy stepper."""
+"""The compiled char-gru step (engine/decoding/_gru_step.c) against the NumPy stepper."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.decoding import gru_kernel
+from engine.decoding.char_gru import CharGRUStepper
+from engine.decoding.loader import load_model
+from engine.decoding.model import log_softmax
+from memebot.artifact.configs import CharGRUConfig
+from memebot.artifact.vocab import N_SPECIAL, Vocab
 from memebot.errors import ArtifactError
 from tests.conftest import skip_or_fail
-from training.models import char_gru, gru_kernel
-from training.runtime import load_model, log_softmax
-from training.vocab import N_SPECIAL, Vocab
+from training.models import char_gru
 
 # hidden 20 and a 24-id vocabulary: 3H and V are not multiples of 16 (the padding paths).
-CFG = char_gru.CharGRUConfig(char_emb=8, template_emb=4, box_emb=3, hidden=20, layers=2)
+CFG = CharGRUConfig(char_emb=8, template_emb=4, box_emb=3, hidden=20, layers=2)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +71,7 @@ def inputs(rows: int, steps: int = 6, seed: int = 1) -> tuple[np.ndarray, ...]:
 @pytest.mark.parametrize("rows", [1, 3, 4, 8, 13])  # tiles of 8, 4 and 1 rows
 def test_kernel_matches_numpy_on_float16_weights(weights, rows: int) -> None:
     chars, boxes, slots = inputs(rows)
-    ref = run(char_gru.CharGRUStepper(rounded(weights), CFG), chars, boxes, slots)
+    ref = run(CharGRUStepper(rounded(weights), CFG), chars, boxes, slots)
     got = run(gru_kernel.KernelGRUStepper(weights, CFG), chars, boxes, slots)
     for r, g in zip(ref, got, strict=True):
         assert g.shape == r.shape == (rows, vocab_size(weights)) == (rows, 24)
@@ -76,7 +80,7 @@ def test_kernel_matches_numpy_on_float16_weights(weights, rows: int) -> None:
 
 def test_float16_rounding_moves_logits_little(weights) -> None:
     chars, boxes, slots = inputs(4)
-    exact = run(char_gru.CharGRUStepper(weights, CFG), chars, boxes, slots)
+    exact = run(CharGRUStepper(weights, CFG), chars, boxes, slots)
     got = run(gru_kernel.KernelGRUStepper(weights, CFG), chars, boxes, slots)
     worst = max(
         float(np.abs(e[:, N_SPECIAL:] - g[:, N_SPECIAL:]).max())

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from training.models import char_gru
-from training.vocab import N_SPECIAL
+from engine.decoding import char_gru
+from memebot.artifact.vocab import N_SPECIAL
+from memebot.artifact.weights import weight
 
-_MODULE = "training.models._gru_step"
+_MODULE = "engine.decoding._gru_step"
 _P = ctypes.c_void_p
 
 
@@ -115,6 +116,7 @@ class KernelGRUStepper:
     padded units stay 0)."""
 
     returns_logp = True  # step's first output is already log-softmaxed, specials at -inf
+    condition = staticmethod(char_gru.condition)
 
     def __init__(self, weights: dict[str, np.ndarray], config: Any, threads: int = 0):
         lib = _library()
@@ -129,7 +131,7 @@ class KernelGRUStepper:
         self.G = G = 3 * Hp
 
         def get(suffix: str) -> np.ndarray:
-            return char_gru.weight(weights, suffix)
+            return weight(weights, suffix)
 
         # Layer 0's input projection as lookup tables from the float16-rounded kernel (the
         # same rounding as every other weight), in block order: [V*max_boxes, G], [slots, G]

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.decoding.pickers import Decoding, pick
 from tests.conftest import captions_alone
 from training.data import Caption
-from training.sampling import Decoding, pick
 
 # A fixed toy distribution over 6 ids: top = 0.4
 TOY = np.log(np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04]))
@@ -64,8 +64,8 @@ def test_same_seed_same_choice_sequence() -> None:
 
 @pytest.mark.slow
 def test_captions_honour_box_count_start_and_seed(tiny_model: Path) -> None:
-    from training.runtime import load_model
-    from training.sampling import sample_captions
+    from engine.decoding.batch import sample_captions
+    from engine.decoding.loader import load_model
 
     m = load_model(tiny_model)
     for n in (1, 2, 4):
@@ -83,8 +83,9 @@ def test_captions_honour_box_count_start_and_seed(tiny_model: Path) -> None:
 
 @pytest.mark.slow
 def test_batched_equals_unbatched(tiny_model: Path) -> None:
-    from training.runtime import load_model
-    from training.sampling import CaptionJob, CaptionRequest, run_jobs
+    from engine.decoding.batch import run_jobs
+    from engine.decoding.jobs import CaptionRequest, make_job
+    from engine.decoding.loader import load_model
 
     m = load_model(tiny_model)
     reqs = [
@@ -96,7 +97,7 @@ def test_batched_equals_unbatched(tiny_model: Path) -> None:
         CaptionRequest("y-u-no", 2, decoding=Decoding("beam", beam_width=4, min_score=0.05), n=2),
     ]
     alone = captions_alone(m, reqs)
-    jobs = [CaptionJob(m, r) for r in reqs]
+    jobs = [make_job(m, r) for r in reqs]
     run_jobs(m, jobs)
     assert [[s.boxes for s in j.captions()] for j in jobs] == alone
     assert len(alone[2]) == 3 and len(alone[3]) == 2
@@ -104,11 +105,12 @@ def test_batched_equals_unbatched(tiny_model: Path) -> None:
 
 @pytest.mark.slow
 def test_beam_returns_best_of_collected_captions(tiny_model: Path) -> None:
-    from training.runtime import load_model
-    from training.sampling import CaptionJob, CaptionRequest, run_jobs
+    from engine.decoding.batch import run_jobs
+    from engine.decoding.jobs import CaptionRequest, make_job
+    from engine.decoding.loader import load_model
 
     m = load_model(tiny_model)
-    job = CaptionJob(
+    job = make_job(
         m,
         CaptionRequest(
             "two-buttons", 2, decoding=Decoding("beam", beam_width=5, min_score=0.01), n=5
@@ -136,7 +138,7 @@ PER_ROW = ["threshold", "threshold-weighted", "calibrated", "greedy", "temperatu
 @pytest.mark.parametrize("method", [*PER_ROW, "top-p", "top-k-top-p"])
 def test_pick_rows_matches_row_by_row(method: str) -> None:
     """A row's pick depends only on its own log-probabilities and draws, not on the batch."""
-    from training.pickers import FREE, pick_rows
+    from engine.decoding.pickers import FREE, pick_rows
 
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(64, 12)) * 2
@@ -154,7 +156,7 @@ def test_pick_rows_matches_row_by_row(method: str) -> None:
 
 @pytest.mark.parametrize("method", PER_ROW)
 def test_row_codes_are_obeyed(method: str) -> None:
-    from training.pickers import FORBID_END, FORCE_END, PREFER_END, pick_rows
+    from engine.decoding.pickers import FORBID_END, FORCE_END, PREFER_END, pick_rows
 
     end = 0  # the end marker is the most likely id of TOY
     logp = np.repeat(TOY[None], 500, axis=0)
@@ -171,7 +173,7 @@ def test_row_codes_are_obeyed(method: str) -> None:
 
 
 def test_calibrated_prefers_end_only_when_it_is_a_candidate() -> None:
-    from training.pickers import PREFER_END, pick_rows
+    from engine.decoding.pickers import PREFER_END, pick_rows
 
     end = 5  # p = 0.04: below 0.5 * top, never a threshold candidate
     u = np.random.default_rng(2).random((400, 2))
@@ -190,12 +192,13 @@ def _caption(template: str, *lengths: int) -> Caption:
 
 
 def test_template_table_box_length_quantiles() -> None:
-    from training.templates import LENGTH_LEVELS, TemplateTable
+    from memebot.artifact.templates import LENGTH_LEVELS
+    from training.templates import build_table
 
     train = [_caption("long-short", 30 + i % 11, 5) for i in range(44)]
     train += [_caption("rare", 50, 50) for _ in range(3)]  # too few: uses all 2-box captions
     train += [_caption("solo", 12 + i % 3) for i in range(25)]
-    table = TemplateTable.build({}, train, train)
+    table = build_table({}, train, train)
     ls = table.get("long-short")
     assert ls is not None and len(ls.box_lengths) == 2
     q0, q1 = ls.box_lengths
@@ -213,9 +216,10 @@ def test_template_table_box_length_quantiles() -> None:
 
 
 def test_template_table_without_length_stats_still_loads() -> None:
-    from training.templates import TemplateTable
+    from memebot.artifact.templates import TemplateTable
+    from training.templates import build_table
 
-    table = TemplateTable.build({}, [_caption("a", 3, 4)], [_caption("a", 3, 4)])
+    table = build_table({}, [_caption("a", 3, 4)], [_caption("a", 3, 4)])
     old = [{k: v for k, v in e.items() if k != "box_lengths"} for e in table.to_json()]
     loaded = TemplateTable.from_json(old)
     assert loaded.get("a") is not None and loaded.length_quantiles("a", 2) is None
@@ -229,9 +233,9 @@ def test_calibrated_boxes_follow_the_template_lengths(tiny_model: Path, length: 
     (the marker is masked before) and, past it, at the first plausible word end."""
     import dataclasses
 
-    from training.runtime import load_model
-    from training.sampling import CLOSE_EARLY, sample_captions
-    from training.templates import LENGTH_LEVELS, TemplateTable
+    from engine.decoding.batch import CLOSE_EARLY, sample_captions
+    from engine.decoding.loader import load_model
+    from memebot.artifact.templates import LENGTH_LEVELS, TemplateTable
 
     m = load_model(tiny_model)
     q = tuple(float(length) for _ in LENGTH_LEVELS)

@@ -1,4 +1,5 @@
-"""Character vocabulary: ids ordered by training-set frequency, saved with every model."""
+"""Character vocabulary: ids ordered by training-set frequency, saved with every model; and the
+caption format every model writes (`box|box|`, at most MAX_CHARS characters)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from memebot.artifact.jsonio import read_json, write_json
+from memebot.caption_format import BOX_END
 from memebot.errors import ArtifactError
-from training.data import BOX_END
-from training.jsonio import read_json, write_json
 
 PAD, BOS, UNK = 0, 1, 2
 N_SPECIAL = 3
@@ -77,6 +78,10 @@ class Vocab:
             chars
         ):
             raise ArtifactError(f"{source}: vocabulary entries must be distinct single characters")
+        # Decoders close boxes with BOX_END and seed-cnn rows need digits and spaces.
+        missing = [c for c in _ALWAYS if c not in chars]
+        if missing:
+            raise ArtifactError(f"{source}: vocabulary lacks the special characters {missing!r}")
         return cls(tuple(chars))
 
     def save(self, path: Path) -> None:

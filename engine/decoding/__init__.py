@@ -1,0 +1,13 @@
+"""Decoding: everything between a loaded artifact and finished captions.
+
+    pickers.py    next-character rules and pickers, vectorised over rows (Decoding, METHODS)
+    jobs.py       requests in flight: RowJob (rows in the RowTable), BeamJob (steps itself)
+    rowtable.py   the rows of every RowJob of a batch, as arrays
+    batch.py      Batch (one model call per character for all jobs), run_jobs, sample_captions
+    model.py      LoadedModel: vocabulary + template table + a stepper
+    char_gru.py, gru_kernel.py (+ _gru_step.c), seed_cnn.py   the steppers
+    loader.py     load_model: read + check an artifact, build its stepper, decode once
+
+Imports flow one way (pickers <- jobs <- rowtable <- batch <- loader; model <- batch); nothing
+here imports `training`.
+"""

@@ -1,0 +1,107 @@
+"""A loaded model: the artifact's vocabulary and template table plus a per-step decoder.
+
+`LoadedModel.step` is what every decoder (training samples, `memebot generate`, the engine)
+calls: one character for each row of a batch -> log-probabilities over the vocabulary.
+char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow); seed-cnn
+steps its Keras model (model.keras, Keras imported only then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.decoding import char_gru, gru_kernel
+from memebot.artifact.configs import CharGRUConfig, ModelConfig
+from memebot.artifact.meta import ArtifactMeta
+from memebot.artifact.templates import TemplateEntry, TemplateTable
+from memebot.artifact.vocab import Vocab
+from memebot.artifact.weights import Weights
+from memebot.errors import ArtifactError
+
+DECODERS = ("auto", "kernel", "numpy")
+
+
+class Stepper(Protocol):
+    # True: step's first output is normalised log-probabilities already (the compiled kernel);
+    # else logits (or log-probabilities, seed-cnn) that LoadedModel.step log-softmaxes
+    returns_logp: bool
+
+    def condition(self, entry: TemplateEntry | None) -> int: ...
+    def initial_state(self, batch: int) -> Any: ...
+    def take_state(self, state: Any, idx: np.ndarray) -> Any: ...
+    def concat_states(self, states: list[Any]) -> Any: ...
+    def step(
+        self, state: Any, chars: np.ndarray, boxes: np.ndarray, conds: np.ndarray
+    ) -> tuple[np.ndarray, Any]: ...
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def char_gru_stepper(
+    weights: Weights, config: CharGRUConfig, *, decoder: str = "auto", threads: int = 0
+) -> Stepper:
+    """`decoder`: "kernel" (compiled, float16), "numpy", or "auto" (the kernel where built);
+    `threads`: kernel threads per step (0 = every core)."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
+    use_kernel = decoder == "kernel" or (decoder == "auto" and gru_kernel.available())
+    if use_kernel and not gru_kernel.available():
+        raise ArtifactError(
+            "decoder 'kernel': the compiled char-gru kernel is not built here "
+            "(reinstall with a C compiler, or use the numpy decoder)"
+        )
+    if use_kernel:
+        return gru_kernel.KernelGRUStepper(weights, config, threads)
+    return char_gru.CharGRUStepper(weights, config)
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    arch: str
+    config: ModelConfig
+    vocab: Vocab
+    templates: TemplateTable
+    stepper: Stepper
+    meta: ArtifactMeta | None = None  # None: a model in training
+    path: Path | None = None
+
+    @property
+    def step_backend(self) -> str:
+        """What runs a decoding step: "kernel", "numpy" or "keras" (seed-cnn)."""
+        if isinstance(self.stepper, gru_kernel.KernelGRUStepper):
+            return "kernel"
+        return "numpy" if isinstance(self.stepper, char_gru.CharGRUStepper) else "keras"
+
+    @property
+    def version(self) -> str:
+        return self.meta.version if self.meta else f"{self.arch}-untrained"
+
+    def condition(self, entry: TemplateEntry | None) -> int:
+        """Per-row conditioning id: the slot (char-gru) or the Imgflip id (seed-cnn); 0 = any."""
+        return self.stepper.condition(entry)
+
+    def initial_state(self, batch: int) -> Any:
+        return self.stepper.initial_state(batch)
+
+    def take_state(self, state: Any, idx: np.ndarray) -> Any:
+        """Rows `idx` of a batched state (beam reordering, finished rows leaving)."""
+        return self.stepper.take_state(state, idx)
+
+    def concat_states(self, states: list[Any]) -> Any:
+        """One batched state from several (requests joining the batch)."""
+        return self.stepper.concat_states(states)
+
+    def step(
+        self, state: Any, chars: np.ndarray, boxes: np.ndarray, conds: np.ndarray
+    ) -> tuple[np.ndarray, Any]:
+        out, state = self.stepper.step(state, chars, boxes, conds)
+        if self.stepper.returns_logp:  # the compiled kernel, float32
+            return out, state
+        return log_softmax(np.asarray(out, dtype=np.float64)), state

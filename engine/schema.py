@@ -1,0 +1,435 @@
+"""The engine's HTTP API as data: request and response models, limits and defaults.
+
+The one source for the API's names, defaults and limits: the engine validates with these models,
+/openapi.json is generated from them (engine/openapi.py), `memebot generate` builds its flags
+from them (engine/cli.py), and the Discord bot's engine client speaks them. Light on purpose:
+pydantic only, no ML code, no Pillow, no aiohttp (the bot imports it).
+
+Errors name the field: `parse`/`parse_meme_request` raise `BadRequest(field, problem)`, answered
+as 400 `{"error": "<field>: <problem>", "field": "<field>"}` (the `ErrorBody` model). Built
+directly (`MemeRequest(...)`, as a client does), a model raises pydantic's ValidationError for a
+field out of range and BadRequest for a rule between fields; `to_body()` gives the JSON to send.
+The rule that needs the template's box count (`check_caption_fits`) runs on the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from memebot.caption_format import BOX_END, MAX_CHARS
+
+# -- names and limits (one source each) ------------------------------------------------------
+
+Method = Literal[
+    "calibrated",
+    "threshold",
+    "threshold-weighted",
+    "beam",
+    "greedy",
+    "temperature",
+    "top-k",
+    "top-p",
+    "top-k-top-p",
+]
+ImageFormat = Literal["jpeg", "png", "webp"]
+ResponseKind = Literal["json", "image"]
+METHODS: tuple[Method, ...] = get_args(Method)
+FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
+RESPONSES: tuple[ResponseKind, ...] = get_args(ResponseKind)
+DEFAULT_METHOD: Method = "calibrated"
+MAX_LEN = MAX_CHARS  # characters of `box|box|`, markers included: the longest cleaned caption
+MAX_LEN_LIMIT = 200
+MAX_BOXES = 8
+UPLOAD_BOXES = 2  # an uploaded image gets top and bottom text unless told otherwise
+MAX_START = 200
+MAX_TEMPLATE = 100
+MAX_N = 10
+MAX_BEAM_WIDTH = 16
+DEFAULT_BEAM_WIDTH = 5
+MAX_TOP_K = 1000
+MAX_TEMPERATURE = 10.0
+MAX_SEED = 2**63 - 1
+MIN_SCORE = 0.1  # threshold family: r ~ U[min_score, 1] (the article's value)
+BEAM_MIN_SCORE = 0.0001  # beam: candidates p >= min_score * top (the article's value)
+SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
+
+
+def default_min_score(method: str) -> float:
+    return BEAM_MIN_SCORE if method == "beam" else MIN_SCORE
+
+
+# -- paths -------------------------------------------------------------------------------------
+
+MEMES_PATH = "/v1/memes"
+UPLOAD_PATH = "/v1/memes/upload"
+TEMPLATES_PATH = "/v1/templates"
+RELOAD_PATH = "/v1/model/reload"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+OPENAPI_PATH = "/openapi.json"
+OPEN_PATHS = frozenset({HEALTH_PATH, READY_PATH, OPENAPI_PATH})  # no bearer token needed
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    """A request the API refuses: `field` names the part that is wrong ("body" for all of it);
+    `status` is the HTTP answer (400, or 406/413/415 where those say it better)."""
+
+    def __init__(self, field: str, problem: str, *, status: int = 400):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+        self.status = status
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer's body."""
+
+    error: str = Field(description="what is wrong, starting with the field's name when one is")
+    field: str | None = Field(None, description="the request field (or part) that is wrong")
+    serving: str | None = Field(None, description="reload refused: the model still serving")
+
+
+def _printable(v: str) -> str:
+    if any(not 32 <= ord(c) < 127 for c in v):
+        raise ValueError("only printable ASCII characters are allowed")
+    return v
+
+
+Ascii = Annotated[str, AfterValidator(_printable)]
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+class MemeOptions(BaseModel):
+    """Everything about a caption but the template (the body of an upload's `options` part)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    boxes: int | None = Field(
+        None, ge=1, le=MAX_BOXES, description="number of text boxes (default: the template's)"
+    )
+    start: Ascii = Field(
+        "",
+        max_length=MAX_START,
+        description="the caption starts with this text (lowercased: the model writes lowercase); "
+        f"'{BOX_END}' ends a box. Must leave room for the remaining boxes within max_len",
+    )
+    max_len: int = Field(
+        MAX_LEN,
+        ge=2,
+        le=MAX_LEN_LIMIT,
+        description=f"characters of the whole caption, one '{BOX_END}' per box included "
+        "(at least 2 per box)",
+    )
+    decoding: Method = Field(
+        DEFAULT_METHOD,
+        description="calibrated: the article's threshold rule with box lengths drawn from the "
+        "template's real captions; threshold: the rule as written; threshold-weighted, beam, "
+        "greedy, temperature, top-k, top-p, top-k-top-p (docs/ENGINE.md)",
+    )
+    min_score: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description=f"threshold family: r ~ U[min_score, 1] (default {MIN_SCORE}); "
+        f"beam: candidates p >= min_score * top (default {BEAM_MIN_SCORE})",
+    )
+    temperature: float = Field(
+        1.0,
+        gt=0.0,
+        le=MAX_TEMPERATURE,
+        description="temperature, top-k, top-p: log-probabilities divided by this",
+    )
+    top_k: int = Field(0, ge=0, le=MAX_TOP_K, description="top-k: characters kept (0 = all)")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="top-p: probability mass kept")
+    beam_width: int = Field(
+        DEFAULT_BEAM_WIDTH, ge=1, le=MAX_BEAM_WIDTH, description="beam: texts kept per step"
+    )
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same caption")
+    n: int = Field(
+        1, ge=1, le=MAX_N, description="captions to return, best first (the first is rendered)"
+    )
+    allow_empty_boxes: bool = Field(False, description="a box may be left empty")
+    image: bool = Field(True, description="render the image")
+    format: ImageFormat | None = Field(
+        None,
+        description="image format (default: the engine's MEMEBOT_IMAGE_FORMAT, or the one "
+        "named by an Accept: image/<format> header)",
+    )
+    response: ResponseKind | None = Field(
+        None,
+        description="json (the image base64 inside), or image (the bytes, with the caption in "
+        "X-Memebot-* headers). Default: image if the Accept header asks for image/*, else json",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MemeOptions:
+        if self.response == "image" and not self.image:
+            raise BadRequest("image", "cannot be false when the response is the image")
+        if self.boxes is not None:
+            check_caption_fits(self, self.boxes)
+        return self
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body (or upload `options` part) a client sends: the fields it set."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    @property
+    def used_min_score(self) -> float:
+        return self.min_score if self.min_score is not None else default_min_score(self.decoding)
+
+    @property
+    def used_start(self) -> str:
+        return self.start.lower()
+
+
+class UploadOptions(MemeOptions):
+    """The `options` part of POST /v1/memes/upload: as MemeOptions, two boxes by default."""
+
+    boxes: int | None = Field(
+        UPLOAD_BOXES, ge=1, le=MAX_BOXES, description="number of text boxes (top, bottom, ...)"
+    )
+
+
+class MemeRequest(MemeOptions):
+    """The body of POST /v1/memes."""
+
+    template: Ascii = Field(
+        min_length=1,
+        max_length=MAX_TEMPLATE,
+        description="slug, name, alias or Imgflip id (see GET /v1/templates)",
+    )
+
+    @model_validator(mode="after")
+    def _template_not_blank(self) -> MemeRequest:
+        if not self.template.strip():
+            raise BadRequest("template", "required: a slug, name, alias or Imgflip id")
+        return self
+
+
+def check_caption_fits(opts: MemeOptions, n_boxes: int) -> None:
+    """The caption rule: every box closed and non-empty (unless allowed) within max_len, the
+    start text included. Called with the box count once the template is known."""
+    per_box = 1 if opts.allow_empty_boxes else 2  # a character and its marker
+    if opts.max_len < per_box * n_boxes:
+        raise BadRequest(
+            "max_len", f"must leave room for {n_boxes} boxes (at least {per_box * n_boxes})"
+        )
+    parts = opts.start.split(BOX_END)
+    closed, open_part = parts[:-1], parts[-1]
+    if len(closed) > n_boxes or (len(closed) == n_boxes and open_part):
+        raise BadRequest("start", f"has more than {n_boxes} boxes ('{BOX_END}' ends a box)")
+    if not opts.allow_empty_boxes and any(not p for p in closed):
+        raise BadRequest("start", "has an empty box (set allow_empty_boxes to allow it)")
+    left = n_boxes - len(closed)  # boxes still open, the current one included
+    need = 0 if left == 0 else (1 if open_part else per_box) + per_box * (left - 1)
+    if len(opts.start) + need > opts.max_len:
+        raise BadRequest(
+            "start",
+            f"{len(opts.start)} characters leave too little room to finish {n_boxes} box(es) "
+            f"within max_len {opts.max_len}",
+        )
+
+
+class TemplateQuery(BaseModel):
+    """GET /v1/templates query string."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    q: str = Field("", max_length=MAX_TEMPLATE, description="prefix or substring; blank: first")
+    limit: int = Field(SEARCH_LIMIT, ge=1, le=SEARCH_LIMIT, description="templates returned")
+
+
+class ReloadRequest(BaseModel):
+    """The body of POST /v1/model/reload."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    path: str = Field(
+        min_length=1, max_length=4096, description="artifact directory on the engine's machine"
+    )
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class TemplateInfo(BaseModel):
+    slug: str
+    name: str
+    imgflip_id: int | None
+    aliases: list[str]
+    box_count: int
+    image_url: str | None
+
+
+class TemplatesResponse(BaseModel):
+    templates: list[TemplateInfo]
+
+
+class Caption(BaseModel):
+    boxes: list[str] = Field(description="one text per box")
+    logprob: float = Field(description="sum of the characters' log-probabilities")
+
+
+class DecodingUsed(BaseModel):
+    method: Method
+    min_score: float
+    temperature: float
+    top_k: int
+    top_p: float
+    beam_width: int
+
+
+class OptionsUsed(BaseModel):
+    """The options the caption was made with, defaults filled in."""
+
+    boxes: int
+    start: str = Field(description="the start text as used (lowercased)")
+    max_len: int
+    seed: int | None
+    n: int
+    allow_empty_boxes: bool
+    decoding: DecodingUsed
+
+
+class ImagePayload(BaseModel):
+    format: ImageFormat
+    alt_text: str = Field(description="the boxes joined with ' / '")
+    data_base64: str
+
+
+class MemeResponse(BaseModel):
+    """200 from POST /v1/memes and /v1/memes/upload (JSON)."""
+
+    template: TemplateInfo
+    boxes: list[str] = Field(description="the first caption's boxes")
+    logprob: float
+    captions: list[Caption]
+    options: OptionsUsed
+    model_version: str
+    timings_ms: dict[str, float]
+    image: ImagePayload | None
+
+
+class ReloadResponse(BaseModel):
+    model_version: str
+    previous: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"]
+    model_version: str
+    decoder: str = Field(description="what runs a decoding step: kernel, numpy or keras")
+
+
+# Image responses carry the caption in these headers.
+HEADER_MODEL = "X-Memebot-Model"
+HEADER_BOXES = "X-Memebot-Boxes"  # JSON list of strings
+HEADER_ALT_TEXT = "X-Memebot-Alt-Text"
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], body: Any) -> M:
+    """Validate a decoded JSON body; the first problem raises BadRequest naming its field."""
+    if not isinstance(body, Mapping):
+        raise BadRequest("body", "expected a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        raise bad_request(e, known=sorted(model.model_fields)) from None
+
+
+def parse_json(model: type[M], raw: bytes | str) -> M:
+    """As `parse`, from JSON text (the body named "body" when it is not JSON)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise BadRequest("body", f"not valid JSON ({_short(e)})") from None
+    return parse(model, body)
+
+
+def parse_meme_request(body: Any) -> MemeRequest:
+    return parse(MemeRequest, body)
+
+
+def bad_request(e: ValidationError, *, known: list[str] | None = None) -> BadRequest:
+    err = e.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in err["loc"]) or "body"
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        problem = "unknown field" + (f" (known: {', '.join(known)})" if known else "")
+    elif kind == "missing":
+        problem = "required"
+    elif kind == "literal_error":
+        problem = f"got {err['input']!r}; choose one of {ctx.get('expected', '')}"
+    elif kind in ("int_type", "int_from_float", "int_parsing"):
+        problem = f"expected an integer, got {_type_name(err['input'])}"
+    elif kind in ("float_type", "float_parsing", "finite_number"):
+        problem = f"expected a number, got {_type_name(err['input'])}"
+    elif kind in ("bool_type", "bool_parsing"):
+        problem = f"expected true or false, got {_type_name(err['input'])}"
+    elif kind == "string_type":
+        problem = f"expected a string, got {_type_name(err['input'])}"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        problem = f"{_bound(kind, ctx)}, got {err['input']!r}"
+    elif kind == "string_too_long":
+        problem = f"at most {ctx['max_length']} characters, got {len(err['input'])}"
+    elif kind == "string_too_short":
+        problem = "required: must not be empty"
+    elif kind == "value_error":
+        problem = str(ctx.get("error", err["msg"]))
+    else:
+        problem = err["msg"]
+    return BadRequest(field, problem)
+
+
+def _bound(kind: str, ctx: Mapping[str, Any]) -> str:
+    return {
+        "greater_than": f"must be greater than {ctx.get('gt')}",
+        "greater_than_equal": f"must be at least {ctx.get('ge')}",
+        "less_than": f"must be less than {ctx.get('lt')}",
+        "less_than_equal": f"must be at most {ctx.get('le')}",
+    }[kind]
+
+
+def _type_name(v: Any) -> str:
+    return {
+        bool: "true/false",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }.get(type(v), type(v).__name__)
+
+
+def _short(e: BaseException) -> str:
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    return str(e)[:200]

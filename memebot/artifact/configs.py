@@ -1,0 +1,125 @@
+"""Per-architecture configs: what meta.json's `config` holds and every model is rebuilt from.
+
+Values are checked on construction (`ConfigError`, naming the field): an artifact whose
+meta.json says `hidden: "abc"` or `-3` is refused before any weights are read, and
+`memebot train --set hidden=-4` before any data is read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, get_type_hints
+
+from memebot.errors import ArtifactError
+
+
+class ConfigError(ArtifactError, ValueError):
+    """A config value of the wrong type or out of range; `field` names it."""
+
+    def __init__(self, field: str, problem: str, value: object):
+        super().__init__(f"config field {field}: {problem}, got {value!r}")
+        self.field, self.problem, self.value = field, problem, value
+
+
+def config_problems(config: Any) -> list[tuple[str, str]]:
+    """(field, what is wrong) for each config field of the wrong type or out of range; [] when
+    all are fine.
+
+    A field may declare its range as `field(metadata={"min": .., "max": .., "max_open": ..})`;
+    otherwise the rule follows its type and name, which covers every architecture so far:
+    integers are widths, counts or lengths (>= 1), floats named *dropout or *rate are
+    fractions in [0, 1), and every float is finite.
+    """
+    hints = get_type_hints(type(config))
+    problems = []
+    for f in fields(config):
+        value, kind = getattr(config, f.name), hints.get(f.name)
+        if kind is bool:
+            if not isinstance(value, bool):
+                problems.append((f.name, "expected true or false"))
+            continue
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append((f.name, "expected an integer"))
+            continue
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append((f.name, "expected a number"))
+                continue
+            if not math.isfinite(value):
+                problems.append((f.name, "must be a finite number"))
+                continue
+        lo, hi, hi_open = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("max_open")
+        if lo is None and kind is int:
+            lo = 1
+        if lo is None and hi is None and kind is float and f.name.endswith(("dropout", "rate")):
+            lo, hi, hi_open = 0.0, 1.0, True
+        if lo is not None and value < lo:
+            problems.append((f.name, f"must be >= {lo}"))
+        elif hi is not None and (value >= hi if hi_open else value > hi):
+            problems.append((f.name, f"must be {'<' if hi_open else '<='} {hi}"))
+    return problems
+
+
+class _Config:
+    """Checks its values on construction (config_problems): the first problem is raised."""
+
+    def __post_init__(self) -> None:
+        if problems := config_problems(self):
+            name, problem = problems[0]
+            raise ConfigError(name, problem, getattr(self, name))
+        hints = get_type_hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            if hints.get(f.name) is float:  # JSON may say 0 for 0.0
+                setattr(self, f.name, float(getattr(self, f.name)))
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass
+class CharGRUConfig(_Config):
+    char_emb: int = 48  # character embedding width
+    template_emb: int = 32  # template conditioning width (slot 0 = any template)
+    box_emb: int = 8  # box-index conditioning width
+    max_boxes: int = 8  # box indices >= this share the last embedding
+    hidden: int = 384  # GRU width of every layer
+    layers: int = 2  # stacked GRU layers
+    dropout: float = 0.0  # between GRU layers (training only)
+    template_dropout: float = 0.1  # share of training captions shown as "any template"
+
+
+@dataclass
+class SeedCNNConfig(_Config):
+    seq_len: int = 128  # input row length (left-padded)
+    embedding: int = 16  # character embedding width
+    filters: int = 1024  # Conv1D filters in each of the five conv layers
+    kernel: int = 5  # Conv1D kernel width
+    dense: int = 1024  # width of the dense layer before the softmax
+    dropout: float = 0.25  # after every conv block and the dense layer
+    template_dropout: float = 0.1  # share of rows shown with the generic id 000000000000
+
+
+ModelConfig = CharGRUConfig | SeedCNNConfig
+DEFAULT_ARCH = "char-gru"
+CONFIGS: dict[str, type[CharGRUConfig] | type[SeedCNNConfig]] = {
+    "char-gru": CharGRUConfig,
+    "seed-cnn": SeedCNNConfig,
+}
+
+
+def config_from_dict(arch: str, obj: Any, source: object = "meta.json") -> ModelConfig:
+    """meta.json's `config` for `arch`, checked: unknown fields, types and ranges."""
+    cls = CONFIGS.get(arch)
+    if cls is None:
+        raise ArtifactError(f"{source}: unknown architecture {arch!r}")
+    if not isinstance(obj, dict):
+        raise ArtifactError(f"{source}: config is not a JSON object")
+    names = {f.name for f in fields(cls)}
+    unknown = set(obj) - names
+    if unknown:
+        raise ArtifactError(f"{source}: config has unknown fields {sorted(unknown)}")
+    try:
+        return cls(**obj)
+    except ConfigError as e:
+        raise ArtifactError(f"{source}: {e}") from e

@@ -1,0 +1,10 @@
+"""The caption format every model writes and every client reads, in one place (stdlib only).
+
+A caption is its boxes, each closed by BOX_END: `box|box|`. Cleaning keeps captions of at most
+MAX_CHARS characters (markers included), so that is also the API's default `max_len`.
+"""
+
+from __future__ import annotations
+
+BOX_END = "|"  # end-of-box marker; never allowed inside a box
+MAX_CHARS = 82  # longest caption `box|box|`, markers included (cleaning keeps these)
