@@ -29,7 +29,12 @@ from memebot.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
-UNSHOWN = ("DISCORD_TOKEN", "MEMEBOT_ENGINE_TOKEN", "MEMEBOT_DATABASE_URL")  # may hold secrets
+UNSHOWN = (
+    "DISCORD_TOKEN",
+    "MEMEBOT_ENGINE_TOKEN",
+    "MEMEBOT_DATABASE_URL",
+    "MEMEBOT_QUEUE_URL",
+)  # may hold secrets
 
 
 def _default_data_dir() -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot.store import Store
+from bot.store.db import redacted
 from memebot.settings import Settings
 from retrain.queue import RunQueue
 
@@ -40,7 +41,8 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     w = sub.add_parser(
         "worker",
         help="run queued retraining runs (one worker, one run at a time)",
-        description=f"Takes runs from the job queue (MEMEBOT_QUEUE_URL, now {settings.queue_url}).",
+        description="Takes runs from the job queue "
+        f"(MEMEBOT_QUEUE_URL, now {redacted(settings.queue_url)}).",
     )
     w.add_argument("--burst", action="store_true", help="run what is queued, then exit")
     w.set_defaults(func=cmd_worker)
@@ -155,7 +157,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if args.burst:
             print(f"ran {queue.work_until_empty()} queued runs")
         else:
-            print(f"worker waiting for runs on {settings.queue_url}", flush=True)
+            print(f"worker waiting for runs on {redacted(settings.queue_url)}", flush=True)
             queue.serve()
     finally:
         queue.close()

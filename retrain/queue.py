@@ -46,7 +46,7 @@ def make_huey(url: str) -> Huey:
             raise UsageError(
                 f"MEMEBOT_QUEUE_URL {url}: install redis first (pip install redis)"
             ) from e
-    raise UsageError(f"MEMEBOT_QUEUE_URL {url}: use sqlite:///, postgresql:// or redis://")
+    raise UsageError("MEMEBOT_QUEUE_URL: use sqlite:///, postgresql:// or redis://")
 
 
 class RunQueue:

@@ -4,6 +4,7 @@ queue (never training/ or TensorFlow), so the bot can use it."""
 from __future__ import annotations
 
 from bot.store import RunInfo, Store
+from bot.store.db import redacted
 from memebot.errors import UsageError
 from retrain.queue import RunQueue
 
@@ -44,7 +45,7 @@ async def request_run(
         queue.enqueue(run.id)
     except Exception as e:  # the queue is down: the run must not stay "queued" forever
         await store.finish_run(run.id, "failed", error=f"could not enqueue: {e}")
-        raise UsageError(f"the job queue {queue.url} refused the run: {e}") from e
+        raise UsageError(f"the job queue {redacted(queue.url)} refused the run: {e}") from e
     return run
 
 
