@@ -6,18 +6,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from bot.store import Store
+from bot.store import RunInfo, Store
 from bot.store.db import redacted
 from memebot.settings import Settings
 from retrain.queue import RunQueue
 
 T = TypeVar("T")
-FINISHED = ("succeeded", "rejected", "failed")
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -113,7 +111,7 @@ async def _with_store(settings: Settings, body: Callable[[Store], Awaitable[T]])
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
-    from retrain.requests import describe, request_run
+    from retrain.requests import describe, request_run, watch_run
 
     if args.status:
         runs = asyncio.run(_with_store(settings, lambda s: s.runs(limit=10)))
@@ -132,17 +130,15 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     print(f"run #{run.id} ({run.mode}) queued; `memebot worker` runs it")
     if not args.wait:
         return 0
-    last = ""
-    while True:
-        current = asyncio.run(_with_store(settings, lambda s: s.run(run.id)))
-        assert current is not None
-        line = describe(current)
-        if line != last:
-            print(line, flush=True)
-            last = line
-        if current.status in FINISHED:
-            return 0 if current.status == "succeeded" else 1
-        time.sleep(2)
+
+    async def follow(store: Store) -> RunInfo:
+        async def show(text: str) -> None:
+            print(text, flush=True)
+
+        return await watch_run(store, run.id, show)
+
+    final = asyncio.run(_with_store(settings, follow))
+    return 0 if final.status == "succeeded" else 1
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

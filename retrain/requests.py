@@ -3,6 +3,9 @@ queue (never training/ or TensorFlow), so the bot can use it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 from bot.store import RunInfo, Store
 from bot.store.db import redacted
 from memebot.errors import UsageError
@@ -76,6 +79,30 @@ def describe(run: RunInfo) -> str:
             f"downvoted ll/char {_f(a['down_ll'])} -> {_f(c['down_ll'])}"
         )
     return f"{head}: {detail}".rstrip(": ")
+
+
+async def watch_run(
+    store: Store,
+    run_id: int,
+    on_change: Callable[[str], Awaitable[None]],
+    *,
+    interval: float = 2.0,
+) -> RunInfo:
+    """Calls `on_change(describe(run))` each time the run's description changes (the bot
+    edits its /retrain message with it) until the run finishes; returns the finished run.
+    Polls the store: the worker may be another process or machine."""
+    last = None
+    while True:
+        run = await store.run(run_id)
+        if run is None:
+            raise UsageError(f"no retrain run #{run_id}")
+        text = describe(run)
+        if text != last:
+            await on_change(text)
+            last = text
+        if not run.in_progress:
+            return run
+        await asyncio.sleep(interval)
 
 
 def _f(x: float | None) -> str:

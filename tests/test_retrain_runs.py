@@ -108,3 +108,41 @@ def test_rated_generations_and_votes_since(db_url: str) -> None:
         assert await store.votes_since(utcnow() + timedelta(seconds=5)) == 0
 
     run(db_url, body)
+
+
+def test_watch_run_reports_each_change_until_the_outcome(db_url: str) -> None:
+    from retrain.requests import watch_run
+
+    async def body(store: Store) -> None:
+        r = await store.create_run("finetune", requested_by="alice")
+        seen: list[str] = []
+
+        async def on_change(text: str) -> None:
+            # Each report moves the (simulated) worker one step on, like a real run would.
+            seen.append(text)
+            if len(seen) == 1:
+                await store.claim_run(r.id, "host:1")
+                await store.update_run(
+                    r.id,
+                    stage="training",
+                    progress={"epoch": 1, "epochs": 2, "val_loss": 1.23456, "eta_s": 95},
+                )
+            elif len(seen) == 2:
+                await store.update_run(r.id, candidate_version="v2", parent_version="v1")
+                gate = {
+                    "candidate": {"val_nats": 1.2, "up_ll": -1.0, "down_ll": -3.0},
+                    "active": {"val_nats": 1.21, "up_ll": -1.5, "down_ll": -2.5},
+                }
+                await store.finish_run(r.id, "succeeded", gate=gate)
+
+        final = await watch_run(store, r.id, on_change, interval=0.01)
+        assert final.status == "succeeded"
+        assert seen[0] == f"run #{r.id} (finetune) queued: waiting for a worker (`memebot worker`)"
+        assert seen[1] == (
+            f"run #{r.id} (finetune) running: stage training, epoch 1/2, val loss 1.2346, ETA 1m35s"
+        )
+        assert seen[2].startswith(f"run #{r.id} (finetune) succeeded: v2 is live (parent v1)")
+        assert "val nats/char 1.2100 -> 1.2000; upvoted ll/char -1.5000 -> -1.0000" in seen[2]
+        assert len(seen) == 3
+
+    run(db_url, body)
