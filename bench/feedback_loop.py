@@ -2,7 +2,7 @@
 
     python bench/feedback_loop.py [--json] [--rounds 3] [--captions 500] [--plot FILE]
 
-A scripted rater likes captions with a hidden property (a word from FOOD, a topic) and dislikes
+A scripted rater likes captions with a hidden property (a word from TOPIC: food or school) and dislikes
 the others; each caption gets `--raters` votes, each flipped with probability `--noise`. Rounds:
 
   round 0      generate `--captions` captions through the real engine over HTTP (the active
@@ -44,43 +44,20 @@ from retrain.queue import RunQueue
 from retrain.requests import request_run
 from retrain.worker import Subprocess, execute_run
 
-FOOD = frozenset(
-    [
-        "pizza",
-        "food",
-        "eat",
-        "eating",
-        "eats",
-        "ate",
-        "hungry",
-        "cake",
-        "cookie",
-        "cookies",
-        "burger",
-        "tacos",
-        "taco",
-        "bacon",
-        "coffee",
-        "beer",
-        "cheese",
-        "chocolate",
-        "lunch",
-        "dinner",
-        "breakfast",
-        "snack",
-        "snacks",
-        "sandwich",
-        "fries",
-        "donut",
-        "donuts",
-    ]
+# Food and school: about 8% of the corpus's val captions use one of these words.
+TOPIC = frozenset(
+    (
+        "pizza food eat eating eats ate hungry cake cookie cookies burger tacos taco bacon "
+        "coffee beer cheese chocolate lunch dinner breakfast snack snacks sandwich fries donut "
+        "donuts school teacher homework class test exam student students college"
+    ).split()
 )
 WORDS = re.compile(r"[a-z]+")
 
 
 def likes(boxes: list[str]) -> bool:
     """The hidden property the community rewards."""
-    return any(w in FOOD for b in boxes for w in WORDS.findall(b.lower()))
+    return any(w in TOPIC for b in boxes for w in WORDS.findall(b.lower()))
 
 
 def rate(boxes: list[str], rng: random.Random, *, raters: int, noise: float) -> list[int]:
