@@ -2,8 +2,8 @@
 
     python bench/feedback_loop.py [--json] [--rounds 3] [--captions 500] [--plot FILE]
 
-A scripted rater likes captions with a hidden property (a word from TOPIC: food or school) and dislikes
-the others; each caption gets `--raters` votes, each flipped with probability `--noise`. Rounds:
+A scripted rater likes captions with a hidden property (a word from TOPIC: food or school)
+and dislikes the others; each caption gets `--raters` votes, each flipped with probability `--noise`. Rounds:
 
   round 0      generate `--captions` captions through the real engine over HTTP (the active
                model), votes written through the real store: the baseline upvote share
@@ -46,11 +46,44 @@ from retrain.worker import Subprocess, execute_run
 
 # Food and school: about 8% of the corpus's val captions use one of these words.
 TOPIC = frozenset(
-    (
-        "pizza food eat eating eats ate hungry cake cookie cookies burger tacos taco bacon "
-        "coffee beer cheese chocolate lunch dinner breakfast snack snacks sandwich fries donut "
-        "donuts school teacher homework class test exam student students college"
-    ).split()
+    [
+        "pizza",
+        "food",
+        "eat",
+        "eating",
+        "eats",
+        "ate",
+        "hungry",
+        "cake",
+        "cookie",
+        "cookies",
+        "burger",
+        "tacos",
+        "taco",
+        "bacon",
+        "coffee",
+        "beer",
+        "cheese",
+        "chocolate",
+        "lunch",
+        "dinner",
+        "breakfast",
+        "snack",
+        "snacks",
+        "sandwich",
+        "fries",
+        "donut",
+        "donuts",
+        "school",
+        "teacher",
+        "homework",
+        "class",
+        "test",
+        "exam",
+        "student",
+        "students",
+        "college",
+    ]
 )
 WORDS = re.compile(r"[a-z]+")
 
