@@ -3,7 +3,8 @@
     python bench/feedback_loop.py [--json] [--rounds 3] [--captions 500] [--plot FILE]
 
 A scripted rater likes captions with a hidden property (a word from TOPIC: food or school)
-and dislikes the others; each caption gets `--raters` votes, each flipped with probability `--noise`. Rounds:
+and dislikes the others; each caption gets `--raters` votes, each flipped with probability
+`--noise`. Rounds:
 
   round 0      generate `--captions` captions through the real engine over HTTP (the active
                model), votes written through the real store: the baseline upvote share
@@ -46,7 +47,7 @@ from retrain.worker import Subprocess, execute_run
 
 # Food and school: about 8% of the corpus's val captions use one of these words.
 TOPIC = frozenset(
-    [
+    {
         "pizza",
         "food",
         "eat",
@@ -83,7 +84,7 @@ TOPIC = frozenset(
         "student",
         "students",
         "college",
-    ]
+    }
 )
 WORDS = re.compile(r"[a-z]+")
 
