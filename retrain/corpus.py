@@ -8,8 +8,6 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from retrain.curation import BOX_END
-
 log = logging.getLogger(__name__)
 
 
@@ -49,7 +47,3 @@ def content_filter(level: str = "standard") -> Callable[[str], bool]:
         log.warning("bot.filtering is not available: curated captions are not filtered")
         return lambda _text: False
     return lambda text: bool(blocked(text, level))
-
-
-def caption_text(boxes: Sequence[str]) -> str:
-    return "".join(b + BOX_END for b in boxes)

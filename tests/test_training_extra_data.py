@@ -17,6 +17,8 @@ def write_rows(path: Path) -> Path:
         {"template": "two-buttons", "boxes": ["when my dog eats pizza", "again"], "weight": 3},
         {"template": "success-kid", "boxes": ["PIZZA  for   breakfast"], "weight": 1},
         {"template": "success-kid", "boxes": ["café"], "weight": 5},  # dropped by cleaning
+        {"template": "success-kid", "boxes": ["held out caption"], "split": "heldout"},
+        {"template": "success-kid", "boxes": ["a bad caption"], "kind": "negative"},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -44,6 +46,8 @@ def test_extra_rows_are_cleaned_and_repeated_by_weight(tiny_data: Path, tmp_path
     rows = write_rows(tmp_path / "rows.jsonl")
     out = train_tiny(tiny_data, tmp_path / "m", epochs=1, extra_data=rows, extra_weight=2.0)
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["metrics"]["extra_captions"] == 3 * 2 + 1 * 2  # the non-ASCII row is dropped
+    assert (
+        meta["metrics"]["extra_captions"] == 3 * 2 + 1 * 2
+    )  # non-ASCII, held-out, negative: not added
     plain = json.loads((train_tiny(tiny_data, tmp_path / "p", epochs=1) / "meta.json").read_text())
     assert meta["data_fingerprint"] != plain["data_fingerprint"]  # a new version for new rows

@@ -105,8 +105,9 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="curated rows (JSON lines from `memebot data export-ratings`) added to the "
-        "training split, each repeated round(weight x --extra-weight) times",
+        help="curated rows (JSON lines from `memebot data export-ratings`; its held-out and "
+        "negative rows are skipped) added to the training split, each repeated "
+        "round(weight x --extra-weight) times",
     )
     t.add_argument(
         "--extra-weight", type=float, default=1.0, help="multiplies each --extra-data weight (> 0)"

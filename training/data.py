@@ -152,21 +152,26 @@ def _caption_object(path: Path, n: int, row: dict[str, object]) -> Caption:
 
 
 def read_weighted(path: Path) -> list[tuple[Caption, float]]:
-    """Rows of a curated JSON-lines file (`memebot data export-ratings`) with their "weight"
-    (default 1): what `memebot train --extra-data` adds to the training split."""
+    """The training rows of a curated JSON-lines file (`memebot data export-ratings`) with
+    their "weight" (default 1): what `memebot train --extra-data` adds to the training split.
+    Rows marked "kind": "negative" or "split": "heldout" are the gate's, never trained on."""
     captions, _ = read_flat_rows(path)
-    weights: list[float] = []
-    for n, line in enumerate(
-        (ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()), 1
-    ):
-        obj = json.loads(line) if line.lstrip().startswith("{") else {}
-        w = obj.get("weight", 1) if isinstance(obj, dict) else 1
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if len(lines) != len(captions):  # a JSON list of rows, not JSON lines: no weights
+        return [(c, 1.0) for c in captions]
+    out: list[tuple[Caption, float]] = []
+    for n, (caption, line) in enumerate(zip(captions, lines, strict=True), 1):
+        obj = json.loads(line)
+        if not isinstance(obj, dict):
+            out.append((caption, 1.0))
+            continue
+        if obj.get("kind", "positive") != "positive" or obj.get("split", "train") != "train":
+            continue
+        w = obj.get("weight", 1)
         if isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0:
             raise DataError(f"{path}: row {n} weight {w!r} is not a number >= 0")
-        weights.append(float(w))
-    if len(weights) != len(captions):  # a JSON list of rows, not JSON lines: no weights
-        weights = [1.0] * len(captions)
-    return list(zip(captions, weights, strict=True))
+        out.append((caption, float(w)))
+    return out
 
 
 def read_dataset(path: Path) -> tuple[list[Caption], dict[str, TemplateMeta]]:
