@@ -335,22 +335,27 @@ async def promote(
     results = await reload_all(settings.engine_urls, artifact, token=engine_token(settings))
     gate["engines"] = [r.__dict__ for r in results]
     refused = [r for r in results if r.status in ("refused", "error")]
+    switched = tuple(r.url for r in results if r.status == "ok")
     if refused:
-        switched = [r.url for r in results if r.status == "ok"]
         if switched:
-            await reload_all(tuple(switched), Path(active.path), token=engine_token(settings))
+            await reload_all(switched, Path(active.path), token=engine_token(settings))
         return "engines refused the candidate: " + "; ".join(
             f"{r.url}: {r.detail}" for r in refused
         )
     # An unreachable replica (down or restarting) starts from models/active, updated below.
-    await store.record_model_version(
-        version,
-        path=str(artifact.resolve()),
-        parent=active.version,
-        metrics={"gate": gate, "run_id": run.id, "mode": run.mode},
-        created_by=run.requested_by,
-        activate=True,
-    )
+    try:
+        await store.record_model_version(
+            version,
+            path=str(artifact.resolve()),
+            parent=active.version,
+            metrics={"gate": gate, "run_id": run.id, "mode": run.mode},
+            created_by=run.requested_by,
+            activate=True,
+        )
+    except Exception:
+        # Engines and store must agree: the replicas go back to the recorded active model.
+        await reload_all(switched, Path(active.path), token=engine_token(settings))
+        raise
     point_active(settings.models_dir, artifact)
     return None
 

@@ -146,3 +146,33 @@ def test_watch_run_reports_each_change_until_the_outcome(db_url: str) -> None:
         assert len(seen) == 3
 
     run(db_url, body)
+
+
+def test_a_run_left_running_by_a_dead_worker_is_marked_failed(db_url: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from retrain.worker import recover_abandoned
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is free now: the "worker" is gone
+
+    async def body(store: Store) -> None:
+        r = await store.create_run("finetune")
+        await store.claim_run(r.id, f"{socket.gethostname()}:{dead.pid}")
+        await store.update_run(r.id, stage="training")
+        other = f"elsewhere.example:{dead.pid}"  # another machine's worker: not ours to judge
+        assert await recover_abandoned(store) == [r.id]
+        failed = await store.run(r.id)
+        assert failed is not None and failed.status == "failed"
+        assert (
+            failed.error
+            == f"worker {socket.gethostname()}:{dead.pid} stopped during stage training"
+        )
+        r2 = await store.create_run("full")
+        await store.claim_run(r2.id, other)
+        assert await recover_abandoned(store) == []
+        assert (await store.current_run()) is not None
+
+    run(db_url, body)
