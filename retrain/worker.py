@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import shutil
 import socket
@@ -259,7 +258,8 @@ def train_candidate(
     else:
         epochs = 30
         args += ["--max-minutes", str(settings.retrain_full_minutes)]
-    ctx.update(stage="training", progress={"epoch": 0, "epochs": epochs})
+    counts = {"curation": curated.counts()}  # kept beside the training figures
+    ctx.update(stage="training", progress=counts | {"epoch": 0, "epochs": epochs})
     history = out.with_name(out.name + ".partial") / "history.json"
     started = time.monotonic()
     seen = [0]
@@ -275,11 +275,12 @@ def train_candidate(
         seen[0] = done
         elapsed = time.monotonic() - started
         ctx.update(
-            progress={
+            progress=counts
+            | {
                 "epoch": done,
                 "epochs": epochs,
                 "val_loss": h["val_loss"][-1],
-                "loss": h.get("loss", [math.nan])[-1],
+                "loss": (h.get("loss") or [None])[-1],
                 "eta_s": round(elapsed / done * (epochs - done)),
             }
         )
