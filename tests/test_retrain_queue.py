@@ -114,3 +114,23 @@ def test_a_queued_run_is_claimed_exactly_once(kind: str, tmp_path: Path) -> None
 def test_queue_url_must_be_known() -> None:
     with pytest.raises(UsageError, match="MEMEBOT_QUEUE_URL"):
         make_huey("mysql://x")
+
+
+def test_what_the_bot_imports_pulls_in_no_training(tmp_path: Path) -> None:
+    """The bot enqueues and reads runs (retrain.requests, the queue, the store); the worker's
+    training side (training/, TensorFlow, the language detector) stays out of its process."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "import retrain.requests, retrain.queue, retrain.gate, retrain.curation, bot.store\n"
+        "heavy = ('training', 'tensorflow', 'keras', 'lingua')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == []
