@@ -1,16 +1,52 @@
-"""`memebot db upgrade|downgrade|current`: the rating store's schema (docs/BOT.md, Store)."""
+"""`memebot bot` (the Discord bot), `memebot up` (engine and bot together) and
+`memebot db upgrade|downgrade|current` (the rating store's schema). See docs/BOT.md."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 from bot.store import migrate
 from bot.store.db import redacted
+from memebot.errors import UsageError
 from memebot.settings import Settings
+
+log = logging.getLogger("memebot.bot")
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    b = sub.add_parser(
+        "bot",
+        help="run the Discord bot (needs DISCORD_TOKEN and a running engine; docs/BOT.md)",
+        description="Run the Discord bot. It talks to the engine at MEMEBOT_ENGINE_URL and "
+        "keeps memes and votes in MEMEBOT_DATABASE_URL (migrated at start).",
+    )
+    _shard_flag(b, settings)
+    b.set_defaults(func=cmd_bot)
+
+    u = sub.add_parser(
+        "up",
+        help="run the engine and the Discord bot together (Ctrl-C stops both)",
+        description="Start the engine as a child process, start the bot once the engine's "
+        "/readyz answers, stop both on Ctrl-C.",
+    )
+    u.add_argument("--model", type=Path, default=settings.model_dir, help="artifact directory")
+    u.add_argument("--port", type=int, default=settings.engine_port, help="engine TCP port")
+    u.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait for the engine to load its model",
+    )
+    _shard_flag(u, settings)
+    u.set_defaults(func=cmd_up)
+
     db = sub.add_parser(
         "db",
         help="migrate the bot's rating store (SQLite or PostgreSQL)",
@@ -62,3 +98,127 @@ def _show(url: str) -> int:
         state = f"{rev} (head is {head}; run `memebot db upgrade`)"
     print(f"{redacted(url)}: {state}")
     return 0
+
+
+def _shard_flag(p: argparse.ArgumentParser, settings: Settings) -> None:
+    p.add_argument(
+        "--shard",
+        type=int,
+        default=None,
+        metavar="ID",
+        help="with MEMEBOT_SHARDS=N: run shard ID (0..N-1) in this process; run one process "
+        "per shard against one PostgreSQL database",
+    )
+
+
+def _token(settings: Settings) -> str:
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        raise UsageError(
+            "DISCORD_TOKEN is not set: put the bot token from the Discord developer portal in "
+            "the environment or .env (docs/BOT.md)"
+        )
+    return settings.discord_token.get_secret_value().strip()
+
+
+def _shard_options(settings: Settings, shard: int | None) -> dict[str, Any]:
+    count = settings.shards or 1
+    if shard is None:
+        if count > 1:
+            raise UsageError(
+                f"MEMEBOT_SHARDS={count}: start one process per shard with --shard 0..{count - 1}"
+            )
+        return {}
+    if not 0 <= shard < count:
+        raise UsageError(f"--shard {shard}: must be between 0 and {count - 1} (MEMEBOT_SHARDS)")
+    return {"shard_id": shard, "shard_count": count}
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+async def _run_bot(settings: Settings, token: str, shard: dict[str, Any]) -> None:
+    import discord
+
+    from bot.app import MemeBot
+
+    bot = MemeBot(settings, **shard)
+    try:
+        async with bot:
+            await bot.start(token)
+    except discord.LoginFailure as e:
+        raise UsageError("DISCORD_TOKEN was refused by Discord (reset it in the portal)") from e
+    except discord.PrivilegedIntentsRequired as e:  # pragma: no cover - the bot asks for none
+        raise UsageError(str(e)) from e
+
+
+def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
+    token = _token(settings)
+    shard = _shard_options(settings, args.shard)
+    _logging()
+    asyncio.run(_run_bot(settings, token, shard))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    token = _token(settings)  # before starting anything
+    shard = _shard_options(settings, args.shard)
+    _logging()
+    host = "127.0.0.1"
+    engine = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "memebot.cli",
+            "engine",
+            "--host",
+            host,
+            "--port",
+            str(args.port),
+            "--model",
+            str(args.model),
+        ],
+    )
+    bot_settings = settings.model_copy(update={"engine_url": f"http://{host}:{args.port}"})
+    try:
+        asyncio.run(_wait_engine(bot_settings, engine, args.ready_timeout))
+        log.info("engine ready on %s; starting the bot", bot_settings.engine_url)
+        asyncio.run(_run_bot(bot_settings, token, shard))
+    finally:
+        _stop(engine)
+    return 0
+
+
+async def _wait_engine(settings: Settings, engine: subprocess.Popen[bytes], timeout: float) -> None:
+    import aiohttp
+
+    from bot.engine_client import EngineClient, EngineError
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        client = EngineClient(session, settings.engine_url, timeout=2.0)
+        while True:
+            if engine.poll() is not None:
+                raise UsageError(f"the engine exited with code {engine.returncode} at start")
+            try:
+                await client.ready()
+                return
+            except EngineError:
+                if loop.time() >= deadline:
+                    raise UsageError(
+                        f"the engine did not answer /readyz within {timeout:g} s"
+                    ) from None
+            await asyncio.sleep(0.25)  # polling a child process, not test synchronisation
+
+
+def _stop(engine: subprocess.Popen[bytes]) -> None:
+    if engine.poll() is None:
+        engine.send_signal(signal.SIGINT)
+        try:
+            engine.wait(15)
+        except subprocess.TimeoutExpired:
+            engine.kill()
+            engine.wait()

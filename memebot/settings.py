@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -22,19 +23,26 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from engine.schema import ImageFormat
 from memebot.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
-UNSHOWN = (
+# Set while `from_env(mapping)` builds: read that mapping only, not the process environment.
+_ONLY_GIVEN: ContextVar[bool] = ContextVar("memebot_settings_only_given", default=False)
+UNSHOWN = (  # may hold secrets
     "DISCORD_TOKEN",
     "MEMEBOT_ENGINE_TOKEN",
     "MEMEBOT_DATABASE_URL",
     "MEMEBOT_QUEUE_URL",
-)  # may hold secrets
+)
 
 
 def _default_data_dir() -> Path:
@@ -102,6 +110,14 @@ class Settings(BaseSettings):
         default_factory=lambda: f"sqlite+aiosqlite:///{Path.cwd() / 'var' / 'memebot.db'}",
         alias="MEMEBOT_DATABASE_URL",
     )
+    vote_up: str = Field("👍", min_length=1, alias="MEMEBOT_VOTE_UP")
+    vote_down: str = Field("👎", min_length=1, alias="MEMEBOT_VOTE_DOWN")
+    # Users or roles allowed the admin commands besides the guild's administrators.
+    admin_ids: Annotated[tuple[int, ...], NoDecode, BeforeValidator(_ids)] = Field(
+        (), alias="MEMEBOT_ADMIN_IDS"
+    )
+    meme_cooldown: float = Field(5.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_MEME_COOLDOWN")
+    reconcile_hours: float = Field(48.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_RECONCILE_HOURS")
     # -- retraining (docs/RETRAIN.md)
     models_dir: Path = Field(
         default_factory=lambda: Path.cwd() / "var" / "models", alias="MEMEBOT_MODELS_DIR"
@@ -172,14 +188,32 @@ class Settings(BaseSettings):
         return self
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if _ONLY_GIVEN.get():
+            return (init_settings,)
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """The process environment and `.env` (None), or exactly `env` (tests)."""
+        """The process environment and `.env` (None), or exactly `env` and nothing else
+        (tests: a variable set in the calling process must not leak in)."""
+        token = _ONLY_GIVEN.set(env is not None)
         try:
             if env is None:
                 return cls()
-            return cls.model_validate({k: v for k, v in env.items() if v != ""})
+            given: dict[str, Any] = {k: v for k, v in env.items() if v != ""}
+            return cls(**given)
         except ValidationError as e:
             raise UsageError(_one_line(e, os.environ if env is None else env)) from None
+        finally:
+            _ONLY_GIVEN.reset(token)
 
 
 def _one_line(e: ValidationError, env: Mapping[str, str]) -> str:

@@ -183,11 +183,11 @@ def _walk(obj: Any) -> list[Any]:
 
 def test_one_source_for_each_default() -> None:
     from engine import render
-    from engine.decoding import pickers
+    from engine.decoding import jobs, pickers
     from training import cleaning
 
     assert pickers.METHODS is schema.METHODS and render.FORMATS is schema.FORMATS
-    assert cleaning.MAX_CHARS == schema.MAX_LEN
+    assert cleaning.MAX_CHARS == schema.MAX_LEN == jobs.CaptionRequest("t", 1).max_len
     assert pickers.Decoding().min_score == schema.MIN_SCORE
 
 

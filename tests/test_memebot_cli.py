@@ -13,13 +13,16 @@ import pytest
 from tests.conftest import make_imgflip_dir
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "memebot.cli", *args],
         capture_output=True,
         text=True,
         env=e,
+        cwd=cwd,
         timeout=300,
     )
 
@@ -217,3 +220,16 @@ def test_training_commands_without_the_train_extra(args: list[str], tmp_path: Pa
     )
     assert_one_line_error(p, f"memebot {args[0]}", "pip install 'memebot[train]'")
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("command", ["bot", "up"])
+def test_bot_without_token_is_one_line(command: str, tmp_path: Path) -> None:
+    env = {"DISCORD_TOKEN": "", "MEMEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"}
+    p = run(command, env=env, cwd=tmp_path)
+    assert_one_line_error(p, "DISCORD_TOKEN is not set", "docs/BOT.md")
+
+
+def test_bot_shard_flags_are_checked(tmp_path: Path) -> None:
+    env = {"DISCORD_TOKEN": "x", "MEMEBOT_SHARDS": "3"}
+    assert_one_line_error(run("bot", env=env, cwd=tmp_path), "--shard 0..2")
+    assert_one_line_error(run("bot", "--shard", "3", env=env, cwd=tmp_path), "--shard 3")

@@ -100,3 +100,14 @@ def test_copies_for_tests() -> None:
     s = Settings.from_env({})
     t = s.model_copy(update={"max_queue": 1})
     assert (s.max_queue, t.max_queue) == (256, 1)
+
+
+def test_a_given_mapping_is_all_that_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`.ci/run` exports MEMEBOT_CACHE_DIR and MEMEBOT_DATA_DIR: they must not leak into
+    settings built from an explicit mapping, yet the process environment still counts."""
+    monkeypatch.setenv("MEMEBOT_CACHE_DIR", "/from/the/process")
+    monkeypatch.setenv("MEMEBOT_MAX_QUEUE", "7")
+    s = Settings.from_env({"XDG_CACHE_HOME": "/c"})
+    assert s.cache_dir == Path("/c/memebot") and s.max_queue == 256
+    process = Settings.from_env()
+    assert process.cache_dir == Path("/from/the/process") and process.max_queue == 7

@@ -1,0 +1,128 @@
+"""Bot benchmark: the whole /meme path through the Discord stand-in, every part real.
+
+interaction (gateway) -> defer -> engine over HTTP (caption + render) -> store -> followup with
+the image (multipart upload) -> 👍/👎 reactions -> message id stored. Latency is from sending
+INTERACTION_CREATE to the stand-in receiving the followup, at 1 and 32 concurrent users; then
+reaction events sent back to back and the votes written per second.
+
+    python bench/bot.py [--json] [--model DIR] [--database URL] [--memes 40] [--votes 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+from memebot.settings import Settings
+
+TEMPLATES = ["two-buttons", "distracted-boyfriend", "success-kid", "y-u-no"]
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+async def one_meme(api: Any, i: int, user: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    rec = await api.invoke("meme", {"template": TEMPLATES[i % len(TEMPLATES)]}, user_id=user)
+    await api.wait_until(lambda: bool(rec.followups), timeout=120)
+    elapsed = (time.perf_counter() - t0) * 1000
+    if not rec.followups[0].attachments:
+        raise RuntimeError(f"/meme answered without an image: {rec.followups[0].content}")
+    return elapsed, rec.followups[0].id
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.bot_harness import (
+        bot_settings,
+        migrated_store,
+        running_bot,
+        running_engine,
+        standin,
+        vote_book,
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="memebot-bench-bot-"))
+    s = bot_settings(tmp)
+    if args.database:
+        s = s.model_copy(update={"database_url": args.database})
+    async with (
+        standin() as api,
+        migrated_store(s.database_url) as store,
+        running_engine(args.model, s) as url,
+    ):
+        s = s.model_copy(update={"engine_url": url})
+        async with running_bot(api, s, store) as bot:
+            for i in range(4):  # warm-up: template images loaded, connections open
+                await one_meme(api, i, 1)
+            single = []
+            messages = []
+            for i in range(args.memes):
+                ms, mid = await one_meme(api, i, 2)
+                single.append(ms)
+                messages.append(mid)
+            per_user = max(1, args.memes // 8)
+
+            async def user(u: int) -> list[float]:
+                return [(await one_meme(api, u + i, 100 + u))[0] for i in range(per_user)]
+
+            t0 = time.perf_counter()
+            concurrent = [
+                ms for xs in await asyncio.gather(*(user(u) for u in range(32))) for ms in xs
+            ]
+            wall32 = time.perf_counter() - t0
+            await api.wait_until(lambda: all(len(api.bot_reactions(m)) == 2 for m in messages))
+
+            book = vote_book(bot)
+            start = book.handled
+            t0 = time.perf_counter()
+            for i in range(args.votes):
+                mid = messages[i % len(messages)]
+                await api.react(mid, "👍" if i % 3 else "👎", 10_000 + i % 500)
+            await book.wait_handled(start + args.votes)
+            vote_s = time.perf_counter() - t0
+    return {
+        "database": s.database_url.split("://")[0],
+        "model": str(args.model),
+        "meme_p50_ms": round(pct(single, 50), 1),
+        "meme_p95_ms": round(pct(single, 95), 1),
+        "meme_p50_ms_32": round(pct(concurrent, 50), 1),
+        "meme_p95_ms_32": round(pct(concurrent, 95), 1),
+        "memes_per_s_32": round(len(concurrent) / wall32, 1),
+        "votes_per_s": round(args.votes / vote_s, 1),
+        "memes_timed": len(single) + len(concurrent),
+        "votes_timed": args.votes,
+    }
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model", type=Path, default=settings.model_dir, help="artifact directory")
+    p.add_argument(
+        "--database", default=None, help="store URL (default: a fresh SQLite file in /tmp)"
+    )
+    p.add_argument("--memes", type=int, default=40, help="memes timed one after another")
+    p.add_argument("--votes", type=int, default=2000, help="reaction events sent")
+    p.add_argument("--json", action="store_true", help="one line of JSON")
+    args = p.parse_args()
+    result = asyncio.run(bench(args))
+    print(json.dumps(result) if args.json else json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""The Discord bot: a `commands.Bot` that owns the engine session and the store, loads one cog
+per feature, syncs its slash commands only when they changed, and turns every error into a
+polite ephemeral reply (the unexpected ones are logged with the command, and the bot goes on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.engine_client import EngineClient
+from bot.store import Store, upgrade
+from memebot.errors import MemebotError
+from memebot.settings import Settings
+
+log = logging.getLogger("memebot.bot")
+
+COGS = (
+    "bot.cogs.memes",
+    "bot.cogs.votes",
+    "bot.cogs.info",
+    "bot.cogs.admin",
+    "bot.cogs.privacy",
+)
+SHUTDOWN_GRACE = 15.0  # seconds close() waits for memes being posted
+
+# Only what the bot uses: guilds (channel/guild cache, interactions) and reactions (votes).
+# No message content, members or presences: the privileged intents are not needed.
+INTENTS = discord.Intents.none()
+INTENTS.guilds = True
+INTENTS.guild_reactions = True
+
+
+class NotAllowed(app_commands.CheckFailure):
+    """An admin-only command used by someone else; the message is shown to them."""
+
+
+class MemeTree(app_commands.CommandTree):
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        assert isinstance(self.client, MemeBot)
+        await self.client.on_app_command_error(interaction, error)
+
+
+class MemeBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        sync_state_dir: Path | None = None,
+        run_migrations: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,  # slash commands only; no message content
+            intents=INTENTS,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=MemeTree,
+            **options,
+        )
+        self.settings = settings
+        self._own_store = store is None
+        self.store: Store = store or Store.from_url(settings.database_url)
+        self.run_migrations = run_migrations
+        self.sync_state_dir = sync_state_dir or settings.cache_dir
+        self.session: aiohttp.ClientSession | None = None
+        self.engine: EngineClient | None = None
+        self.synced: bool | None = None  # after setup: whether commands were (re)synced
+        self.reconcile_runs = 0  # one per gateway session (a new session may have missed votes)
+        self._reconcile_changed = asyncio.Condition()
+        self._busy = 0  # memes being made and posted; close() lets them finish
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def setup_hook(self) -> None:
+        if self.run_migrations:
+            await upgrade(self.settings.database_url)
+        self.session = aiohttp.ClientSession()
+        self.engine = EngineClient(
+            self.session,
+            self.settings.engine_url,
+            token=(
+                self.settings.engine_token.get_secret_value()
+                if self.settings.engine_token
+                else None
+            ),
+            timeout=self.settings.request_timeout + 5,
+        )
+        for name in COGS:
+            await self.load_extension(name)
+        self.synced = await self.sync_commands()
+
+    @contextlib.asynccontextmanager
+    async def busy(self) -> AsyncIterator[None]:
+        """Marks work that close() waits for (a meme half posted would lose its record)."""
+        self._busy += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.set()
+
+    async def close(self) -> None:
+        try:
+            try:
+                await asyncio.wait_for(self._idle.wait(), SHUTDOWN_GRACE)
+            except TimeoutError:
+                log.warning("closing with %d memes still being posted", self._busy)
+            await super().close()
+        finally:
+            if self.session is not None:
+                await self.session.close()
+            if self._own_store:
+                await self.store.close()
+
+    async def reconciliation_finished(self) -> None:
+        async with self._reconcile_changed:
+            self.reconcile_runs += 1
+            self._reconcile_changed.notify_all()
+
+    async def wait_reconciled(self, runs: int) -> None:
+        """Until `runs` reconciliations (one per gateway session) have finished."""
+        async with self._reconcile_changed:
+            await self._reconcile_changed.wait_for(lambda: self.reconcile_runs >= runs)
+
+    def get_engine(self) -> EngineClient:
+        if self.engine is None:
+            raise RuntimeError("the bot is not set up yet")
+        return self.engine
+
+    # -- command sync ------------------------------------------------------------------------
+
+    def _command_payload(self) -> list[dict[str, Any]]:
+        return [c.to_dict(self.tree) for c in self.tree.get_commands()]
+
+    async def sync_commands(self) -> bool:
+        """Sync to MEMEBOT_DISCORD_GUILDS (instant) or globally (Discord takes up to an hour),
+        unless the command set is the one synced last time (Discord rate-limits syncs)."""
+        if self.shard_id not in (None, 0):
+            return False  # one process syncs; the others serve the same commands
+        payload = self._command_payload()
+        guilds = self.settings.discord_guilds
+        key = json.dumps(
+            {"app": self.application_id, "guilds": guilds, "commands": payload}, sort_keys=True
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        state = self.sync_state_dir / f"discord-commands-{self.application_id}.sha256"
+        if state.is_file() and state.read_text().strip() == digest:
+            log.info("slash commands unchanged since the last sync; not syncing")
+            return False
+        if guilds:
+            for gid in guilds:
+                guild = discord.Object(id=gid)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guilds %s", len(payload), guilds)
+        else:
+            await self.tree.sync()
+            log.info(
+                "synced %d commands globally (Discord shows them within an hour)", len(payload)
+            )
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(digest + "\n")
+        return True
+
+    # -- errors ------------------------------------------------------------------------------
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(cause, app_commands.CommandOnCooldown):
+            text = f"Slow down a little: try again in {max(1, round(cause.retry_after))} s."
+        elif isinstance(cause, NotAllowed | MemebotError):
+            text = str(cause)
+        elif isinstance(cause, app_commands.CheckFailure):
+            text = "You cannot use this command here."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "unexpected error in /%s (guild %s, channel %s, user %s, options %s)",
+                command,
+                interaction.guild_id,
+                interaction.channel_id,
+                interaction.user.id,
+                json.dumps(interaction.data.get("options") if interaction.data else None)[:500],
+                exc_info=cause,
+            )
+            text = "Something went wrong on my side; it has been logged. Please try again."
+        await reply_error(interaction, text)
+
+
+async def reply_error(interaction: discord.Interaction, text: str) -> None:
+    """An ephemeral reply whatever state the interaction is in. After a public defer the
+    "thinking" message is deleted first, so the error is seen by the user alone."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        with contextlib.suppress(discord.HTTPException):  # already gone
+            await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell user %s: %s", interaction.user.id, text)
+
+
+def is_admin(interaction: discord.Interaction, settings: Settings) -> bool:
+    """A guild administrator, or a user or role on MEMEBOT_ADMIN_IDS."""
+    user = interaction.user
+    allowed = set(settings.admin_ids)
+    if user.id in allowed:
+        return True
+    if isinstance(user, discord.Member) and any(r.id in allowed for r in user.roles):
+        return True
+    # The permissions Discord resolved for this interaction (roles and overwrites included),
+    # right even when the guild's roles are not in the bot's cache.
+    return interaction.guild_id is not None and interaction.permissions.administrator
+
+
+def admin_only() -> Any:
+    """The bot's own check beside `default_permissions(administrator=True)`: a guild can hand
+    the command to anyone in its integration settings, so the bot checks again."""
+
+    async def predicate(interaction: discord.Interaction) -> bool:
+        bot = interaction.client
+        assert isinstance(bot, MemeBot)
+        if not is_admin(interaction, bot.settings):
+            raise NotAllowed("Only server administrators (or the bot's allow-list) can do that.")
+        return True
+
+    return app_commands.check(predicate)

@@ -1,0 +1,262 @@
+"""/meme, its template autocomplete, and the 🔁 "another one" button (a persistent item: its
+custom_id carries the generation id, so it works on messages posted before a restart)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import MemeBot, reply_error
+from bot.engine_client import EngineClient, Meme, Template
+from bot.memes import (
+    DEFAULT_STYLE,
+    UPLOAD_TEMPLATE,
+    MemeRequest,
+    caption_text,
+    make_clean_meme,
+)
+from bot.store import GuildSettings, NewGeneration
+from memebot.errors import MemebotError
+
+log = logging.getLogger("memebot.bot")
+
+Style = Literal["calibrated", "threshold", "beam", "greedy", "creative"]
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+AUTOCOMPLETE_TTL = 60.0  # seconds a template search is reused (the catalog rarely changes)
+
+
+class UserError(MemebotError):
+    """A mistake in the command's input; shown to the user as is."""
+
+
+def _cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
+    bot = interaction.client
+    assert isinstance(bot, MemeBot)
+    per = bot.settings.meme_cooldown
+    return app_commands.Cooldown(1, per) if per > 0 else None
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+
+class AnotherOne(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"memebot:again:(?P<gid>[0-9]+)"
+):
+    """🔁 under a meme: the same template and options with a new seed."""
+
+    def __init__(self, generation_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Another one",
+                emoji="🔁",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"memebot:again:{generation_id}",
+            )
+        )
+        self.generation_id = generation_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: Any,
+    ) -> AnotherOne:
+        return cls(int(match["gid"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = interaction.client
+        assert isinstance(bot, MemeBot)
+        cog = bot.get_cog("Memes")
+        assert isinstance(cog, Memes)
+        try:
+            await cog.again(interaction, self.generation_id)
+        except MemebotError as e:
+            await reply_error(interaction, str(e))
+        except Exception:
+            log.exception(
+                "unexpected error in the 🔁 button (generation %s, user %s)",
+                self.generation_id,
+                interaction.user.id,
+            )
+            await reply_error(interaction, "Something went wrong on my side; it has been logged.")
+
+
+class Memes(commands.Cog):
+    def __init__(self, bot: MemeBot) -> None:
+        self.bot = bot
+        self._templates: dict[str, tuple[float, list[Template]]] = {}
+        self._last_again: dict[int, float] = {}
+
+    @property
+    def engine(self) -> EngineClient:
+        return self.bot.get_engine()
+
+    async def _guild_settings(self, interaction: discord.Interaction) -> GuildSettings:
+        if interaction.guild_id is None:
+            return GuildSettings(guild_id=0)
+        gs = await self.bot.store.guild_settings(interaction.guild_id)
+        if gs.allowed_channel_ids and interaction.channel_id not in gs.allowed_channel_ids:
+            where = ", ".join(f"<#{c}>" for c in gs.allowed_channel_ids)
+            raise UserError(f"Memes are made in {where} on this server.")
+        return gs
+
+    @app_commands.command(name="meme")
+    @app_commands.describe(
+        template="the meme template (start typing to search), or leave empty and attach an image",
+        start_text="the caption starts with these words ('|' ends a box)",
+        style="how the caption is written (default: the server's, else calibrated)",
+        boxes="number of text boxes (default: the template's)",
+        image="caption your own image instead of a template (JPEG, PNG, WebP or GIF)",
+    )
+    @app_commands.checks.dynamic_cooldown(_cooldown)
+    async def meme(
+        self,
+        interaction: discord.Interaction,
+        template: str | None = None,
+        start_text: app_commands.Range[str, 1, 200] | None = None,
+        style: Style | None = None,
+        boxes: app_commands.Range[int, 1, 8] | None = None,
+        image: discord.Attachment | None = None,
+    ) -> None:
+        """Make a meme: the bot writes the caption with its own neural network."""
+        if (template is None) == (image is None):
+            raise UserError("Give either a template or an image (not both).")
+        if image is not None:
+            self._check_attachment(image)
+        gs = await self._guild_settings(interaction)
+        req = MemeRequest(
+            template=template or UPLOAD_TEMPLATE,
+            start_text=start_text or "",
+            style=style or gs.default_style or DEFAULT_STYLE,
+            boxes=boxes,
+        )
+        await interaction.response.defer(thinking=True)
+        if image is None:
+            await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
+        else:
+            data = await image.read()
+            await self.post(
+                interaction,
+                req,
+                gs,
+                lambda seed: self.engine.caption_upload(
+                    data,
+                    filename=image.filename,
+                    content_type=image.content_type or "application/octet-stream",
+                    options=req.engine_options(seed),
+                ),
+                again=False,
+            )
+
+    def _check_attachment(self, image: discord.Attachment) -> None:
+        limit = self.bot.settings.max_upload_bytes
+        ctype = (image.content_type or "").split(";")[0].strip().lower()
+        if ctype not in IMAGE_TYPES:
+            raise UserError(
+                f"`{image.filename}` is not an image I can caption "
+                f"({ctype or 'unknown type'}); use JPEG, PNG, WebP or GIF."
+            )
+        if image.size > limit:
+            raise UserError(
+                f"`{image.filename}` is {_size(image.size)}; the limit is {_size(limit)}."
+            )
+
+    async def _template_meme(self, req: MemeRequest, seed: int) -> Meme:
+        return await self.engine.meme(req.template, req.engine_options(seed))
+
+    async def post(
+        self,
+        interaction: discord.Interaction,
+        req: MemeRequest,
+        gs: GuildSettings,
+        generate: Callable[[int], Awaitable[Meme]],
+        *,
+        again: bool = True,
+    ) -> None:
+        """Generate (filtered), store, post the image with its caption, add the vote emoji.
+        close() waits for this: a meme half posted would lose its record or its reactions."""
+        async with self.bot.busy():
+            meme = await make_clean_meme(generate, start_text=req.start_text, level=gs.filter_level)
+            gid = await self.bot.store.record_generation(
+                NewGeneration(
+                    guild_id=interaction.guild_id,
+                    channel_id=interaction.channel_id,
+                    user_id=interaction.user.id,
+                    template=meme.template.slug
+                    if req.template != UPLOAD_TEMPLATE
+                    else UPLOAD_TEMPLATE,
+                    boxes=meme.boxes,
+                    options=req.stored_options(),
+                    seed=meme.seed,
+                    model_version=meme.model_version,
+                    timings=meme.timings_ms,
+                )
+            )
+            file = discord.File(
+                io.BytesIO(meme.image), filename=meme.filename, description=meme.alt_text[:1024]
+            )
+            view = discord.ui.View(timeout=None)
+            if again:
+                view.add_item(AnotherOne(gid))
+            msg = await interaction.followup.send(
+                content=caption_text(meme), file=file, view=view, wait=True
+            )
+            await self.bot.store.attach_message(gid, msg.id)
+            for emoji in (self.bot.settings.vote_up, self.bot.settings.vote_down):
+                await msg.add_reaction(emoji)
+
+    async def again(self, interaction: discord.Interaction, generation_id: int) -> None:
+        info = await self.bot.store.generation(generation_id)
+        if info is None:
+            raise UserError("That meme is no longer in my records, so I cannot make another.")
+        cooldown = _cooldown(interaction)
+        if cooldown is not None:
+            retry = self._again_cooldown(interaction.user.id, cooldown.per)
+            if retry:
+                raise UserError(f"Slow down a little: try again in {max(1, round(retry))} s.")
+        gs = await self._guild_settings(interaction)
+        req = MemeRequest.from_stored(info.template, info.options)
+        await interaction.response.defer(thinking=True)
+        await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
+
+    def _again_cooldown(self, user_id: int, per: float) -> float:
+        """Seconds left on this user's 🔁 cooldown (the same length as /meme's)."""
+        now = time.monotonic()
+        last = self._last_again.get(user_id)
+        if last is not None and now - last < per:
+            return per - (now - last)
+        if len(self._last_again) > 10_000:  # forget old entries; they are past any cooldown
+            self._last_again = {u: t for u, t in self._last_again.items() if now - t < per}
+        self._last_again[user_id] = now
+        return 0.0
+
+    @meme.autocomplete("template")
+    async def template_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        query = current.strip().lower()[:100]
+        cached = self._templates.get(query)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > AUTOCOMPLETE_TTL:
+            try:
+                found = await self.engine.templates(query, 25)
+            except MemebotError:
+                return []  # autocomplete cannot show an error; the command will
+            if len(self._templates) > 512:
+                self._templates.clear()
+            self._templates[query] = cached = (now, found)
+        return [app_commands.Choice(name=t.name[:100], value=t.slug) for t in cached[1][:25]]
+
+
+async def setup(bot: MemeBot) -> None:
+    await bot.add_cog(Memes(bot))
+    bot.add_dynamic_items(AnotherOne)

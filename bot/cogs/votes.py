@@ -1,0 +1,92 @@
+"""👍/👎 votes through raw reaction events (they arrive for messages not in the cache), and the
+start-up reconciliation of votes cast or retracted while the bot was offline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+from discord.ext import commands
+
+from bot.app import MemeBot
+from bot.votes import VoteBook, VoteEmoji
+
+log = logging.getLogger("memebot.bot")
+
+
+class Votes(commands.Cog):
+    def __init__(self, bot: MemeBot) -> None:
+        self.bot = bot
+        self.book: VoteBook | None = None
+        self._reconcile_task: asyncio.Task[None] | None = None
+
+    def _book(self) -> VoteBook:
+        if self.book is None:
+            assert self.bot.user is not None
+            emoji = VoteEmoji(self.bot.settings.vote_up, self.bot.settings.vote_down)
+            self.book = VoteBook(self.bot.store, emoji, bot_user_id=self.bot.user.id)
+        return self.book
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._book().reaction(
+            message_id=payload.message_id,
+            user_id=payload.user_id,
+            emoji=str(payload.emoji),
+            added=True,
+        )
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._book().reaction(
+            message_id=payload.message_id,
+            user_id=payload.user_id,
+            emoji=str(payload.emoji),
+            added=False,
+        )
+
+    @commands.Cog.listener()
+    async def on_connect(self) -> None:
+        # Each new gateway session (the first, or one that could not resume and so missed
+        # events): once it is up, events arrive and queue on the message locks meanwhile.
+        if self._reconcile_task is None or self._reconcile_task.done():
+            self._reconcile_task = asyncio.create_task(self._reconcile())
+
+    async def _reconcile(self) -> None:
+        try:
+            await self._book().reconcile_recent(
+                self._reactors, hours=self.bot.settings.reconcile_hours, mine=self._mine
+            )
+        except Exception:
+            log.exception("start-up vote reconciliation failed; live votes still count")
+        finally:
+            await self.bot.reconciliation_finished()
+
+    def _mine(self, guild_id: int | None) -> bool:
+        """With several shards, each reconciles its own guilds (Discord's shard formula)."""
+        count = self.bot.shard_count or 1
+        return count == 1 or ((guild_id or 0) >> 22) % count == (self.bot.shard_id or 0)
+
+    async def _reactors(self, channel_id: int, message_id: int, emoji: str) -> set[int]:
+        users: set[int] = set()
+        after: int | None = None
+        while True:
+            try:
+                page = await self.bot.http.get_reaction_users(
+                    channel_id, message_id, emoji, 100, after=after
+                )
+            except discord.NotFound as e:
+                raise LookupError(message_id) from e
+            users.update(int(u["id"]) for u in page)
+            if len(page) < 100:
+                return users
+            after = int(page[-1]["id"])
+
+    async def cog_unload(self) -> None:
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+
+
+async def setup(bot: MemeBot) -> None:
+    await bot.add_cog(Votes(bot))

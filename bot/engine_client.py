@@ -1,0 +1,212 @@
+"""The bot's client for the engine's HTTP API (docs/ENGINE.md): one aiohttp session, typed errors.
+
+Every failure becomes an `EngineError` subclass whose message can be shown to a Discord user as
+is: the engine is down, at capacity, too slow, the template is unknown, or the request is bad.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from engine.schema import (
+    MEMES_PATH,
+    READY_PATH,
+    TEMPLATES_PATH,
+    UPLOAD_PATH,
+    MemeResponse,
+    ReadyResponse,
+    TemplateInfo,
+    TemplatesResponse,
+)
+from memebot.errors import MemebotError
+
+
+class EngineError(MemebotError):
+    """The engine could not make the meme; the message is meant for the user."""
+
+
+class EngineUnavailable(EngineError):
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            "The meme engine is not reachable right now; try again in a minute."
+            + (f" ({detail})" if detail else "")
+        )
+
+
+class EngineOverloaded(EngineError):
+    def __init__(self, retry_after: float | None) -> None:
+        wait = f" in {retry_after:g} s" if retry_after else " shortly"
+        super().__init__(f"The meme engine is busy; try again{wait}.")
+        self.retry_after = retry_after
+
+
+class EngineTimeout(EngineError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The meme engine took longer than {seconds:g} s; try again.")
+
+
+class UnknownTemplate(EngineError):
+    """404 from the engine: the message lists the closest names."""
+
+
+class EngineBadRequest(EngineError):
+    """400/413/415/422: the message names the field that is wrong."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Template:
+    slug: str
+    name: str
+    box_count: int
+    aliases: tuple[str, ...]
+
+    @classmethod
+    def from_info(cls, t: TemplateInfo) -> Template:
+        return cls(t.slug, t.name, t.box_count, tuple(t.aliases))
+
+
+@dataclass(frozen=True)
+class Meme:
+    """One caption and its rendered image, as the engine answered."""
+
+    template: Template
+    boxes: list[str]
+    image: bytes
+    image_format: str
+    alt_text: str
+    model_version: str
+    options: dict[str, Any]  # the options as used, defaults filled in (seed included)
+    timings_ms: dict[str, float]
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.options.get("seed")
+        return int(seed) if seed is not None else None
+
+    @property
+    def filename(self) -> str:
+        ext = "jpg" if self.image_format == "jpeg" else self.image_format
+        return f"{self.template.slug}.{ext}"
+
+    @classmethod
+    def from_response(cls, r: MemeResponse) -> Meme:
+        if r.image is None:
+            raise EngineError("The meme engine answered without an image.")
+        return cls(
+            template=Template.from_info(r.template),
+            boxes=list(r.boxes),
+            image=base64.b64decode(r.image.data_base64),
+            image_format=r.image.format,
+            alt_text=r.image.alt_text,
+            model_version=r.model_version,
+            options=r.options.model_dump(mode="json"),
+            timings_ms=dict(r.timings_ms),
+        )
+
+
+class EngineClient:
+    """Talks to one engine. The caller owns `session` (the bot creates and closes it)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = self.base_url + path
+        try:
+            async with self.session.request(
+                method,
+                url,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                **kwargs,
+            ) as resp:
+                text = await resp.text()
+                if resp.status == 200:
+                    body = json.loads(text)
+                    if not isinstance(body, dict):
+                        raise EngineError("The meme engine sent an answer the bot cannot read.")
+                    return body
+                raise _error_for(resp.status, text, resp.headers.get("Retry-After"))
+        except TimeoutError as e:
+            raise EngineTimeout(self.timeout) from e
+        except aiohttp.ClientConnectionError as e:
+            raise EngineUnavailable(type(e).__name__) from e
+        except json.JSONDecodeError as e:
+            raise EngineError("The meme engine sent an answer the bot cannot read.") from e
+
+    async def ready(self) -> ReadyResponse:
+        return _parse(ReadyResponse, await self._request("GET", READY_PATH))
+
+    async def templates(self, query: str = "", limit: int = 25) -> list[Template]:
+        body = await self._request(
+            "GET", TEMPLATES_PATH, params={"q": query, "limit": str(max(1, min(limit, 25)))}
+        )
+        return [Template.from_info(t) for t in _parse(TemplatesResponse, body).templates]
+
+    async def meme(self, template: str, options: dict[str, Any]) -> Meme:
+        body = await self._request("POST", MEMES_PATH, json={"template": template, **options})
+        return Meme.from_response(_parse(MemeResponse, body))
+
+    async def caption_upload(
+        self, image: bytes, *, filename: str, content_type: str, options: dict[str, Any]
+    ) -> Meme:
+        form = aiohttp.FormData()
+        form.add_field("image", image, filename=filename, content_type=content_type)
+        form.add_field("options", json.dumps(options), content_type="application/json")
+        body = await self._request("POST", UPLOAD_PATH, data=form)
+        return Meme.from_response(_parse(MemeResponse, body))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], body: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        raise EngineError("The meme engine sent an answer the bot cannot read.") from e
+
+
+def _error_for(status: int, text: str, retry_after: str | None) -> EngineError:
+    try:
+        body = json.loads(text)
+        message = str(body.get("error") or text)
+        field = body.get("field")
+    except (json.JSONDecodeError, AttributeError):
+        message, field = text[:200], None
+    if status == 503:
+        try:
+            wait = float(retry_after) if retry_after else None
+        except ValueError:
+            wait = None
+        return EngineOverloaded(wait)
+    if status == 504:
+        return EngineError(f"The meme engine took too long ({message}); try again.")
+    if status == 404 and "unknown template" in message:
+        problem = message.split(": ", 1)[1] if message.startswith("template: ") else message
+        return UnknownTemplate(problem[:1].upper() + problem[1:])
+    if status == 401:
+        return EngineUnavailable("the bot's MEMEBOT_ENGINE_TOKEN is missing or wrong")
+    if 400 <= status < 500:
+        return EngineBadRequest(f"The meme engine refused that: {message}", field)
+    return EngineUnavailable(f"HTTP {status}")

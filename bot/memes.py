@@ -1,0 +1,104 @@
+"""Making a meme for a Discord user, without Discord: options from a style, the content filter
+with bounded regeneration, and the record the store keeps."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.engine_client import Meme
+from bot.filtering import Level, blocked
+from memebot.errors import MemebotError
+
+# The styles offered in /meme, as engine decoding options (docs/ENGINE.md).
+STYLES: dict[str, dict[str, Any]] = {
+    "calibrated": {"decoding": "calibrated"},
+    "threshold": {"decoding": "threshold"},
+    "beam": {"decoding": "beam"},
+    "greedy": {"decoding": "greedy"},
+    # More surprising captions: nucleus sampling a little above temperature 1.
+    "creative": {"decoding": "top-k-top-p", "temperature": 1.15, "top_k": 40, "top_p": 0.92},
+}
+DEFAULT_STYLE = "calibrated"
+FILTER_RETRIES = 6  # new seeds tried when the filter blocks a caption
+UPLOAD_TEMPLATE = "upload"  # the template name stored for a captioned attachment
+MAX_SEED = 2**31 - 1
+
+
+class StartTextBlocked(MemebotError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This server's content filter does not allow that start text; try other words."
+        )
+
+
+class AllCaptionsFiltered(MemebotError):
+    def __init__(self, tries: int) -> None:
+        super().__init__(
+            f"The {tries} captions I wrote were all blocked by this server's content filter; "
+            "try again or pick another template."
+        )
+
+
+@dataclass(frozen=True)
+class MemeRequest:
+    """What a user asked for; `seed` is drawn when None."""
+
+    template: str
+    start_text: str = ""
+    style: str = DEFAULT_STYLE
+    boxes: int | None = None
+
+    def engine_options(self, seed: int) -> dict[str, Any]:
+        options: dict[str, Any] = {**STYLES[self.style], "seed": seed}
+        if self.start_text:
+            options["start"] = self.start_text
+        if self.boxes is not None:
+            options["boxes"] = self.boxes
+        return options
+
+    def stored_options(self) -> dict[str, Any]:
+        """What the store keeps so 🔁 can make another with the same options."""
+        return {"style": self.style, "start_text": self.start_text, "boxes": self.boxes}
+
+    @classmethod
+    def from_stored(cls, template: str, options: dict[str, Any]) -> MemeRequest:
+        style = options.get("style", DEFAULT_STYLE)
+        return cls(
+            template=template,
+            start_text=str(options.get("start_text") or ""),
+            style=style if style in STYLES else DEFAULT_STYLE,
+            boxes=options.get("boxes"),
+        )
+
+
+async def make_clean_meme(
+    generate: Callable[[int], Awaitable[Meme]],
+    *,
+    start_text: str,
+    level: Level | str,
+    rng: random.Random | None = None,
+    retries: int = FILTER_RETRIES,
+) -> Meme:
+    """Call `generate(seed)` until a caption passes the filter (at most `retries` + 1 tries).
+
+    The start text is checked first: a blocked start text is the user's mistake, not a retry."""
+    if start_text and blocked(start_text, level):
+        raise StartTextBlocked()
+    rng = rng or random.Random()
+    for _ in range(retries + 1):
+        meme = await generate(rng.randint(0, MAX_SEED))
+        if not blocked(" ".join(meme.boxes), level):
+            return meme
+    raise AllCaptionsFiltered(retries + 1)
+
+
+def caption_text(meme: Meme) -> str:
+    """The message text under the image: the caption, one box per line (Discord markdown
+    escaped so a caption cannot ping or format)."""
+    import discord
+
+    lines = [discord.utils.escape_mentions(discord.utils.escape_markdown(b)) for b in meme.boxes]
+    return "\n".join(f"> {line}" for line in lines if line) or "> …"

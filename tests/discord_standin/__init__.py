@@ -1,0 +1,350 @@
+"""A Discord API stand-in on loopback for the real, unmodified discord.py client.
+
+One aiohttp server serves the REST routes the bot uses (under /api/v10) and the gateway
+websocket (/gateway). Point discord.py at it with `standin.patch_discord()` (sets
+`discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`; the fixture
+restores them). Tests inject INTERACTION_CREATE and MESSAGE_REACTION_ADD/REMOVE events with
+`invoke`, `autocomplete`, `press_button`, `react` and `unreact`, and read back what the bot sent:
+interaction callbacks, followups with their attachments, reactions. `wait_until(predicate)`
+wakes on every recorded request (no sleeps).
+
+Scope: one application, one bot user, one guild with one text channel (more channels on
+request), any number of users. Messages and reactions are kept in memory; reaction routes
+behave like Discord's (PUT is idempotent, GET pages with `after` and `limit`). Replies are
+plain-text JSON frames whatever compression the client asks for, which discord.py accepts.
+Unknown routes answer 404 and are listed in `unhandled` so a test can assert there were none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiohttp import web
+
+from tests.discord_standin.records import (
+    ADMINISTRATOR,
+    ALL_BUT_ADMIN,
+    API_PREFIX,
+    Attachment,
+    ChannelRef,
+    Interaction,
+    Sent,
+)
+from tests.discord_standin.rest import Rest
+
+__all__ = [
+    "ADMINISTRATOR",
+    "ALL_BUT_ADMIN",
+    "API_PREFIX",
+    "Attachment",
+    "ChannelRef",
+    "DiscordStandIn",
+    "Interaction",
+    "Sent",
+]
+
+
+class DiscordStandIn(Rest):
+    def __init__(self, *, guild_id: int = 900001, channel_id: int = 900002) -> None:
+        self.app_id = 700001
+        self.bot_user = self.user(700001, "memebot", bot=True)
+        self.owner = self.user(800001, "owner")
+        self.guild_id = guild_id
+        self.channel_ids = [channel_id]
+        self.admin_role_id = 900003
+        self._ids = itertools.count(10**15)
+        self._seq = itertools.count(2)
+        self.messages: dict[int, dict[str, Any]] = {}
+        self.sent: list[Sent] = []
+        # (message id, emoji) -> user ids, in the order they reacted
+        self.reactions: dict[tuple[int, str], list[int]] = defaultdict(list)
+        self.interactions: dict[str, Interaction] = {}  # by token
+        self.uploads: dict[int, Attachment] = {}  # attachments users sent with a command
+        self.command_ids: dict[str, int] = {}
+        self.command_puts: list[tuple[str, list[dict[str, Any]]]] = []  # (path, payload)
+        self.unhandled: list[str] = []
+        self.requests: list[str] = []
+        self.identifies = 0
+        self._sockets: list[web.WebSocketResponse] = []
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self._patches: list[tuple[Any, str, Any]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @contextmanager
+    def patch_discord(self) -> Iterator[None]:
+        """Point discord.py's REST base and default gateway at this server (then restore)."""
+        import discord.gateway
+        import discord.http
+        import yarl
+
+        old_base = discord.http.Route.BASE
+        old_gw = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        discord.http.Route.BASE = self.url + API_PREFIX
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+        try:
+            yield
+        finally:
+            discord.http.Route.BASE = old_base
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gw
+
+    # -- injecting events --------------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        frame = json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data})
+        if not self._sockets:
+            raise RuntimeError("no bot is connected to the stand-in gateway")
+        for ws in list(self._sockets):
+            await ws.send_str(frame)
+
+    async def invalidate_session(self) -> None:
+        """Op 9 (not resumable): the bot must IDENTIFY again; events meanwhile are lost."""
+        for ws in list(self._sockets):
+            self._sockets.remove(ws)
+            await ws.send_str(json.dumps({"op": 9, "d": False}))
+
+    def _interaction(
+        self,
+        itype: int,
+        data: dict[str, Any],
+        *,
+        user_id: int,
+        admin: bool,
+        channel_id: int | None,
+        message: dict[str, Any] | None = None,
+    ) -> Interaction:
+        iid = next(self._ids)
+        token = f"tok{iid}"
+        channel = self.channel(channel_id or self.channel_ids[0])
+        payload: dict[str, Any] = {
+            "id": str(iid),
+            "application_id": str(self.app_id),
+            "type": itype,
+            "data": data,
+            "guild_id": str(self.guild_id),
+            "channel_id": channel["id"],
+            "channel": channel,
+            "member": self.member(user_id, admin=admin),
+            "token": token,
+            "version": 1,
+            "app_permissions": str(ALL_BUT_ADMIN),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "context": 0,
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        if message is not None:
+            payload["message"] = message
+        rec = Interaction(iid, token, itype, payload)
+        self.interactions[token] = rec
+        return rec
+
+    @staticmethod
+    def _options(options: dict[str, Any], focused: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for name, value in options.items():
+            kind = 3
+            if isinstance(value, bool):
+                kind = 5
+            elif isinstance(value, int):
+                kind = 4
+            elif isinstance(value, Attachment):
+                kind, value = 11, "0"  # the id is filled in by invoke
+            elif isinstance(value, ChannelRef):
+                kind, value = 7, str(value.id)
+            opt: dict[str, Any] = {"name": name, "type": kind, "value": value}
+            if name == focused:
+                opt["focused"] = True
+            out.append(opt)
+        return out
+
+    async def invoke(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user_id: int = 800100,
+        admin: bool = False,
+        channel_id: int | None = None,
+    ) -> Interaction:
+        """Send a slash command (type 2). An `Attachment` value becomes an attachment option,
+        served by this server so the bot can download it."""
+        options = options or {}
+        opts = self._options(options)
+        resolved: dict[str, Any] = {}
+        for opt in opts:
+            value = options[opt["name"]]
+            if isinstance(value, ChannelRef):
+                resolved.setdefault("channels", {})[str(value.id)] = self.channel(value.id) | {
+                    "permissions": str(ALL_BUT_ADMIN)
+                }
+            if isinstance(value, Attachment):
+                att_id = next(self._ids)
+                self.uploads[att_id] = value
+                opt["value"] = str(att_id)
+                resolved.setdefault("attachments", {})[str(att_id)] = {
+                    "id": str(att_id),
+                    "filename": value.filename,
+                    "size": len(value.data),
+                    "url": f"{self.url}{API_PREFIX}/uploads/{att_id}",
+                    "proxy_url": f"{self.url}{API_PREFIX}/uploads/{att_id}",
+                    "content_type": value.content_type,
+                }
+        data = {
+            "id": str(self.command_ids.get(name, 1)),
+            "name": name,
+            "type": 1,
+            "options": opts,
+            "guild_id": str(self.guild_id),
+            "resolved": resolved,
+        }
+        rec = self._interaction(2, data, user_id=user_id, admin=admin, channel_id=channel_id)
+        await self.dispatch("INTERACTION_CREATE", rec.payload)
+        return rec
+
+    async def autocomplete(
+        self, name: str, options: dict[str, Any], focused: str, *, user_id: int = 800100
+    ) -> Interaction:
+        data = {
+            "id": str(self.command_ids.get(name, 1)),
+            "name": name,
+            "type": 1,
+            "options": self._options(options, focused),
+            "guild_id": str(self.guild_id),
+        }
+        rec = self._interaction(4, data, user_id=user_id, admin=False, channel_id=None)
+        await self.dispatch("INTERACTION_CREATE", rec.payload)
+        return rec
+
+    async def press_button(
+        self, message_id: int, custom_id: str, *, user_id: int = 800100
+    ) -> Interaction:
+        msg = self.messages[message_id]
+        data = {"custom_id": custom_id, "component_type": 2}
+        rec = self._interaction(
+            3, data, user_id=user_id, admin=False, channel_id=int(msg["channel_id"]), message=msg
+        )
+        await self.dispatch("INTERACTION_CREATE", rec.payload)
+        return rec
+
+    async def react(self, message_id: int, emoji: str, user_id: int, *, send: bool = True) -> None:
+        """A user adds a reaction; with send=False only the stored state changes (as if the
+        bot were offline and missed the gateway event)."""
+        users = self.reactions[(message_id, emoji)]
+        if user_id not in users:
+            users.append(user_id)
+        if send:
+            await self.dispatch("MESSAGE_REACTION_ADD", self._reaction(message_id, emoji, user_id))
+
+    async def unreact(
+        self, message_id: int, emoji: str, user_id: int, *, send: bool = True
+    ) -> None:
+        users = self.reactions[(message_id, emoji)]
+        if user_id in users:
+            users.remove(user_id)
+        if send:
+            await self.dispatch(
+                "MESSAGE_REACTION_REMOVE", self._reaction(message_id, emoji, user_id, add=False)
+            )
+
+    def _reaction(
+        self, message_id: int, emoji: str, user_id: int, *, add: bool = True
+    ) -> dict[str, Any]:
+        channel = self.messages[message_id]["channel_id"] if message_id in self.messages else None
+        data: dict[str, Any] = {
+            "user_id": str(user_id),
+            "channel_id": channel or str(self.channel_ids[0]),
+            "message_id": str(message_id),
+            "guild_id": str(self.guild_id),
+            "emoji": {"id": None, "name": emoji},
+            "burst": False,
+            "type": 0,
+        }
+        if add:
+            data["member"] = self.member(user_id)
+            data["message_author_id"] = self.bot_user["id"]
+        return data
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Wake on every request the bot makes until `predicate()` holds."""
+
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def answered(self, rec: Interaction, timeout: float = 30.0) -> Interaction:
+        await self.wait_until(lambda: rec.answered, timeout)
+        return rec
+
+    def bot_reactions(self, message_id: int) -> list[str]:
+        bot = int(self.bot_user["id"])
+        return [e for (m, e), users in self.reactions.items() if m == message_id and bot in users]
+
+    # -- gateway -----------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for msg in ws:
+            frame = json.loads(msg.data)
+            op = frame.get("op")
+            if op == 1:
+                await ws.send_str(json.dumps({"op": 11}))
+            elif op == 2:
+                self.identifies += 1
+                shard = frame["d"].get("shard") or [0, 1]
+                ready = {
+                    "v": 10,
+                    "user": self.bot_user,
+                    "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                    "session_id": f"session{self.identifies}",
+                    "resume_gateway_url": self.gateway_url,
+                    "application": {"id": str(self.app_id), "flags": 0},
+                    "shard": shard,
+                    "private_channels": [],
+                    "relationships": [],
+                }
+                await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": 1, "d": ready}))
+                if self.guild_id % shard[1] == shard[0] or shard[1] == 1:
+                    await ws.send_str(
+                        json.dumps({"op": 0, "t": "GUILD_CREATE", "s": 2, "d": self.guild()})
+                    )
+                self._sockets.append(ws)
+                await self._notify()
+            elif op == 6:
+                await ws.send_str(json.dumps({"op": 9, "d": False}))
+        if ws in self._sockets:
+            self._sockets.remove(ws)
+        return ws

@@ -1,0 +1,282 @@
+"""The content filter: what each level must block and what it must let through, and the
+regeneration loop that never shows a blocked caption."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from bot.engine_client import Meme, Template
+from bot.filtering import LEVELS, ContentFilter, Level, blocked, normalise
+from bot.memes import AllCaptionsFiltered, StartTextBlocked, make_clean_meme
+
+# (text, the lowest level that blocks it, its category there)
+BLOCKED = [
+    # slurs, including spellings that dodge a plain word list
+    ("look at this f*ggot", "standard", "slur"),
+    ("what a faggot", "standard", "slur"),
+    ("n1gg3r", "standard", "slur"),
+    ("NIGGAS be like", "standard", "slur"),
+    ("ONLY NIQQA LIKE ME", "standard", "slur"),
+    ("you retard", "standard", "slur"),
+    ("k i k e", "standard", "slur"),
+    # sexual content
+    ("send nudes", "standard", "sexual"),
+    ("when she gives you a blowjob", "standard", "sexual"),
+    ("pornhub premium", "standard", "sexual"),
+    ("i am so horny", "standard", "sexual"),
+    ("sexy time", "standard", "sexual"),
+    ("he r4ped her", "standard", "sexual"),
+    # self-harm incitement
+    ("kys", "standard", "self-harm"),
+    ("k y s", "standard", "self-harm"),
+    ("just go kill yourself", "standard", "self-harm"),
+    ("KILL URSELF / NOW", "standard", "self-harm"),
+    ("drink bleach", "standard", "self-harm"),
+    ("you should die", "standard", "self-harm"),
+    # profanity: strict only
+    ("what the fuck", "strict", "profanity"),
+    ("fuuuuuck mondays", "strict", "profanity"),
+    ("f u c k", "strict", "profanity"),
+    ("this sucks ass", "strict", "profanity"),
+    ("damn girl u fine", "strict", "profanity"),
+    ("where is the / damn battle man!!", "strict", "profanity"),
+    ("what the hell", "strict", "profanity"),
+    ("sh1t happens", "strict", "profanity"),
+    ("wtf is this", "strict", "profanity"),
+    ("bitches be like", "strict", "profanity"),
+]
+
+PASSES_STRICT = [
+    "when my dog eats the homework",
+    "i love my mom",
+    "dad / mom / why",
+    "kill thanos / let iron man die / how we all felt",
+    "class is over",
+    "assassins creed",
+    "hello there / general kenobi",
+    "the shell game",
+    "spicy food / more spicy food",
+    "cumin and pepper",
+    "my therapist says",
+    "analysis paralysis",
+    "a cockatoo",
+    "grape juice",
+    "scunthorpe united",
+    "he killed my / senpai",
+    "one does not simply / walk into mordor",
+]
+
+ORDER = {"off": 0, "standard": 1, "strict": 2}
+
+
+@pytest.fixture(scope="module")
+def content_filter() -> ContentFilter:
+    return ContentFilter()
+
+
+@pytest.mark.parametrize(("text", "lowest", "category"), BLOCKED)
+def test_blocked_from_its_level_up(
+    content_filter: ContentFilter, text: str, lowest: str, category: str
+) -> None:
+    for level in Level:
+        v = content_filter.check(text, level)
+        should = ORDER[level.value] >= ORDER[lowest]
+        assert v.blocked is should, (text, level)
+        if should:
+            assert v.category == category and v.match
+
+
+@pytest.mark.parametrize("text", PASSES_STRICT)
+def test_harmless_text_passes_every_level(content_filter: ContentFilter, text: str) -> None:
+    for level in Level:
+        assert not content_filter.check(text, level).blocked, (text, level)
+
+
+def test_the_lists_catch_what_the_library_misses(content_filter: ContentFilter) -> None:
+    """The reason for the word lists: alt-profanity-check scores these low."""
+    from profanity_check import predict_prob
+
+    missed = ["kys", "drink bleach", "n1gger", "send nudes", "f u c k"]
+    assert all(p < 0.5 for p in predict_prob(missed))
+    assert all(content_filter.check(t, "strict").blocked for t in missed)
+
+
+def test_the_model_adds_insults_at_strict() -> None:
+    with_model, lists_only = ContentFilter(), ContentFilter(use_model=False)
+    text = "you are a complete idiot"
+    assert with_model.check(text, "strict").category == "profanity-model"
+    assert not lists_only.check(text, "strict").blocked
+    assert not with_model.check(text, "standard").blocked
+
+
+def test_off_blocks_nothing(content_filter: ContentFilter) -> None:
+    texts = [t for t, _, _ in BLOCKED]
+    assert not any(v.blocked for v in content_filter.check_many(texts, "off"))
+
+
+def test_check_many_matches_check(content_filter: ContentFilter) -> None:
+    texts = [t for t, _, _ in BLOCKED] + PASSES_STRICT
+    for level in Level:
+        assert content_filter.check_many(texts, level) == [
+            content_filter.check(t, level) for t in texts
+        ]
+
+
+def test_unknown_level_is_refused(content_filter: ContentFilter) -> None:
+    with pytest.raises(ValueError):
+        content_filter.check("hi", "lenient")
+
+
+@pytest.mark.parametrize(
+    ("raw", "norm"),
+    [
+        ("K Y S", "kys"),
+        ("n1gg3r!!", "nigger"),
+        ("Sh!t / happens", "shit happens"),
+        ("plan b", "plan b"),
+        ("cumin", ""),
+    ],
+)
+def test_normalise(raw: str, norm: str) -> None:
+    assert normalise(raw) == norm
+
+
+@pytest.mark.realdata
+def test_levels_on_real_captions(real_data_dir: Path, content_filter: ContentFilter) -> None:
+    """On real Imgflip captions: standard blocks some but few, strict blocks more."""
+    caps = []
+    for f in sorted((real_data_dir / "memes").glob("*.json"))[:20]:
+        caps += [" / ".join(m["boxes"]) for m in json.loads(f.read_text())]
+    sample = random.Random(0).sample(caps, 3000)
+    share = {
+        level: sum(v.blocked for v in content_filter.check_many(sample, level)) / len(sample)
+        for level in Level
+    }
+    assert share[Level.OFF] == 0
+    assert 0.005 < share[Level.STANDARD] < 0.10
+    assert share[Level.STANDARD] < share[Level.STRICT] < 0.25
+
+
+# Blocked at `standard` (and so at `strict`): slurs, sexual content, self-harm incitement,
+# including spellings that dodge a plain word list.
+STANDARD_BLOCKS = [
+    "you are such a faggot",
+    "stupid n1gger",
+    "NIGGGA WHAT",
+    "go back home you wetback",
+    "look at this retard",
+    "kill yourself",
+    "just kys already",
+    "K1LL YOURSELFFF",
+    "go hang yourself nobody likes you",
+    "you should die",
+    "send nudes",
+    "watching porn at school",
+    "nice tits",
+    "my dick is bigger",
+    "when she says she is horny",
+    "he raped the homework",
+    "sexy time",
+    "what a slut",
+]
+# Pass `standard`, blocked at `strict`: plain swearing and insults.
+STRICT_BLOCKS = [
+    "shit happens",
+    "what the fuck is this",
+    "FUCKING MONDAYS",
+    "you piece of crap",
+    "damn it",
+    "this guy is an asshole",
+    "bitch please",
+    "wtf is going on",
+    "shut up you idiot",
+]
+# Pass at every level: ordinary captions, and words that merely contain a listed stem.
+ALWAYS_PASS = [
+    "when my dog eats the homework",
+    "one does not simply walk into mordor",
+    "y u no answer the phone",
+    "me: i will sleep early. also me at 3am",
+    "my therapist says i am improving",
+    "class dismissed",
+    "the assassin creed of cooking",
+    "i assume you know the password",
+    "hello darkness my old friend",
+    "cumulative grade point average",
+    "reading dickens on a sunday",
+    "a cocktail with grapes",
+    "scunthorpe united won again",
+    "the analysis is done",
+    "shell script works first try",
+    "kill the lights",
+    "this exam will kill me",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", STANDARD_BLOCKS)
+def test_standard_blocks(text: str) -> None:
+    assert blocked(text, "standard") and blocked(text, "strict")
+    assert not blocked(text, "off")
+
+
+@pytest.mark.parametrize("text", STRICT_BLOCKS)
+def test_strict_blocks_swearing_that_standard_lets_through(text: str) -> None:
+    assert blocked(text, "strict")
+    assert not blocked(text, "standard")
+
+
+@pytest.mark.parametrize("text", ALWAYS_PASS)
+@pytest.mark.parametrize("level", LEVELS)
+def test_ordinary_captions_pass(text: str, level: str) -> None:
+    assert not blocked(text, level)
+
+
+def _meme(boxes: list[str], seed: int) -> Meme:
+    return Meme(
+        template=Template("two-buttons", "Two Buttons", 2, ()),
+        boxes=boxes,
+        image=b"",
+        image_format="jpeg",
+        alt_text=" / ".join(boxes),
+        model_version="test",
+        options={"seed": seed},
+        timings_ms={},
+    )
+
+
+def test_blocked_captions_are_regenerated_with_new_seeds() -> None:
+    captions = [["kill yourself", "now"], ["nice tits", "lol"], ["when the wifi", "works"]]
+    seeds: list[int] = []
+
+    async def generate(seed: int) -> Meme:
+        seeds.append(seed)
+        return _meme(captions[len(seeds) - 1], seed)
+
+    meme = asyncio.run(
+        make_clean_meme(generate, start_text="", level="standard", rng=random.Random(1))
+    )
+    assert meme.boxes == ["when the wifi", "works"] and len(set(seeds)) == 3
+
+
+def test_bounded_retries_and_blocked_start_text() -> None:
+    calls = 0
+
+    async def always_rude(seed: int) -> Meme:
+        nonlocal calls
+        calls += 1
+        return _meme(["shit", "happens"], seed)
+
+    with pytest.raises(AllCaptionsFiltered):
+        asyncio.run(make_clean_meme(always_rude, start_text="", level="strict", retries=3))
+    assert calls == 4
+    assert asyncio.run(make_clean_meme(always_rude, start_text="", level="standard")).boxes
+    calls = 0
+    with pytest.raises(StartTextBlocked):
+        asyncio.run(make_clean_meme(always_rude, start_text="kys", level="standard"))
+    assert calls == 0  # refused before the engine is asked
