@@ -183,9 +183,13 @@ class Settings(BaseSettings):
             object.__setattr__(self, "cache_dir", home_cache / "memebot")
         if self.images_dir == Path():
             object.__setattr__(self, "images_dir", self.data_dir / "templates" / "img")
-        if not self.engine_urls:
-            object.__setattr__(self, "engine_urls", (self.engine_url,))
         return self
+
+    @property
+    def engine_replicas(self) -> tuple[str, ...]:
+        """Every engine a promotion or rollback reloads: MEMEBOT_ENGINE_URLS, else the one
+        MEMEBOT_ENGINE_URL (a property, so `model_copy(update=...)` of either is followed)."""
+        return self.engine_urls or (self.engine_url,)
 
     @classmethod
     def settings_customise_sources(

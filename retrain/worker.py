@@ -333,7 +333,7 @@ async def promote(
     """Every engine loads the candidate, then the store records it as active and
     models/active points at it. None on success, else why it was not promoted (engines that
     had already switched go back to the active model)."""
-    results = await reload_all(settings.engine_urls, artifact, token=engine_token(settings))
+    results = await reload_all(settings.engine_replicas, artifact, token=engine_token(settings))
     gate["engines"] = [r.__dict__ for r in results]
     refused = [r for r in results if r.status in ("refused", "error")]
     switched = tuple(r.url for r in results if r.status == "ok")
@@ -372,7 +372,7 @@ async def rollback(store: Store, settings: Settings) -> tuple[ModelVersion, list
     if target is None:
         raise RunFailed(f"the previous version {active.parent} is not recorded")
     results = await reload_all(
-        settings.engine_urls, Path(target.path), token=engine_token(settings)
+        settings.engine_replicas, Path(target.path), token=engine_token(settings)
     )
     bad = [r for r in results if r.status in ("refused", "error")]
     if bad:

@@ -126,6 +126,7 @@ def test_what_the_bot_imports_pulls_in_no_training(tmp_path: Path) -> None:
     code = (
         "import json, sys\n"
         "import retrain.requests, retrain.queue, retrain.gate, retrain.curation, bot.store\n"
+        "import retrain.worker, bot.cogs.admin\n"
         "heavy = ('training', 'tensorflow', 'keras', 'lingua')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
     )
