@@ -4,11 +4,8 @@ dedupe), and the bot's content filter. Imported by the worker and the CLI only."
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 
 def training_cleaner() -> Callable[
@@ -40,10 +37,7 @@ def base_pairs(data: Path, cache_dir: Path | None) -> set[tuple[str, str]]:
 
 
 def content_filter(level: str = "standard") -> Callable[[str], bool]:
-    """The bot's filter (bot/filtering.py) at `level`; nothing blocked if it is not installed."""
-    try:
-        from bot.filtering import blocked  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        log.warning("bot.filtering is not available: curated captions are not filtered")
-        return lambda _text: False
+    """The bot's content filter (bot/filtering.py) at `level`, as curation's `blocked`."""
+    from bot.filtering import blocked
+
     return lambda text: bool(blocked(text, level))

@@ -88,6 +88,15 @@ def test_content_filter_drops() -> None:
     assert out.dropped["filtered"] == 1
 
 
+def test_the_bots_content_filter_is_curations_default() -> None:
+    from retrain.corpus import content_filter
+
+    gens = [gen(1, 3, 0, ("when my dog eats pizza", "x")), gen(2, 5, 0, ("kill yourself", "now"))]
+    out = curate(gens, rules=NO_HOLDOUT, blocked=content_filter("standard"))
+    assert [r.generation_id for r in out.train] == [1]
+    assert out.dropped["filtered"] == 1
+
+
 def test_cleaning_rules_apply_and_normalise() -> None:
     def clean(items):  # stands in for the training rules: lowercases, drops short captions
         return [
