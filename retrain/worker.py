@@ -48,6 +48,10 @@ class RunFailed(MemebotError):
     """A step of the run failed; the message is what the run's record shows."""
 
 
+class CandidateUnusable(RunFailed):
+    """The candidate artifact cannot be loaded or scored (corrupt, truncated): rejected."""
+
+
 def memebot_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "memebot.cli", *args]
 
@@ -192,7 +196,7 @@ async def _steps(
         result = await asyncio.to_thread(
             gate_candidate, proc, settings, out, Path(active.path), files["up"], files["down"]
         )
-    except RunFailed as e:  # the candidate cannot be loaded or scored: a corrupt artifact
+    except CandidateUnusable as e:
         return "rejected", f"candidate {candidate} unusable: {e}", {"passed": False}, candidate
     gate = result.to_json() | {"counts": counts}
     if not result.passed:
@@ -312,8 +316,11 @@ def scores_of(proc: Subprocess, settings: Settings, model: Path, up: Path, down:
 def gate_candidate(
     proc: Subprocess, settings: Settings, candidate: Path, active: Path, up: Path, down: Path
 ) -> GateResult:
-    cand = scores_of(proc, settings, candidate, up, down)
-    act = scores_of(proc, settings, active, up, down)
+    try:
+        cand = scores_of(proc, settings, candidate, up, down)
+    except RunFailed as e:
+        raise CandidateUnusable(str(e)) from e
+    act = scores_of(proc, settings, active, up, down)  # a failure here fails the run
     return judge(cand, act)
 
 

@@ -26,7 +26,7 @@ from memebot.settings import Settings
 from retrain.queue import RunQueue
 from retrain.requests import NothingToTrain, request_run
 from retrain.worker import (
-    RunFailed,
+    CandidateUnusable,
     Subprocess,
     ensure_active,
     execute_run,
@@ -185,7 +185,7 @@ def test_gate_rejects_a_worse_and_a_corrupt_candidate(
     corrupt = tmp_path / "corrupt"
     shutil.copytree(tiny_model, corrupt)
     (corrupt / "model.keras").write_bytes(b"not a model")
-    with pytest.raises(RunFailed, match="memebot eval failed"):
+    with pytest.raises(CandidateUnusable, match="memebot eval failed"):
         gate_candidate(proc, s, corrupt, tiny_model, up, down)
 
 
