@@ -45,7 +45,7 @@ async def request_run(
         message_id=message_id,
     )
     try:
-        queue.enqueue(run.id)
+        await asyncio.to_thread(queue.enqueue, run.id)  # a blocking database write
     except Exception as e:  # the queue is down: the run must not stay "queued" forever
         await store.finish_run(run.id, "failed", error=f"could not enqueue: {e}")
         raise UsageError(f"the job queue {redacted(queue.url)} refused the run: {e}") from e

@@ -88,7 +88,8 @@ class Admin(commands.Cog):
     ) -> None:
         """Retrain the caption model from the votes (admins only)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        queue = RunQueue(self.bot.settings.queue_url)
+        # huey's storage is synchronous (it may create its tables): off the event loop.
+        queue = await asyncio.to_thread(RunQueue, self.bot.settings.queue_url)
         try:
             # No new ratings, or a run already going: a MemebotError, answered ephemerally.
             run = await request_run(
