@@ -66,6 +66,7 @@ def decode_latencies(model: Any, method: str, n: int) -> list[float]:
     from engine.decoding.batch import run_jobs
     from engine.decoding.jobs import CaptionRequest, make_job
     from engine.decoding.pickers import Decoding
+    from engine.schema import DEFAULT_BEAM_WIDTH, default_min_score
 
     slugs = [e.slug for e in model.templates.entries if e.slot] or ["any"]
     out = []
@@ -73,7 +74,9 @@ def decode_latencies(model: Any, method: str, n: int) -> list[float]:
         req = CaptionRequest(
             slugs[i % len(slugs)],
             2,
-            decoding=Decoding(method, min_score=0.1 if method != "beam" else 1e-4, beam_width=5),
+            decoding=Decoding(
+                method, min_score=default_min_score(method), beam_width=DEFAULT_BEAM_WIDTH
+            ),
             seed=i,
         )
         t0 = time.perf_counter()

@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.store import migrate
-from bot.store.db import redacted
 from memebot.errors import UsageError
 from memebot.settings import Settings
 
@@ -54,40 +52,51 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "MEMEBOT_DATABASE_URL (docs/SETTINGS.md).",
     )
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    url_help = f"database URL (default: {redacted(settings.database_url)})"
+    # The default is resolved when the command runs: showing it here (password masked) would
+    # import SQLAlchemy for every `memebot` command, `engine` and `generate` included.
+    url_help = "database URL (default: MEMEBOT_DATABASE_URL; `memebot db current` shows it)"
 
     up = db_sub.add_parser(
         "upgrade", help="migrate to the newest schema (the bot does it at start)"
     )
     up.add_argument("revision", nargs="?", default="head", help="target revision")
-    up.add_argument("--url", default=settings.database_url, help=url_help)
+    up.add_argument("--url", default=None, help=url_help)
     up.set_defaults(func=cmd_upgrade)
 
     down = db_sub.add_parser("downgrade", help="migrate back to REV ('base' drops every table)")
     down.add_argument("revision", metavar="REV", help="target revision, e.g. -1 or base")
-    down.add_argument("--url", default=settings.database_url, help=url_help)
+    down.add_argument("--url", default=None, help=url_help)
     down.set_defaults(func=cmd_downgrade)
 
     cur = db_sub.add_parser("current", help="show the database's schema revision")
-    cur.add_argument("--url", default=settings.database_url, help=url_help)
+    cur.add_argument("--url", default=None, help=url_help)
     cur.set_defaults(func=cmd_current)
 
 
-def cmd_upgrade(args: argparse.Namespace, _settings: Settings) -> int:
-    asyncio.run(migrate.upgrade(args.url, args.revision))
-    return _show(args.url)
+def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store import migrate
+
+    url = args.url or settings.database_url
+    asyncio.run(migrate.upgrade(url, args.revision))
+    return _show(url)
 
 
-def cmd_downgrade(args: argparse.Namespace, _settings: Settings) -> int:
-    asyncio.run(migrate.downgrade(args.url, args.revision))
-    return _show(args.url)
+def cmd_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store import migrate
+
+    url = args.url or settings.database_url
+    asyncio.run(migrate.downgrade(url, args.revision))
+    return _show(url)
 
 
-def cmd_current(args: argparse.Namespace, _settings: Settings) -> int:
-    return _show(args.url)
+def cmd_current(args: argparse.Namespace, settings: Settings) -> int:
+    return _show(args.url or settings.database_url)
 
 
 def _show(url: str) -> int:
+    from bot.store import migrate
+    from bot.store.db import redacted
+
     rev = asyncio.run(migrate.current(url))
     head = migrate.head_revision()
     if rev is None:

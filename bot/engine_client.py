@@ -19,10 +19,15 @@ from engine.schema import (
     READY_PATH,
     TEMPLATES_PATH,
     UPLOAD_PATH,
+    BadRequest,
+    MemeOptions,
+    MemeRequest,
     MemeResponse,
     ReadyResponse,
     TemplateInfo,
     TemplatesResponse,
+    UploadOptions,
+    bad_request,
 )
 from memebot.errors import MemebotError
 
@@ -52,15 +57,34 @@ class EngineTimeout(EngineError):
 
 
 class UnknownTemplate(EngineError):
-    """404 from the engine: the message lists the closest names."""
+    """404 on the `template` field: the message lists the closest names."""
 
 
 class EngineBadRequest(EngineError):
-    """400/413/415/422: the message names the field that is wrong."""
+    """400/413/415/422 (or the same schema refusing the request before it is sent): the message
+    names the field that is wrong."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+    @classmethod
+    def refused(cls, e: BadRequest) -> EngineBadRequest:
+        return cls(f"The meme engine refused that: {e}", e.field)
+
+
+Opts = TypeVar("Opts", bound=MemeOptions)
+
+
+def checked(model: type[Opts], /, **fields: Any) -> Opts:
+    """A request (or its options) checked by the engine's own schema before it is sent: a
+    mistake is the same EngineBadRequest (naming the field) as when the engine refuses it."""
+    try:
+        return model.model_validate(fields)
+    except BadRequest as e:
+        raise EngineBadRequest.refused(e) from None
+    except ValidationError as e:
+        raise EngineBadRequest.refused(bad_request(e)) from None
 
 
 @dataclass(frozen=True)
@@ -163,16 +187,26 @@ class EngineClient:
         )
         return [Template.from_info(t) for t in _parse(TemplatesResponse, body).templates]
 
-    async def meme(self, template: str, options: dict[str, Any]) -> Meme:
-        body = await self._request("POST", MEMES_PATH, json={"template": template, **options})
+    async def meme(self, template: str, options: MemeOptions | None = None) -> Meme:
+        fields = options.to_body() if options is not None else {}
+        req = checked(MemeRequest, template=template, **fields)
+        body = await self._request("POST", MEMES_PATH, json=req.to_body())
         return Meme.from_response(_parse(MemeResponse, body))
 
     async def caption_upload(
-        self, image: bytes, *, filename: str, content_type: str, options: dict[str, Any]
+        self,
+        image: bytes,
+        *,
+        filename: str,
+        content_type: str,
+        options: MemeOptions | None = None,
     ) -> Meme:
+        """Caption an uploaded image; boxes left unset are the upload's default (top, bottom)."""
+        fields = options.to_body() if options is not None else {}
+        opts = checked(UploadOptions, **fields)
         form = aiohttp.FormData()
         form.add_field("image", image, filename=filename, content_type=content_type)
-        form.add_field("options", json.dumps(options), content_type="application/json")
+        form.add_field("options", json.dumps(opts.to_body()), content_type="application/json")
         body = await self._request("POST", UPLOAD_PATH, data=form)
         return Meme.from_response(_parse(MemeResponse, body))
 
@@ -202,8 +236,8 @@ def _error_for(status: int, text: str, retry_after: str | None) -> EngineError:
         return EngineOverloaded(wait)
     if status == 504:
         return EngineError(f"The meme engine took too long ({message}); try again.")
-    if status == 404 and "unknown template" in message:
-        problem = message.split(": ", 1)[1] if message.startswith("template: ") else message
+    if status == 404 and field == "template":
+        problem = message.removeprefix("template: ")
         return UnknownTemplate(problem[:1].upper() + problem[1:])
     if status == 401:
         return EngineUnavailable("the bot's MEMEBOT_ENGINE_TOKEN is missing or wrong")

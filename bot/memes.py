@@ -8,23 +8,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.engine_client import Meme
+from bot.engine_client import Meme, checked
 from bot.filtering import Level, blocked
+from engine.schema import MAX_SEED, MemeOptions
 from memebot.errors import MemebotError
 
-# The styles offered in /meme, as engine decoding options (docs/ENGINE.md).
-STYLES: dict[str, dict[str, Any]] = {
-    "calibrated": {"decoding": "calibrated"},
-    "threshold": {"decoding": "threshold"},
-    "beam": {"decoding": "beam"},
-    "greedy": {"decoding": "greedy"},
+# The styles offered in /meme, as engine decoding options (docs/ENGINE.md), checked by the
+# engine's schema when this module loads.
+STYLES: dict[str, MemeOptions] = {
+    "calibrated": MemeOptions(decoding="calibrated"),
+    "threshold": MemeOptions(decoding="threshold"),
+    "beam": MemeOptions(decoding="beam"),
+    "greedy": MemeOptions(decoding="greedy"),
     # More surprising captions: nucleus sampling a little above temperature 1.
-    "creative": {"decoding": "top-k-top-p", "temperature": 1.15, "top_k": 40, "top_p": 0.92},
+    "creative": MemeOptions(decoding="top-k-top-p", temperature=1.15, top_k=40, top_p=0.92),
 }
 DEFAULT_STYLE = "calibrated"
 FILTER_RETRIES = 6  # new seeds tried when the filter blocks a caption
 UPLOAD_TEMPLATE = "upload"  # the template name stored for a captioned attachment
-MAX_SEED = 2**31 - 1
 
 
 class StartTextBlocked(MemebotError):
@@ -43,28 +44,28 @@ class AllCaptionsFiltered(MemebotError):
 
 
 @dataclass(frozen=True)
-class MemeRequest:
-    """What a user asked for; `seed` is drawn when None."""
+class MemeAsk:
+    """What a user asked for (the engine's request is built from it per seed)."""
 
     template: str
     start_text: str = ""
     style: str = DEFAULT_STYLE
     boxes: int | None = None
 
-    def engine_options(self, seed: int) -> dict[str, Any]:
-        options: dict[str, Any] = {**STYLES[self.style], "seed": seed}
+    def engine_options(self, seed: int) -> MemeOptions:
+        options: dict[str, Any] = {**STYLES[self.style].to_body(), "seed": seed}
         if self.start_text:
             options["start"] = self.start_text
         if self.boxes is not None:
             options["boxes"] = self.boxes
-        return options
+        return checked(MemeOptions, **options)
 
     def stored_options(self) -> dict[str, Any]:
         """What the store keeps so 🔁 can make another with the same options."""
         return {"style": self.style, "start_text": self.start_text, "boxes": self.boxes}
 
     @classmethod
-    def from_stored(cls, template: str, options: dict[str, Any]) -> MemeRequest:
+    def from_stored(cls, template: str, options: dict[str, Any]) -> MemeAsk:
         style = options.get("style", DEFAULT_STYLE)
         return cls(
             template=template,
@@ -89,6 +90,7 @@ async def make_clean_meme(
         raise StartTextBlocked()
     rng = rng or random.Random()
     for _ in range(retries + 1):
+        # Any seed the engine accepts: the store keeps it in a BigInteger column.
         meme = await generate(rng.randint(0, MAX_SEED))
         if not blocked(" ".join(meme.boxes), level):
             return meme

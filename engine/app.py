@@ -370,8 +370,8 @@ async def reload(request: web.Request) -> web.Response:
     previous = service.model.version
     try:
         model = await service.reload(Path(body.path))
-    except MemebotError as e:
-        return _error(422, str(e), serving=previous)
+    except MemebotError as e:  # the artifact at `path` cannot be served
+        return _error(422, str(e), field="path", serving=previous)
     return _json(ReloadResponse(model_version=model.version, previous=previous))
 
 

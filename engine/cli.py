@@ -101,10 +101,15 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from engine.service import MemeResult, load_service
 
     body = {"template": args.template, **given(args, MemeRequest)}
-    if args.output is not None and "format" not in body:
-        suffix_format = SUFFIX_FORMAT.get(args.output.suffix.lower())
-        if suffix_format:
+    if args.output is not None:
+        suffix_format = _suffix_format(args.output)
+        if "format" not in body:
             body["format"] = suffix_format
+        elif body["format"] != suffix_format:
+            raise UsageError(
+                f"-o {args.output}: the suffix means {suffix_format}, --format says "
+                f"{body['format']} (drop one or make them agree)"
+            )
     positional = {"template": "TEMPLATE"}
     try:  # the same validation as the HTTP API, reported with the CLI's flag names
         req = MemeRequest.model_validate(body)
@@ -138,11 +143,28 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _suffix_format(path: Path) -> str:
+    """The image format `-o`'s suffix names (its bytes must match what a viewer expects)."""
+    if path.is_dir():
+        raise UsageError(f"-o {path}: is a directory (give a file name)")
+    fmt = SUFFIX_FORMAT.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(
+            f"-o {path}: unknown image suffix {path.suffix or '(none)'!r}; "
+            f"use one of {', '.join(SUFFIX_FORMAT)}"
+        )
+    return fmt
+
+
+def _partial(path: Path) -> Path:
+    """The temporary file an image is written to beside `path`, then renamed."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
 def _output_path(given_path: Path | None, settings: Settings, slug: str, fmt: str) -> Path:
-    """Where the image goes, checked now (a directory, a missing or unwritable parent...)."""
+    """Where the image goes, checked now by creating its temporary file there (a directory, a
+    missing or unwritable parent, a file system that refuses new files...)."""
     if given_path is not None:
-        if given_path.is_dir():
-            raise UsageError(f"-o {given_path}: is a directory (give a file name)")
         parent, flag = given_path.parent, f"-o {given_path}"
         out = given_path
     else:
@@ -155,14 +177,18 @@ def _output_path(given_path: Path | None, settings: Settings, slug: str, fmt: st
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"{flag}: cannot create {parent} ({e.strerror or e})") from e
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag}: {parent} is not writable")
+    probe = _partial(out)
+    try:  # what the write will do, before seconds of loading and decoding
+        probe.open("wb").close()
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot write a file in {parent} ({e.strerror or e})") from e
     return out
 
 
 def _write_atomically(path: Path, data: bytes, *, flag: str) -> None:
     """A temporary file beside the target, then a rename: never a half-written image."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp = _partial(path)
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)

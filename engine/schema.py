@@ -44,9 +44,12 @@ Method = Literal[
 ]
 ImageFormat = Literal["jpeg", "png", "webp"]
 ResponseKind = Literal["json", "image"]
+# What runs a decoding step on the CPU path: the compiled kernel, numpy, or the kernel where built.
+Decoder = Literal["auto", "kernel", "numpy"]
 METHODS: tuple[Method, ...] = get_args(Method)
 FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
 RESPONSES: tuple[ResponseKind, ...] = get_args(ResponseKind)
+DECODERS: tuple[Decoder, ...] = get_args(Decoder)
 DEFAULT_METHOD: Method = "calibrated"
 MAX_LEN = MAX_CHARS  # characters of `box|box|`, markers included: the longest cleaned caption
 MAX_LEN_LIMIT = 200
@@ -63,6 +66,8 @@ MAX_SEED = 2**63 - 1
 MIN_SCORE = 0.1  # threshold family: r ~ U[min_score, 1] (the article's value)
 BEAM_MIN_SCORE = 0.0001  # beam: candidates p >= min_score * top (the article's value)
 SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
+MAX_PATH = 4096  # PATH_MAX and NAME_MAX (bytes) on Linux: longer cannot name a file
+MAX_PATH_COMPONENT = 255
 
 
 def default_min_score(method: str) -> float:
@@ -111,6 +116,17 @@ def _printable(v: str) -> str:
 
 
 Ascii = Annotated[str, AfterValidator(_printable)]
+
+
+def _file_path(v: str) -> str:
+    if "\x00" in v:
+        raise ValueError("must not contain a NUL character")
+    longest = max(len(part.encode("utf-8", "surrogatepass")) for part in v.split("/"))
+    if longest > MAX_PATH_COMPONENT:
+        raise ValueError(
+            f"has a component of {longest} bytes; a file name is at most {MAX_PATH_COMPONENT}"
+        )
+    return v
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -261,8 +277,8 @@ class ReloadRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    path: str = Field(
-        min_length=1, max_length=4096, description="artifact directory on the engine's machine"
+    path: Annotated[str, AfterValidator(_file_path)] = Field(
+        min_length=1, max_length=MAX_PATH, description="artifact directory on the engine's machine"
     )
 
 

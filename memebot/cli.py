@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import sys
@@ -34,12 +35,36 @@ def require_train_extra(command: str) -> None:
         )
 
 
-def build_parser(settings: Settings) -> argparse.ArgumentParser:
-    from bot import cli as bot_cli
-    from engine import cli as engine_cli
-    from retrain import cli as retrain_cli
-    from training import cli as training_cli
+# The module that registers each command, in `--help` order. Only the command's own module is
+# imported when the command is known (the bot's and training's CLI modules stay unloaded for
+# `memebot generate`); `--help`, no command or a typo registers them all.
+COMMAND_MODULES: dict[str, str] = {
+    "data": "training.cli",
+    "train": "training.cli",
+    "eval": "training.cli",
+    "engine": "engine.cli",
+    "generate": "engine.cli",
+    "bot": "bot.cli",
+    "up": "bot.cli",
+    "db": "bot.cli",
+    "retrain": "retrain.cli",
+    "worker": "retrain.cli",
+    "model": "retrain.cli",
+}
 
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in `argv` (the first word that is not an option), if any."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMAND_MODULES else None
+    return None
+
+
+def build_parser(settings: Settings, command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command, or with only `command`'s module when one is given."""
+    own = COMMAND_MODULES.get(command or "")
+    wanted = [own] if own else list(COMMAND_MODULES.values())
     parser = argparse.ArgumentParser(
         prog="memebot",
         description="Meme captions from a character-level neural network.",
@@ -47,11 +72,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"memebot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    training_cli.register(sub, settings)
-
-    engine_cli.register(sub, settings)
-    bot_cli.register(sub, settings)
-    retrain_cli.register(sub, settings)
+    for module in dict.fromkeys(wanted):  # each module once, in order
+        importlib.import_module(module).register(sub, settings)
     return parser
 
 
@@ -62,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemebotError as e:
         print(f"memebot: error: {e}", file=sys.stderr)
         return e.exit_code
-    parser = build_parser(settings)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(settings, _command_of(argv))
     args = parser.parse_args(argv)
     try:
         if args.command in TRAIN_EXTRA_COMMANDS:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BeforeValidator,
@@ -30,7 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from engine.schema import ImageFormat
+from engine.schema import Decoder, ImageFormat
 from memebot.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,9 +95,7 @@ class Settings(BaseSettings):
     max_width: int = Field(1200, ge=1, alias="MEMEBOT_MAX_WIDTH")
     image_format: Annotated[ImageFormat, Lower] = Field("jpeg", alias="MEMEBOT_IMAGE_FORMAT")
     access_log: bool = Field(False, alias="MEMEBOT_ACCESS_LOG")
-    decoder: Annotated[Literal["auto", "kernel", "numpy"], Lower] = Field(
-        "auto", alias="MEMEBOT_DECODER"
-    )
+    decoder: Annotated[Decoder, Lower] = Field("auto", alias="MEMEBOT_DECODER")
     decode_threads: int = Field(0, ge=0, alias="MEMEBOT_DECODE_THREADS")
     # -- Discord bot
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")

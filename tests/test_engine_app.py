@@ -319,9 +319,14 @@ def test_reload_in_flight_finish_on_the_old_model(
             r = await http.post(f"{url}/v1/model/reload", json={"path": str(broken)})
             body = await r.json()
             assert r.status == 422 and "checksum" in body["error"]
-            assert body["serving"] == "char-gru-other"
+            assert body["serving"] == "char-gru-other" and body["field"] == "path"
             r = await http.post(f"{url}/v1/model/reload", json={})
             assert r.status == 400 and (await r.json())["field"] == "path"
+            for bad in (f"/tmp/{'a' * 300}/model", "/tmp/a\x00b"):  # no file can have this name
+                r = await http.post(f"{url}/v1/model/reload", json={"path": bad})
+                body = await r.json()
+                assert r.status == 400 and body["field"] == "path", body
+                assert body["error"].startswith("path: ")
             ok = await http.post(f"{url}/v1/memes", json={"template": "y-u-no", "image": False})
             assert (await ok.json())["model_version"] == "char-gru-other"
 
@@ -423,7 +428,7 @@ JSON_OK = b'{"template": "y-u-no", "image": false}'
         (
             "reload path component of 300 characters",
             request_bytes("/v1/model/reload", b'{"path": "/tmp/' + b"a" * 300 + b'"}'),
-            422,
+            400,
         ),
         ("client closes mid-body", request_bytes("/v1/memes", b'{"templ', length=100), None),
         ("JSON body over 64 KiB", request_bytes("/v1/memes", b" " * 70_000 + JSON_OK), 413),

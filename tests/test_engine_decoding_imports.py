@@ -1,6 +1,6 @@
-"""Data flows one way: training -> artifact <- engine. No import cycle among our modules (lazy
-imports inside functions included), and nothing in engine/ or memebot/artifact imports
-training/."""
+"""Data flows one way: training -> artifact <- engine; bot -> engine over HTTP. No import cycle
+among our modules (lazy imports inside functions included), nothing in engine/ or
+memebot/artifact imports training/, and the bot speaks to the engine only through its schema."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("engine", "memebot", "training")
+PACKAGES = ("engine", "memebot", "training", "bot", "bench", "scripts")
 
 
 def _graph() -> dict[str, set[str]]:
@@ -53,7 +53,9 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycles() -> None:
     graph = _graph()
-    assert "engine.decoding.jobs" in graph and "training.models.base" in graph
+    for m in ("engine.decoding.jobs", "training.models.base", "bot.cogs.memes", "bench.engine"):
+        assert m in graph
+    assert any(m.startswith("scripts.") for m in graph)
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
@@ -61,4 +63,22 @@ def test_engine_and_artifact_never_import_training() -> None:
     graph = _graph()
     serving = [m for m in graph if m.startswith(("engine", "memebot.artifact", "memebot.names"))]
     bad = {m: sorted(d for d in graph[m] if d.startswith("training")) for m in serving}
+    assert {m: d for m, d in bad.items() if d} == {}
+
+
+def test_bot_imports_only_the_engine_schema() -> None:
+    """The bot talks HTTP to the engine: of engine/ it may import only the API schema (pydantic,
+    no ML), and nothing of training/ (lazy imports included)."""
+    graph = _graph()
+    bot = [m for m in graph if m == "bot" or m.startswith("bot.")]
+    assert "bot.engine_client" in bot and "engine.schema" in graph["bot.engine_client"]
+    bad = {
+        m: sorted(
+            d
+            for d in graph[m]
+            if d.split(".")[0] == "training"
+            or (d.split(".")[0] == "engine" and d != "engine.schema")
+        )
+        for m in bot
+    }
     assert {m: d for m, d in bad.items() if d} == {}

@@ -183,12 +183,28 @@ def _walk(obj: Any) -> list[Any]:
 
 def test_one_source_for_each_default() -> None:
     from engine import render
-    from engine.decoding import jobs, pickers
+    from engine.decoding import jobs, loader, model, pickers
+    from memebot.errors import UsageError
+    from memebot.settings import Settings
     from training import cleaning
 
     assert pickers.METHODS is schema.METHODS and render.FORMATS is schema.FORMATS
     assert cleaning.MAX_CHARS == schema.MAX_LEN == jobs.CaptionRequest("t", 1).max_len
-    assert pickers.Decoding().min_score == schema.MIN_SCORE
+    d = pickers.Decoding()
+    assert d.method == schema.DEFAULT_METHOD == schema.MemeOptions().decoding
+    assert d.beam_width == schema.DEFAULT_BEAM_WIDTH == schema.MemeOptions().beam_width
+    assert d.min_score == schema.MIN_SCORE == schema.MemeOptions().used_min_score
+    beam = pickers.Decoding("beam")
+    assert beam.min_score == beam.score == schema.BEAM_MIN_SCORE
+    assert beam.min_score == schema.MemeOptions(decoding="beam").used_min_score
+    assert pickers.Decoding("beam", min_score=0.05).min_score == 0.05  # an explicit value stays
+    assert pickers.Decoding("greedy").min_score == schema.MIN_SCORE
+    # Decoder names: one Literal in the schema, used by the settings and the loaders.
+    assert model.DECODERS is loader.DECODERS is schema.DECODERS == ("auto", "kernel", "numpy")
+    decoder_type = Settings.model_fields["decoder"].annotation
+    assert decoder_type == schema.Decoder
+    with pytest.raises(UsageError, match="MEMEBOT_DECODER"):
+        Settings.from_env({"MEMEBOT_DECODER": "keras"})
 
 
 def test_schema_imports_no_heavy_code() -> None:
@@ -239,3 +255,19 @@ def test_cli_flags_left_out_leave_the_model_defaults() -> None:
         if name in ("template", "response"):
             continue
         assert {f"--{name.replace('_', '-')}", f"-{name}", "--no-image"} & flags, name
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        (f"/tmp/{'a' * 256}/model", "has a component of 256 bytes; a file name is at most 255"),
+        (f"/tmp/{'é' * 128}", "has a component of 256 bytes"),  # bytes, not characters
+        ("/tmp/a\x00b", "must not contain a NUL character"),
+        ("", "required: must not be empty"),
+    ],
+)
+def test_reload_path_no_file_can_have_is_refused_naming_path(path: str, problem: str) -> None:
+    with pytest.raises(BadRequest, match=r"^path: ") as e:
+        parse(schema.ReloadRequest, {"path": path})
+    assert e.value.field == "path" and problem in e.value.problem
+    assert parse(schema.ReloadRequest, {"path": f"/tmp/{'a' * 255}"}).path.endswith("a" * 255)

@@ -39,7 +39,8 @@ def assert_one_line_error(p: subprocess.CompletedProcess[str], *needles: str) ->
 def test_help_lists_subcommands() -> None:
     p = run("--help")
     assert p.returncode == 0
-    for cmd in ("data", "train", "eval", "generate"):
+    # Every module's commands are registered for --help (a known command loads only its own).
+    for cmd in ("data", "train", "eval", "engine", "generate", "bot", "up", "db"):
         assert cmd in p.stdout
     t = run("train", "--help")
     assert "--max-minutes" in t.stdout and "--resume" in t.stdout and "--distribute" in t.stdout
@@ -82,6 +83,31 @@ def test_help_lists_subcommands() -> None:
         (
             ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}/afile/meme.jpg"],
             ["-o {tmp}/afile/meme.jpg", "cannot create"],
+        ),
+        (  # a GIF name would get JPEG bytes
+            ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}/meme.gif"],
+            ["-o {tmp}/meme.gif", "unknown image suffix '.gif'", ".jpg, .jpeg, .png, .webp"],
+        ),
+        (
+            ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "{tmp}/meme"],
+            ["-o {tmp}/meme", "unknown image suffix '(none)'"],
+        ),
+        (
+            [
+                "generate",
+                "drake",
+                "--model",
+                "{tmp}/nomodel",
+                "-o",
+                "{tmp}/m.png",
+                "--format",
+                "jpeg",
+            ],
+            ["-o {tmp}/m.png", "the suffix means png, --format says jpeg"],
+        ),
+        (  # the directory exists and passes access(2) as root; creating a file there fails
+            ["generate", "drake", "--model", "{tmp}/nomodel", "-o", "/proc/memebot-meme.png"],
+            ["-o /proc/memebot-meme.png", "cannot write a file in /proc"],
         ),
         (["engine", "--model", "{tmp}/nomodel", "--port", "99999"], ["--port 99999"]),
     ],

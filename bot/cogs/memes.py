@@ -18,7 +18,7 @@ from bot.engine_client import EngineClient, Meme, Template
 from bot.memes import (
     DEFAULT_STYLE,
     UPLOAD_TEMPLATE,
-    MemeRequest,
+    MemeAsk,
     caption_text,
     make_clean_meme,
 )
@@ -133,7 +133,7 @@ class Memes(commands.Cog):
         if image is not None:
             self._check_attachment(image)
         gs = await self._guild_settings(interaction)
-        req = MemeRequest(
+        req = MemeAsk(
             template=template or UPLOAD_TEMPLATE,
             start_text=start_text or "",
             style=style or gs.default_style or DEFAULT_STYLE,
@@ -170,13 +170,13 @@ class Memes(commands.Cog):
                 f"`{image.filename}` is {_size(image.size)}; the limit is {_size(limit)}."
             )
 
-    async def _template_meme(self, req: MemeRequest, seed: int) -> Meme:
+    async def _template_meme(self, req: MemeAsk, seed: int) -> Meme:
         return await self.engine.meme(req.template, req.engine_options(seed))
 
     async def post(
         self,
         interaction: discord.Interaction,
-        req: MemeRequest,
+        req: MemeAsk,
         gs: GuildSettings,
         generate: Callable[[int], Awaitable[Meme]],
         *,
@@ -224,7 +224,7 @@ class Memes(commands.Cog):
             if retry:
                 raise UserError(f"Slow down a little: try again in {max(1, round(retry))} s.")
         gs = await self._guild_settings(interaction)
-        req = MemeRequest.from_stored(info.template, info.options)
+        req = MemeAsk.from_stored(info.template, info.options)
         await interaction.response.defer(thinking=True)
         await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
 

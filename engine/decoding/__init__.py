@@ -6,8 +6,9 @@
     batch.py      Batch (one model call per character for all jobs), run_jobs, sample_captions
     model.py      LoadedModel: vocabulary + template table + a stepper
     char_gru.py, gru_kernel.py (+ _gru_step.c), seed_cnn.py   the steppers
+    archs.py      the served architectures: where each one's weights come from, its stepper
     loader.py     load_model: read + check an artifact, build its stepper, decode once
 
-Imports flow one way (pickers <- jobs <- rowtable <- batch <- loader; model <- batch); nothing
-here imports `training`.
+Imports flow one way (pickers <- jobs <- rowtable <- batch <- loader; model <- archs <- loader;
+model <- batch); nothing here imports `training`.
 """

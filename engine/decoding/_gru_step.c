@@ -3,7 +3,7 @@
  * Why: serving one caption is a chain of ~45 dependent steps of B=1, and each step must
  * read every recurrent weight once. In float32 through NumPy/OpenBLAS that is 5.3 MB per step
  * streamed from L3 (~0.3 ms); in float16, split over two cores, each core reads 1.3 MB
- * (training/models/gru_kernel.py loads this file with ctypes; docs/ENGINE.md). Each thread
+ * (engine/decoding/gru_kernel.py loads this file with ctypes; docs/ENGINE.md). Each thread
  * takes whole blocks of 16 hidden units, computes their z, r and n projections and then their
  * gates, so a layer needs one barrier (a lone row's step: ~0.035 ms, against ~0.065 ms with a
  * barrier between the projections and the gates).

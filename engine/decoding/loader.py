@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.decoding import seed_cnn
+from engine.decoding.archs import served_arch
 from engine.decoding.batch import sample_captions
-from engine.decoding.model import DECODERS, LoadedModel, Stepper, char_gru_stepper
+from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
-from memebot.artifact.configs import CharGRUConfig, SeedCNNConfig
+from engine.schema import DECODERS
 from memebot.artifact.load import read_artifact
 from memebot.errors import ArtifactError
 
@@ -19,15 +19,8 @@ def load_model(path: Path, *, decoder: str = "auto", threads: int = 0) -> Loaded
     before the caller swaps anything in. `decoder` and `threads`: see char_gru_stepper."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
-    art = read_artifact(path, weights="served")
-    stepper: Stepper
-    if isinstance(art.config, CharGRUConfig):
-        assert art.weights is not None
-        stepper = char_gru_stepper(art.weights, art.config, decoder=decoder, threads=threads)
-    else:
-        assert isinstance(art.config, SeedCNNConfig)
-        keras_model = seed_cnn.load_keras(path / "model.keras", art.config, art.vocab)
-        stepper = seed_cnn.SeedStepper(keras_model, art.config, art.vocab)
+    art = read_artifact(path, weights=False)  # the architecture's stepper reads its weights
+    stepper = served_arch(art).stepper(art, decoder, threads)
     model = LoadedModel(
         art.meta.arch, art.config, art.vocab, art.templates, stepper, art.meta, path
     )

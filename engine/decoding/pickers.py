@@ -18,19 +18,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.schema import METHODS, MIN_SCORE
+from engine.schema import DEFAULT_BEAM_WIDTH, DEFAULT_METHOD, METHODS, default_min_score
 
 FREE, FORBID_END, FORCE_END, PREFER_END = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
 class Decoding:
-    method: str = "calibrated"  # one of METHODS
-    min_score: float = MIN_SCORE  # threshold family: r ~ U[min_score, 1]; candidates p >= r * top
+    """How to pick characters; the defaults are the API's (engine/schema.py)."""
+
+    method: str = DEFAULT_METHOD  # one of METHODS
+    # Threshold family: r ~ U[min_score, 1], candidates p >= r * top; beam: p >= min_score * top.
+    # None: the method's default (default_min_score), filled in at construction.
+    min_score: float | None = None
     temperature: float = 1.0  # temperature/top-k/top-p: reweight probabilities by 1/T
     top_k: int = 0  # top-k: keep the k most likely characters (0 = off)
     top_p: float = 1.0  # top-p: keep the smallest set whose mass reaches p
-    beam_width: int = 5  # beam: texts kept per step
+    beam_width: int = DEFAULT_BEAM_WIDTH  # beam: texts kept per step
+
+    def __post_init__(self) -> None:
+        if self.min_score is None:  # frozen: set once, here
+            object.__setattr__(self, "min_score", default_min_score(self.method))
+
+    @property
+    def score(self) -> float:
+        """`min_score` as a float (never None once constructed)."""
+        return default_min_score(self.method) if self.min_score is None else self.min_score
 
 
 THRESHOLD_FAMILY = ("threshold", "threshold-weighted", "calibrated")
@@ -80,7 +93,7 @@ def pick_rows(
         out = np.argmax(lp, axis=1)
     elif d.method in THRESHOLD_FAMILY:
         # p >= r * top, in log space, with r ~ U[min_score, 1] per row.
-        r = d.min_score + (1.0 - d.min_score) * u[:, :1]
+        r = d.score + (1.0 - d.score) * u[:, :1]
         cand = lp >= top + np.log(r)  # [R,V]
         if d.method == "threshold-weighted":
             # The same candidates, picked in proportion to their probability.
@@ -130,4 +143,4 @@ def pick(logp: np.ndarray, d: Decoding, rng: np.random.Generator) -> int:
 
 def beam_floor(d: Decoding) -> float:
     """Beam candidates are the characters with p >= min_score * top, in log space."""
-    return math.log(max(d.min_score, 1e-12))
+    return math.log(max(d.score, 1e-12))

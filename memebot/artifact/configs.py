@@ -76,6 +76,11 @@ class _Config:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)  # type: ignore[call-overload]
 
+    def weight_shapes(self, vocab_size: int, n_slots: int) -> dict[str, tuple[int, ...]] | None:
+        """Variable path -> shape of every weight in weights.npz, or None for an architecture
+        whose weights Keras checks when it loads model.keras."""
+        return None
+
 
 @dataclass
 class CharGRUConfig(_Config):
@@ -87,6 +92,23 @@ class CharGRUConfig(_Config):
     layers: int = 2  # stacked GRU layers
     dropout: float = 0.0  # between GRU layers (training only)
     template_dropout: float = 0.1  # share of training captions shown as "any template"
+
+    def weight_shapes(self, vocab_size: int, n_slots: int) -> dict[str, tuple[int, ...]]:
+        """training/models/char_gru.py builds these variables; the engine steps with them."""
+        H, G = self.hidden, 3 * self.hidden
+        shapes: dict[str, tuple[int, ...]] = {
+            "char_emb/embeddings": (vocab_size, self.char_emb),
+            "box_emb/embeddings": (self.max_boxes, self.box_emb),
+            "template_emb/embeddings": (n_slots, self.template_emb),
+            "logits/kernel": (H, vocab_size),
+            "logits/bias": (vocab_size,),
+        }
+        for i in range(self.layers):
+            width = self.char_emb + self.box_emb + self.template_emb if i == 0 else H
+            shapes[f"gru_{i}/gru_cell/kernel"] = (width, G)
+            shapes[f"gru_{i}/gru_cell/recurrent_kernel"] = (H, G)
+            shapes[f"gru_{i}/gru_cell/bias"] = (2, G)
+        return shapes
 
 
 @dataclass

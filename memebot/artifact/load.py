@@ -23,25 +23,28 @@ class Artifact:
     weights: Weights | None  # None when read without weights
 
 
-# Architectures served from weights.npz; the others (seed-cnn) decode through model.keras.
-SERVED_FROM_NPZ = ("char-gru",)
-
-
-def read_artifact(path: Path, *, weights: bool | str = True) -> Artifact:
-    """meta.json (schema + checksums), config, vocabulary, template table and weights.npz
-    checked against the config: with `weights` True, or "served" for the architectures that
-    decode from it (SERVED_FROM_NPZ). Every failure is an ArtifactError."""
+def read_artifact(path: Path, *, weights: bool = True) -> Artifact:
+    """meta.json (schema + checksums), config, vocabulary, template table and, with `weights`,
+    weights.npz checked against the config (`read_npz_weights`). Every failure is an
+    ArtifactError."""
     meta = read_meta(path)
     config = meta.model_config(path / "meta.json")
     vocab = Vocab.load(path / "vocab.json")
     templates = TemplateTable.load(path / "templates.json")
-    arrays = None
-    if weights is True or (weights == "served" and meta.arch in SERVED_FROM_NPZ):
-        if WEIGHTS_FILE not in meta.files:
-            raise ArtifactError(
-                f"{path}: has no {WEIGHTS_FILE} (made before it existed); add it with "
-                f"scripts/convert_artifact.py {path}"
-            )
-        arrays = load_weights(path / WEIGHTS_FILE)
-        check_weights(arrays, config, vocab.size, templates.n_slots, path / WEIGHTS_FILE)
-    return Artifact(path, meta, config, vocab, templates, arrays)
+    art = Artifact(path, meta, config, vocab, templates, None)
+    if weights:
+        art.weights = read_npz_weights(art)
+    return art
+
+
+def read_npz_weights(art: Artifact) -> Weights:
+    """The artifact's weights.npz, checked against its config, vocabulary and templates."""
+    if WEIGHTS_FILE not in art.meta.files:
+        raise ArtifactError(
+            f"{art.path}: has no {WEIGHTS_FILE} (made before it existed); add it with "
+            f"scripts/convert_artifact.py {art.path}"
+        )
+    source = art.path / WEIGHTS_FILE
+    arrays = load_weights(source)
+    check_weights(arrays, art.config, art.vocab.size, art.templates.n_slots, source)
+    return arrays

@@ -1,8 +1,8 @@
 """Framework-free weights: `weights.npz`, float32 arrays keyed by Keras variable path
 ("gru_0/gru_cell/kernel"), written with every artifact so that serving needs no TensorFlow.
 
-char-gru's shapes follow from its config, the vocabulary and the template table; the loader
-checks every one before a model is built from them.
+The shapes follow from the config (`weight_shapes`), the vocabulary and the template table; the
+loader checks every one before a model is built from them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from memebot.artifact.configs import CharGRUConfig, ModelConfig
+from memebot.artifact.configs import ModelConfig
 from memebot.errors import ArtifactError
 
 WEIGHTS_FILE = "weights.npz"
@@ -41,35 +41,17 @@ def load_weights(path: Path) -> Weights:
     return out
 
 
-def char_gru_shapes(config: CharGRUConfig, vocab_size: int, n_slots: int) -> dict[str, tuple]:
-    """Variable path -> shape of every char-gru weight (training/models/char_gru.py builds it)."""
-    H, G = config.hidden, 3 * config.hidden
-    shapes: dict[str, tuple] = {
-        "char_emb/embeddings": (vocab_size, config.char_emb),
-        "box_emb/embeddings": (config.max_boxes, config.box_emb),
-        "template_emb/embeddings": (n_slots, config.template_emb),
-        "logits/kernel": (H, vocab_size),
-        "logits/bias": (vocab_size,),
-    }
-    for i in range(config.layers):
-        width = config.char_emb + config.box_emb + config.template_emb if i == 0 else H
-        shapes[f"gru_{i}/gru_cell/kernel"] = (width, G)
-        shapes[f"gru_{i}/gru_cell/recurrent_kernel"] = (H, G)
-        shapes[f"gru_{i}/gru_cell/bias"] = (2, G)
-    return shapes
-
-
 def check_weights(
     weights: Weights, config: ModelConfig, vocab_size: int, n_slots: int, source: Path | str
 ) -> None:
-    """Every array float32 and finite; for char-gru, exactly the variables and shapes its
-    config makes (seed-cnn is checked by Keras when it loads model.keras)."""
+    """Every array float32 and finite, and exactly the variables and shapes the config makes
+    (where it says: seed-cnn's are checked by Keras when it loads model.keras)."""
     for k, v in weights.items():
         if v.dtype != np.float32 or not np.isfinite(v).all():
             raise ArtifactError(f"{source}: weight {k!r} is not finite float32")
-    if not isinstance(config, CharGRUConfig):
+    want = config.weight_shapes(vocab_size, n_slots)
+    if want is None:
         return
-    want = char_gru_shapes(config, vocab_size, n_slots)
     misfit = f"{source}: weights do not fit the config"
     for suffix, shape in want.items():
         hits = [k for k in weights if k == suffix or k.endswith("/" + suffix)]
