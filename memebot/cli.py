@@ -15,7 +15,7 @@ from memebot.settings import Settings
 
 # Commands that need the `train` extra (TensorFlow, Keras, the language detector); serving
 # (`generate`, `engine`) needs none of it.
-TRAIN_EXTRA_COMMANDS = ("train", "eval", "data")
+TRAIN_EXTRA_COMMANDS = ("train", "eval", "data", "worker")
 _TRAIN_EXTRA_MODULES = ("tensorflow", "keras", "lingua")
 
 
@@ -47,6 +47,9 @@ COMMAND_MODULES: dict[str, str] = {
     "bot": "bot.cli",
     "up": "bot.cli",
     "db": "bot.cli",
+    "retrain": "retrain.cli",
+    "worker": "retrain.cli",
+    "model": "retrain.cli",
 }
 
 

@@ -37,7 +37,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 # Set while `from_env(mapping)` builds: read that mapping only, not the process environment.
 _ONLY_GIVEN: ContextVar[bool] = ContextVar("memebot_settings_only_given", default=False)
-UNSHOWN = ("DISCORD_TOKEN", "MEMEBOT_ENGINE_TOKEN", "MEMEBOT_DATABASE_URL")  # may hold secrets
+UNSHOWN = (  # may hold secrets
+    "DISCORD_TOKEN",
+    "MEMEBOT_ENGINE_TOKEN",
+    "MEMEBOT_DATABASE_URL",
+    "MEMEBOT_QUEUE_URL",
+)
 
 
 def _default_data_dir() -> Path:
@@ -111,6 +116,26 @@ class Settings(BaseSettings):
     )
     meme_cooldown: float = Field(5.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_MEME_COOLDOWN")
     reconcile_hours: float = Field(48.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_RECONCILE_HOURS")
+    # -- retraining (docs/RETRAIN.md)
+    models_dir: Path = Field(
+        default_factory=lambda: Path.cwd() / "var" / "models", alias="MEMEBOT_MODELS_DIR"
+    )
+    # Every engine replica a promotion reloads; empty: (MEMEBOT_ENGINE_URL,)
+    engine_urls: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_ids)] = Field(
+        (), alias="MEMEBOT_ENGINE_URLS"
+    )
+    queue_url: str = Field(
+        default_factory=lambda: f"sqlite:///{Path.cwd() / 'var' / 'retrain-queue.db'}",
+        alias="MEMEBOT_QUEUE_URL",
+    )
+    retrain_epochs: int = Field(2, ge=1, alias="MEMEBOT_RETRAIN_EPOCHS")
+    retrain_steps: int = Field(150, ge=1, alias="MEMEBOT_RETRAIN_STEPS")
+    retrain_lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        5e-4, alias="MEMEBOT_RETRAIN_LR"
+    )
+    retrain_share: Annotated[float, Field(gt=0, lt=1)] = Field(0.25, alias="MEMEBOT_RETRAIN_SHARE")
+    retrain_full_minutes: PositiveSeconds = Field(60.0, alias="MEMEBOT_RETRAIN_FULL_MINUTES")
+    gate_val_limit: int = Field(2000, ge=1, alias="MEMEBOT_GATE_VAL_LIMIT")
 
     @field_validator("engine_url")
     @classmethod
@@ -118,6 +143,23 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return v.rstrip("/")
+
+    @field_validator("engine_urls")
+    @classmethod
+    def _http_urls(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for u in v:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"{u!r} is not an http:// or https:// URL")
+        return tuple(u.rstrip("/") for u in v)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite:///", "postgresql://", "redis://", "rediss://")):
+            raise ValueError(
+                "expected sqlite:///<file>, postgresql://user@host/db or redis://host:6379/0"
+            )
+        return v
 
     @field_validator("database_url")
     @classmethod
@@ -140,6 +182,12 @@ class Settings(BaseSettings):
         if self.images_dir == Path():
             object.__setattr__(self, "images_dir", self.data_dir / "templates" / "img")
         return self
+
+    @property
+    def engine_replicas(self) -> tuple[str, ...]:
+        """Every engine a promotion or rollback reloads: MEMEBOT_ENGINE_URLS, else the one
+        MEMEBOT_ENGINE_URL (a property, so `model_copy(update=...)` of either is followed)."""
+        return self.engine_urls or (self.engine_url,)
 
     @classmethod
     def settings_customise_sources(

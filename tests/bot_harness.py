@@ -31,6 +31,8 @@ def bot_settings(tmp_path: Path, **over: Any) -> Settings:
             "MEMEBOT_DOWNLOAD_IMAGES": "0",
             "MEMEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
             "MEMEBOT_MEME_COOLDOWN": "0",
+            "MEMEBOT_QUEUE_URL": f"sqlite:///{tmp_path / 'queue.db'}",
+            "MEMEBOT_MODELS_DIR": str(tmp_path / "models"),
         }
     )
     return base.model_copy(update=over)

@@ -209,11 +209,12 @@ def test_admin_commands_are_guarded(tiny_model: Path, tmp_path: Path) -> None:
             (reply,) = refused.replies
             assert reply.ephemeral and "administrators" in reply.content
             ok = await api.answered(await api.invoke("retrain", user_id=6, admin=True))
-            assert "not available yet" in ok.replies[0].content
+            (reply,) = ok.followups
+            assert reply.ephemeral and reply.content == "no new ratings: nothing to retrain on"
             listed = await api.answered(await api.invoke("model", user_id=777))
-            assert "serves" in listed.replies[0].content  # 777 is on MEMEBOT_ADMIN_IDS
+            assert "serves" in listed.replies[-1].content  # 777 is on MEMEBOT_ADMIN_IDS
             model = await api.answered(await api.invoke("model", {"rollback": True}, admin=True))
-            assert "Rollback is not available yet" in model.replies[0].content
+            assert model.replies[-1].content == "no previous model version to roll back to"
             # A role on MEMEBOT_ADMIN_IDS, not in the bot's cache: from the interaction.
             by_role = await api.answered(await api.invoke("model", user_id=5, roles=(900777,)))
             assert "serves" in by_role.replies[0].content
@@ -224,6 +225,49 @@ def test_admin_commands_are_guarded(tiny_model: Path, tmp_path: Path) -> None:
                 assert sync[name]["contexts"] == [0], name
 
     run(tiny_model, tmp_path, scenario, admin_ids=(777, 900777))
+
+
+def test_retrain_posts_its_progress_and_edits_it_until_the_outcome(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from retrain.queue import RunQueue
+
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store) as bot:
+            admin = bot.get_cog("Admin")
+            assert admin is not None
+            admin.poll_interval = 0.02  # type: ignore[attr-defined]
+            rec = await meme(api, template="two-buttons")
+            await store.set_vote(rec.followups[0].id, 800200, 1)  # a new rating
+
+            asked = await api.answered(
+                await api.invoke("retrain", {"mode": "full"}, user_id=6, admin=True)
+            )
+            assert "run #1 queued" in asked.followups[-1].content
+            assert asked.followups[-1].ephemeral
+            progress = next(m for m in api.sent if "asked for a model retrain" in m.content)
+            assert not progress.ephemeral and "run #1 (full) queued" in progress.content
+            queue = RunQueue(s.queue_url)
+            assert queue.pending() == 1  # the worker's job, in the real queue
+            queue.close()
+            run = await store.run(1)
+            assert run is not None and run.message_id == progress.id and run.mode == "full"
+
+            again = await api.answered(await api.invoke("retrain", user_id=6, admin=True))
+            assert "run #1 (full by" in again.followups[-1].content  # one at a time
+            assert "already queued" in again.followups[-1].content
+
+            # What a worker elsewhere writes to the store shows up in the message.
+            await store.claim_run(1, "trainer:1")
+            await store.update_run(
+                1, stage="training", progress={"epoch": 1, "epochs": 2, "val_loss": 1.5}
+            )
+            await api.wait_until(lambda: "epoch 1/2, val loss 1.5000" in progress.content)
+            gate = {"passed": False, "reasons": ["x"]}
+            await store.finish_run(1, "rejected", gate=gate, error="val nats/char 1.2 -> 1.3")
+            await api.wait_until(lambda: "rejected: val nats/char 1.2 -> 1.3" in progress.content)
+
+    run(tiny_model, tmp_path, scenario)
 
 
 def test_engine_down_is_an_ephemeral_error_and_the_bot_goes_on(

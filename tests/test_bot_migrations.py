@@ -21,7 +21,14 @@ from memebot.settings import REPO_ROOT
 from tests.bot_harness import pg_available, postgres_url
 from tests.conftest import skip_or_fail
 
-TABLES = {"generations", "votes", "guild_settings", "model_versions", "forgotten_users"}
+TABLES = {
+    "generations",
+    "votes",
+    "guild_settings",
+    "model_versions",
+    "forgotten_users",
+    "retrain_runs",
+}
 
 
 def schema_diff(url: str) -> list[Any]:

@@ -15,7 +15,7 @@ from memebot.settings import Settings
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     data = sub.add_parser("data", help="prepare, inspect or download caption data")
     dsub = data.add_subparsers(
-        dest="data_command", required=True, metavar="{prepare,stats,download}"
+        dest="data_command", required=True, metavar="{prepare,stats,export-ratings,download}"
     )
     p = dsub.add_parser(
         "prepare", help="clean + split + vocabulary; write them to --out and print statistics"
@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "--data", type=Path, default=settings.data_dir, help="dataset path (default: %(default)s)"
     )
     p.set_defaults(func=cmd_stats)
+    from retrain.cli import register_export
+
+    register_export(dsub, settings)
     p = dsub.add_parser("download", help="fetch the public ImgFlip575K dataset (resumable)")
     p.add_argument("--to", type=Path, required=True, help="destination directory")
     p.set_defaults(func=cmd_download)
@@ -96,6 +99,18 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         default=None,
         metavar="MODEL",
         help="start from this artifact's weights, vocabulary and config (fine-tuning)",
+    )
+    t.add_argument(
+        "--extra-data",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="curated rows (JSON lines from `memebot data export-ratings`; its held-out and "
+        "negative rows are skipped) added to the training split, each repeated "
+        "round(weight x --extra-weight) times",
+    )
+    t.add_argument(
+        "--extra-weight", type=float, default=1.0, help="multiplies each --extra-data weight (> 0)"
     )
     t.add_argument(
         "--resume", action="store_true", help="continue the unfinished run in OUT.partial/"
@@ -237,6 +252,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             init_from=args.init_from,
             jit=args.xla,
             precision=args.precision,
+            extra_data=args.extra_data,
+            extra_weight=args.extra_weight,
             overrides=_parse_sets(args.overrides),
             verbose=0 if args.quiet else 1,
         )

@@ -108,7 +108,9 @@ def read_flat_rows(path: Path) -> tuple[list[Caption], dict[str, TemplateMeta]]:
         raise DataError(f"{path}: cannot read ({e})") from e
     try:
         rows = json.loads(raw)
-        if not isinstance(rows, list) or (rows and not isinstance(rows[0], list)):
+        if isinstance(rows, dict):  # JSON lines with a single object
+            rows = [rows]
+        if not isinstance(rows, list) or (rows and not isinstance(rows[0], list | dict)):
             raise DataError(f"{path}: expected a JSON list of [template_id, text] rows")
     except json.JSONDecodeError:
         rows = []
@@ -122,6 +124,9 @@ def read_flat_rows(path: Path) -> tuple[list[Caption], dict[str, TemplateMeta]]:
     captions: list[Caption] = []
     templates: dict[str, TemplateMeta] = {}
     for n, row in enumerate(rows, 1):
+        if isinstance(row, dict):  # a curated row ({"template": slug, "boxes": [...]}, ...)
+            captions.append(_caption_object(path, n, row))
+            continue
         if not (isinstance(row, list) and len(row) == 2 and isinstance(row[1], str)):
             raise DataError(f"{path}: row {n} is not [template_id, 'BOX|BOX|']")
         try:
@@ -135,6 +140,38 @@ def read_flat_rows(path: Path) -> tuple[list[Caption], dict[str, TemplateMeta]]:
         text = row[1][:-1] if row[1].endswith(BOX_END) else row[1]
         captions.append(Caption(template=slug, boxes=tuple(text.split(BOX_END))))
     return captions, templates
+
+
+def _caption_object(path: Path, n: int, row: dict[str, object]) -> Caption:
+    template, boxes = row.get("template"), row.get("boxes")
+    if not isinstance(template, str) or not template:
+        raise DataError(f"{path}: row {n} has no 'template' slug")
+    if not isinstance(boxes, list) or not all(isinstance(b, str) for b in boxes):
+        raise DataError(f"{path}: row {n} has no list of string 'boxes'")
+    return Caption(template=template, boxes=tuple(boxes))
+
+
+def read_weighted(path: Path) -> list[tuple[Caption, float]]:
+    """The training rows of a curated JSON-lines file (`memebot data export-ratings`) with
+    their "weight" (default 1): what `memebot train --extra-data` adds to the training split.
+    Rows marked "kind": "negative" or "split": "heldout" are the gate's, never trained on."""
+    captions, _ = read_flat_rows(path)
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if len(lines) != len(captions):  # a JSON list of rows, not JSON lines: no weights
+        return [(c, 1.0) for c in captions]
+    out: list[tuple[Caption, float]] = []
+    for n, (caption, line) in enumerate(zip(captions, lines, strict=True), 1):
+        obj = json.loads(line)
+        if not isinstance(obj, dict):
+            out.append((caption, 1.0))
+            continue
+        if obj.get("kind", "positive") != "positive" or obj.get("split", "train") != "train":
+            continue
+        w = obj.get("weight", 1)
+        if isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0:
+            raise DataError(f"{path}: row {n} weight {w!r} is not a number >= 0")
+        out.append((caption, float(w)))
+    return out
 
 
 def read_dataset(path: Path) -> tuple[list[Caption], dict[str, TemplateMeta]]:

@@ -56,6 +56,10 @@ class TrainOptions:
     verbose: int = 1
     jit: bool = False  # XLA-compile the training step (char-gru; pays ~100 s of compiling)
     precision: str = "auto"  # auto | float32 | mixed_bfloat16 (see resolve_precision)
+    # Curated rows (JSON lines with "weight") added to the training split, each repeated
+    # round(weight * extra_weight) times; validation stays on the base data's val split.
+    extra_data: Path | None = None
+    extra_weight: float = 1.0
 
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -109,6 +113,10 @@ def check_options(opts: TrainOptions) -> None:
     need(opts.limit >= 0, "--limit", opts.limit, ">= 0 (0 = all training captions)")
     need(opts.val_limit >= 0, "--val-limit", opts.val_limit, ">= 0 (0 = all val captions)")
     need(0 <= opts.seed <= MAX_SEED, "--seed", opts.seed, f"between 0 and {MAX_SEED}")
+    ew = opts.extra_weight
+    need(math.isfinite(ew) and ew > 0, "--extra-weight", ew, "a finite number > 0")
+    if opts.extra_data is not None and not opts.extra_data.is_file():
+        raise UsageError(f"--extra-data {opts.extra_data}: no such file")
     # --set would be ignored: the config comes from the parent model.
     if opts.overrides and opts.init_from is not None:
         raise UsageError("--set: cannot change the config of a model given with --init-from")
@@ -212,13 +220,17 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     prep: Prepared = prepare(opts.data, cache_dir=opts.cache_dir)
     train_caps = prep.splits["train"][: opts.limit or None]
     val_caps = prep.splits["val"][: opts.val_limit or None]
+    data_fp = prep.fingerprint
+    if opts.extra_data is not None:
+        extra, data_fp = _extra_captions(opts.extra_data, opts.extra_weight, prep.fingerprint)
+        train_caps = train_caps + extra
     if not train_caps or not val_caps:  # checked before anything is written
         raise DataError(f"{opts.data}: needs captions in both train and val splits after cleaning")
     if opts.resume:
         run = json.loads((work / "run.json").read_text())
         if run["arch"] != opts.arch:
             raise UsageError(f"--arch {opts.arch}: the run in {work} is {run['arch']}")
-        if run["data_fingerprint"] != prep.fingerprint:
+        if run["data_fingerprint"] != data_fp:
             raise DataError(f"{opts.data}: differs from the data the run in {work} started on")
         config: Any = CONFIGS[opts.arch](**run["config"])
         vocab, templates = (
@@ -240,7 +252,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             {
                 "arch": opts.arch,
                 "config": config.to_dict(),
-                "data_fingerprint": prep.fingerprint,
+                "data_fingerprint": data_fp,
                 "command": _command_line(),
                 "init_from": init.version if init else None,
             },
@@ -360,6 +372,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         "val_captions": val.captions,
         "val_chars": val.chars,
         "train_captions": len(train_caps),
+        "extra_captions": len(train_caps) - len(prep.splits["train"][: opts.limit or None]),
         "epochs": len(history.get("loss", [])),
         "fit_seconds": fit_seconds,
         "trained_chars": trained_chars,
@@ -372,11 +385,11 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     meta = ArtifactMeta(
         arch=opts.arch,
         config=config.to_dict(),
-        data_fingerprint=prep.fingerprint,
+        data_fingerprint=data_fp,
         metrics=metrics,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         command=run["command"],
-        version=make_version(opts.arch, prep.fingerprint),
+        version=make_version(opts.arch, data_fp),
         files={},
         extra={
             "memebot": __version__,
@@ -399,6 +412,30 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     echo(f"val {val.nats_per_char:.4f} nats/char, accuracy {val.accuracy:.1%}")
     echo(f"wrote {opts.out} ({meta.version})")
     return opts.out
+
+
+def _extra_captions(path: Path, weight: float, base_fp: str) -> tuple[list[Any], str]:
+    """--extra-data's captions, cleaned by the training data's rules and repeated
+    round(row weight x --extra-weight) times, and the fingerprint of base + extra data (so new
+    ratings make a new model version)."""
+    import hashlib
+
+    from training.cleaning import clean_captions, normalise_box
+    from training.data import BOX_END, read_weighted
+
+    rows = read_weighted(path)
+    kept, _ = clean_captions(c for c, _w in rows)
+    # Cleaning normalises the boxes: look weights up by the normalised text.
+    weights = {
+        (c.template, "".join(normalise_box(b) + BOX_END for b in c.boxes)): w for c, w in rows
+    }
+    out = [c for c in kept for _ in range(round(weights.get((c.template, c.text), 1.0) * weight))]
+    if not out:
+        raise DataError(f"--extra-data {path}: no caption left after cleaning and weighting")
+    h = hashlib.sha256(base_fp.encode())
+    h.update(path.read_bytes())
+    h.update(repr(weight).encode())
+    return out, h.hexdigest()
 
 
 def _diverged(work: Path, lr: float, what: str) -> UsageError:

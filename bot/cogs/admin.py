@@ -5,6 +5,9 @@ checks again (a guild may hand a command to others in its integration settings).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Literal
 
 import discord
@@ -13,12 +16,12 @@ from discord.ext import commands
 
 from bot.app import MemeBot, admin_only
 from bot.engine_client import EngineError
-from bot.store import GuildSettings
+from bot.store import GuildSettings, RunInfo
+from retrain.queue import RunQueue
+from retrain.requests import describe, request_run, watch_run
+from retrain.worker import rollback as rollback_model
 
-NOT_YET = (
-    "Retraining from votes is not available yet: the votes are being kept for it. "
-    "Until then a new model is trained offline with `memebot train` and loaded by the engine."
-)
+log = logging.getLogger("memebot.bot")
 
 
 def format_settings(gs: GuildSettings) -> str:
@@ -34,37 +37,112 @@ def format_settings(gs: GuildSettings) -> str:
 
 
 class Admin(commands.Cog):
+    """/retrain queues a run (retrain.requests) that `memebot worker` executes elsewhere; the
+    bot posts a progress message in the channel and edits it from the run's record (stage,
+    epoch, val loss, ETA, then the gate's numbers) until the run ends. The bot imports no
+    training code: the run is only a row in the store and a message on the queue."""
+
+    poll_interval = 5.0  # seconds between reads of a run's progress
+
     def __init__(self, bot: MemeBot) -> None:
         self.bot = bot
+        self._watchers: dict[int, asyncio.Task[None]] = {}
+
+    async def cog_load(self) -> None:
+        # A run queued or running when the bot (re)started: keep editing its message.
+        current = await self.bot.store.current_run()
+        if current is not None and current.channel_id and current.message_id:
+            message = self.bot.get_partial_messageable(current.channel_id).get_partial_message(
+                current.message_id
+            )
+            self._watch(current, message)
+
+    async def cog_unload(self) -> None:
+        for task in self._watchers.values():
+            task.cancel()
+
+    def _watch(self, run: RunInfo, message: discord.PartialMessage | discord.Message) -> None:
+        async def edit(text: str) -> None:
+            with contextlib.suppress(discord.HTTPException):  # deleted: the run goes on
+                await message.edit(content=text[:2000])
+
+        async def follow() -> None:
+            try:
+                await watch_run(self.bot.store, run.id, edit, interval=self.poll_interval)
+            except Exception:  # the top of a background task: log, never crash the bot
+                log.exception("following retrain run #%s failed", run.id)
+            finally:
+                self._watchers.pop(run.id, None)
+
+        if run.id not in self._watchers:
+            self._watchers[run.id] = asyncio.create_task(follow())
 
     @app_commands.command(name="retrain")
+    @app_commands.describe(
+        mode="finetune (default): continue from the live model, minutes; full: from scratch"
+    )
     @app_commands.default_permissions(administrator=True)
     @app_commands.guild_only()
     @admin_only()
-    async def retrain(self, interaction: discord.Interaction) -> None:
-        """Retrain the caption model from this server's votes (admins only)."""
-        await interaction.response.send_message(NOT_YET, ephemeral=True)
+    async def retrain(
+        self, interaction: discord.Interaction, mode: Literal["finetune", "full"] = "finetune"
+    ) -> None:
+        """Retrain the caption model from the votes (admins only)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        # huey's storage is synchronous (it may create its tables): off the event loop.
+        queue = await asyncio.to_thread(RunQueue, self.bot.settings.queue_url)
+        try:
+            # No new ratings, or a run already going: a MemebotError, answered ephemerally.
+            run = await request_run(
+                self.bot.store,
+                queue,
+                mode=mode,
+                requested_by=f"{interaction.user.name} ({interaction.user.id})"[:100],
+                guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id,
+            )
+        finally:
+            await asyncio.to_thread(queue.close)
+        assert interaction.channel is not None  # guild_only
+        message = await interaction.channel.send(  # type: ignore[union-attr]
+            f"{interaction.user.mention} asked for a model retrain.\n{describe(run)}"
+        )
+        await self.bot.store.update_run(
+            run.id, channel_id=message.channel.id, message_id=message.id
+        )
+        self._watch(run, message)
+        await interaction.followup.send(
+            f"Retrain run #{run.id} queued; its progress is posted in this channel.",
+            ephemeral=True,
+        )
 
     @app_commands.command(name="model")
-    @app_commands.describe(rollback="go back to the previous model version")
+    @app_commands.describe(rollback="go back to the previous model version (no gate)")
     @app_commands.default_permissions(administrator=True)
     @app_commands.guild_only()
     @admin_only()
     async def model(self, interaction: discord.Interaction, rollback: bool = False) -> None:
         """Which caption model is serving, and the versions kept (admins only)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        lines = []
+        if rollback:
+            # Every engine reloads the previous version, then the store and models/active
+            # follow; a MemebotError (nothing to go back to, an engine refusing) is the answer.
+            active, results = await rollback_model(self.bot.store, self.bot.settings)
+            lines.append(f"Rolled back to `{active.version}`.")
+            lines += [f"{r.url}: {r.status}" for r in results if r.status != "ok"]
         try:
             serving = (await self.bot.get_engine().ready()).model_version
         except EngineError:  # the answer says the engine is not reachable
             serving = "the engine is not reachable"
         versions = await self.bot.store.model_versions()
-        lines = [f"Engine serves: `{serving}`"]
+        lines.append(f"Engine serves: `{serving}`")
         lines += [
             f"{'▶' if v.active else '•'} `{v.version}` ({v.created_at:%Y-%m-%d})"
+            + (f" by {v.created_by}" if v.created_by else "")
             for v in versions[:10]
         ] or ["No trained versions recorded yet."]
-        if rollback:
-            lines.append(f"Rollback is not available yet. {NOT_YET}")
-        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+        await interaction.followup.send("\n".join(lines), ephemeral=True)
 
     @app_commands.command(name="settings")
     @app_commands.describe(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bot.store.db import DatabaseError, make_engine
 from bot.store.migrate import current, downgrade, upgrade
+from bot.store.runs import RunInProgress
 from bot.store.store import Store
 from bot.store.types import (
     GenerationInfo,
@@ -18,6 +19,7 @@ from bot.store.types import (
     ModelVersion,
     NewGeneration,
     Reconciled,
+    RunInfo,
     Stats,
 )
 
@@ -28,6 +30,8 @@ __all__ = [
     "ModelVersion",
     "NewGeneration",
     "Reconciled",
+    "RunInProgress",
+    "RunInfo",
     "Stats",
     "Store",
     "current",

@@ -136,3 +136,52 @@ class ModelVersionRow(Base):
             postgresql_where=text("active"),
         ),
     )
+
+
+RUN_STATUSES = ("queued", "running", "succeeded", "rejected", "failed")
+RUN_MODES = ("finetune", "full")
+
+
+class RetrainRunRow(Base):
+    """One retraining run (retrain/): queued by /retrain or `memebot retrain`, run by a worker.
+
+    `in_progress` is true while queued or running and NULL after; its partial unique index makes
+    "one run at a time" a database rule, so two admins asking at once get one run.
+    """
+
+    __tablename__ = "retrain_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str | None] = mapped_column(String(100))
+    guild_id: Mapped[int | None]
+    # Where the bot reports progress (the message it edits); None from the shell.
+    channel_id: Mapped[int | None]
+    message_id: Mapped[int | None]
+    stage: Mapped[str] = mapped_column(String(32))
+    progress: Mapped[dict[str, Any]]
+    error: Mapped[str | None] = mapped_column(String(2000))
+    parent_version: Mapped[str | None] = mapped_column(String(100))
+    candidate_version: Mapped[str | None] = mapped_column(String(100))
+    gate: Mapped[dict[str, Any]]
+    worker: Mapped[str | None] = mapped_column(String(200))  # host:pid that took it
+    in_progress: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'rejected', 'failed')",
+            name="status_known",
+        ),
+        CheckConstraint("mode IN ('finetune', 'full')", name="mode_known"),
+        Index(
+            "uq_retrain_runs_one_in_progress",
+            "in_progress",
+            unique=True,
+            sqlite_where=text("in_progress"),
+            postgresql_where=text("in_progress"),
+        ),
+    )

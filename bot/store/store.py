@@ -40,6 +40,7 @@ from bot.store.models import (
     utcnow,
 )
 from bot.store.rules import check_guild_changes, check_vote_value, wanted_votes
+from bot.store.runs import RunsMixin
 from bot.store.sql import (
     compile_once,
     down_count,
@@ -62,7 +63,7 @@ from bot.store.types import (
 from memebot.errors import UsageError
 
 
-class Store:
+class Store(RunsMixin):
     """Constructed from an AsyncEngine (see make_engine); `close()` disposes of it."""
 
     def __init__(self, engine: AsyncEngine) -> None:

@@ -95,3 +95,30 @@ class Reconciled:
     @property
     def total(self) -> int:
         return self.added + self.changed + self.removed
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A retraining run (see retrain/ and docs/RETRAIN.md)."""
+
+    id: int
+    status: str  # queued | running | succeeded | rejected | failed
+    mode: str  # finetune | full
+    requested_by: str | None
+    guild_id: int | None
+    channel_id: int | None
+    message_id: int | None
+    stage: str  # queued, curating, training, evaluating, promoting, done
+    progress: dict[str, Any]  # epoch, epochs, val_loss, eta_s, counts...
+    error: str | None
+    parent_version: str | None
+    candidate_version: str | None
+    gate: dict[str, Any]
+    worker: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in ("queued", "running")

@@ -249,6 +249,13 @@ class Rest(Payloads):
                 return json_response({"message": "Unknown Message", "code": 10008}, status=404)
             if len(p) == 4 and m == "GET":
                 return json_response(self._with_reactions(msg_id))
+            if len(p) == 4 and m == "PATCH":  # the bot editing a message it posted
+                body, _atts = await self._body(request)
+                sent = next(x for x in self.sent if x.id == msg_id)
+                if "content" in body:
+                    sent.content = body["content"] or ""
+                self.messages[msg_id] = self._message(sent)
+                return json_response(self.messages[msg_id])
             if len(p) >= 6 and p[4] == "reactions":
                 emoji = p[5]
                 users = self.reactions[(msg_id, emoji)]
