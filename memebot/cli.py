@@ -90,10 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in TRAIN_EXTRA_COMMANDS:
             require_train_extra(args.command)
-        if args.command in ("train", "eval"):
-            from memebot.tfquiet import import_tensorflow_quietly
-
-            import_tensorflow_quietly()
         return int(args.func(args, settings))
     except MemebotError as e:
         print(f"memebot: error: {e}", file=sys.stderr)

@@ -110,6 +110,27 @@ def test_train_errors_as_a_user_sees_them(tmp_path: Path) -> None:
     assert_nothing_written(out)
 
 
+def test_cli_reports_a_bad_flag_before_importing_tensorflow(tmp_path: Path) -> None:
+    """`memebot train`/`eval` with a bad flag answer without TensorFlow's seconds of import."""
+    code = (
+        "import sys\n"
+        "from memebot.cli import main\n"
+        f"d = {str(tmp_path)!r}\n"
+        "assert main(['train', '--data', d, '--out', d + '/m', '--batch-size', '-1']) == 2\n"
+        "assert main(['eval', 'models/default', '--limit', '-1']) == 2\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("memebot: error:") == 2
+
+
 def test_option_checks_need_no_tensorflow(tmp_path: Path) -> None:
     code = (
         "import sys\n"

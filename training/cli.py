@@ -225,49 +225,54 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from training.train import TrainOptions, train
+    from memebot.tfquiet import import_tensorflow_quietly
+    from training.train import TrainOptions, check_options, train
 
     if args.arch not in CONFIGS:
         raise UsageError(
             f"--arch {args.arch}: unknown architecture (choose from {', '.join(CONFIGS)})"
         )
-    train(
-        TrainOptions(
-            data=args.data,
-            out=args.out,
-            arch=args.arch,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            steps_per_epoch=args.steps_per_epoch,
-            patience=args.patience,
-            max_minutes=args.max_minutes,
-            seed=args.seed,
-            resume=args.resume,
-            tensorboard=args.tensorboard,
-            distribute=args.distribute,
-            cache_dir=settings.cache_dir,
-            limit=args.limit,
-            val_limit=args.val_limit,
-            init_from=args.init_from,
-            jit=args.xla,
-            precision=args.precision,
-            extra_data=args.extra_data,
-            extra_weight=args.extra_weight,
-            overrides=_parse_sets(args.overrides),
-            verbose=0 if args.quiet else 1,
-        )
+    opts = TrainOptions(
+        data=args.data,
+        out=args.out,
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        steps_per_epoch=args.steps_per_epoch,
+        patience=args.patience,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        resume=args.resume,
+        tensorboard=args.tensorboard,
+        distribute=args.distribute,
+        cache_dir=settings.cache_dir,
+        limit=args.limit,
+        val_limit=args.val_limit,
+        init_from=args.init_from,
+        jit=args.xla,
+        precision=args.precision,
+        extra_data=args.extra_data,
+        extra_weight=args.extra_weight,
+        overrides=_parse_sets(args.overrides),
+        verbose=0 if args.quiet else 1,
     )
+    # A bad flag is reported before TensorFlow's few seconds of import, which are then quiet.
+    check_options(opts)
+    import_tensorflow_quietly()
+    train(opts)
     return 0
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from memebot.tfquiet import import_tensorflow_quietly
     from training.evaluate import evaluate
     from training.prepare import prepare
     from training.trained import load_trained
 
     if args.limit < 0:
         raise UsageError(f"--limit {args.limit}: must be >= 1, or 0 for all captions")
+    import_tensorflow_quietly()
     model = load_trained(args.model)
     prep = prepare(args.data, cache_dir=settings.cache_dir)
     caps = prep.captions(args.split)[: args.limit or None]
