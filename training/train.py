@@ -313,6 +313,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         budget,
         HistoryWriter(work, previous if opts.resume else None),
         PrintSamples(arch, config, vocab, templates, _sample_slugs(templates), opts.seed, echo),
+        *arch.callbacks(config, lr),
     ]
     if opts.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(opts.tensorboard)))

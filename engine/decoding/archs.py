@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from engine.decoding import seed_cnn
-from engine.decoding.model import Stepper, char_gru_stepper
-from memebot.artifact.configs import CharGRUConfig, SeedCNNConfig
+from engine.decoding.model import Stepper, char_gru_stepper, transformer_stepper
+from memebot.artifact.configs import CharGRUConfig, SeedCNNConfig, TransformerConfig
 from memebot.artifact.load import Artifact, read_npz_weights
 from memebot.artifact.weights import WEIGHTS_FILE
 from memebot.errors import ArtifactError
@@ -27,7 +27,7 @@ class ServedArch:
     stepper: Callable[[Artifact, str, int], Stepper]
 
 
-C = TypeVar("C", CharGRUConfig, SeedCNNConfig)
+C = TypeVar("C", CharGRUConfig, SeedCNNConfig, TransformerConfig)
 
 
 def _config(art: Artifact, kind: type[C]) -> C:
@@ -47,9 +47,15 @@ def _seed_cnn(art: Artifact, _decoder: str, _threads: int) -> Stepper:
     return seed_cnn.SeedStepper(keras_model, config, art.vocab)
 
 
+def _transformer(art: Artifact, decoder: str, _threads: int) -> Stepper:
+    config = _config(art, TransformerConfig)
+    return transformer_stepper(read_npz_weights(art), config, decoder=decoder)
+
+
 SERVED: dict[str, ServedArch] = {
     "char-gru": ServedArch(WEIGHTS_FILE, _char_gru),
     "seed-cnn": ServedArch(KERAS_FILE, _seed_cnn),
+    "transformer": ServedArch(WEIGHTS_FILE, _transformer),
 }
 
 

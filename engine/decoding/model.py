@@ -2,8 +2,9 @@
 
 `LoadedModel.step` is what every decoder (training samples, `memebot generate`, the engine)
 calls: one character for each row of a batch -> log-probabilities over the vocabulary.
-char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow); seed-cnn
-steps its Keras model (model.keras, Keras imported only then).
+char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow), the
+transformer in NumPy on a KV cache (transformer.py); seed-cnn steps its Keras model
+(model.keras, Keras imported only then).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.decoding import char_gru, gru_kernel
+from engine.decoding import char_gru, gru_kernel, transformer
 from engine.schema import DECODERS
-from memebot.artifact.configs import CharGRUConfig, ModelConfig
+from memebot.artifact.configs import CharGRUConfig, ModelConfig, TransformerConfig
 from memebot.artifact.meta import ArtifactMeta
 from memebot.artifact.templates import TemplateEntry, TemplateTable
 from memebot.artifact.vocab import Vocab
@@ -61,6 +62,20 @@ def char_gru_stepper(
     return char_gru.CharGRUStepper(weights, config)
 
 
+def transformer_stepper(
+    weights: Weights, config: TransformerConfig, *, decoder: str = "auto"
+) -> Stepper:
+    """The transformer steps in NumPy ("auto" and "numpy"); the compiled kernel is char-gru's."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
+    if decoder not in ("auto", "numpy"):
+        raise ArtifactError(
+            f"decoder {decoder!r}: the transformer decodes with numpy only (the compiled "
+            "kernel is char-gru's); use MEMEBOT_DECODER=auto or numpy"
+        )
+    return transformer.TransformerStepper(weights, config)
+
+
 @dataclass(eq=False)
 class LoadedModel:
     arch: str
@@ -76,7 +91,15 @@ class LoadedModel:
         """What runs a decoding step: "kernel", "numpy" or "keras" (seed-cnn)."""
         if isinstance(self.stepper, gru_kernel.KernelGRUStepper):
             return "kernel"
-        return "numpy" if isinstance(self.stepper, char_gru.CharGRUStepper) else "keras"
+        numpy_steppers = (char_gru.CharGRUStepper, transformer.TransformerStepper)
+        return "numpy" if isinstance(self.stepper, numpy_steppers) else "keras"
+
+    @property
+    def max_chars(self) -> int | None:
+        """The longest caption (`max_len`) it can write: the transformer's positions; None
+        for the recurrent and re-reading models, which have no such bound."""
+        limit = getattr(self.stepper, "max_chars", None)
+        return int(limit) if limit is not None else None
 
     @property
     def version(self) -> str:

@@ -8,7 +8,7 @@ the compiled kernel in engine/decoding/gru_kernel.py), over the same weights by 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def weights_of(model: Any) -> dict[str, np.ndarray]:  # model: keras.Model
 
 class CharGRU(Architecture):
     name = "char-gru"
-    config_class = CharGRUConfig
+    config_class: ClassVar[type] = CharGRUConfig  # ClassVar: the transformer subclasses it
     default_lr = 2e-3
     precisions = ("float32", "mixed_bfloat16")
 
