@@ -118,7 +118,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def train_tiny(data: Path, out: Path, **options: Any) -> Path:
-    """A small char-gru trained for seconds on `data`; `options` override TrainOptions fields."""
+    """A small char-gru trained for seconds on `data`; `options` override TrainOptions fields
+    (`arch` and `overrides` for another architecture)."""
     from training.train import TrainOptions, train
 
     settings: dict[str, Any] = {
@@ -171,6 +172,29 @@ class StepGate:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     """A char-gru trained for a few seconds on `tiny_data` (shared by the slow tests)."""
     return train_tiny(tiny_data, tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """A transformer trained for a few seconds on `tiny_data` (2 blocks of width 32)."""
+    return train_tiny(
+        tiny_data,
+        tmp_path_factory.mktemp("models") / "tiny-transformer",
+        arch="transformer",
+        learning_rate=3e-3,
+        overrides={"d_model": "32", "layers": "2", "heads": "2", "ff": "64", "warmup_steps": "10"},
+    )
+
+
+# Every architecture's tiny model (the fixture's name), for the slow tests each architecture
+# must pass: a test taking `any_tiny_model` runs once per row.
+TINY_MODELS = {"char-gru": "tiny_model", "transformer": "tiny_transformer"}
+
+
+@pytest.fixture(params=list(TINY_MODELS))
+def any_tiny_model(request: pytest.FixtureRequest) -> Path:
+    path: Path = request.getfixturevalue(TINY_MODELS[request.param])
+    return path
 
 
 def captions_alone(model: Any, reqs: list[Any]) -> list[list[list[str]]]:

@@ -82,9 +82,9 @@ async def until(cond: Callable[[], bool], what: str, limit: float = 60.0) -> Non
         await asyncio.sleep(0.001)
 
 
-def test_meme_json_and_image(tiny_model: Path, tmp_path: Path) -> None:
+def test_meme_json_and_image(any_tiny_model: Path, tmp_path: Path) -> None:
     async def go() -> None:
-        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
+        async with engine(any_tiny_model, settings(tmp_path)) as (http, svc, url):
             r = await http.post(
                 f"{url}/v1/memes", json={"template": "Two Buttons", "seed": 4, "n": 2}
             )
@@ -96,7 +96,7 @@ def test_meme_json_and_image(tiny_model: Path, tmp_path: Path) -> None:
                 body["options"]["decoding"]["method"] == "calibrated"
                 and body["options"]["seed"] == 4
             )
-            assert body["model_version"].startswith("char-gru-")
+            assert body["model_version"].startswith(f"{svc.model.arch}-")
             img = Image.open(io.BytesIO(base64.b64decode(body["image"]["data_base64"])))
             assert img.format == "JPEG" and body["image"]["alt_text"] == " / ".join(body["boxes"])
             again = await (
@@ -357,10 +357,10 @@ def test_auth_on_and_off(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_concurrent_requests_share_batches_and_match_alone(
-    tiny_model: Path, tmp_path: Path
+    any_tiny_model: Path, tmp_path: Path
 ) -> None:
     async def go() -> None:
-        async with engine(tiny_model, settings(tmp_path)) as (http, svc, url):
+        async with engine(any_tiny_model, settings(tmp_path)) as (http, svc, url):
 
             async def one(i: int) -> list[str]:
                 r = await http.post(
@@ -525,6 +525,32 @@ def test_caption_rule_checked_against_the_template(
             assert r.status == 400, await r.text()
             got = await r.json()
             assert got["field"] == field and got["error"].startswith(f"{field}: ")
+
+    run(go)
+
+
+def test_a_transformer_cuts_max_len_to_its_positions(
+    tiny_transformer: Path, tmp_path: Path
+) -> None:
+    """max_len is an upper bound: a transformer writes at most its positions (96), and a start
+    that leaves no room within them is the request's mistake, answered 400."""
+
+    async def go() -> None:
+        async with engine(tiny_transformer, settings(tmp_path)) as (http, svc, url):
+            assert svc.model.max_chars == 96
+            body = {"template": "y-u-no", "image": False, "max_len": 200, "seed": 1}
+            r = await http.post(f"{url}/v1/memes", json={**body, "start": "a" * 90})
+            assert r.status == 200, await r.text()
+            got = await r.json()
+            assert got["boxes"][0].startswith("a" * 90)
+            assert sum(len(b) + 1 for b in got["boxes"]) <= 96
+            r = await http.post(f"{url}/v1/memes", json={**body, "start": "a" * 100})
+            assert r.status == 400, await r.text()
+            got = await r.json()
+            assert (
+                got["field"] == "start"
+                and "this model writes at most 96 characters" in (got["error"])
+            )
 
     run(go)
 

@@ -21,6 +21,7 @@ def test_every_architecture_is_served_from_one_entry() -> None:
     assert set(SERVED) == set(CONFIGS)
     assert SERVED["char-gru"].weights_file == WEIGHTS_FILE  # served with no ML framework
     assert SERVED["seed-cnn"].weights_file == KERAS_FILE
+    assert SERVED["transformer"].weights_file == WEIGHTS_FILE
 
 
 def test_the_shipped_artifact_holds_what_its_entry_serves_from() -> None:

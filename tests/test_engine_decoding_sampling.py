@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.decoding.pickers import Decoding, pick
+from engine.decoding.pickers import METHODS, Decoding, pick
 from tests.conftest import captions_alone
 from training.data import Caption
 
@@ -63,11 +63,11 @@ def test_same_seed_same_choice_sequence() -> None:
 
 
 @pytest.mark.slow
-def test_captions_honour_box_count_start_and_seed(tiny_model: Path) -> None:
+def test_captions_honour_box_count_start_and_seed(any_tiny_model: Path) -> None:
     from engine.decoding.batch import sample_captions
     from engine.decoding.loader import load_model
 
-    m = load_model(tiny_model)
+    m = load_model(any_tiny_model)
     for n in (1, 2, 4):
         (s,) = sample_captions(m, ["two-buttons"], n_boxes=[n], seed=1)
         assert len(s.boxes) == n and all(b for b in s.boxes)
@@ -82,12 +82,12 @@ def test_captions_honour_box_count_start_and_seed(tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-def test_batched_equals_unbatched(tiny_model: Path) -> None:
+def test_batched_equals_unbatched(any_tiny_model: Path) -> None:
     from engine.decoding.batch import run_jobs
     from engine.decoding.jobs import CaptionRequest, make_job
     from engine.decoding.loader import load_model
 
-    m = load_model(tiny_model)
+    m = load_model(any_tiny_model)
     reqs = [
         CaptionRequest("two-buttons", 2, seed=1),
         CaptionRequest(
@@ -104,12 +104,28 @@ def test_batched_equals_unbatched(tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-def test_beam_returns_best_of_collected_captions(tiny_model: Path) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_decodes_every_architecture(any_tiny_model: Path, method: str) -> None:
+    from engine.decoding.batch import sample_captions
+    from engine.decoding.loader import load_model
+
+    m = load_model(any_tiny_model)
+    d = Decoding(method)
+    caps = sample_captions(
+        m, ["two-buttons", "y-u-no"], n_boxes=[2, 3], start="when", decoding=d, seed=5
+    )
+    for s, n in zip(caps, [2, 3], strict=True):
+        assert len(s.boxes) == n and all(s.boxes) and s.boxes[0].startswith("when"), s
+        assert len(s.text) <= 82 and s.logprob < 0
+
+
+@pytest.mark.slow
+def test_beam_returns_best_of_collected_captions(any_tiny_model: Path) -> None:
     from engine.decoding.batch import run_jobs
     from engine.decoding.jobs import CaptionRequest, make_job
     from engine.decoding.loader import load_model
 
-    m = load_model(tiny_model)
+    m = load_model(any_tiny_model)
     job = make_job(
         m,
         CaptionRequest(
@@ -228,7 +244,7 @@ def test_template_table_without_length_stats_still_loads() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("length", [5, 30])
-def test_calibrated_boxes_follow_the_template_lengths(tiny_model: Path, length: int) -> None:
+def test_calibrated_boxes_follow_the_template_lengths(any_tiny_model: Path, length: int) -> None:
     """With every quantile at `length`, each box closes no earlier than length - CLOSE_EARLY
     (the marker is masked before) and, past it, at the first plausible word end."""
     import dataclasses
@@ -237,7 +253,7 @@ def test_calibrated_boxes_follow_the_template_lengths(tiny_model: Path, length: 
     from engine.decoding.loader import load_model
     from memebot.artifact.templates import LENGTH_LEVELS, TemplateTable
 
-    m = load_model(tiny_model)
+    m = load_model(any_tiny_model)
     q = tuple(float(length) for _ in LENGTH_LEVELS)
     entries = [
         dataclasses.replace(e, box_lengths=(q, q)) if e.slug == "two-buttons" else e

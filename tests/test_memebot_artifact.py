@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from engine.decoding.loader import load_model
-from memebot.artifact.configs import CharGRUConfig, ConfigError, SeedCNNConfig
+from memebot.artifact.configs import CharGRUConfig, ConfigError, SeedCNNConfig, TransformerConfig
 from memebot.artifact.meta import read_meta
 from memebot.artifact.weights import load_weights, save_weights
 from memebot.errors import ArtifactError
@@ -99,6 +99,8 @@ def test_meta_schema_refuses_with_the_field(
         (CharGRUConfig, "template_dropout", float("nan")),
         (SeedCNNConfig, "filters", 2.5),
         (SeedCNNConfig, "dropout", -0.1),
+        (TransformerConfig, "heads", 3),  # must divide d_model 256
+        (TransformerConfig, "warmup_steps", -1),
     ],
 )
 def test_configs_check_their_values(cls: Any, field: str, value: Any) -> None:

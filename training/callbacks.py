@@ -103,10 +103,8 @@ class LinearWarmup(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         if self.step is None:
             self.step = int(self.model.optimizer.iterations.numpy())
-        if self.step < self.steps:
+        if self.step < self.steps:  # the last warmup step sets `lr` itself
             self.model.optimizer.learning_rate = self.lr * (self.step + 1) / self.steps
-        elif self.step == self.steps:
-            self.model.optimizer.learning_rate = self.lr
         self.step += 1
 
 
