@@ -74,23 +74,68 @@ def test_rows_joining_late_and_reordered_step_as_if_alone() -> None:
     assert state.pos.tolist() == [4, 7, 7]
 
 
-def test_take_state_views_only_when_rows_keep_their_places() -> None:
+def test_rows_move_without_their_caches_except_a_repeated_one() -> None:
     st = TransformerStepper(random_weights(), CFG)
-    _, state = st.step(st.initial_state(3), np.array([1, 2, 3]), np.zeros(3, int), np.ones(3, int))
-    assert st.take_state(state, np.arange(3)) is state
-    head = st.take_state(state, np.arange(2))
-    assert np.shares_memory(head.kv, state.kv) and head.pos.tolist() == [1, 1]
-    copy = st.take_state(state, np.array([0, 0]))
-    assert not np.shares_memory(copy.kv, state.kv)
-    np.testing.assert_array_equal(copy.kv[:, :, 0], state.kv[:, :, 0])
-    np.testing.assert_array_equal(copy.kv[:, :, 1], state.kv[:, :, 0])
+    ids = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    z = np.zeros(10, dtype=np.int64)
+    _, state = st.step(st.initial_state(10), ids, z, z)
+    assert st.take_state(state, np.arange(10)) is state
+    left = st.take_state(state, np.array([9, 0, 4, 5, 6, 7]))  # rows leave, others reorder
+    assert left.kv is state.kv and left.slot.tolist() == [9, 0, 4, 5, 6, 7]
+    twice = st.take_state(left, np.array([1, 1, 2, 3, 4, 5]))  # beam: row 0 continued twice
+    assert twice.kv is state.kv and twice.slot[0] == 0 and twice.slot[1] not in left.slot
+    np.testing.assert_array_equal(
+        state.kv[:, :, twice.slot[1], :, :1], state.kv[:, :, 0, :, :1]
+    )  # the copy: the fed position
+    joined = st.concat_states([twice, st.initial_state(3)])  # 3 requests join: free slots
+    assert joined.kv is state.kv and sorted(joined.slot.tolist()) == list(range(9))
+    assert joined.pos.tolist() == [1] * 6 + [0] * 3
+    grown = st.concat_states([joined, st.initial_state(4)])  # one more than is free: grows
+    assert grown.slots == 15 and len(set(grown.slot.tolist())) == 13
+    small = st.take_state(grown, np.array([12, 0, 0]))  # < half the store used: compacted
+    assert small.slots == 3 and small.slot.tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(small.kv[:, :, 1], small.kv[:, :, 2])
+    np.testing.assert_array_equal(small.kv[:, :, 1, :, :1], state.kv[:, :, 0, :, :1])
     empty = st.take_state(state, np.zeros(0, dtype=np.int64))
-    assert isinstance(empty, KVCache) and len(empty) == 0
+    assert isinstance(empty, KVCache) and len(empty) == 0 and empty.slots == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_continuous_batching_churn_matches_rows_stepped_alone(seed: int) -> None:
+    """Random joins, departures, reorders and repeated rows over 40 steps (the store grows,
+    frees, reuses and compacts slots): every row's logits equal those of its ids fed alone."""
+    st = TransformerStepper(random_weights(), CFG)
+    rng = np.random.default_rng(seed)
+    state = st.initial_state(0)
+    texts: list[list[int]] = []  # each row's ids fed so far
+    for _ in range(40):
+        if len(texts) and rng.random() < 0.5:  # rows leave, reorder, repeat
+            keep = rng.choice(len(texts), size=rng.integers(1, len(texts) + 2))
+            state = st.take_state(state, keep)
+            texts = [list(texts[k]) for k in keep]
+        full = [i for i, row in enumerate(texts) if len(row) == CFG.max_len]
+        if full:  # rows at the last position finish
+            keep = np.array([i for i in range(len(texts)) if i not in full], dtype=np.int64)
+            state = st.take_state(state, keep)
+            texts = [texts[k] for k in keep]
+        if rng.random() < 0.4:  # requests join
+            n = int(rng.integers(1, 4))
+            state = st.concat_states([state, st.initial_state(n)])
+            texts += [[] for _ in range(n)]
+        if not texts:
+            continue
+        ids = rng.integers(3, VOCAB.size, len(texts))
+        z = np.zeros(len(texts), dtype=np.int64)
+        logits, state = st.step(state, ids, z, z + 1)
+        for row, c in zip(texts, ids, strict=True):
+            row.append(int(c))
+        for i, row in enumerate(texts):
+            np.testing.assert_allclose(logits[i], step_rows(st, [row])[-1, 0], atol=1e-4)
 
 
 def test_a_row_past_its_positions_is_refused() -> None:
     st = TransformerStepper(random_weights(), CFG)
-    state = KVCache(st.initial_state(1).kv, np.array([CFG.max_len]))
+    state = KVCache(st.initial_state(1).kv, np.arange(1), np.array([CFG.max_len]))
     with pytest.raises(ValueError, match="20 positions"):
         st.step(state, np.array([1]), np.array([0]), np.array([0]))
     with pytest.raises(ValueError, match="2 characters for a state of 1 rows"):

@@ -1,16 +1,24 @@
 """transformer's NumPy decoding step with a per-row KV cache, over weights.npz (no TensorFlow).
 
-The state is `KVCache`: every fed position's attention keys and values, [L, 2, B, H, T, Dh]
-(layers, key/value, rows, heads, positions, head width) with T = config.max_len fixed per row,
-and each row's next position [B]. A step feeds one character per row: it computes that
-position's query, key and value, writes the key and value into the row's cache and attends
-over positions 0..pos. The prefix is never run again: a step's matmuls cost the same at
-character 5 as at character 80, only the attention's dot products grow with it (linearly).
+The state is `KVCache`: every fed position's attention keys and values in a store of slots,
+[L, 2, S, H, T, Dh] (layers, key/value, slots, heads, positions, head width) with T =
+config.max_len fixed per row, plus each row's slot and next position. A step feeds one
+character per row: it computes that position's query, key and value, writes the key and value
+into the row's slot and attends over positions 0..pos. The prefix is never run again: a step's
+matmuls cost the same at character 5 as at character 80; only the attention's dot products
+grow with it (linearly).
 
 Rows of one batch sit at different positions (requests join between steps): each row writes
-at its own position and masks the positions after it. A step writes into the cache it is
-given (copying tens of MB per step would cost more than the step): a state is stepped once,
-as Batch does, and `take_state` copies (beam search may continue one row twice).
+at its own position and masks the positions after it (a masked position may hold a former
+row's finite values: its weight is exactly 0). Rows move without their caches moving: a row
+leaving frees its slot, a row joining takes a free one, a reorder permutes `slot`. Only a row
+continued twice (beam search) copies its cache, into a free slot; the store grows when none is
+free and is compacted once it is less than half used, so attention (over every slot: no
+gathering of caches) never does more than twice the rows' work. Copying whole caches on every
+finished row instead cost twice the step at 64 rows.
+
+A step writes into the store of the state it is given, and `take_state`/`concat_states` reuse
+it: a state is used once, as Batch does (step, then take, then step...).
 """
 
 from __future__ import annotations
@@ -27,13 +35,56 @@ LN_EPSILON = 1e-5  # training/models/transformer.py builds its LayerNormalizatio
 _GELU_C = np.float32(np.sqrt(2.0 / np.pi))
 
 
+MIN_SLOTS = 8  # a store this small is never compacted
+
+
 @dataclass
 class KVCache:
-    kv: np.ndarray  # [L, 2, B, H, T, Dh] float32: keys (0) and values (1) of fed positions
+    kv: np.ndarray  # [L, 2, S, H, T, Dh] float32: keys (0) and values (1), S slots
+    slot: np.ndarray  # [B] int64: each row's slot, distinct; the other slots are free
     pos: np.ndarray  # [B] int64: the position each row's next character takes
 
     def __len__(self) -> int:
         return len(self.pos)
+
+    @property
+    def slots(self) -> int:
+        return int(self.kv.shape[2])
+
+
+def _free_slots(kv: np.ndarray, taken: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n` slots of `kv` not in `taken`, the store grown (by half at least) if it has fewer."""
+    S = kv.shape[2]
+    free = np.setdiff1d(np.arange(S), taken)
+    if len(free) < n:
+        grow = max(n - len(free), S // 2)
+        extra = np.zeros((*kv.shape[:2], grow, *kv.shape[3:]), dtype=kv.dtype)
+        kv = np.concatenate([kv, extra], axis=2)
+        free = np.concatenate([free, np.arange(S, S + grow)])
+    return kv, free[:n]
+
+
+def _copy_rows(dst: np.ndarray, dst_slots: np.ndarray, src: KVCache, rows: np.ndarray) -> None:
+    """The fed positions of `src`'s `rows` into `dst`'s `dst_slots`."""
+    fed = int(src.pos[rows].max(initial=0))
+    if fed:
+        dst[:, :, dst_slots, :, :fed] = src.kv[:, :, src.slot[rows], :, :fed]
+
+
+def _own_slots(kv: np.ndarray, slot: np.ndarray, pos: np.ndarray) -> KVCache:
+    """Rows sharing a slot (beam search continuing a row twice): all but the first get a copy
+    of it in a free slot."""
+    _, first = np.unique(slot, return_index=True)
+    if len(first) == len(slot):
+        return KVCache(kv, slot, pos)
+    again = np.ones(len(slot), dtype=bool)
+    again[first] = False
+    rows = np.flatnonzero(again)
+    kv, free = _free_slots(kv, slot, len(rows))
+    _copy_rows(kv, free, KVCache(kv, slot, pos), rows)
+    slot = slot.copy()
+    slot[rows] = free
+    return KVCache(kv, slot, pos)
 
 
 def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -101,32 +152,50 @@ class TransformerStepper:
     def initial_state(self, batch: int) -> KVCache:
         c = self.config
         shape = (c.layers, 2, batch, self.heads, c.max_len, self.head_dim)
-        return KVCache(np.zeros(shape, dtype=np.float32), np.zeros(batch, dtype=np.int64))
+        zeros = np.zeros(batch, dtype=np.int64)
+        return KVCache(np.zeros(shape, dtype=np.float32), np.arange(batch), zeros)
 
     def take_state(self, state: KVCache, idx: np.ndarray) -> KVCache:
-        """Rows `idx` (repeats allowed: beam search), their caches copied, except when `idx`
-        keeps the first rows in order (the common step: nobody finished), a view then."""
+        """Rows `idx` (repeats allowed: beam search): slots follow their rows; a repeated row
+        gets a copy; a store less than half used is compacted."""
         idx = np.asarray(idx, dtype=np.int64)
         n = len(idx)
-        if n <= len(state) and (idx == np.arange(n)).all():
-            return state if n == len(state) else KVCache(state.kv[:, :, :n], state.pos[:n])
-        pos = state.pos[idx]
-        kv = np.zeros((*state.kv.shape[:2], n, *state.kv.shape[3:]), dtype=np.float32)
-        used = int(pos.max(initial=0))  # positions past every kept row's are zero anyway
-        kv[:, :, :, :, :used] = state.kv[:, :, idx, :, :used]
-        return KVCache(kv, pos)
+        if n == len(state) and (idx == np.arange(n)).all():
+            return state
+        if n == 0:
+            return self.initial_state(0)
+        if 2 * n < state.slots and state.slots > MIN_SLOTS:
+            out = self.initial_state(n)
+            _copy_rows(out.kv, out.slot, state, idx)
+            return KVCache(out.kv, out.slot, state.pos[idx])
+        return _own_slots(state.kv, state.slot[idx], state.pos[idx])
 
     def concat_states(self, states: list[KVCache]) -> KVCache:
-        return KVCache(
-            np.concatenate([s.kv for s in states], axis=2),
-            np.concatenate([s.pos for s in states]),
-        )
+        """Rows of `states` in order. The largest store is kept; rows of other stores (requests
+        joining: fresh, so nothing to copy but their positions) move into its free slots."""
+        states = [s for s in states if len(s)]
+        if not states:
+            return self.initial_state(0)
+        base = max(states, key=lambda s: s.slots)
+        foreign = [s for s in states if s.kv is not base.kv]
+        kept = [s.slot for s in states if s.kv is base.kv]
+        kv, free = _free_slots(base.kv, np.concatenate(kept), sum(len(s) for s in foreign))
+        slots, at = [], 0
+        for s in states:
+            if s.kv is base.kv:
+                slots.append(s.slot)
+                continue
+            new = free[at : at + len(s)]
+            _copy_rows(kv, new, s, np.arange(len(s)))
+            slots.append(new)
+            at += len(s)
+        return _own_slots(kv, np.concatenate(slots), np.concatenate([s.pos for s in states]))
 
     def step(
         self, state: KVCache, chars: np.ndarray, boxes: np.ndarray, slots: np.ndarray
     ) -> tuple[np.ndarray, KVCache]:
         """One character for each row: ids [B] -> (logits [B,V], the state one position on).
-        Writes the new keys and values into `state.kv`."""
+        Writes the new keys and values into `state.kv` (the rows' slots)."""
         B, pos = len(chars), state.pos
         if len(pos) != B:
             raise ValueError(f"{B} characters for a state of {len(pos)} rows")
@@ -138,26 +207,38 @@ class TransformerStepper:
         x = self.char_emb[chars] + self.box_emb[boxes]  # [B,D]
         x += self.template_emb[slots]
         x += self.pos_emb[pos]
+        # Attention runs over every slot of the store (free ones too, their output unused):
+        # no gathering of caches. `q_all`: each row's query in its slot's place.
+        slot, S = state.slot, state.slots
+        scale = np.float32(1.0 / np.sqrt(Dh))
+        in_place = S == B and bool((slot == np.arange(B)).all())
         used = int(pos.max()) + 1 if B else 1  # positions any row attends to
-        # [B,1,used]: 0 where a row may attend (its own position and before), -inf after
-        bias = np.where(np.arange(used)[None, :] > pos[:, None], -np.inf, 0.0).astype(np.float32)
-        bias = bias[:, None, :]
-        rows, scale = np.arange(B), np.float32(1.0 / np.sqrt(Dh))
+        pos_all = np.zeros(S, dtype=np.int64)
+        pos_all[slot] = pos
+        # [S,1,used]: 0 where a slot's row may attend (its position and before), -inf after
+        bias = np.where(np.arange(used)[None, :] > pos_all[:, None], -np.inf, 0.0)
+        bias = bias.astype(np.float32)[:, None, :]
+        q_all = np.zeros((S, H, Dh), dtype=np.float32)
         for i, blk in enumerate(self.blocks):
             h = layer_norm(x, *blk.attn_norm)
             qkv = h @ blk.qkv[0]
             qkv += blk.qkv[1]
             qkv = qkv.reshape(B, 3, H, Dh)
-            keys, values = state.kv[i, 0], state.kv[i, 1]  # [B,H,T,Dh] views
-            keys[rows, :, pos] = qkv[:, 1]  # this position's key and value, per row
-            values[rows, :, pos] = qkv[:, 2]
-            q = qkv[:, 0] * scale  # [B,H,Dh]
-            scores = np.matmul(keys[:, :, :used], q[..., None])[..., 0]  # [B,H,used]
+            keys, values = state.kv[i, 0], state.kv[i, 1]  # [S,H,T,Dh] views
+            keys[slot, :, pos] = qkv[:, 1]  # this position's key and value, per row
+            values[slot, :, pos] = qkv[:, 2]
+            if in_place:
+                q_all = qkv[:, 0] * scale  # [S=B,H,Dh]
+            else:
+                q_all[slot] = qkv[:, 0] * scale
+            scores = np.matmul(keys[:, :, :used], q_all[..., None])[..., 0]  # [S,H,used]
             scores += bias
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
-            att = np.matmul(scores[:, :, None, :], values[:, :, :used])  # [B,H,1,Dh]
+            att = np.matmul(scores[:, :, None, :], values[:, :, :used])  # [S,H,1,Dh]
+            if not in_place:
+                att = att[slot]
             o = att.reshape(B, D) @ blk.attn_out[0]
             o += blk.attn_out[1]
             x += o
@@ -169,4 +250,4 @@ class TransformerStepper:
             x += f
         logits = layer_norm(x, *self.final_norm) @ self.out_w  # [B,V]
         logits += self.out_b
-        return logits, KVCache(state.kv, pos + 1)
+        return logits, KVCache(state.kv, slot, pos + 1)
