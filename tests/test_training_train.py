@@ -281,6 +281,8 @@ def test_no_val_split_refused_before_writing_anything(tmp_path: Path) -> None:
         ("auto", "char-gru", False, False, "float32"),
         ("auto", "char-gru", True, True, "float32"),
         ("auto", "seed-cnn", False, True, "float32"),
+        ("auto", "transformer", False, True, "mixed_bfloat16"),
+        ("auto", "transformer", True, True, "float32"),
         ("float32", "char-gru", False, True, "float32"),
         ("mixed_bfloat16", "char-gru", False, False, "mixed_bfloat16"),
         ("float32", "seed-cnn", False, True, "float32"),

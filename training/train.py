@@ -77,10 +77,11 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 
 def resolve_precision(requested: str, arch: str, *, gpu: bool, bf16_cpu: bool) -> str:
-    """The precision a run trains in. "auto": mixed_bfloat16 for char-gru on a CPU with
-    bfloat16 dot products (~1.3x the characters per second, measured in docs/BENCHMARKS.md),
-    float32 otherwise: on a GPU (cuDNN's GRU is float32 here), on other CPUs (bfloat16 would
-    be emulated), and always for seed-cnn, the baseline as published."""
+    """The precision a run trains in. "auto": mixed_bfloat16 for char-gru and the transformer
+    on a CPU with bfloat16 dot products (~1.3x and ~1.4x the characters per second, measured
+    in docs/BENCHMARKS.md and docs/TRAINING.md), float32 otherwise: on a GPU (cuDNN's GRU is
+    float32 here), on other CPUs (bfloat16 would be emulated), and always for seed-cnn, the
+    baseline as published."""
     if requested not in PRECISIONS:
         raise UsageError(f"--precision {requested}: choose from {', '.join(PRECISIONS)}")
     can = ARCHITECTURES[arch].precisions

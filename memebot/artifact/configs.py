@@ -132,7 +132,7 @@ class TransformerConfig(_Config):
     max_boxes: int = 8  # box indices >= this share the last embedding
     dropout: float = 0.0  # on the embeddings and every residual branch (training only)
     template_dropout: float = 0.1  # share of training captions shown as "any template"
-    warmup_steps: int = field(default=200, metadata={"min": 0})  # linear LR warmup (batches)
+    warmup_steps: int = field(default=100, metadata={"min": 0})  # linear LR warmup (batches)
 
     def __post_init__(self) -> None:
         super().__post_init__()
