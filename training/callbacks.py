@@ -13,7 +13,7 @@ from engine.decoding.batch import sample_captions
 from memebot.artifact.jsonio import write_json
 from memebot.artifact.templates import TemplateTable
 from memebot.artifact.vocab import Vocab
-from training.models import Architecture
+from training.models.base import Architecture  # not training.models: it imports us lazily
 
 
 class TimeBudget(keras.callbacks.Callback):
