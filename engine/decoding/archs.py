@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from engine.decoding import seed_cnn
+from engine.decoding import lstm, seed_cnn
 from engine.decoding.model import Stepper, char_gru_stepper
-from memebot.artifact.configs import CharGRUConfig, SeedCNNConfig
+from memebot.artifact.configs import CharGRUConfig, LSTMConfig, SeedCNNConfig
 from memebot.artifact.load import Artifact, read_npz_weights
 from memebot.artifact.weights import WEIGHTS_FILE
 from memebot.errors import ArtifactError
@@ -27,7 +27,7 @@ class ServedArch:
     stepper: Callable[[Artifact, str, int], Stepper]
 
 
-C = TypeVar("C", CharGRUConfig, SeedCNNConfig)
+C = TypeVar("C", CharGRUConfig, SeedCNNConfig, LSTMConfig)
 
 
 def _config(art: Artifact, kind: type[C]) -> C:
@@ -47,9 +47,20 @@ def _seed_cnn(art: Artifact, _decoder: str, _threads: int) -> Stepper:
     return seed_cnn.SeedStepper(keras_model, config, art.vocab)
 
 
+def _lstm(art: Artifact, decoder: str, _threads: int) -> Stepper:
+    config = _config(art, LSTMConfig)
+    if decoder not in ("auto", "numpy"):  # the compiled kernel is char-gru's
+        raise ArtifactError(
+            f"decoder {decoder!r}: an lstm model decodes with numpy only "
+            f"(set MEMEBOT_DECODER to auto or numpy)"
+        )
+    return lstm.LSTMStepper(read_npz_weights(art), config)
+
+
 SERVED: dict[str, ServedArch] = {
     "char-gru": ServedArch(WEIGHTS_FILE, _char_gru),
     "seed-cnn": ServedArch(KERAS_FILE, _seed_cnn),
+    "lstm": ServedArch(WEIGHTS_FILE, _lstm),
 }
 
 

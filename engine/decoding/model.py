@@ -2,8 +2,8 @@
 
 `LoadedModel.step` is what every decoder (training samples, `memebot generate`, the engine)
 calls: one character for each row of a batch -> log-probabilities over the vocabulary.
-char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow); seed-cnn
-steps its Keras model (model.keras, Keras imported only then).
+char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow), lstm in
+NumPy over weights.npz; seed-cnn steps its Keras model (model.keras, Keras imported only then).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Stepper(Protocol):
     # True: step's first output is normalised log-probabilities already (the compiled kernel);
     # else logits (or log-probabilities, seed-cnn) that LoadedModel.step log-softmaxes
     returns_logp: bool
+    backend: str  # what runs the step: "kernel", "numpy" or "keras" (/readyz reports it)
 
     def condition(self, entry: TemplateEntry | None) -> int: ...
     def initial_state(self, batch: int) -> Any: ...
@@ -74,16 +75,14 @@ class LoadedModel:
     @property
     def step_backend(self) -> str:
         """What runs a decoding step: "kernel", "numpy" or "keras" (seed-cnn)."""
-        if isinstance(self.stepper, gru_kernel.KernelGRUStepper):
-            return "kernel"
-        return "numpy" if isinstance(self.stepper, char_gru.CharGRUStepper) else "keras"
+        return self.stepper.backend
 
     @property
     def version(self) -> str:
         return self.meta.version if self.meta else f"{self.arch}-untrained"
 
     def condition(self, entry: TemplateEntry | None) -> int:
-        """Per-row conditioning id: the slot (char-gru) or the Imgflip id (seed-cnn); 0 = any."""
+        """Per-row conditioning id: the slot (char-gru, lstm) or Imgflip id (seed-cnn); 0 = any."""
         return self.stepper.condition(entry)
 
     def initial_state(self, batch: int) -> Any:
