@@ -21,6 +21,7 @@ def test_every_architecture_is_served_from_one_entry() -> None:
     assert set(SERVED) == set(CONFIGS)
     assert SERVED["char-gru"].weights_file == WEIGHTS_FILE  # served with no ML framework
     assert SERVED["seed-cnn"].weights_file == KERAS_FILE
+    assert SERVED["lstm"].weights_file == WEIGHTS_FILE
 
 
 def test_the_shipped_artifact_holds_what_its_entry_serves_from() -> None:
@@ -35,6 +36,20 @@ def test_the_shipped_artifact_holds_what_its_entry_serves_from() -> None:
 
 def test_an_architecture_without_an_entry_is_refused() -> None:
     art = read_artifact(SHIPPED, weights=False)
-    art.meta = dataclasses.replace(art.meta, arch="lstm")
-    with pytest.raises(ArtifactError, match="cannot serve architecture 'lstm'"):
+    art.meta = dataclasses.replace(art.meta, arch="rnn-from-the-future")
+    with pytest.raises(ArtifactError, match="cannot serve architecture 'rnn-from-the-future'"):
         served_arch(art)
+
+
+@pytest.mark.slow
+def test_lstm_decodes_in_numpy_and_refuses_the_kernel(tiny_lstm_model: Path) -> None:
+    """lstm has no compiled kernel: "auto" steps in NumPy, "kernel" is one clear error."""
+    from engine.decoding.loader import load_model
+
+    for decoder in ("auto", "numpy"):
+        assert load_model(tiny_lstm_model, decoder=decoder).step_backend == "numpy"
+    with pytest.raises(ArtifactError, match="decoder 'kernel': an lstm model decodes with numpy"):
+        load_model(tiny_lstm_model, decoder="kernel")
+    art = read_artifact(tiny_lstm_model)
+    shapes = art.config.weight_shapes(art.vocab.size, art.templates.n_slots)
+    assert art.weights is not None and shapes is not None and len(shapes) == len(art.weights)
