@@ -123,25 +123,27 @@ class HistoryWriter(keras.callbacks.Callback):
         super().__init__()
         self.workdir = workdir
         self.history: dict[str, list[float]] = {k: list(v) for k, v in (previous or {}).items()}
-        self.epoch_started = time.monotonic()
-        self.batches = 0
+        self.on_epoch_begin(0)
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.epoch_started = time.monotonic()
+        self.epoch_started = self.first_batch_end = self.last_batch_end = time.monotonic()
         self.batches = 0
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         self.batches += 1
         self.last_batch_end = time.monotonic()
+        if self.batches == 1:
+            self.first_batch_end = self.last_batch_end
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         logs = dict(logs or {})
         logs["epoch_seconds"] = time.monotonic() - self.epoch_started
         logs["batches"] = self.batches
+        # The first batch of a run carries graph tracing and pipeline warm-up: steady-state
+        # throughput leaves it out (bench/train.py).
+        logs["first_batch_seconds"] = self.first_batch_end - self.epoch_started
         # Time spent in training steps only (validation excluded), for throughput figures.
-        logs["train_seconds"] = (
-            getattr(self, "last_batch_end", self.epoch_started) - self.epoch_started
-        )
+        logs["train_seconds"] = self.last_batch_end - self.epoch_started
         lr = self.model.optimizer.learning_rate
         logs["learning_rate"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
         for k, v in logs.items():
