@@ -89,8 +89,8 @@ def test_existing_output_dir_refused(tiny_data: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_arch_refused(tiny_data: Path, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="--arch lstm"):
-        train(TrainOptions(data=tiny_data, out=tmp_path / "m", arch="lstm"), echo=lambda _s: None)
+    with pytest.raises(UsageError, match="--arch markov"):
+        train(TrainOptions(data=tiny_data, out=tmp_path / "m", arch="markov"), echo=lambda _s: None)
 
 
 def test_missing_data_refused_without_partial_artifact(tmp_path: Path) -> None:

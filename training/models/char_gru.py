@@ -14,8 +14,7 @@ from engine.decoding.char_gru import CharGRUStepper
 from engine.decoding.model import Stepper
 from memebot.artifact.configs import CharGRUConfig
 from memebot.artifact.vocab import Vocab
-from training.models import recurrent
-from training.models.recurrent import RecurrentArch, weights_of
+from training.models.recurrent import RecurrentArch, build_graph, weights_of
 
 __all__ = ["CharGRU", "build", "weights_of"]
 
@@ -29,8 +28,8 @@ def gru_layer(config: CharGRUConfig, index: int, dtype: str | None) -> Any:
 def build(
     config: CharGRUConfig, vocab_size: int, n_slots: int, *, dtype: str | None = None
 ):  # -> keras.Model
-    """`dtype`: a Keras dtype policy (recurrent.build)."""
-    return recurrent.build(config, vocab_size, n_slots, gru_layer, name="char_gru", dtype=dtype)
+    """`dtype`: a Keras dtype policy (recurrent.build_graph)."""
+    return build_graph(config, vocab_size, n_slots, gru_layer, name="char_gru", dtype=dtype)
 
 
 class CharGRU(RecurrentArch):

@@ -1,6 +1,8 @@
-"""`lstm`: the char-LSTM of Deep Learning with Python (Chollet, ch. 8: stacked LSTMs over
-characters, sampled with a temperature), conditioned on template and box exactly like
-char-gru (recurrent.py), so the two differ only in the cell.
+"""`lstm`: the char-LSTM of Deep Learning with Python (Chollet, 1st ed. §8.1: one LSTM(128)
+reading 60-character windows, a softmax over the next character, sampled with a temperature),
+grown to char-gru's size and conditioned on template and box exactly like char-gru
+(recurrent.py: two stacked layers of 384, teacher forcing on whole captions), so the two differ
+only in the cell.
 
 Decoding carries h and c per row in NumPy (engine/decoding/lstm.py) over weights.npz.
 """
@@ -13,8 +15,7 @@ from engine.decoding.lstm import LSTMStepper
 from engine.decoding.model import Stepper
 from memebot.artifact.configs import LSTMConfig
 from memebot.artifact.vocab import Vocab
-from training.models import recurrent
-from training.models.recurrent import RecurrentArch, weights_of
+from training.models.recurrent import RecurrentArch, build_graph, weights_of
 
 
 def lstm_layer(config: LSTMConfig, index: int, dtype: str | None) -> Any:
@@ -26,8 +27,8 @@ def lstm_layer(config: LSTMConfig, index: int, dtype: str | None) -> Any:
 def build(
     config: LSTMConfig, vocab_size: int, n_slots: int, *, dtype: str | None = None
 ):  # -> keras.Model
-    """`dtype`: a Keras dtype policy (recurrent.build)."""
-    return recurrent.build(config, vocab_size, n_slots, lstm_layer, name="lstm", dtype=dtype)
+    """`dtype`: a Keras dtype policy (recurrent.build_graph)."""
+    return build_graph(config, vocab_size, n_slots, lstm_layer, name="lstm", dtype=dtype)
 
 
 class LSTM(RecurrentArch):

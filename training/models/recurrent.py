@@ -18,7 +18,7 @@ from training.data import Caption
 from training.models.base import Architecture, EvalRows
 
 
-def build(
+def build_graph(
     config: RecurrentConfig,
     vocab_size: int,
     n_slots: int,
@@ -74,7 +74,7 @@ class RecurrentArch(Architecture):
     ) -> Any:
         self.check_precision(precision)
         dtype = None if precision == "float32" else precision
-        return build(
+        return build_graph(
             config,
             vocab.size,
             templates.n_slots,
