@@ -5,7 +5,8 @@
     rowtable.py   the rows of every RowJob of a batch, as arrays
     batch.py      Batch (one model call per character for all jobs), run_jobs, sample_captions
     model.py      LoadedModel: vocabulary + template table + a stepper
-    char_gru.py, gru_kernel.py (+ _gru_step.c), seed_cnn.py   the steppers
+    char_gru.py, gru_kernel.py (+ _gru_step.c), lstm.py, seed_cnn.py   the steppers
+    recurrent.py  what the NumPy char-gru and lstm steps share
     archs.py      the served architectures: where each one's weights come from, its stepper
     loader.py     load_model: read + check an artifact, build its stepper, decode once
 
