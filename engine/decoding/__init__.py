@@ -6,7 +6,10 @@
     batch.py      Batch (one model call per character for all jobs), run_jobs, sample_captions
     model.py      LoadedModel: vocabulary + template table + a stepper
     char_gru.py, gru_kernel.py (+ _gru_step.c), seed_cnn.py   the steppers
-    archs.py      the served architectures: where each one's weights come from, its stepper
+    tf_step.py    the tf decoder: TFStepper compiles an architecture's TFCell (imports TensorFlow)
+    char_gru_tf.py  char-gru's TFCell;  tf_device.py  is TensorFlow here, does it see a GPU
+    archs.py      the served architectures: where each one's weights come from, its stepper,
+                  its tf cell; build_stepper resolves MEMEBOT_DECODER
     loader.py     load_model: read + check an artifact, build its stepper, decode once
 
 Imports flow one way (pickers <- jobs <- rowtable <- batch <- loader; model <- archs <- loader;
