@@ -12,7 +12,7 @@ from engine.decoding.archs import KERAS_FILE, SERVED, served_arch
 from memebot.artifact.configs import CONFIGS
 from memebot.artifact.load import read_artifact
 from memebot.artifact.weights import WEIGHTS_FILE
-from memebot.errors import ArtifactError
+from memebot.errors import ArtifactError, UsageError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "default"
 
@@ -42,13 +42,18 @@ def test_an_architecture_without_an_entry_is_refused() -> None:
 
 
 @pytest.mark.slow
-def test_lstm_decodes_in_numpy_and_refuses_the_kernel(tiny_lstm_model: Path) -> None:
-    """lstm has no compiled kernel: "auto" steps in NumPy, "kernel" is one clear error."""
+def test_lstm_decodes_in_numpy_and_refuses_the_kernel(
+    tiny_lstm_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lstm has no compiled kernel: "auto" steps in NumPy (where TensorFlow sees no GPU),
+    "kernel" is one clear error naming the setting."""
+    from engine.decoding import tf_device
     from engine.decoding.loader import load_model
 
+    monkeypatch.setattr(tf_device, "gpu_seen", lambda: False)
     for decoder in ("auto", "numpy"):
         assert load_model(tiny_lstm_model, decoder=decoder).step_backend == "numpy"
-    with pytest.raises(ArtifactError, match="decoder 'kernel': an lstm model decodes with numpy"):
+    with pytest.raises(UsageError, match=r"^MEMEBOT_DECODER=kernel: .* an lstm model decodes"):
         load_model(tiny_lstm_model, decoder="kernel")
     art = read_artifact(tiny_lstm_model)
     shapes = art.config.weight_shapes(art.vocab.size, art.templates.n_slots)

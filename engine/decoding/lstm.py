@@ -15,6 +15,15 @@ from memebot.artifact.configs import LSTMConfig
 from memebot.artifact.weights import weight
 
 
+def input_tables(
+    weights: dict[str, np.ndarray], config: LSTMConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Layer 0's input projection as lookup tables [V*max_boxes, 4H] and [slots, 4H]
+    (recurrent.fold_inputs), with the LSTM's bias (one per layer, added once)."""
+    k0, b0 = weight(weights, "lstm_0/lstm_cell/kernel"), weight(weights, "lstm_0/lstm_cell/bias")
+    return fold_inputs(weights, config, k0, b0)
+
+
 class LSTMStepper(StackedState):
     """NumPy incremental decoder over a trained `lstm` model's weights (by variable path).
     State [2L, H, B]: h of layers 0..L-1, then c of layers 0..L-1."""
@@ -28,8 +37,7 @@ class LSTMStepper(StackedState):
 
         self.config = config
         self.blocks = 2 * config.layers
-        k0, b0 = get("lstm_0/lstm_cell/kernel"), get("lstm_0/lstm_cell/bias")
-        self.char_box_in, self.template_in = fold_inputs(weights, config, k0, b0)
+        self.char_box_in, self.template_in = input_tables(weights, config)
         # Transposed (features x batch), as in char_gru.py: the gates are contiguous row blocks.
         self.layers: list[tuple[np.ndarray | None, np.ndarray, np.ndarray | None]] = []
         for i in range(config.layers):

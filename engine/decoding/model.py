@@ -3,7 +3,9 @@
 `LoadedModel.step` is what every decoder (training samples, `memebot generate`, the engine)
 calls: one character for each row of a batch -> log-probabilities over the vocabulary.
 char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow), lstm in
-NumPy over weights.npz; seed-cnn steps its Keras model (model.keras, Keras imported only then).
+NumPy over weights.npz, or either, with the tf decoder, in a compiled TensorFlow function
+(tf_step.py; TensorFlow imported only then); seed-cnn steps its Keras model (model.keras, Keras
+imported only then).
 """
 
 from __future__ import annotations
@@ -47,10 +49,13 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 def char_gru_stepper(
     weights: Weights, config: CharGRUConfig, *, decoder: str = "auto", threads: int = 0
 ) -> Stepper:
-    """`decoder`: "kernel" (compiled, float16), "numpy", or "auto" (the kernel where built);
-    `threads`: kernel threads per step (0 = every core)."""
+    """The CPU steppers. `decoder`: "kernel" (compiled, float16), "numpy", or "auto" (the
+    kernel where built); `threads`: kernel threads per step (0 = every core). The tf decoder
+    is built by archs.build_stepper."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
+    if decoder == "tf":
+        raise ValueError("decoder 'tf': built by engine.decoding.archs.build_stepper")
     use_kernel = decoder == "kernel" or (decoder == "auto" and gru_kernel.available())
     if use_kernel and not gru_kernel.available():
         raise ArtifactError(
@@ -74,7 +79,8 @@ class LoadedModel:
 
     @property
     def step_backend(self) -> str:
-        """What runs a decoding step: "kernel", "numpy" or "keras" (seed-cnn)."""
+        """What runs a decoding step: "kernel", "numpy", "keras" (seed-cnn) or "tf:<device>"
+        (the tf decoder, e.g. "tf:GPU:0", "tf:CPU:0"): each stepper names itself."""
         return self.stepper.backend
 
     @property
@@ -95,6 +101,13 @@ class LoadedModel:
     def concat_states(self, states: list[Any]) -> Any:
         """One batched state from several (requests joining the batch)."""
         return self.stepper.concat_states(states)
+
+    def warm(self, max_rows: int) -> None:
+        """Prepare the step for batches of up to `max_rows` rows (the tf decoder compiles its
+        programs now rather than during requests); other steppers need nothing."""
+        warm = getattr(self.stepper, "warm", None)
+        if warm is not None:
+            warm(max_rows)
 
     def step(
         self, state: Any, chars: np.ndarray, boxes: np.ndarray, conds: np.ndarray
