@@ -321,6 +321,7 @@ def test_no_val_split_refused_before_writing_anything(tmp_path: Path) -> None:
         ("auto", "char-gru", False, False, "float32"),
         ("auto", "char-gru", True, True, "float32"),
         ("auto", "seed-cnn", False, True, "float32"),
+        ("auto", "lstm", False, True, "mixed_bfloat16"),
         ("float32", "char-gru", False, True, "float32"),
         ("mixed_bfloat16", "char-gru", False, False, "mixed_bfloat16"),
         ("float32", "seed-cnn", False, True, "float32"),
@@ -362,12 +363,15 @@ def test_cpu_has_bf16_reads_flags(tmp_path: Path, flags: str, expected: bool) ->
     assert cpu_has_bf16(tmp_path / "missing") is False
 
 
-def test_bfloat16_training_writes_a_float32_artifact(tiny_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ["char-gru", "lstm"])
+def test_bfloat16_training_writes_a_float32_artifact(
+    arch: str, tiny_data: Path, tmp_path: Path
+) -> None:
     """Mixed precision is a training detail: the artifact is float32 and scores as recorded."""
     from training.evaluate import evaluate
     from training.trained import load_trained as load_model
 
-    out = train_tiny(tiny_data, tmp_path / "bf16", epochs=4, precision="mixed_bfloat16")
+    out = train_tiny(tiny_data, tmp_path / "bf16", arch=arch, epochs=4, precision="mixed_bfloat16")
     meta = json.loads((out / "meta.json").read_text())
     assert meta["metrics"]["precision"] == "mixed_bfloat16"
     model = load_model(out)

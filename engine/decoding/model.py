@@ -30,7 +30,7 @@ class Stepper(Protocol):
     # True: step's first output is normalised log-probabilities already (the compiled kernel);
     # else logits (or log-probabilities, seed-cnn) that LoadedModel.step log-softmaxes
     returns_logp: bool
-    backend: str  # what runs the step: "kernel", "numpy" or "keras" (/readyz reports it)
+    backend: str  # what runs the step: "kernel", "numpy", "keras", "tf:<device>" (/readyz)
 
     def condition(self, entry: TemplateEntry | None) -> int: ...
     def initial_state(self, batch: int) -> Any: ...
