@@ -149,6 +149,23 @@ def other_tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) 
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_lstm_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """An lstm trained like `tiny_model` (same data, sizes and seconds)."""
+    return train_tiny(tiny_data, tmp_path_factory.mktemp("models") / "tiny-lstm", arch="lstm")
+
+
+# The architectures every decoding method and the engine are tested on: fixture of its tiny model.
+DECODED_ARCHS = {"char-gru": "tiny_model", "lstm": "tiny_lstm_model"}
+
+
+@pytest.fixture(params=list(DECODED_ARCHS))
+def arch_model(request: pytest.FixtureRequest) -> Path:
+    """A tiny trained model of each architecture in DECODED_ARCHS (trained once a session)."""
+    path: Path = request.getfixturevalue(DECODED_ARCHS[request.param])
+    return path
+
+
 class StepGate:
     """Holds a real model's decoding steps until `opened` is set, so requests stay in flight
     for as long as a test needs, with no timing involved. `waiting` is set once a step waits."""

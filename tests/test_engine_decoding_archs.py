@@ -12,7 +12,7 @@ from engine.decoding.archs import KERAS_FILE, SERVED, served_arch
 from memebot.artifact.configs import CONFIGS
 from memebot.artifact.load import read_artifact
 from memebot.artifact.weights import WEIGHTS_FILE
-from memebot.errors import ArtifactError
+from memebot.errors import ArtifactError, UsageError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "default"
 
@@ -21,6 +21,7 @@ def test_every_architecture_is_served_from_one_entry() -> None:
     assert set(SERVED) == set(CONFIGS)
     assert SERVED["char-gru"].weights_file == WEIGHTS_FILE  # served with no ML framework
     assert SERVED["seed-cnn"].weights_file == KERAS_FILE
+    assert SERVED["lstm"].weights_file == WEIGHTS_FILE
 
 
 def test_the_shipped_artifact_holds_what_its_entry_serves_from() -> None:
@@ -35,6 +36,25 @@ def test_the_shipped_artifact_holds_what_its_entry_serves_from() -> None:
 
 def test_an_architecture_without_an_entry_is_refused() -> None:
     art = read_artifact(SHIPPED, weights=False)
-    art.meta = dataclasses.replace(art.meta, arch="lstm")
-    with pytest.raises(ArtifactError, match="cannot serve architecture 'lstm'"):
+    art.meta = dataclasses.replace(art.meta, arch="rnn-from-the-future")
+    with pytest.raises(ArtifactError, match="cannot serve architecture 'rnn-from-the-future'"):
         served_arch(art)
+
+
+@pytest.mark.slow
+def test_lstm_decodes_in_numpy_and_refuses_the_kernel(
+    tiny_lstm_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lstm has no compiled kernel: "auto" steps in NumPy (where TensorFlow sees no GPU),
+    "kernel" is one clear error naming the setting."""
+    from engine.decoding import tf_device
+    from engine.decoding.loader import load_model
+
+    monkeypatch.setattr(tf_device, "gpu_seen", lambda: False)
+    for decoder in ("auto", "numpy"):
+        assert load_model(tiny_lstm_model, decoder=decoder).step_backend == "numpy"
+    with pytest.raises(UsageError, match=r"^MEMEBOT_DECODER=kernel: .* an lstm model decodes"):
+        load_model(tiny_lstm_model, decoder="kernel")
+    art = read_artifact(tiny_lstm_model)
+    shapes = art.config.weight_shapes(art.vocab.size, art.templates.n_slots)
+    assert art.weights is not None and shapes is not None and len(shapes) == len(art.weights)

@@ -63,11 +63,11 @@ def test_same_seed_same_choice_sequence() -> None:
 
 
 @pytest.mark.slow
-def test_captions_honour_box_count_start_and_seed(tiny_model: Path) -> None:
+def test_captions_honour_box_count_start_and_seed(arch_model: Path) -> None:
     from engine.decoding.batch import sample_captions
     from engine.decoding.loader import load_model
 
-    m = load_model(tiny_model)
+    m = load_model(arch_model)
     for n in (1, 2, 4):
         (s,) = sample_captions(m, ["two-buttons"], n_boxes=[n], seed=1)
         assert len(s.boxes) == n and all(b for b in s.boxes)
@@ -82,12 +82,12 @@ def test_captions_honour_box_count_start_and_seed(tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-def test_batched_equals_unbatched(tiny_model: Path) -> None:
+def test_batched_equals_unbatched(arch_model: Path) -> None:
     from engine.decoding.batch import run_jobs
     from engine.decoding.jobs import CaptionRequest, make_job
     from engine.decoding.loader import load_model
 
-    m = load_model(tiny_model)
+    m = load_model(arch_model)
     reqs = [
         CaptionRequest("two-buttons", 2, seed=1),
         CaptionRequest(
@@ -104,12 +104,12 @@ def test_batched_equals_unbatched(tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-def test_beam_returns_best_of_collected_captions(tiny_model: Path) -> None:
+def test_beam_returns_best_of_collected_captions(arch_model: Path) -> None:
     from engine.decoding.batch import run_jobs
     from engine.decoding.jobs import CaptionRequest, make_job
     from engine.decoding.loader import load_model
 
-    m = load_model(tiny_model)
+    m = load_model(arch_model)
     job = make_job(
         m,
         CaptionRequest(
@@ -120,6 +120,35 @@ def test_beam_returns_best_of_collected_captions(tiny_model: Path) -> None:
     caps = job.captions()
     assert len(caps) == 5 and all(len(c.boxes) == 2 and all(c.boxes) for c in caps)
     assert [c.logprob for c in caps] == sorted((c.logprob for c in caps), reverse=True)
+
+
+@pytest.mark.slow
+def test_every_method_decodes_every_architecture(arch_model: Path) -> None:
+    """Each decoding method, in one batch with the others, gives whole captions that do not
+    depend on the batch, and the model's own step runs them (no kernel for lstm)."""
+    from engine.decoding.batch import run_jobs
+    from engine.decoding.jobs import CaptionRequest, make_job
+    from engine.decoding.loader import load_model
+    from engine.schema import METHODS
+
+    m = load_model(arch_model)
+    assert m.step_backend in (("kernel", "numpy") if m.arch == "char-gru" else ("numpy",))
+    reqs = [
+        CaptionRequest(
+            "two-buttons",
+            2,
+            decoding=Decoding(method, temperature=0.8, top_k=5, top_p=0.9, beam_width=3),
+            seed=i,
+            n=2,
+        )
+        for i, method in enumerate(METHODS)
+    ]
+    jobs = [make_job(m, r) for r in reqs]
+    run_jobs(m, jobs)
+    got = [[s.boxes for s in j.captions()] for j in jobs]
+    assert got == captions_alone(m, reqs)
+    for method, caps in zip(METHODS, got, strict=True):
+        assert len(caps) == 2 and all(len(b) == 2 and all(b) for b in caps), (method, caps)
 
 
 def test_threshold_weighted_keeps_candidates_and_follows_probabilities() -> None:

@@ -1,11 +1,13 @@
-"""The tf decoder (engine/decoding/tf_step.py, char_gru_tf.py) against the NumPy step: logits
-and state over steps with rows joining and leaving, the same captions for the same seed
-through the normal decoding path, the engine serving with it, and how a bad choice fails."""
+"""The tf decoder (engine/decoding/tf_step.py, char_gru_tf.py, lstm_tf.py) against the NumPy
+step of each architecture: logits and state over steps with rows joining and leaving, the same
+captions for the same seed through the normal decoding path, the engine serving with it, and
+how a bad choice fails."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,10 @@ from engine.decoding.batch import Batch, sample_captions
 from engine.decoding.char_gru import CharGRUStepper
 from engine.decoding.jobs import CaptionRequest, make_job
 from engine.decoding.loader import load_model
+from engine.decoding.lstm import LSTMStepper
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
-from memebot.artifact.configs import CharGRUConfig
+from memebot.artifact.configs import CharGRUConfig, LSTMConfig
 from memebot.artifact.vocab import Vocab
 from memebot.errors import UsageError
 from memebot.settings import Settings
@@ -30,8 +33,25 @@ pytestmark = pytest.mark.slow  # imports TensorFlow and compiles XLA programs (s
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "default"
-# hidden 20 (3H = 60), a 24-id vocabulary, 3 template slots, 2 layers: small and uneven.
-CFG = CharGRUConfig(char_emb=8, template_emb=4, box_emb=3, hidden=20, layers=2)
+# hidden 20 (3H = 60, 4H = 80), a 24-id vocabulary, 3 template slots, 2 layers: small, uneven.
+SIZES: dict[str, Any] = dict(char_emb=8, template_emb=4, box_emb=3, hidden=20, layers=2)
+CFG = CharGRUConfig(**SIZES)
+# Per architecture with a tf cell: its config, NumPy stepper, tf cell ("module:class") and
+# Keras graph (the training module whose build() makes it).
+ARCHS: dict[str, tuple[Any, Any, str, str]] = {
+    "char-gru": (
+        CFG,
+        CharGRUStepper,
+        "engine.decoding.char_gru_tf:CharGRUCell",
+        "training.models.char_gru",
+    ),
+    "lstm": (
+        LSTMConfig(**SIZES),
+        LSTMStepper,
+        "engine.decoding.lstm_tf:LSTMCell",
+        "training.models.lstm",
+    ),
+}
 TEMPLATES = ["drake", "distracted-boyfriend", "success-kid", "nope-any-template"]
 
 
@@ -41,23 +61,42 @@ def _tensorflow() -> None:
         skip_or_fail("TensorFlow is not installed (the train extra)")
 
 
-@pytest.fixture(scope="module")
-def weights() -> dict[str, np.ndarray]:
-    from training.models import char_gru
+@dataclasses.dataclass
+class Case:
+    """One architecture's random small model: its weights, NumPy stepper and tf stepper."""
 
+    config: Any
+    weights: dict[str, np.ndarray]
+    numpy_class: Any
+    cell: Any
+
+    def numpy(self) -> Any:
+        return self.numpy_class(self.weights, self.config)
+
+    def tf(self, **kw: Any) -> Any:
+        from engine.decoding.tf_step import TFStepper
+
+        return TFStepper(lambda: self.cell(self.weights, self.config), **kw)
+
+
+@pytest.fixture(scope="module", params=list(ARCHS))
+def case(request: pytest.FixtureRequest) -> Case:
+    from training.models.recurrent import weights_of
+
+    config, numpy_class, cell, graph = ARCHS[request.param]
     v = Vocab.build(["hello world|bye|"])
-    model = char_gru.build(CFG, v.size, n_slots=3)
+    model = importlib.import_module(graph).build(config, v.size, n_slots=3)
     rng = np.random.default_rng(0)
     for w in model.weights:
         w.assign(rng.normal(0, 0.5, w.shape).astype("float32"))
-    return char_gru.weights_of(model)
+    module, name = cell.split(":")
+    cell_class = getattr(importlib.import_module(module), name)
+    return Case(config, weights_of(model), numpy_class, cell_class)
 
 
-def tf_stepper(weights: dict[str, np.ndarray], **kw: Any) -> Any:
-    from engine.decoding.char_gru_tf import CharGRUCell
-    from engine.decoding.tf_step import TFStepper
-
-    return TFStepper(lambda: CharGRUCell(weights, CFG), **kw)
+def numpy_layout(state: tuple[Any, ...]) -> np.ndarray:
+    """The tf state (tensors [B, L, H]: h, then c for an LSTM) in the NumPy steps' [S, H, B]."""
+    return np.concatenate([s.numpy() for s in state], axis=1).transpose(1, 2, 0)
 
 
 def test_buckets() -> None:
@@ -83,8 +122,8 @@ def schedule() -> Iterator[tuple[np.ndarray | None, int]]:
     yield None, 39
 
 
-def test_tf_step_equals_numpy_with_rows_joining_and_leaving(weights) -> None:
-    ref, got = CharGRUStepper(weights, CFG), tf_stepper(weights)
+def test_tf_step_equals_numpy_with_rows_joining_and_leaving(case: Case) -> None:
+    ref, got = case.numpy(), case.tf()
     assert got.backend == "tf:CPU:0"
     rng = np.random.default_rng(3)
     s_ref, s_got = ref.initial_state(0), got.initial_state(0)
@@ -104,19 +143,16 @@ def test_tf_step_equals_numpy_with_rows_joining_and_leaving(weights) -> None:
             y_got, s_got = got.step(s_got, chars, boxes, slots)
             assert y_got.shape == y_ref.shape == (rows, 24) and y_got.dtype == np.float32
             np.testing.assert_allclose(y_got, y_ref, rtol=1e-4, atol=1e-4)
-            # NumPy's state is [L,H,B], the cell's [B,L,H]
-            np.testing.assert_allclose(
-                s_got[0].numpy(), s_ref.transpose(2, 0, 1), rtol=1e-5, atol=1e-5
-            )
+            np.testing.assert_allclose(numpy_layout(s_got), s_ref, rtol=1e-5, atol=1e-5)
             steps += 1
     assert steps == 18
     # One trace for every row count: the XLA programs differ by bucket, the function does not.
     assert got._step.experimental_get_tracing_count() == 1
 
 
-def test_a_row_does_not_depend_on_its_batch(weights) -> None:
+def test_a_row_does_not_depend_on_its_batch(case: Case) -> None:
     """Padding rows and neighbours never leak into a row (what makes batched == unbatched)."""
-    st = tf_stepper(weights)
+    st = case.tf()
     rng = np.random.default_rng(5)
     chars, boxes, slots = rng.integers(0, 24, 13), rng.integers(0, 8, 13), rng.integers(0, 3, 13)
     batched, _ = st.step(st.initial_state(13), chars, boxes, slots)  # padded to 16
@@ -127,16 +163,16 @@ def test_a_row_does_not_depend_on_its_batch(weights) -> None:
         np.testing.assert_allclose(alone[0], batched[i], rtol=1e-5, atol=1e-5)
 
 
-def test_graph_mode_without_xla_matches_too(weights) -> None:
-    ref, got = CharGRUStepper(weights, CFG), tf_stepper(weights, jit=False)
+def test_graph_mode_without_xla_matches_too(case: Case) -> None:
+    ref, got = case.numpy(), case.tf(jit=False)
     chars, boxes, slots = np.array([3, 4, 5]), np.array([0, 1, 2]), np.array([0, 1, 2])
     y_ref, _ = ref.step(ref.initial_state(3), chars, boxes, slots)
     y_got, _ = got.step(got.initial_state(3), chars, boxes, slots)
     np.testing.assert_allclose(y_got, y_ref, rtol=1e-4, atol=1e-4)
 
 
-def test_bad_ids_and_shapes_are_refused(weights) -> None:
-    st = tf_stepper(weights)
+def test_bad_ids_and_shapes_are_refused(case: Case) -> None:
+    st = case.tf()
     one = np.array([1])
     for chars, boxes, slots in [(np.array([24]), one, one), (one, one, np.array([3]))]:
         with pytest.raises(ValueError, match="outside the model's tables"):
@@ -147,7 +183,8 @@ def test_bad_ids_and_shapes_are_refused(weights) -> None:
         st.step(st.initial_state(2), one, one, one)
     none = np.array([], dtype=np.int64)
     logits, empty = st.step(st.initial_state(0), none, none, none)
-    assert logits.shape == (0, 24) and empty[0].shape == (0, CFG.layers, CFG.hidden)
+    assert logits.shape == (0, 24)
+    assert all(s.shape == (0, CFG.layers, CFG.hidden) for s in empty)
 
 
 # -- the shipped model through the normal decoding path -----------------------------------------
@@ -179,6 +216,17 @@ def test_same_captions_as_numpy_for_the_same_seed(models, decoding: Decoding) ->
     np.testing.assert_allclose(
         [c.logprob for c in got], [c.logprob for c in want], rtol=1e-4, atol=1e-3
     )
+
+
+def test_lstm_same_captions_as_numpy_for_the_same_seed(tiny_lstm_model: Path) -> None:
+    """A trained lstm artifact through the tf decoder and the NumPy one: same captions."""
+    tf_model = load_model(tiny_lstm_model, decoder="tf")
+    np_model = load_model(tiny_lstm_model, decoder="numpy")
+    assert tf_model.step_backend == "tf:CPU:0" and np_model.step_backend == "numpy"
+    for decoding in (Decoding("greedy"), Decoding("beam", beam_width=3), Decoding("calibrated")):
+        got = sample_captions(tf_model, TEMPLATES, decoding=decoding, seed=5)
+        want = sample_captions(np_model, TEMPLATES, decoding=decoding, seed=5)
+        assert [c.boxes for c in got] == [c.boxes for c in want], decoding.method
 
 
 def test_continuous_batching_same_captions(models) -> None:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from engine.decoding import seed_cnn, tf_device
+from engine.decoding import lstm, seed_cnn, tf_device
 from engine.decoding.model import Stepper, char_gru_stepper
-from memebot.artifact.configs import CharGRUConfig, SeedCNNConfig
+from memebot.artifact.configs import CharGRUConfig, LSTMConfig, SeedCNNConfig
 from memebot.artifact.load import Artifact, read_npz_weights
 from memebot.artifact.weights import WEIGHTS_FILE
 from memebot.errors import ArtifactError, UsageError
@@ -39,7 +39,7 @@ class ServedArch:
     tf_cell: Callable[[Artifact], TFCell] | None = None
 
 
-C = TypeVar("C", CharGRUConfig, SeedCNNConfig)
+C = TypeVar("C", CharGRUConfig, SeedCNNConfig, LSTMConfig)
 
 
 def _config(art: Artifact, kind: type[C]) -> C:
@@ -65,9 +65,26 @@ def _seed_cnn(art: Artifact, _decoder: str, _threads: int) -> Stepper:
     return seed_cnn.SeedStepper(keras_model, config, art.vocab)
 
 
+def _lstm(art: Artifact, decoder: str, _threads: int) -> Stepper:
+    config = _config(art, LSTMConfig)
+    if decoder == "kernel":  # the compiled kernel is char-gru's
+        raise UsageError(
+            "MEMEBOT_DECODER=kernel: the compiled kernel steps char-gru only; an lstm model "
+            "decodes with numpy (or tf); use auto"
+        )
+    return lstm.LSTMStepper(read_npz_weights(art), config)
+
+
+def _lstm_tf(art: Artifact) -> TFCell:
+    from engine.decoding.lstm_tf import LSTMCell
+
+    return LSTMCell(read_npz_weights(art), _config(art, LSTMConfig))
+
+
 SERVED: dict[str, ServedArch] = {
     "char-gru": ServedArch(WEIGHTS_FILE, _char_gru, tf_cell=_char_gru_tf),
     "seed-cnn": ServedArch(KERAS_FILE, _seed_cnn),
+    "lstm": ServedArch(WEIGHTS_FILE, _lstm, tf_cell=_lstm_tf),
 }
 
 

@@ -2,9 +2,10 @@
 
 `LoadedModel.step` is what every decoder (training samples, `memebot generate`, the engine)
 calls: one character for each row of a batch -> log-probabilities over the vocabulary.
-char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow), or, with the
-tf decoder, in a compiled TensorFlow function (tf_step.py; TensorFlow imported only then);
-seed-cnn steps its Keras model (model.keras, Keras imported only then).
+char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow), lstm in
+NumPy over weights.npz, or either, with the tf decoder, in a compiled TensorFlow function
+(tf_step.py; TensorFlow imported only then); seed-cnn steps its Keras model (model.keras, Keras
+imported only then).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Stepper(Protocol):
     # True: step's first output is normalised log-probabilities already (the compiled kernel);
     # else logits (or log-probabilities, seed-cnn) that LoadedModel.step log-softmaxes
     returns_logp: bool
+    backend: str  # what runs the step: "kernel", "numpy", "keras", "tf:<device>" (/readyz)
 
     def condition(self, entry: TemplateEntry | None) -> int: ...
     def initial_state(self, batch: int) -> Any: ...
@@ -78,20 +80,15 @@ class LoadedModel:
     @property
     def step_backend(self) -> str:
         """What runs a decoding step: "kernel", "numpy", "keras" (seed-cnn) or "tf:<device>"
-        (the tf decoder, e.g. "tf:GPU:0", "tf:CPU:0")."""
-        backend = getattr(self.stepper, "backend", None)  # steppers that name themselves
-        if isinstance(backend, str):
-            return backend
-        if isinstance(self.stepper, gru_kernel.KernelGRUStepper):
-            return "kernel"
-        return "numpy" if isinstance(self.stepper, char_gru.CharGRUStepper) else "keras"
+        (the tf decoder, e.g. "tf:GPU:0", "tf:CPU:0"): each stepper names itself."""
+        return self.stepper.backend
 
     @property
     def version(self) -> str:
         return self.meta.version if self.meta else f"{self.arch}-untrained"
 
     def condition(self, entry: TemplateEntry | None) -> int:
-        """Per-row conditioning id: the slot (char-gru) or the Imgflip id (seed-cnn); 0 = any."""
+        """Per-row conditioning id: the slot (char-gru, lstm) or Imgflip id (seed-cnn); 0 = any."""
         return self.stepper.condition(entry)
 
     def initial_state(self, batch: int) -> Any:
