@@ -6,6 +6,11 @@ are fine for timing).
 
     python bench/engine.py [--json] [--model DIR] [--seconds 8] [--plot docs/engine_latency.png]
     python bench/engine.py --startup-only   # start-up time and memory of `memebot engine` only
+    python bench/engine.py --decoder tf     # the TensorFlow step (on the GPU if TF sees one)
+
+`--decoder` (default: MEMEBOT_DECODER, else auto) picks the step of the in-process figures and
+of the `memebot engine` it load-tests; `step_ms` times one batched model call at 1 to 256 rows
+beside the NumPy step (`step_ms_numpy_step`): where the two cross is where a GPU pays off.
 """
 
 from __future__ import annotations
@@ -109,6 +114,25 @@ def stepped_nats(model: Any, captions: list[Any], batch: int = 256) -> float:
             prev = np.array([seq[t] if t < len(seq) else BOS for seq in ids])
             boxes += prev == model.vocab.box_end_id
     return total / count
+
+
+STEP_ROWS = (1, 8, 64, 256)
+
+
+def step_ms(model: Any, steps: int = 20) -> dict[str, float]:
+    """Milliseconds per batched model call (`LoadedModel.step`, log-softmax included) at each
+    of STEP_ROWS rows, after one untimed call at that size (the tf decoder's compile)."""
+    out = {}
+    for rows in STEP_ROWS:
+        chars = np.full(rows, model.vocab.space_id)
+        zeros = np.zeros(rows, dtype=np.int64)
+        state = model.initial_state(rows)
+        _, state = model.step(state, chars, zeros, zeros)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            _, state = model.step(state, chars, zeros, zeros)
+        out[str(rows)] = (time.perf_counter() - t0) * 1000 / steps
+    return out
 
 
 def render_latencies(settings: Settings, n: int) -> list[float]:
@@ -222,11 +246,16 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_engine(model_dir: Path, engine: list[str] | None = None) -> tuple[Any, str, float]:
+def start_engine(
+    model_dir: Path, engine: list[str] | None = None, decoder: str | None = None
+) -> tuple[Any, str, float]:
     """`memebot engine` as a subprocess: (process, url, start_s), start_s measured from the
-    process start to the first 200 from /readyz (polled every 10 ms, up to 60 s)."""
+    process start to the first 200 from /readyz (polled every 10 ms, up to 120 s: the tf
+    decoder compiles its programs before it is ready)."""
     port = _free_port()
     env = {**os.environ, "MEMEBOT_ENGINE_PORT": str(port), "MEMEBOT_MAX_QUEUE": "4096"}
+    if decoder:
+        env["MEMEBOT_DECODER"] = decoder
     cmd = engine or [sys.executable, "-m", "memebot.cli", "engine"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -236,7 +265,7 @@ def start_engine(model_dir: Path, engine: list[str] | None = None) -> tuple[Any,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    while time.perf_counter() - t0 < 60:
+    while time.perf_counter() - t0 < 120:
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
                 if r.status == 200:
@@ -250,9 +279,9 @@ def start_engine(model_dir: Path, engine: list[str] | None = None) -> tuple[Any,
     raise RuntimeError("engine did not become ready")
 
 
-def startup(model_dir: Path, requests: int = 20) -> dict[str, float]:
+def startup(model_dir: Path, decoder: str, requests: int = 20) -> dict[str, float]:
     """Start-up time, RSS once ready and RSS after `requests` rendered memes."""
-    proc, url, start_s = start_engine(model_dir)
+    proc, url, start_s = start_engine(model_dir, decoder=decoder)
     try:
         ready_mb = rss_mb(proc.pid)
         for i in range(requests):
@@ -268,9 +297,11 @@ def startup(model_dir: Path, requests: int = 20) -> dict[str, float]:
         proc.wait(timeout=30)
 
 
-def run_http(model_dir: Path, seconds: float) -> tuple[list[dict[str, float]], float, float]:
+def run_http(
+    model_dir: Path, seconds: float, decoder: str
+) -> tuple[list[dict[str, float]], float, float]:
     """HTTP load at 1, 8 and 64 clients; returns the results, RSS after them, start-up time."""
-    proc, url, start_s = start_engine(model_dir)
+    proc, url, start_s = start_engine(model_dir, decoder=decoder)
     try:
         results = [asyncio.run(http_load(url, c, seconds)) for c in (1, 8, 64)]
         return results, rss_mb(proc.pid), start_s
@@ -302,6 +333,8 @@ def plot(results: list[dict[str, float]], path: Path) -> None:
 
 
 def main() -> int:
+    from engine.schema import DECODERS
+
     settings = Settings.from_env()
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -318,23 +351,32 @@ def main() -> int:
     p.add_argument("--plot", type=Path, default=None, help="write the latency/throughput plot here")
     p.add_argument("--json", action="store_true")
     p.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        default=settings.decoder,
+        help="the decoding step measured (MEMEBOT_DECODER for the engine it starts too)",
+    )
+    p.add_argument(
         "--startup-only",
         action="store_true",
         help="only start `memebot engine`: startup_s, RSS when ready and after 20 memes",
     )
     args = p.parse_args()
+    settings = settings.model_copy(update={"decoder": args.decoder})
     if args.startup_only:
-        print(json.dumps(startup(args.model), indent=None if args.json else 1))
+        print(json.dumps(startup(args.model, args.decoder), indent=None if args.json else 1))
         return 0
 
     from engine.decoding.loader import load_model
     from engine.service import load_engine_model
     from training.prepare import prepare
 
-    # The engine's step (the compiled float16 kernel where it was built) and, side by side,
-    # the float32 NumPy step it replaces.
+    # The engine's step (--decoder; auto: the compiled float16 kernel where it was built, the
+    # tf step where TensorFlow sees a GPU) and, side by side, the float32 NumPy step.
     model = load_engine_model(settings, args.model)
     numpy_model = load_model(args.model, decoder="numpy")
+    steps = step_ms(model)
+    steps_numpy = step_ms(numpy_model)
     ref_char, ref_caption = reference_ms_per_caption(model)
     thr = decode_latencies(model, "threshold", args.captions)
     thr_numpy = decode_latencies(numpy_model, "threshold", args.captions)
@@ -352,12 +394,15 @@ def main() -> int:
     def worst(r: dict[str, float]) -> tuple[str, float]:
         return max(r.items(), key=lambda kv: abs(kv[1] - 1))
 
-    http, rss, start_s = run_http(args.model, args.seconds)
+    http, rss, start_s = run_http(args.model, args.seconds, args.decoder)
     if args.plot:
         plot(http, args.plot)
     result = {
         "model": model.version,
+        "decoder": args.decoder,
         "step_backend": model.step_backend,
+        "step_ms": steps,
+        "step_ms_numpy_step": steps_numpy,
         "ref_ms_per_char": ref_char,
         "ref_ms_per_caption": ref_caption,
         "threshold_p50_ms": pct(thr, 50),

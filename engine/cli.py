@@ -125,7 +125,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(flag_problem(e, positional=positional)) from e
     fmt = req.format or settings.image_format
     out = _output_path(args.output, settings, template.slug, fmt) if req.image else None
-    service = load_service(settings, args.model)
+    service = load_service(settings, args.model, warm=False)  # a few rows, once
 
     async def run() -> MemeResult:
         await service.start()

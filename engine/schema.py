@@ -44,8 +44,9 @@ Method = Literal[
 ]
 ImageFormat = Literal["jpeg", "png", "webp"]
 ResponseKind = Literal["json", "image"]
-# What runs a decoding step on the CPU path: the compiled kernel, numpy, or the kernel where built.
-Decoder = Literal["auto", "kernel", "numpy"]
+# What runs a decoding step: the compiled kernel, numpy, TensorFlow (tf: on the GPU if any), or
+# auto (tf where TensorFlow sees a GPU, else the kernel where built, else numpy).
+Decoder = Literal["auto", "kernel", "numpy", "tf"]
 METHODS: tuple[Method, ...] = get_args(Method)
 FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
 RESPONSES: tuple[ResponseKind, ...] = get_args(ResponseKind)
@@ -355,7 +356,10 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     status: Literal["ready"]
     model_version: str
-    decoder: str = Field(description="what runs a decoding step: kernel, numpy or keras")
+    decoder: str = Field(
+        description="what runs a decoding step: kernel, numpy, keras (seed-cnn) or "
+        "tf:<device> (the tf decoder, e.g. tf:GPU:0 or tf:CPU:0)"
+    )
 
 
 # Image responses carry the caption in these headers.

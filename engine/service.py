@@ -186,13 +186,21 @@ class MemeService:
             return model
 
 
-def load_engine_model(settings: Settings, path: Path) -> LoadedModel:
-    """An artifact loaded with the engine's decoding settings (start-up and reloads alike)."""
-    return load_model(path, decoder=settings.decoder, threads=settings.decode_threads)
+def load_engine_model(settings: Settings, path: Path, *, warm: bool = True) -> LoadedModel:
+    """An artifact loaded with the engine's decoding settings (start-up and reloads alike).
+    `warm`: prepare the step for MEMEBOT_MAX_BATCH rows before serving (the tf decoder
+    compiles its programs then, not during requests; `memebot generate` skips it)."""
+    model = load_model(path, decoder=settings.decoder, threads=settings.decode_threads)
+    if warm:
+        model.warm(settings.max_batch_rows)
+    return model
 
 
-def load_service(settings: Settings, model_path: Path | None = None) -> MemeService:
-    return MemeService(settings, load_engine_model(settings, model_path or settings.model_dir))
+def load_service(
+    settings: Settings, model_path: Path | None = None, *, warm: bool = True
+) -> MemeService:
+    model = load_engine_model(settings, model_path or settings.model_dir, warm=warm)
+    return MemeService(settings, model)
 
 
 def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:

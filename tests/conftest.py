@@ -150,6 +150,39 @@ def other_tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) 
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_lstm_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """An lstm trained like `tiny_model` (same data, sizes and seconds)."""
+    return train_tiny(tiny_data, tmp_path_factory.mktemp("models") / "tiny-lstm", arch="lstm")
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """A transformer trained for a few seconds on `tiny_data` (2 blocks of width 32)."""
+    return train_tiny(
+        tiny_data,
+        tmp_path_factory.mktemp("models") / "tiny-transformer",
+        arch="transformer",
+        learning_rate=3e-3,
+        overrides={"d_model": "32", "layers": "2", "heads": "2", "ff": "64", "warmup_steps": "10"},
+    )
+
+
+# The architectures every decoding method and the engine are tested on: fixture of its tiny model.
+DECODED_ARCHS = {
+    "char-gru": "tiny_model",
+    "lstm": "tiny_lstm_model",
+    "transformer": "tiny_transformer",
+}
+
+
+@pytest.fixture(params=list(DECODED_ARCHS))
+def arch_model(request: pytest.FixtureRequest) -> Path:
+    """A tiny trained model of each architecture in DECODED_ARCHS (trained once a session)."""
+    path: Path = request.getfixturevalue(DECODED_ARCHS[request.param])
+    return path
+
+
 class StepGate:
     """Holds a real model's decoding steps until `opened` is set, so requests stay in flight
     for as long as a test needs, with no timing involved. `waiting` is set once a step waits."""
@@ -172,29 +205,6 @@ class StepGate:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     """A char-gru trained for a few seconds on `tiny_data` (shared by the slow tests)."""
     return train_tiny(tiny_data, tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="session")
-def tiny_transformer(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
-    """A transformer trained for a few seconds on `tiny_data` (2 blocks of width 32)."""
-    return train_tiny(
-        tiny_data,
-        tmp_path_factory.mktemp("models") / "tiny-transformer",
-        arch="transformer",
-        learning_rate=3e-3,
-        overrides={"d_model": "32", "layers": "2", "heads": "2", "ff": "64", "warmup_steps": "10"},
-    )
-
-
-# Every architecture's tiny model (the fixture's name), for the slow tests each architecture
-# must pass: a test taking `any_tiny_model` runs once per row.
-TINY_MODELS = {"char-gru": "tiny_model", "transformer": "tiny_transformer"}
-
-
-@pytest.fixture(params=list(TINY_MODELS))
-def any_tiny_model(request: pytest.FixtureRequest) -> Path:
-    path: Path = request.getfixturevalue(TINY_MODELS[request.param])
-    return path
 
 
 def captions_alone(model: Any, reqs: list[Any]) -> list[list[list[str]]]:

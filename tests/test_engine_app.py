@@ -82,9 +82,9 @@ async def until(cond: Callable[[], bool], what: str, limit: float = 60.0) -> Non
         await asyncio.sleep(0.001)
 
 
-def test_meme_json_and_image(any_tiny_model: Path, tmp_path: Path) -> None:
+def test_meme_json_and_image(tiny_model: Path, tmp_path: Path) -> None:
     async def go() -> None:
-        async with engine(any_tiny_model, settings(tmp_path)) as (http, svc, url):
+        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
             r = await http.post(
                 f"{url}/v1/memes", json={"template": "Two Buttons", "seed": 4, "n": 2}
             )
@@ -96,7 +96,7 @@ def test_meme_json_and_image(any_tiny_model: Path, tmp_path: Path) -> None:
                 body["options"]["decoding"]["method"] == "calibrated"
                 and body["options"]["seed"] == 4
             )
-            assert body["model_version"].startswith(f"{svc.model.arch}-")
+            assert body["model_version"].startswith("char-gru-")
             img = Image.open(io.BytesIO(base64.b64decode(body["image"]["data_base64"])))
             assert img.format == "JPEG" and body["image"]["alt_text"] == " / ".join(body["boxes"])
             again = await (
@@ -357,10 +357,13 @@ def test_auth_on_and_off(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_concurrent_requests_share_batches_and_match_alone(
-    any_tiny_model: Path, tmp_path: Path
+    arch_model: Path, tmp_path: Path
 ) -> None:
+    """Continuous batching (for every decoded architecture): requests in flight together share
+    model steps and get the captions they get alone."""
+
     async def go() -> None:
-        async with engine(any_tiny_model, settings(tmp_path)) as (http, svc, url):
+        async with engine(arch_model, settings(tmp_path)) as (http, svc, url):
 
             async def one(i: int) -> list[str]:
                 r = await http.post(
@@ -373,6 +376,26 @@ def test_concurrent_requests_share_batches_and_match_alone(
             together = await asyncio.gather(*(one(i) for i in range(6)))
             assert list(together) == alone
             assert svc.scheduler.steps - steps_before < sum(len("|".join(b)) + 2 for b in alone)
+
+    run(go)
+
+
+def test_every_method_over_http(arch_model: Path, tmp_path: Path) -> None:
+    """Each decoding method through the engine, on each decoded architecture's model."""
+    from engine.schema import METHODS
+
+    async def go() -> None:
+        async with engine(arch_model, settings(tmp_path)) as (http, svc, url):
+            ready = await (await http.get(f"{url}/readyz")).json()
+            assert ready["decoder"] == svc.model.step_backend
+            assert ready["model_version"].startswith(svc.model.arch + "-")
+            for method in METHODS:
+                body = {"template": "y-u-no", "image": False, "seed": 3, "decoding": method}
+                r = await http.post(f"{url}/v1/memes", json=body | {"top_k": 5, "top_p": 0.9})
+                assert r.status == 200, (method, await r.text())
+                got = await r.json()
+                assert len(got["boxes"]) == 2 and all(got["boxes"]), (method, got)
+                assert got["options"]["decoding"]["method"] == method
 
     run(go)
 

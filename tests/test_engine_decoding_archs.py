@@ -12,7 +12,7 @@ from engine.decoding.archs import KERAS_FILE, SERVED, served_arch
 from memebot.artifact.configs import CONFIGS
 from memebot.artifact.load import read_artifact
 from memebot.artifact.weights import WEIGHTS_FILE
-from memebot.errors import ArtifactError
+from memebot.errors import ArtifactError, UsageError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "default"
 
@@ -21,6 +21,7 @@ def test_every_architecture_is_served_from_one_entry() -> None:
     assert set(SERVED) == set(CONFIGS)
     assert SERVED["char-gru"].weights_file == WEIGHTS_FILE  # served with no ML framework
     assert SERVED["seed-cnn"].weights_file == KERAS_FILE
+    assert SERVED["lstm"].weights_file == WEIGHTS_FILE
     assert SERVED["transformer"].weights_file == WEIGHTS_FILE
 
 
@@ -36,6 +37,36 @@ def test_the_shipped_artifact_holds_what_its_entry_serves_from() -> None:
 
 def test_an_architecture_without_an_entry_is_refused() -> None:
     art = read_artifact(SHIPPED, weights=False)
-    art.meta = dataclasses.replace(art.meta, arch="lstm")
-    with pytest.raises(ArtifactError, match="cannot serve architecture 'lstm'"):
+    art.meta = dataclasses.replace(art.meta, arch="rnn-from-the-future")
+    with pytest.raises(ArtifactError, match="cannot serve architecture 'rnn-from-the-future'"):
         served_arch(art)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fixture", "named"),
+    [("tiny_lstm_model", "an lstm model"), ("tiny_transformer", "a transformer model")],
+    ids=["lstm", "transformer"],
+)
+def test_numpy_only_architectures_refuse_the_kernel(
+    fixture: str, named: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lstm and the transformer have no compiled kernel: "auto" steps in NumPy (where
+    TensorFlow sees no GPU), "kernel" is one clear error naming the setting."""
+    from engine.decoding import tf_device
+    from engine.decoding.loader import load_model
+
+    path: Path = request.getfixturevalue(fixture)
+    monkeypatch.setattr(tf_device, "gpu_seen", lambda: False)
+    for decoder in ("auto", "numpy"):
+        assert load_model(path, decoder=decoder).step_backend == "numpy"
+    with pytest.raises(UsageError, match=rf"^MEMEBOT_DECODER=kernel: .* {named} decodes"):
+        load_model(path, decoder="kernel")
+    if fixture == "tiny_transformer":  # no tf step either: a GPU changes nothing for auto
+        monkeypatch.setattr(tf_device, "gpu_seen", lambda: True)
+        assert load_model(path, decoder="auto").step_backend == "numpy"
+        with pytest.raises(UsageError, match="tf: architecture 'transformer' has no tf step"):
+            load_model(path, decoder="tf")
+    art = read_artifact(path)
+    shapes = art.config.weight_shapes(art.vocab.size, art.templates.n_slots)
+    assert art.weights is not None and shapes is not None and len(shapes) == len(art.weights)

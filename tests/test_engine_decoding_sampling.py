@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.decoding.pickers import METHODS, Decoding, pick
+from engine.decoding.pickers import Decoding, pick
 from tests.conftest import captions_alone
 from training.data import Caption
 
@@ -63,11 +63,11 @@ def test_same_seed_same_choice_sequence() -> None:
 
 
 @pytest.mark.slow
-def test_captions_honour_box_count_start_and_seed(any_tiny_model: Path) -> None:
+def test_captions_honour_box_count_start_and_seed(arch_model: Path) -> None:
     from engine.decoding.batch import sample_captions
     from engine.decoding.loader import load_model
 
-    m = load_model(any_tiny_model)
+    m = load_model(arch_model)
     for n in (1, 2, 4):
         (s,) = sample_captions(m, ["two-buttons"], n_boxes=[n], seed=1)
         assert len(s.boxes) == n and all(b for b in s.boxes)
@@ -82,12 +82,12 @@ def test_captions_honour_box_count_start_and_seed(any_tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-def test_batched_equals_unbatched(any_tiny_model: Path) -> None:
+def test_batched_equals_unbatched(arch_model: Path) -> None:
     from engine.decoding.batch import run_jobs
     from engine.decoding.jobs import CaptionRequest, make_job
     from engine.decoding.loader import load_model
 
-    m = load_model(any_tiny_model)
+    m = load_model(arch_model)
     reqs = [
         CaptionRequest("two-buttons", 2, seed=1),
         CaptionRequest(
@@ -104,28 +104,12 @@ def test_batched_equals_unbatched(any_tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", METHODS)
-def test_every_method_decodes_every_architecture(any_tiny_model: Path, method: str) -> None:
-    from engine.decoding.batch import sample_captions
-    from engine.decoding.loader import load_model
-
-    m = load_model(any_tiny_model)
-    d = Decoding(method)
-    caps = sample_captions(
-        m, ["two-buttons", "y-u-no"], n_boxes=[2, 3], start="when", decoding=d, seed=5
-    )
-    for s, n in zip(caps, [2, 3], strict=True):
-        assert len(s.boxes) == n and all(s.boxes) and s.boxes[0].startswith("when"), s
-        assert len(s.text) <= 82 and s.logprob < 0
-
-
-@pytest.mark.slow
-def test_beam_returns_best_of_collected_captions(any_tiny_model: Path) -> None:
+def test_beam_returns_best_of_collected_captions(arch_model: Path) -> None:
     from engine.decoding.batch import run_jobs
     from engine.decoding.jobs import CaptionRequest, make_job
     from engine.decoding.loader import load_model
 
-    m = load_model(any_tiny_model)
+    m = load_model(arch_model)
     job = make_job(
         m,
         CaptionRequest(
@@ -136,6 +120,35 @@ def test_beam_returns_best_of_collected_captions(any_tiny_model: Path) -> None:
     caps = job.captions()
     assert len(caps) == 5 and all(len(c.boxes) == 2 and all(c.boxes) for c in caps)
     assert [c.logprob for c in caps] == sorted((c.logprob for c in caps), reverse=True)
+
+
+@pytest.mark.slow
+def test_every_method_decodes_every_architecture(arch_model: Path) -> None:
+    """Each decoding method, in one batch with the others, gives whole captions that do not
+    depend on the batch, and the model's own step runs them (no kernel for lstm)."""
+    from engine.decoding.batch import run_jobs
+    from engine.decoding.jobs import CaptionRequest, make_job
+    from engine.decoding.loader import load_model
+    from engine.schema import METHODS
+
+    m = load_model(arch_model)
+    assert m.step_backend in (("kernel", "numpy") if m.arch == "char-gru" else ("numpy",))
+    reqs = [
+        CaptionRequest(
+            "two-buttons",
+            2,
+            decoding=Decoding(method, temperature=0.8, top_k=5, top_p=0.9, beam_width=3),
+            seed=i,
+            n=2,
+        )
+        for i, method in enumerate(METHODS)
+    ]
+    jobs = [make_job(m, r) for r in reqs]
+    run_jobs(m, jobs)
+    got = [[s.boxes for s in j.captions()] for j in jobs]
+    assert got == captions_alone(m, reqs)
+    for method, caps in zip(METHODS, got, strict=True):
+        assert len(caps) == 2 and all(len(b) == 2 and all(b) for b in caps), (method, caps)
 
 
 def test_threshold_weighted_keeps_candidates_and_follows_probabilities() -> None:
@@ -244,7 +257,7 @@ def test_template_table_without_length_stats_still_loads() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("length", [5, 30])
-def test_calibrated_boxes_follow_the_template_lengths(any_tiny_model: Path, length: int) -> None:
+def test_calibrated_boxes_follow_the_template_lengths(arch_model: Path, length: int) -> None:
     """With every quantile at `length`, each box closes no earlier than length - CLOSE_EARLY
     (the marker is masked before) and, past it, at the first plausible word end."""
     import dataclasses
@@ -253,7 +266,7 @@ def test_calibrated_boxes_follow_the_template_lengths(any_tiny_model: Path, leng
     from engine.decoding.loader import load_model
     from memebot.artifact.templates import LENGTH_LEVELS, TemplateTable
 
-    m = load_model(any_tiny_model)
+    m = load_model(arch_model)
     q = tuple(float(length) for _ in LENGTH_LEVELS)
     entries = [
         dataclasses.replace(e, box_lengths=(q, q)) if e.slug == "two-buttons" else e

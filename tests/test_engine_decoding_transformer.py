@@ -10,13 +10,12 @@ import pytest
 
 from engine.decoding.batch import run_jobs, sample_captions
 from engine.decoding.jobs import CaptionRequest, make_job
-from engine.decoding.model import LoadedModel, transformer_stepper
+from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import METHODS, Decoding
 from engine.decoding.transformer import KVCache, TransformerStepper
 from memebot.artifact.configs import TransformerConfig
 from memebot.artifact.templates import TemplateEntry, TemplateTable
 from memebot.artifact.vocab import Vocab
-from memebot.errors import ArtifactError
 
 # d_model 24 over 3 heads (head width 8), 2 blocks, 20 positions: small enough for seconds.
 CFG = TransformerConfig(d_model=24, layers=2, heads=3, ff=40, max_len=20, max_boxes=3)
@@ -168,16 +167,6 @@ def test_max_len_is_cut_to_the_positions_and_a_start_must_fit_them() -> None:
     assert s.boxes[0].startswith("x" * 17) and len(s.text) <= 20
     with pytest.raises(ValueError, match="in the 20 characters this model writes"):
         make_job(m, CaptionRequest("two-buttons", 2, start="x" * 18, max_len=200))
-
-
-def test_decoders() -> None:
-    w = random_weights()
-    assert isinstance(transformer_stepper(w, CFG, decoder="auto"), TransformerStepper)
-    assert isinstance(transformer_stepper(w, CFG, decoder="numpy"), TransformerStepper)
-    with pytest.raises(ArtifactError, match="decoder 'kernel': the transformer decodes with numpy"):
-        transformer_stepper(w, CFG, decoder="kernel")
-    with pytest.raises(ValueError, match="choose one of"):
-        transformer_stepper(w, CFG, decoder="gpu")
 
 
 @pytest.mark.slow

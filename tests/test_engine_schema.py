@@ -200,7 +200,7 @@ def test_one_source_for_each_default() -> None:
     assert pickers.Decoding("beam", min_score=0.05).min_score == 0.05  # an explicit value stays
     assert pickers.Decoding("greedy").min_score == schema.MIN_SCORE
     # Decoder names: one Literal in the schema, used by the settings and the loaders.
-    assert model.DECODERS is loader.DECODERS is schema.DECODERS == ("auto", "kernel", "numpy")
+    assert model.DECODERS is loader.DECODERS is schema.DECODERS == ("auto", "kernel", "numpy", "tf")
     decoder_type = Settings.model_fields["decoder"].annotation
     assert decoder_type == schema.Decoder
     with pytest.raises(UsageError, match="MEMEBOT_DECODER"):

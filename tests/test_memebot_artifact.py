@@ -17,7 +17,13 @@ import numpy as np
 import pytest
 
 from engine.decoding.loader import load_model
-from memebot.artifact.configs import CharGRUConfig, ConfigError, SeedCNNConfig, TransformerConfig
+from memebot.artifact.configs import (
+    CharGRUConfig,
+    ConfigError,
+    LSTMConfig,
+    SeedCNNConfig,
+    TransformerConfig,
+)
 from memebot.artifact.meta import read_meta
 from memebot.artifact.weights import load_weights, save_weights
 from memebot.errors import ArtifactError
@@ -69,7 +75,7 @@ def _set_config(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (_set("files", {}), "files must list vocab.json"),
         (_set("version", 3), "field 'version' must be a string"),
         (_set("version", "  "), "field 'version' is empty"),
-        (_set("arch", "lstm"), "unknown architecture 'lstm'"),
+        (_set("arch", "markov"), "unknown architecture 'markov'"),
         (_set("format_version", 2), "format_version 2"),
         (_set("surprise", 1), r"unknown fields \['surprise'\]"),
         (lambda m: m.pop("created"), "field 'created' is missing"),
@@ -99,6 +105,8 @@ def test_meta_schema_refuses_with_the_field(
         (CharGRUConfig, "template_dropout", float("nan")),
         (SeedCNNConfig, "filters", 2.5),
         (SeedCNNConfig, "dropout", -0.1),
+        (LSTMConfig, "layers", 0),
+        (LSTMConfig, "dropout", 1.0),
         (TransformerConfig, "heads", 3),  # must divide d_model 256
         (TransformerConfig, "warmup_steps", -1),
     ],

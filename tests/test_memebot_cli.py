@@ -51,8 +51,8 @@ def test_help_lists_subcommands() -> None:
     ("args", "needles"),
     [
         (
-            ["train", "--arch", "lstm", "--out", "{tmp}/m", "--data", "{data}"],
-            ["--arch lstm", "unknown architecture"],
+            ["train", "--arch", "markov", "--out", "{tmp}/m", "--data", "{data}"],
+            ["--arch markov", "unknown architecture"],
         ),
         (["train", "--data", "{tmp}/missing", "--out", "{tmp}/m"], ["missing: no such file"]),
         (

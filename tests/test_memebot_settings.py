@@ -19,6 +19,7 @@ def test_defaults_are_embedded() -> None:
     [
         ({"MEMEBOT_DECODER": "numpy"}, "decoder", "numpy"),
         ({"MEMEBOT_DECODER": "Kernel"}, "decoder", "kernel"),
+        ({"MEMEBOT_DECODER": "TF"}, "decoder", "tf"),
         ({"MEMEBOT_DECODE_THREADS": "1"}, "decode_threads", 1),
         ({"MEMEBOT_DECODE_THREADS": "0"}, "decode_threads", 0),
         ({"MEMEBOT_MAX_BATCH": "64"}, "max_batch_rows", 64),
@@ -48,7 +49,10 @@ def test_values_are_read(env: dict[str, str], field: str, value: object) -> None
 @pytest.mark.parametrize(
     ("env", "needle"),
     [
-        ({"MEMEBOT_DECODER": "gpu"}, "MEMEBOT_DECODER='gpu': choose one of auto, kernel, numpy"),
+        (
+            {"MEMEBOT_DECODER": "gpu"},
+            "MEMEBOT_DECODER='gpu': choose one of auto, kernel, numpy, tf",
+        ),
         ({"MEMEBOT_DECODE_THREADS": "-1"}, "MEMEBOT_DECODE_THREADS='-1': must be at least 0"),
         ({"MEMEBOT_DECODE_THREADS": "two"}, "MEMEBOT_DECODE_THREADS='two': expected an integer"),
         ({"MEMEBOT_MAX_BATCH": "0"}, "MEMEBOT_MAX_BATCH='0': must be at least 1"),

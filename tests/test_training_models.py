@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from engine.decoding.char_gru import CharGRUStepper
+from engine.decoding.lstm import LSTMStepper
 from engine.decoding.seed_cnn import encode_rows
-from memebot.artifact.configs import CharGRUConfig, SeedCNNConfig, TransformerConfig
+from memebot.artifact.configs import CharGRUConfig, LSTMConfig, SeedCNNConfig, TransformerConfig
 from memebot.artifact.templates import TemplateEntry, TemplateTable
 from memebot.artifact.vocab import BOS, PAD, Vocab
 from training.batches import SeedBatches, gru_arrays
 from training.data import Caption
-from training.models import char_gru, seed_cnn
+from training.models import char_gru, lstm, seed_cnn
+from training.models.recurrent import weights_of
 
 
 def test_seed_rows_match_the_article() -> None:
@@ -80,17 +84,24 @@ def test_gru_arrays_teacher_forcing() -> None:
 
 
 @pytest.mark.slow
-def test_numpy_stepper_matches_keras() -> None:
-    cfg = CharGRUConfig(char_emb=8, template_emb=4, box_emb=3, hidden=16, layers=2)
+@pytest.mark.parametrize(
+    ("module", "config_class", "stepper_class"),
+    [(char_gru, CharGRUConfig, CharGRUStepper), (lstm, LSTMConfig, LSTMStepper)],
+    ids=["char-gru", "lstm"],
+)
+def test_numpy_stepper_matches_keras(module: Any, config_class: Any, stepper_class: Any) -> None:
+    """Teacher-forced full forward pass of the Keras model == the NumPy step, step by step."""
+    cfg = config_class(char_emb=8, template_emb=4, box_emb=3, hidden=16, layers=2, max_boxes=2)
     v = Vocab.build(["hello world|bye|"])
-    model = char_gru.build(cfg, v.size, n_slots=3)
+    model = module.build(cfg, v.size, n_slots=3)
     rng = np.random.default_rng(0)
     for w in model.weights:  # non-trivial biases too
         w.assign(rng.normal(0, 0.5, w.shape).astype("float32"))
-    texts = [v.encode("hello|world|"), v.encode("bye|x|")]
+    # box indices past max_boxes share its last embedding, in both
+    texts = [v.encode("hello|world|o|"), v.encode("bye|x|")]
     x, _, _ = gru_arrays(texts, np.array([1, 2]), v.box_end_id)
     ref = np.asarray(model(x, training=False))  # [B,T,V]
-    stepper = CharGRUStepper(char_gru.weights_of(model), cfg)
+    stepper = stepper_class(weights_of(model), cfg)
     state = stepper.initial_state(2)
     for t in range(x["chars"].shape[1]):
         logits, state = stepper.step(state, x["chars"][:, t], x["boxes"][:, t], x["template"])

@@ -12,6 +12,7 @@ import pytest
 
 from memebot.errors import ArtifactError, DataError, UsageError
 from tests.conftest import make_imgflip_dir, train_tiny
+from training.models import ARCHITECTURES
 from training.prepare import prepare
 from training.train import TrainOptions, train
 
@@ -25,11 +26,13 @@ def unigram_nats(train_texts: list[str], val_texts: list[str]) -> float:
     return -sum(math.log((counts[c] + 1) / (total + len(counts) + 1)) for c in chars) / len(chars)
 
 
-def test_artifact_is_complete_and_beats_unigram(any_tiny_model: Path, tiny_data: Path) -> None:
+def test_artifact_is_complete_and_beats_unigram(arch_model: Path, tiny_data: Path) -> None:
+    """For each decoded architecture: a seconds-long run gives a complete, loadable artifact
+    whose val nats/char beats a unigram model's by a margin."""
     from training.evaluate import evaluate
     from training.trained import load_trained as load_model
 
-    tiny_model = any_tiny_model  # each architecture's (tests/conftest.py, TINY_MODELS)
+    tiny_model = arch_model
     names = {p.name for p in tiny_model.iterdir()}
     assert {
         "model.keras",
@@ -41,14 +44,16 @@ def test_artifact_is_complete_and_beats_unigram(any_tiny_model: Path, tiny_data:
         "curves.png",
     } <= names
     meta = json.loads((tiny_model / "meta.json").read_text())
-    key, value = {"char-gru": ("hidden", 48), "transformer": ("d_model", 32)}[meta["arch"]]
-    assert meta["config"][key] == value  # the fixture's --set
+    small = {"hidden": 48, "d_model": 32}  # the fixture's --set, by architecture
+    assert any(meta["config"].get(k) == v for k, v in small.items())
+    assert meta["version"].startswith(meta["arch"] + "-")
     assert meta["data_fingerprint"] and meta["created"] and meta["command"].startswith("memebot")
     assert meta["metrics"]["val_nats_per_char"] > 0
     assert not tiny_model.with_name(tiny_model.name + ".partial").exists()
 
     prep = prepare(tiny_data)
     model = load_model(tiny_model)
+    assert model.arch.name == meta["arch"]
     res = evaluate(model, prep.splits["val"])
     base = unigram_nats(
         [c.text for c in prep.splits["train"]], [c.text for c in prep.splits["val"]]
@@ -86,8 +91,8 @@ def test_existing_output_dir_refused(tiny_data: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_arch_refused(tiny_data: Path, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="--arch lstm"):
-        train(TrainOptions(data=tiny_data, out=tmp_path / "m", arch="lstm"), echo=lambda _s: None)
+    with pytest.raises(UsageError, match="--arch markov"):
+        train(TrainOptions(data=tiny_data, out=tmp_path / "m", arch="markov"), echo=lambda _s: None)
 
 
 def test_missing_data_refused_without_partial_artifact(tmp_path: Path) -> None:
@@ -233,6 +238,43 @@ def test_budget_tensorboard_and_mirrored_strategy(tiny_data: Path, tmp_path: Pat
     assert any(tb.rglob("events.out.tfevents.*"))
 
 
+# Small configs so that one batch of each architecture costs well under a second.
+TINY_CONFIGS = {
+    "char-gru": {"hidden": "16", "layers": "1", "char_emb": "8"},
+    "lstm": {"hidden": "16", "layers": "1", "char_emb": "8"},
+    "seed-cnn": {"filters": "8", "dense": "16", "embedding": "4"},
+}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_max_minutes_stops_within_one_batch(arch: str, tiny_data: Path, tmp_path: Path) -> None:
+    """A budget already spent when training starts: every architecture stops after its first
+    batch of a long epoch (not at the epoch's end), starts no other epoch and still ships an
+    artifact."""
+    out = tmp_path / "m"
+    lines: list[str] = []
+    train(
+        TrainOptions(
+            data=tiny_data,
+            out=out,
+            arch=arch,
+            epochs=50,
+            batch_size=8,  # ~55 batches per epoch of the tiny data
+            max_minutes=1e-6,
+            verbose=0,
+            precision="float32",
+            overrides=TINY_CONFIGS.get(arch, {}),
+        ),
+        echo=lines.append,
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    assert meta["metrics"]["stopped_by_budget"] is True
+    assert history["batches"] == [1]  # one epoch, one batch
+    assert any(line.endswith("reached: stopped at batch 1") for line in lines)
+    assert not any(line.startswith("  sample") for line in lines)  # no sampling past the budget
+
+
 def test_init_from_continues_from_parent_weights(
     tiny_model: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
@@ -281,6 +323,7 @@ def test_no_val_split_refused_before_writing_anything(tmp_path: Path) -> None:
         ("auto", "char-gru", False, False, "float32"),
         ("auto", "char-gru", True, True, "float32"),
         ("auto", "seed-cnn", False, True, "float32"),
+        ("auto", "lstm", False, True, "mixed_bfloat16"),
         ("auto", "transformer", False, True, "mixed_bfloat16"),
         ("auto", "transformer", True, True, "float32"),
         ("float32", "char-gru", False, True, "float32"),
@@ -324,12 +367,15 @@ def test_cpu_has_bf16_reads_flags(tmp_path: Path, flags: str, expected: bool) ->
     assert cpu_has_bf16(tmp_path / "missing") is False
 
 
-def test_bfloat16_training_writes_a_float32_artifact(tiny_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ["char-gru", "lstm"])
+def test_bfloat16_training_writes_a_float32_artifact(
+    arch: str, tiny_data: Path, tmp_path: Path
+) -> None:
     """Mixed precision is a training detail: the artifact is float32 and scores as recorded."""
     from training.evaluate import evaluate
     from training.trained import load_trained as load_model
 
-    out = train_tiny(tiny_data, tmp_path / "bf16", epochs=4, precision="mixed_bfloat16")
+    out = train_tiny(tiny_data, tmp_path / "bf16", arch=arch, epochs=4, precision="mixed_bfloat16")
     meta = json.loads((out / "meta.json").read_text())
     assert meta["metrics"]["precision"] == "mixed_bfloat16"
     model = load_model(out)

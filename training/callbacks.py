@@ -4,6 +4,7 @@ curves PNG."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,40 @@ from training.models.base import Architecture  # not training.models: it imports
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training once `minutes` of wall clock have passed (checked every batch)."""
+    """Stops training once `minutes` of wall clock have passed since `started`.
 
-    def __init__(self, minutes: float | None, started: float | None = None):
+    Checked after every training batch (Keras ends the epoch there), so the run stops within
+    one batch of the budget whatever the epoch length or architecture; then that epoch's
+    validation pass runs (the best checkpoint needs it). Also checked after every epoch,
+    validation included: a budget spent while validating starts no new epoch, which would
+    train one more batch and then validate on the whole val split again."""
+
+    def __init__(
+        self,
+        minutes: float | None,
+        started: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         super().__init__()
-        self.minutes = minutes
-        self.started = started or time.monotonic()
+        self.minutes, self.clock = minutes, clock
+        self.started = clock() if started is None else started
         self.hit = False
+        self.batches = 0  # training batches run under this budget
 
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        if self.minutes is not None and time.monotonic() - self.started > self.minutes * 60:
+    def spent(self) -> bool:
+        return self.minutes is not None and self.clock() - self.started > self.minutes * 60
+
+    def _check(self) -> None:
+        if self.spent():
             self.hit = True
             self.model.stop_training = True
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.batches += 1
+        self._check()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self._check()
 
 
 # Nats per character no honest training run reaches: guessing uniformly over the ~80
@@ -67,7 +90,8 @@ class StopOnDivergence(keras.callbacks.TerminateOnNaN):
 
 
 class PrintSamples(keras.callbacks.Callback):
-    """Prints a few threshold-decoded captions after every epoch (the shared sampler)."""
+    """Prints a few threshold-decoded captions after every epoch (the shared sampler), except
+    once `budget` is spent: samples are for watching a run, and seed-cnn's take a while."""
 
     def __init__(
         self,
@@ -78,12 +102,15 @@ class PrintSamples(keras.callbacks.Callback):
         slugs: list[str],
         seed: int = 0,
         echo: Any = print,
+        budget: TimeBudget | None = None,
     ):
         super().__init__()
         self.arch, self.config, self.vocab, self.templates = arch, config, vocab, templates
-        self.slugs, self.seed, self.echo = slugs, seed, echo
+        self.slugs, self.seed, self.echo, self.budget = slugs, seed, echo, budget
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.budget is not None and self.budget.spent():
+            return
         lm = self.arch.decoder(self.model, self.config, self.vocab, self.templates)
         for s in sample_captions(lm, self.slugs, seed=self.seed + epoch):
             self.echo(f"  sample [{s.template}] " + " / ".join(s.boxes))
@@ -115,25 +142,27 @@ class HistoryWriter(keras.callbacks.Callback):
         super().__init__()
         self.workdir = workdir
         self.history: dict[str, list[float]] = {k: list(v) for k, v in (previous or {}).items()}
-        self.epoch_started = time.monotonic()
-        self.batches = 0
+        self.on_epoch_begin(0)
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.epoch_started = time.monotonic()
+        self.epoch_started = self.first_batch_end = self.last_batch_end = time.monotonic()
         self.batches = 0
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         self.batches += 1
         self.last_batch_end = time.monotonic()
+        if self.batches == 1:
+            self.first_batch_end = self.last_batch_end
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         logs = dict(logs or {})
         logs["epoch_seconds"] = time.monotonic() - self.epoch_started
         logs["batches"] = self.batches
+        # The first batch of a run carries graph tracing and pipeline warm-up: steady-state
+        # throughput leaves it out (bench/train.py).
+        logs["first_batch_seconds"] = self.first_batch_end - self.epoch_started
         # Time spent in training steps only (validation excluded), for throughput figures.
-        logs["train_seconds"] = (
-            getattr(self, "last_batch_end", self.epoch_started) - self.epoch_started
-        )
+        logs["train_seconds"] = self.last_batch_end - self.epoch_started
         lr = self.model.optimizer.learning_rate
         logs["learning_rate"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
         for k, v in logs.items():

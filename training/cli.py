@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "--lr",
         type=float,
         default=0.0,
-        help="learning rate (> 0); 0 = architecture default (char-gru 2e-3, seed-cnn and "
-        "transformer 1e-3)",
+        help="learning rate (> 0); 0 = architecture default (char-gru and lstm 2e-3, "
+        "seed-cnn and transformer 1e-3)",
     )
     t.add_argument(
         "--steps-per-epoch", type=int, default=0, help="batches per epoch (>= 1); 0 = full pass"
@@ -78,7 +78,8 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "--max-minutes",
         type=float,
         default=None,
-        help="wall-clock budget for training (> 0); none by default",
+        help="wall-clock budget for training (> 0), checked after every batch; the stopped "
+        "epoch's validation and the final evaluation follow it. None by default",
     )
     t.add_argument(
         "--seed",
@@ -86,12 +87,14 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         default=1337,
         help="random seed for weights, shuffling, dropout (0 to 4294967295)",
     )
-    t.add_argument("--xla", action="store_true", help="XLA-compile the training step (char-gru)")
+    t.add_argument(
+        "--xla", action="store_true", help="XLA-compile the training step (char-gru, lstm)"
+    )
     t.add_argument(
         "--precision",
         default="auto",
         choices=("auto", "float32", "mixed_bfloat16"),
-        help="training arithmetic; auto = mixed_bfloat16 for char-gru on a CPU with bfloat16 "
+        help="training arithmetic; auto = mixed_bfloat16 for char-gru and lstm on a CPU with bf16 "
         "dot products (AVX512-BF16/AMX), else float32. Weights and artifacts are float32 always",
     )
     t.add_argument(

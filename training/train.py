@@ -43,7 +43,9 @@ class TrainOptions:
     learning_rate: float = 0.0  # 0 = the architecture's default
     steps_per_epoch: int = 0  # 0 = one full pass over the training split
     patience: int = 3  # early stopping: epochs without val improvement
-    max_minutes: float | None = None  # wall-clock budget for fitting
+    # Wall-clock budget from the start of the run, checked after every training batch and
+    # epoch; the stopped epoch's validation and the final evaluation run after it.
+    max_minutes: float | None = None
     seed: int = 1337
     resume: bool = False
     tensorboard: Path | None = None  # TensorBoard log directory (kept after the run)
@@ -54,7 +56,7 @@ class TrainOptions:
     val_limit: int = 0  # validate on only the first N val captions (0 = all; seed-cnn is slow)
     overrides: dict[str, str] = field(default_factory=dict)  # --set key=value on the config
     verbose: int = 1
-    jit: bool = False  # XLA-compile the training step (char-gru; pays ~100 s of compiling)
+    jit: bool = False  # XLA-compile the training step (char-gru, lstm; ~100 s of compiling)
     precision: str = "auto"  # auto | float32 | mixed_bfloat16 (see resolve_precision)
     # Curated rows (JSON lines with "weight") added to the training split, each repeated
     # round(weight * extra_weight) times; validation stays on the base data's val split.
@@ -77,9 +79,10 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 
 def resolve_precision(requested: str, arch: str, *, gpu: bool, bf16_cpu: bool) -> str:
-    """The precision a run trains in. "auto": mixed_bfloat16 for char-gru and the transformer
-    on a CPU with bfloat16 dot products (~1.3x and ~1.4x the characters per second, measured
-    in docs/BENCHMARKS.md and docs/TRAINING.md), float32 otherwise: on a GPU (cuDNN's GRU is
+    """The precision a run trains in. "auto": mixed_bfloat16 for an architecture that can
+    (char-gru, lstm, transformer) on a CPU with bfloat16 dot products (~1.3x the characters per
+    second for char-gru, measured in docs/BENCHMARKS.md; ~1.4x less CPU time per batch for the
+    transformer, docs/TRAINING.md), float32 otherwise: on a GPU (cuDNN's recurrent kernels are
     float32 here), on other CPUs (bfloat16 would be emulated), and always for seed-cnn, the
     baseline as published."""
     if requested not in PRECISIONS:
@@ -313,7 +316,9 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
         budget,
         HistoryWriter(work, previous if opts.resume else None),
-        PrintSamples(arch, config, vocab, templates, _sample_slugs(templates), opts.seed, echo),
+        PrintSamples(
+            arch, config, vocab, templates, _sample_slugs(templates), opts.seed, echo, budget
+        ),
         *arch.callbacks(config, lr),
     ]
     if opts.tensorboard:
@@ -351,6 +356,8 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             ) from e
         raise
     fit_seconds = time.monotonic() - fit_started
+    if budget.hit:
+        echo(f"--max-minutes {opts.max_minutes:g} reached: stopped at batch {budget.batches}")
     if best.is_file():
         model.load_weights(best)
     if not all(np.isfinite(w).all() for w in model.get_weights()):

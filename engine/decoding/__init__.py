@@ -5,8 +5,12 @@
     rowtable.py   the rows of every RowJob of a batch, as arrays
     batch.py      Batch (one model call per character for all jobs), run_jobs, sample_captions
     model.py      LoadedModel: vocabulary + template table + a stepper
-    char_gru.py, gru_kernel.py (+ _gru_step.c), seed_cnn.py   the steppers
-    archs.py      the served architectures: where each one's weights come from, its stepper
+    char_gru.py, gru_kernel.py (+ _gru_step.c), lstm.py, seed_cnn.py   the steppers
+    recurrent.py  what the NumPy char-gru and lstm steps share
+    tf_step.py    the tf decoder: TFStepper compiles an architecture's TFCell (imports TensorFlow)
+    char_gru_tf.py, lstm_tf.py  their TFCells;  tf_device.py  is TensorFlow here, does it see a GPU
+    archs.py      the served architectures: where each one's weights come from, its stepper,
+                  its tf cell; build_stepper resolves MEMEBOT_DECODER
     loader.py     load_model: read + check an artifact, build its stepper, decode once
 
 Imports flow one way (pickers <- jobs <- rowtable <- batch <- loader; model <- archs <- loader;

@@ -1,19 +1,28 @@
-"""The architectures the engine serves: for each, where its served weights come from and how
-its stepper is built. A new architecture plugs in here once (its config, its weight shapes and
-training live in memebot/artifact/configs.py and training/models/)."""
+"""The architectures the engine serves: for each, where its served weights come from, how its
+stepper is built and, optionally, its TensorFlow step for the tf decoder. A new architecture
+plugs in here once (its config, its weight shapes and training live in
+memebot/artifact/configs.py and training/models/).
+
+`build_stepper` resolves MEMEBOT_DECODER: `tf` (or `auto` on a machine where TensorFlow sees a
+GPU, tf_device.py) builds the architecture's `tf_cell` under tf_step.TFStepper; anything else
+goes to its own `stepper`. TensorFlow is imported only on the tf path.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from engine.decoding import seed_cnn
-from engine.decoding.model import Stepper, char_gru_stepper, transformer_stepper
-from memebot.artifact.configs import CharGRUConfig, SeedCNNConfig, TransformerConfig
+from engine.decoding import lstm, seed_cnn, tf_device, transformer
+from engine.decoding.model import Stepper, char_gru_stepper
+from memebot.artifact.configs import CharGRUConfig, LSTMConfig, SeedCNNConfig, TransformerConfig
 from memebot.artifact.load import Artifact, read_npz_weights
 from memebot.artifact.weights import WEIGHTS_FILE
-from memebot.errors import ArtifactError
+from memebot.errors import ArtifactError, UsageError
+
+if TYPE_CHECKING:
+    from engine.decoding.tf_step import TFCell
 
 KERAS_FILE = "model.keras"
 
@@ -25,9 +34,12 @@ class ServedArch:
     weights_file: str
     # (artifact read without weights, decoder name, kernel threads) -> a checked stepper
     stepper: Callable[[Artifact, str, int], Stepper]
+    # The tf decoder's step: artifact -> a tf_step.TFCell, called in the device scope (its
+    # module imports TensorFlow: import it inside). None: the architecture has no tf step.
+    tf_cell: Callable[[Artifact], TFCell] | None = None
 
 
-C = TypeVar("C", CharGRUConfig, SeedCNNConfig, TransformerConfig)
+C = TypeVar("C", CharGRUConfig, SeedCNNConfig, LSTMConfig, TransformerConfig)
 
 
 def _config(art: Artifact, kind: type[C]) -> C:
@@ -41,21 +53,49 @@ def _char_gru(art: Artifact, decoder: str, threads: int) -> Stepper:
     return char_gru_stepper(read_npz_weights(art), config, decoder=decoder, threads=threads)
 
 
+def _char_gru_tf(art: Artifact) -> TFCell:
+    from engine.decoding.char_gru_tf import CharGRUCell
+
+    return CharGRUCell(read_npz_weights(art), _config(art, CharGRUConfig))
+
+
 def _seed_cnn(art: Artifact, _decoder: str, _threads: int) -> Stepper:
     config = _config(art, SeedCNNConfig)
     keras_model = seed_cnn.load_keras(art.path / KERAS_FILE, config, art.vocab)
     return seed_cnn.SeedStepper(keras_model, config, art.vocab)
 
 
+def _lstm(art: Artifact, decoder: str, _threads: int) -> Stepper:
+    config = _config(art, LSTMConfig)
+    if decoder == "kernel":  # the compiled kernel is char-gru's
+        raise UsageError(
+            "MEMEBOT_DECODER=kernel: the compiled kernel steps char-gru only; an lstm model "
+            "decodes with numpy (or tf); use auto"
+        )
+    return lstm.LSTMStepper(read_npz_weights(art), config)
+
+
+def _lstm_tf(art: Artifact) -> TFCell:
+    from engine.decoding.lstm_tf import LSTMCell
+
+    return LSTMCell(read_npz_weights(art), _config(art, LSTMConfig))
+
+
 def _transformer(art: Artifact, decoder: str, _threads: int) -> Stepper:
     config = _config(art, TransformerConfig)
-    return transformer_stepper(read_npz_weights(art), config, decoder=decoder)
+    if decoder == "kernel":  # the compiled kernel is char-gru's
+        raise UsageError(
+            "MEMEBOT_DECODER=kernel: the compiled kernel steps char-gru only; a transformer "
+            "model decodes with numpy (its KV-cache step); use auto"
+        )
+    return transformer.TransformerStepper(read_npz_weights(art), config)
 
 
 SERVED: dict[str, ServedArch] = {
-    "char-gru": ServedArch(WEIGHTS_FILE, _char_gru),
+    "char-gru": ServedArch(WEIGHTS_FILE, _char_gru, tf_cell=_char_gru_tf),
     "seed-cnn": ServedArch(KERAS_FILE, _seed_cnn),
-    "transformer": ServedArch(WEIGHTS_FILE, _transformer),
+    "lstm": ServedArch(WEIGHTS_FILE, _lstm, tf_cell=_lstm_tf),
+    "transformer": ServedArch(WEIGHTS_FILE, _transformer),  # no tf step (yet)
 }
 
 
@@ -67,3 +107,31 @@ def served_arch(art: Artifact) -> ServedArch:
             f"(it serves {', '.join(SERVED)})"
         )
     return spec
+
+
+def build_stepper(art: Artifact, decoder: str, threads: int) -> Stepper:
+    """The stepper MEMEBOT_DECODER asks for (`decoder`, checked by the caller). `tf` where
+    TensorFlow is not installed, or for an architecture without a tf step, is a UsageError
+    naming the setting; `auto` picks tf only where TensorFlow sees a GPU, else the
+    architecture's own choice."""
+    spec = served_arch(art)
+    use_tf = decoder == "tf" or (
+        decoder == "auto" and spec.tf_cell is not None and tf_device.gpu_seen()
+    )
+    if not use_tf:
+        return spec.stepper(art, decoder, threads)
+    if spec.tf_cell is None:
+        has = ", ".join(a for a, s in SERVED.items() if s.tf_cell is not None)
+        raise UsageError(
+            f"MEMEBOT_DECODER=tf: architecture {art.meta.arch!r} has no tf step "
+            f"(tf decodes {has}); use auto"
+        )
+    if not tf_device.installed():
+        raise UsageError(
+            "MEMEBOT_DECODER=tf: TensorFlow is not installed here "
+            "(pip install 'memebot[gpu]', or 'memebot[train]' for the CPU, or use auto)"
+        )
+    from engine.decoding.tf_step import TFStepper
+
+    cell = spec.tf_cell
+    return TFStepper(lambda: cell(art))

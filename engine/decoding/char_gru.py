@@ -11,45 +11,36 @@ from typing import Any
 
 import numpy as np
 
+from engine.decoding.recurrent import StackedState, condition, fold_inputs, t
 from memebot.artifact.configs import CharGRUConfig
-from memebot.artifact.templates import GENERIC_SLOT, TemplateEntry
 from memebot.artifact.weights import weight
 
-
-def condition(entry: TemplateEntry | None) -> int:
-    """char-gru conditions on the template's slot (0 = any template)."""
-    return GENERIC_SLOT if entry is None else entry.slot
+__all__ = ["CharGRUStepper", "condition", "input_tables"]
 
 
 def input_tables(
     weights: dict[str, np.ndarray], config: CharGRUConfig, kernel_dtype: Any = np.float32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Layer 0's input projection folded into lookup tables: [V*max_boxes, 3H] for (char, box),
-    its input bias included, and [slots, 3H] for the template, so a step's input projection is
-    two gathers and an add (x@K = Ec[c]@K_c + Eb[b]@K_b + Et[t]@K_t). `kernel_dtype`: the
-    precision the input kernel is rounded to first (the compiled step keeps float16)."""
-    ec, eb = config.char_emb, config.box_emb
-    k0 = weight(weights, "gru_0/gru_cell/kernel").astype(kernel_dtype).astype(np.float32)
+    """Layer 0's input projection as lookup tables [V*max_boxes, 3H] and [slots, 3H]
+    (recurrent.fold_inputs), with the GRU's input bias (bias row 0)."""
+    k0 = weight(weights, "gru_0/gru_cell/kernel")
     b0 = weight(weights, "gru_0/gru_cell/bias")[0]  # [3H]: layer 0's input bias
-    char_in = weight(weights, "char_emb/embeddings") @ k0[:ec]  # [V, 3H]
-    box_in = weight(weights, "box_emb/embeddings") @ k0[ec : ec + eb]  # [max_boxes, 3H]
-    # Gathered by rows (a column gather from a transposed table is 4x slower and leaves a
-    # Fortran-ordered result).
-    char_box = (char_in[:, None, :] + box_in[None, :, :] + b0).reshape(-1, 3 * config.hidden)
-    template = weight(weights, "template_emb/embeddings") @ k0[ec + eb :]
-    return char_box.astype(np.float32), template.astype(np.float32)
+    return fold_inputs(weights, config, k0, b0, kernel_dtype)
 
 
-class CharGRUStepper:
-    """NumPy incremental decoder over a trained `char-gru` model's weights (by variable path)."""
+class CharGRUStepper(StackedState):
+    """NumPy incremental decoder over a trained `char-gru` model's weights (by variable path).
+    State [L, H, B]."""
 
     returns_logp = False  # step returns logits (LoadedModel.step log-softmaxes them)
+    backend = "numpy"
 
     def __init__(self, weights: dict[str, np.ndarray], config: CharGRUConfig):
         def get(suffix: str) -> np.ndarray:
             return weight(weights, suffix)
 
         self.config = config
+        self.blocks = config.layers
         self.hidden = config.hidden
         self.char_box_in, self.template_in = input_tables(weights, config)
         # Everything else is kept transposed (features x batch): OpenBLAS multiplies
@@ -57,23 +48,12 @@ class CharGRUStepper:
         # become contiguous row blocks.
         self.layers: list[tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]] = []
         for i in range(config.layers):
-            kernel = None if i == 0 else _t(get(f"gru_{i}/gru_cell/kernel"))  # [3H, H]
-            rec = _t(get(f"gru_{i}/gru_cell/recurrent_kernel"))  # [3H, H]
+            kernel = None if i == 0 else t(get(f"gru_{i}/gru_cell/kernel"))  # [3H, H]
+            rec = t(get(f"gru_{i}/gru_cell/recurrent_kernel"))  # [3H, H]
             bias = get(f"gru_{i}/gru_cell/bias")  # [2, 3H]: input bias, recurrent bias
             self.layers.append((kernel, rec, bias[0][:, None].copy(), bias[1][:, None].copy()))
         self.out_w = get("logits/kernel")  # [H, V]
         self.out_b = get("logits/bias")  # [V]
-
-    condition = staticmethod(condition)
-
-    def initial_state(self, batch: int) -> np.ndarray:
-        return np.zeros((self.config.layers, self.hidden, batch), dtype=np.float32)  # [L,H,B]
-
-    def take_state(self, state: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        return state[:, :, idx]
-
-    def concat_states(self, states: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(states, axis=2)
 
     def step(
         self, state: np.ndarray, chars: np.ndarray, boxes: np.ndarray, slots: np.ndarray
@@ -113,7 +93,3 @@ class CharGRUStepper:
         logits = h_all[-1].T @ self.out_w  # [B,V], row-major for the per-row softmax
         logits += self.out_b
         return logits, h_all
-
-
-def _t(w: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(w.T)

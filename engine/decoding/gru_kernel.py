@@ -116,6 +116,7 @@ class KernelGRUStepper:
     padded units stay 0)."""
 
     returns_logp = True  # step's first output is already log-softmaxed, specials at -inf
+    backend = "kernel"
     condition = staticmethod(char_gru.condition)
 
     def __init__(self, weights: dict[str, np.ndarray], config: Any, threads: int = 0):

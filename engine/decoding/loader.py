@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.decoding.archs import served_arch
+from engine.decoding.archs import build_stepper
 from engine.decoding.batch import sample_captions
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
@@ -16,11 +16,12 @@ from memebot.errors import ArtifactError
 def load_model(path: Path, *, decoder: str = "auto", threads: int = 0) -> LoadedModel:
     """Read and check the whole artifact (schema, checksums, vocabulary, weight shapes), build
     its stepper and decode one short caption with it; any failure is an ArtifactError, raised
-    before the caller swaps anything in. `decoder` and `threads`: see char_gru_stepper."""
+    before the caller swaps anything in (a decoder this machine or architecture cannot run:
+    a UsageError). `decoder` (MEMEBOT_DECODER): see archs.build_stepper, char_gru_stepper."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
     art = read_artifact(path, weights=False)  # the architecture's stepper reads its weights
-    stepper = served_arch(art).stepper(art, decoder, threads)
+    stepper = build_stepper(art, decoder, threads)
     model = LoadedModel(
         art.meta.arch, art.config, art.vocab, art.templates, stepper, art.meta, path
     )

@@ -2,9 +2,10 @@
 
 `LoadedModel.step` is what every decoder (training samples, `memebot generate`, the engine)
 calls: one character for each row of a batch -> log-probabilities over the vocabulary.
-char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow), the
-transformer in NumPy on a KV cache (transformer.py); seed-cnn steps its Keras model
-(model.keras, Keras imported only then).
+char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow), lstm in
+NumPy over weights.npz, or either, with the tf decoder, in a compiled TensorFlow function
+(tf_step.py; TensorFlow imported only then); the transformer in NumPy on a KV cache
+(transformer.py); seed-cnn steps its Keras model (model.keras, Keras imported only then).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.decoding import char_gru, gru_kernel, transformer
+from engine.decoding import char_gru, gru_kernel
 from engine.schema import DECODERS
-from memebot.artifact.configs import CharGRUConfig, ModelConfig, TransformerConfig
+from memebot.artifact.configs import CharGRUConfig, ModelConfig
 from memebot.artifact.meta import ArtifactMeta
 from memebot.artifact.templates import TemplateEntry, TemplateTable
 from memebot.artifact.vocab import Vocab
@@ -29,6 +30,7 @@ class Stepper(Protocol):
     # True: step's first output is normalised log-probabilities already (the compiled kernel);
     # else logits (or log-probabilities, seed-cnn) that LoadedModel.step log-softmaxes
     returns_logp: bool
+    backend: str  # what runs the step: "kernel", "numpy", "keras", "tf:<device>" (/readyz)
 
     def condition(self, entry: TemplateEntry | None) -> int: ...
     def initial_state(self, batch: int) -> Any: ...
@@ -47,10 +49,13 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 def char_gru_stepper(
     weights: Weights, config: CharGRUConfig, *, decoder: str = "auto", threads: int = 0
 ) -> Stepper:
-    """`decoder`: "kernel" (compiled, float16), "numpy", or "auto" (the kernel where built);
-    `threads`: kernel threads per step (0 = every core)."""
+    """The CPU steppers. `decoder`: "kernel" (compiled, float16), "numpy", or "auto" (the
+    kernel where built); `threads`: kernel threads per step (0 = every core). The tf decoder
+    is built by archs.build_stepper."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
+    if decoder == "tf":
+        raise ValueError("decoder 'tf': built by engine.decoding.archs.build_stepper")
     use_kernel = decoder == "kernel" or (decoder == "auto" and gru_kernel.available())
     if use_kernel and not gru_kernel.available():
         raise ArtifactError(
@@ -60,20 +65,6 @@ def char_gru_stepper(
     if use_kernel:
         return gru_kernel.KernelGRUStepper(weights, config, threads)
     return char_gru.CharGRUStepper(weights, config)
-
-
-def transformer_stepper(
-    weights: Weights, config: TransformerConfig, *, decoder: str = "auto"
-) -> Stepper:
-    """The transformer steps in NumPy ("auto" and "numpy"); the compiled kernel is char-gru's."""
-    if decoder not in DECODERS:
-        raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
-    if decoder not in ("auto", "numpy"):
-        raise ArtifactError(
-            f"decoder {decoder!r}: the transformer decodes with numpy only (the compiled "
-            "kernel is char-gru's); use MEMEBOT_DECODER=auto or numpy"
-        )
-    return transformer.TransformerStepper(weights, config)
 
 
 @dataclass(eq=False)
@@ -88,11 +79,9 @@ class LoadedModel:
 
     @property
     def step_backend(self) -> str:
-        """What runs a decoding step: "kernel", "numpy" or "keras" (seed-cnn)."""
-        if isinstance(self.stepper, gru_kernel.KernelGRUStepper):
-            return "kernel"
-        numpy_steppers = (char_gru.CharGRUStepper, transformer.TransformerStepper)
-        return "numpy" if isinstance(self.stepper, numpy_steppers) else "keras"
+        """What runs a decoding step: "kernel", "numpy", "keras" (seed-cnn) or "tf:<device>"
+        (the tf decoder, e.g. "tf:GPU:0", "tf:CPU:0"): each stepper names itself."""
+        return self.stepper.backend
 
     @property
     def max_chars(self) -> int | None:
@@ -106,7 +95,8 @@ class LoadedModel:
         return self.meta.version if self.meta else f"{self.arch}-untrained"
 
     def condition(self, entry: TemplateEntry | None) -> int:
-        """Per-row conditioning id: the slot (char-gru) or the Imgflip id (seed-cnn); 0 = any."""
+        """Per-row conditioning id: the slot (char-gru, lstm, transformer) or Imgflip id
+        (seed-cnn); 0 = any."""
         return self.stepper.condition(entry)
 
     def initial_state(self, batch: int) -> Any:
@@ -119,6 +109,13 @@ class LoadedModel:
     def concat_states(self, states: list[Any]) -> Any:
         """One batched state from several (requests joining the batch)."""
         return self.stepper.concat_states(states)
+
+    def warm(self, max_rows: int) -> None:
+        """Prepare the step for batches of up to `max_rows` rows (the tf decoder compiles its
+        programs now rather than during requests); other steppers need nothing."""
+        warm = getattr(self.stepper, "warm", None)
+        if warm is not None:
+            warm(max_rows)
 
     def step(
         self, state: Any, chars: np.ndarray, boxes: np.ndarray, conds: np.ndarray

@@ -62,6 +62,7 @@ class SeedStepper:
     """seed-cnn has no state to carry: the state is the text so far, re-read every step."""
 
     returns_logp = False
+    backend = "keras"
 
     def __init__(self, model: Any, config: SeedCNNConfig, vocab: Vocab):
         self.model, self.config, self.vocab = model, config, vocab

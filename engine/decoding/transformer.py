@@ -118,6 +118,7 @@ class TransformerStepper:
     path); conditioning is char-gru's (the template's slot, 0 = any template)."""
 
     returns_logp = False  # step returns logits (LoadedModel.step log-softmaxes them)
+    backend = "numpy"
 
     def __init__(self, weights: dict[str, np.ndarray], config: TransformerConfig):
         def get(suffix: str) -> np.ndarray:

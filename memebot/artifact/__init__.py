@@ -7,7 +7,13 @@ dataclasses), `vocab`, `templates` (the template table), `weights` (weights.npz)
 
 from __future__ import annotations
 
-from memebot.artifact.configs import CONFIGS, DEFAULT_ARCH, CharGRUConfig, SeedCNNConfig
+from memebot.artifact.configs import (
+    CONFIGS,
+    DEFAULT_ARCH,
+    CharGRUConfig,
+    LSTMConfig,
+    SeedCNNConfig,
+)
 from memebot.artifact.meta import ArtifactMeta, read_meta, write_artifact
 from memebot.artifact.templates import TemplateEntry, TemplateTable
 from memebot.artifact.vocab import Vocab
@@ -19,6 +25,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "ArtifactMeta",
     "CharGRUConfig",
+    "LSTMConfig",
     "SeedCNNConfig",
     "TemplateEntry",
     "TemplateTable",

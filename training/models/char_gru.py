@@ -1,145 +1,43 @@
 """`char-gru`: the default architecture, a conditioned character GRU (its Keras graph).
 
-Training uses teacher forcing on whole captions (every position is a target); decoding runs
-one character at a time on the carried hidden state (engine/decoding/char_gru.py, NumPy, or
-the compiled kernel in engine/decoding/gru_kernel.py), over the same weights by variable path.
+Training uses teacher forcing on whole captions (every position is a target; recurrent.py);
+decoding runs one character at a time on the carried hidden state (engine/decoding/char_gru.py,
+NumPy, or the compiled kernel in engine/decoding/gru_kernel.py), over the same weights by
+variable path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import Any
 
 from engine.decoding.char_gru import CharGRUStepper
-from engine.decoding.model import Stepper, log_softmax
+from engine.decoding.model import Stepper
 from memebot.artifact.configs import CharGRUConfig
-from memebot.artifact.templates import TemplateTable
 from memebot.artifact.vocab import Vocab
-from training.data import Caption
-from training.models.base import Architecture, EvalRows
+from training.models.recurrent import RecurrentArch, build_graph, weights_of
+
+__all__ = ["CharGRU", "build", "weights_of"]
+
+
+def gru_layer(config: CharGRUConfig, index: int, dtype: str | None) -> Any:
+    from keras import layers
+
+    return layers.GRU(config.hidden, return_sequences=True, name=f"gru_{index}", dtype=dtype)
 
 
 def build(
     config: CharGRUConfig, vocab_size: int, n_slots: int, *, dtype: str | None = None
 ):  # -> keras.Model
-    """`dtype`: a Keras dtype policy for everything up to the GRUs ("mixed_bfloat16" trains
-    ~1.3x faster on CPUs with bfloat16 dot products); the logits and the loss stay float32.
-    Variables are float32 under every policy, so weights move freely between precisions."""
-    import keras
-    from keras import layers, ops
-
-    chars = keras.Input((None,), dtype="int32", name="chars")  # [B,T]: BOS + text[:-1]
-    boxes = keras.Input((None,), dtype="int32", name="boxes")  # [B,T]: box index per position
-    template = keras.Input((), dtype="int32", name="template")  # [B]: conditioning slot
-    x_c = layers.Embedding(vocab_size, config.char_emb, name="char_emb", dtype=dtype)(chars)
-    x_b = layers.Embedding(config.max_boxes, config.box_emb, name="box_emb", dtype=dtype)(
-        ops.minimum(boxes, config.max_boxes - 1)
-    )
-    x_t = layers.Embedding(n_slots, config.template_emb, name="template_emb", dtype=dtype)(
-        template
-    )  # [B,E]
-    x_t = ops.expand_dims(x_t, 1) + ops.zeros_like(x_c[:, :, :1])  # [B,T,Et] (T is dynamic)
-    x = layers.Concatenate(name="step_input", dtype=dtype)([x_c, x_b, x_t])  # [B,T,Ec+Eb+Et]
-    for i in range(config.layers):
-        if i and config.dropout:
-            x = layers.Dropout(config.dropout, dtype=dtype)(x)
-        x = layers.GRU(config.hidden, return_sequences=True, name=f"gru_{i}", dtype=dtype)(x)
-    logits = layers.Dense(vocab_size, name="logits", dtype="float32")(x)  # [B,T,V]
-    return keras.Model(
-        {"chars": chars, "boxes": boxes, "template": template}, logits, name="char_gru"
-    )
+    """`dtype`: a Keras dtype policy (recurrent.build_graph)."""
+    return build_graph(config, vocab_size, n_slots, gru_layer, name="char_gru", dtype=dtype)
 
 
-def weights_of(model: Any) -> dict[str, np.ndarray]:  # model: keras.Model
-    """A trained model's weights by variable path, as float32 arrays (what the steppers take)."""
-    return {v.path: np.asarray(v.numpy(), dtype=np.float32) for v in model.weights}
-
-
-class CharGRU(Architecture):
+class CharGRU(RecurrentArch):
     name = "char-gru"
-    config_class: ClassVar[type] = CharGRUConfig  # ClassVar: the transformer subclasses it
-    default_lr = 2e-3
-    precisions = ("float32", "mixed_bfloat16")
+    config_class = CharGRUConfig
 
-    def build(
-        self, config: Any, vocab: Vocab, templates: TemplateTable, *, precision: str = "float32"
-    ) -> Any:
-        self.check_precision(precision)
-        dtype = None if precision == "float32" else precision
-        return build(config, vocab.size, templates.n_slots, dtype=dtype)
-
-    def compile(self, model: Any, lr: float, *, jit: bool = False) -> None:
-        import keras
-
-        loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        )
-        # XLA fuses the GRU time loop: ~1.1-1.8x more characters per second on CPU, after
-        # compiling once per padded length.
-        model.compile(
-            optimizer=keras.optimizers.Adam(lr, clipnorm=1.0),
-            loss=loss,
-            weighted_metrics=["accuracy"],
-            jit_compile=jit,
-        )
-
-    def batches(
-        self,
-        captions: Sequence[Caption],
-        vocab: Vocab,
-        templates: TemplateTable,
-        config: Any,
-        *,
-        batch_size: int,
-        train: bool,
-        seed: int = 0,
-    ) -> Any:
-        from training.batches import GRUBatches, encode_captions
-
-        return GRUBatches(
-            encode_captions(captions, vocab),
-            np.array([templates.slot_of(c.template) for c in captions]),
-            vocab.box_end_id,
-            batch_size=batch_size,
-            template_dropout=config.template_dropout if train else 0.0,
-            shuffle=train,
-            seed=seed,
-        )
-
-    def fit_input(self, data: Any, *, repeat: bool) -> Any:
-        return data.as_tf_dataset(repeat=repeat)
-
-    def targets_per_batch(self, data: Any) -> float:
-        return sum(len(t) for t in data.texts) / max(len(data), 1)
-
-    def eval_pass(
-        self,
-        keras_model: Any,
-        captions: Sequence[Caption],
-        vocab: Vocab,
-        templates: TemplateTable,
-        config: Any,
-        *,
-        batch_size: int,
-        progress: bool,
-    ) -> EvalRows:
-        from tqdm import tqdm
-
-        data = self.batches(captions, vocab, templates, config, batch_size=batch_size, train=False)
-        for i in tqdm(range(len(data)), desc="eval", disable=not progress, leave=False):
-            x, y, w = data[i]
-            logits = np.asarray(keras_model(x, training=False), dtype=np.float64)  # [B,T,V]
-            logp = log_softmax(logits)
-            tgt = np.take_along_axis(logp, y[..., None], -1)[..., 0]  # [B,T]
-            correct = (logp.argmax(-1) == y) & (w > 0)
-            yield (
-                np.asarray(data.batches[i]),
-                -(tgt * w).sum(axis=1),
-                correct.sum(axis=1),
-                w.sum(axis=1).astype(np.int64),
-            )
+    def recurrent_layer(self, config: Any, index: int, dtype: str | None) -> Any:
+        return gru_layer(config, index, dtype)
 
     def stepper(self, keras_model: Any, config: Any, vocab: Vocab) -> Stepper:
         return CharGRUStepper(weights_of(keras_model), config)

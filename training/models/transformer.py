@@ -4,9 +4,10 @@ fine-tuned GPT-2 of the LSTM-vs-GPT-2 seed, whose pretrained weights cannot be f
 GPT-2's shape at character scale: pre-norm blocks (LayerNorm -> causal self-attention ->
 residual, LayerNorm -> GELU feed-forward -> residual), learned positions, a final LayerNorm.
 Conditioning is char-gru's: the template slot's and the box index's embeddings are added to
-every position's character and position embeddings. Training is char-gru's too (whole
-captions, teacher forcing, the same batches and eval pass); decoding steps one character at a
-time on a per-row KV cache (engine/decoding/transformer.py, NumPy) over the same weights.
+every position's character and position embeddings. Training is the recurrent models' too
+(recurrent.py: whole captions, teacher forcing, the same batches and eval pass); decoding steps
+one character at a time on a per-row KV cache (engine/decoding/transformer.py, NumPy) over the
+same weights.
 
 Padding: batches are right-padded (training/batches.py), so under the causal mask a real
 position never attends to a pad; pad positions' outputs are weighted 0 in the loss and the
@@ -24,7 +25,7 @@ from memebot.artifact.configs import TransformerConfig
 from memebot.artifact.templates import TemplateTable
 from memebot.artifact.vocab import Vocab
 from memebot.errors import UsageError
-from training.models.char_gru import CharGRU, weights_of
+from training.models.recurrent import RecurrentArch, weights_of
 
 INIT_STD = 0.02  # GPT-2's initialisation; residual output projections get / sqrt(2 * layers)
 
@@ -170,9 +171,10 @@ def build(
     )
 
 
-class Transformer(CharGRU):
-    """char-gru's training data, evaluation and conditioning (whole captions, teacher
-    forcing); its own graph, optimizer and decoding step."""
+class Transformer(RecurrentArch):
+    """The recurrent models' training data, evaluation and conditioning (whole captions,
+    teacher forcing: RecurrentArch); its own graph, optimizer and decoding step (it has no
+    recurrent layer)."""
 
     name = "transformer"
     config_class = TransformerConfig
