@@ -134,7 +134,10 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await service.stop()
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    except BadRequest as e:  # what only the loaded model can say (a transformer's max_len)
+        raise UsageError(flag_problem(e, positional=positional)) from e
     for c in result.captions:
         print(f"{result.template.name}: " + " | ".join(c.boxes))
     if result.image is not None and out is not None:

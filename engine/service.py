@@ -92,6 +92,14 @@ class MemeService:
         n_boxes = opts.boxes or template.box_count
         check_caption_fits(opts, n_boxes)
         model = self.model
+        limit = model.max_chars  # a transformer writes at most its positions: max_len is cut
+        if limit is not None and opts.max_len > limit:
+            try:
+                check_caption_fits(opts.model_copy(update={"max_len": limit}), n_boxes)
+            except BadRequest as e:
+                raise BadRequest(
+                    e.field, f"{e.problem} (this model writes at most {limit} characters)"
+                ) from None
         used = options_used(opts, n_boxes)
         req = CaptionRequest(
             # An upload has no template: a slug no table holds decodes with the generic slot.

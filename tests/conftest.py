@@ -118,7 +118,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def train_tiny(data: Path, out: Path, **options: Any) -> Path:
-    """A small char-gru trained for seconds on `data`; `options` override TrainOptions fields."""
+    """A small char-gru trained for seconds on `data`; `options` override TrainOptions fields
+    (`arch` and `overrides` for another architecture)."""
     from training.train import TrainOptions, train
 
     settings: dict[str, Any] = {
@@ -155,8 +156,24 @@ def tiny_lstm_model(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -
     return train_tiny(tiny_data, tmp_path_factory.mktemp("models") / "tiny-lstm", arch="lstm")
 
 
+@pytest.fixture(scope="session")
+def tiny_transformer(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    """A transformer trained for a few seconds on `tiny_data` (2 blocks of width 32)."""
+    return train_tiny(
+        tiny_data,
+        tmp_path_factory.mktemp("models") / "tiny-transformer",
+        arch="transformer",
+        learning_rate=3e-3,
+        overrides={"d_model": "32", "layers": "2", "heads": "2", "ff": "64", "warmup_steps": "10"},
+    )
+
+
 # The architectures every decoding method and the engine are tested on: fixture of its tiny model.
-DECODED_ARCHS = {"char-gru": "tiny_model", "lstm": "tiny_lstm_model"}
+DECODED_ARCHS = {
+    "char-gru": "tiny_model",
+    "lstm": "tiny_lstm_model",
+    "transformer": "tiny_transformer",
+}
 
 
 @pytest.fixture(params=list(DECODED_ARCHS))

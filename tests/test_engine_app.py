@@ -552,6 +552,32 @@ def test_caption_rule_checked_against_the_template(
     run(go)
 
 
+def test_a_transformer_cuts_max_len_to_its_positions(
+    tiny_transformer: Path, tmp_path: Path
+) -> None:
+    """max_len is an upper bound: a transformer writes at most its positions (96), and a start
+    that leaves no room within them is the request's mistake, answered 400."""
+
+    async def go() -> None:
+        async with engine(tiny_transformer, settings(tmp_path)) as (http, svc, url):
+            assert svc.model.max_chars == 96
+            body = {"template": "y-u-no", "image": False, "max_len": 200, "seed": 1}
+            r = await http.post(f"{url}/v1/memes", json={**body, "start": "a" * 90})
+            assert r.status == 200, await r.text()
+            got = await r.json()
+            assert got["boxes"][0].startswith("a" * 90)
+            assert sum(len(b) + 1 for b in got["boxes"]) <= 96
+            r = await http.post(f"{url}/v1/memes", json={**body, "start": "a" * 100})
+            assert r.status == 400, await r.text()
+            got = await r.json()
+            assert (
+                got["field"] == "start"
+                and "this model writes at most 96 characters" in (got["error"])
+            )
+
+    run(go)
+
+
 def test_caption_rule_holds_at_the_limits(tiny_model: Path, tmp_path: Path) -> None:
     """The longest start that fits, and the shortest max_len: every box closed, non-empty,
     within max_len; the start is used lowercased and echoed so."""

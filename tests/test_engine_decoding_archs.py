@@ -22,6 +22,7 @@ def test_every_architecture_is_served_from_one_entry() -> None:
     assert SERVED["char-gru"].weights_file == WEIGHTS_FILE  # served with no ML framework
     assert SERVED["seed-cnn"].weights_file == KERAS_FILE
     assert SERVED["lstm"].weights_file == WEIGHTS_FILE
+    assert SERVED["transformer"].weights_file == WEIGHTS_FILE
 
 
 def test_the_shipped_artifact_holds_what_its_entry_serves_from() -> None:
@@ -42,19 +43,30 @@ def test_an_architecture_without_an_entry_is_refused() -> None:
 
 
 @pytest.mark.slow
-def test_lstm_decodes_in_numpy_and_refuses_the_kernel(
-    tiny_lstm_model: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("fixture", "named"),
+    [("tiny_lstm_model", "an lstm model"), ("tiny_transformer", "a transformer model")],
+    ids=["lstm", "transformer"],
+)
+def test_numpy_only_architectures_refuse_the_kernel(
+    fixture: str, named: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """lstm has no compiled kernel: "auto" steps in NumPy (where TensorFlow sees no GPU),
-    "kernel" is one clear error naming the setting."""
+    """lstm and the transformer have no compiled kernel: "auto" steps in NumPy (where
+    TensorFlow sees no GPU), "kernel" is one clear error naming the setting."""
     from engine.decoding import tf_device
     from engine.decoding.loader import load_model
 
+    path: Path = request.getfixturevalue(fixture)
     monkeypatch.setattr(tf_device, "gpu_seen", lambda: False)
     for decoder in ("auto", "numpy"):
-        assert load_model(tiny_lstm_model, decoder=decoder).step_backend == "numpy"
-    with pytest.raises(UsageError, match=r"^MEMEBOT_DECODER=kernel: .* an lstm model decodes"):
-        load_model(tiny_lstm_model, decoder="kernel")
-    art = read_artifact(tiny_lstm_model)
+        assert load_model(path, decoder=decoder).step_backend == "numpy"
+    with pytest.raises(UsageError, match=rf"^MEMEBOT_DECODER=kernel: .* {named} decodes"):
+        load_model(path, decoder="kernel")
+    if fixture == "tiny_transformer":  # no tf step either: a GPU changes nothing for auto
+        monkeypatch.setattr(tf_device, "gpu_seen", lambda: True)
+        assert load_model(path, decoder="auto").step_backend == "numpy"
+        with pytest.raises(UsageError, match="tf: architecture 'transformer' has no tf step"):
+            load_model(path, decoder="tf")
+    art = read_artifact(path)
     shapes = art.config.weight_shapes(art.vocab.size, art.templates.n_slots)
     assert art.weights is not None and shapes is not None and len(shapes) == len(art.weights)

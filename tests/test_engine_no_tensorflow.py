@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "default"
 HEAVY = (
@@ -32,7 +34,7 @@ print(json.dumps({{"heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
 """
 
 
-def _run(code: str, tmp_path: Path) -> dict[str, object]:
+def _run(code: str, tmp_path: Path, model: Path = SHIPPED) -> dict[str, object]:
     env_code = textwrap.dedent(code) + REPORT
     r = subprocess.run(
         [sys.executable, "-c", env_code],
@@ -42,7 +44,7 @@ def _run(code: str, tmp_path: Path) -> dict[str, object]:
         cwd=tmp_path,
         env={
             **{k: v for k, v in os.environ.items() if not k.startswith("MEMEBOT_")},
-            "MEMEBOT_MODEL": str(SHIPPED),
+            "MEMEBOT_MODEL": str(model),
             "MEMEBOT_OUTPUT_DIR": str(tmp_path / "out"),
             "MEMEBOT_CACHE_DIR": str(tmp_path / "cache"),
             "MEMEBOT_DOWNLOAD_IMAGES": "0",
@@ -53,7 +55,15 @@ def _run(code: str, tmp_path: Path) -> dict[str, object]:
     return dict(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
-def test_memebot_generate_imports_no_tensorflow(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "model",
+    [None, pytest.param("tiny_transformer", marks=pytest.mark.slow)],
+    ids=["shipped", "transformer"],
+)
+def test_memebot_generate_imports_no_tensorflow(
+    tmp_path: Path, request: pytest.FixtureRequest, model: str | None
+) -> None:
+    """The shipped char-gru, and a transformer (NumPy KV-cache step over weights.npz)."""
     out = tmp_path / "meme.png"
     got = _run(
         f"""
@@ -62,6 +72,7 @@ def test_memebot_generate_imports_no_tensorflow(tmp_path: Path) -> None:
         assert main(argv) == 0
         """,
         tmp_path,
+        SHIPPED if model is None else request.getfixturevalue(model),
     )
     assert got["heavy"] == []
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

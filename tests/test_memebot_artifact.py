@@ -17,7 +17,13 @@ import numpy as np
 import pytest
 
 from engine.decoding.loader import load_model
-from memebot.artifact.configs import CharGRUConfig, ConfigError, LSTMConfig, SeedCNNConfig
+from memebot.artifact.configs import (
+    CharGRUConfig,
+    ConfigError,
+    LSTMConfig,
+    SeedCNNConfig,
+    TransformerConfig,
+)
 from memebot.artifact.meta import read_meta
 from memebot.artifact.weights import load_weights, save_weights
 from memebot.errors import ArtifactError
@@ -101,6 +107,8 @@ def test_meta_schema_refuses_with_the_field(
         (SeedCNNConfig, "dropout", -0.1),
         (LSTMConfig, "layers", 0),
         (LSTMConfig, "dropout", 1.0),
+        (TransformerConfig, "heads", 3),  # must divide d_model 256
+        (TransformerConfig, "warmup_steps", -1),
     ],
 )
 def test_configs_check_their_values(cls: Any, field: str, value: Any) -> None:

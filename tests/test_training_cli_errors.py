@@ -177,6 +177,8 @@ def test_in_range_options_pass(tmp_path: Path, good: dict[str, Any]) -> None:
         ("char-gru", "template_dropout", "1e-1", 0.1),
         ("seed-cnn", "kernel", "3", 3),
         ("seed-cnn", "dropout", "0.5", 0.5),
+        ("transformer", "d_model", "128", 128),
+        ("transformer", "warmup_steps", "0", 0),
     ],
 )
 def test_set_good_values(arch: str, key: str, value: str, expected: object) -> None:
@@ -205,6 +207,8 @@ def test_set_good_values(arch: str, key: str, value: str, expected: object) -> N
         ("char-gru", "wings", "2", "has no config field 'wings'"),
         ("seed-cnn", "seq_len", "0", "seq_len must be >= 1"),
         ("seed-cnn", "filters", "-1", "filters must be >= 1"),
+        ("transformer", "heads", "3", "heads must divide d_model 256"),
+        ("transformer", "warmup_steps", "-1", "warmup_steps must be >= 0"),
     ],
 )
 def test_set_bad_values(arch: str, key: str, value: str, needle: str) -> None:

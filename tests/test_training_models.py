@@ -8,7 +8,7 @@ import pytest
 from engine.decoding.char_gru import CharGRUStepper
 from engine.decoding.lstm import LSTMStepper
 from engine.decoding.seed_cnn import encode_rows
-from memebot.artifact.configs import CharGRUConfig, LSTMConfig, SeedCNNConfig
+from memebot.artifact.configs import CharGRUConfig, LSTMConfig, SeedCNNConfig, TransformerConfig
 from memebot.artifact.templates import TemplateEntry, TemplateTable
 from memebot.artifact.vocab import BOS, PAD, Vocab
 from training.batches import SeedBatches, gru_arrays
@@ -106,3 +106,23 @@ def test_numpy_stepper_matches_keras(module: Any, config_class: Any, stepper_cla
     for t in range(x["chars"].shape[1]):
         logits, state = stepper.step(state, x["chars"][:, t], x["boxes"][:, t], x["template"])
         np.testing.assert_allclose(logits, ref[:, t], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_transformer_in_mixed_bfloat16_is_the_float32_model_rounded() -> None:
+    """The same float32 variables under mixed_bfloat16: float32 logits close to float32's (the
+    softmax and LayerNorm statistics stay float32), so weights move between precisions."""
+    from training.models import transformer
+
+    cfg = TransformerConfig(d_model=32, layers=2, heads=2, ff=48, max_len=24)
+    v = Vocab.build(["hello world|bye|"])
+    f32 = transformer.build(cfg, v.size, n_slots=3)
+    bf16 = transformer.build(cfg, v.size, n_slots=3, dtype="mixed_bfloat16")
+    bf16.set_weights(f32.get_weights())
+    assert {w.dtype for w in bf16.weights} == {"float32"}
+    x, _, _ = gru_arrays([v.encode("hello|world|"), v.encode("bye|")], np.array([1, 2]), 3)
+    a = np.asarray(f32(x, training=False))
+    b = np.asarray(bf16(x, training=False))
+    assert b.dtype == np.float32 and np.isfinite(b).all()
+    np.testing.assert_allclose(b, a, atol=0.05 * np.abs(a).max())
+    assert (b.argmax(-1) == a.argmax(-1)).mean() > 0.9

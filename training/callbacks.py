@@ -14,7 +14,7 @@ from engine.decoding.batch import sample_captions
 from memebot.artifact.jsonio import write_json
 from memebot.artifact.templates import TemplateTable
 from memebot.artifact.vocab import Vocab
-from training.models import Architecture
+from training.models.base import Architecture  # not training.models: it imports us lazily
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -114,6 +114,25 @@ class PrintSamples(keras.callbacks.Callback):
         lm = self.arch.decoder(self.model, self.config, self.vocab, self.templates)
         for s in sample_captions(lm, self.slugs, seed=self.seed + epoch):
             self.echo(f"  sample [{s.template}] " + " / ".join(s.boxes))
+
+
+class LinearWarmup(keras.callbacks.Callback):
+    """The learning rate rises linearly from lr/steps to `lr` over the first `steps` optimizer
+    steps, then is left alone (ReduceLROnPlateau halves it from there). Counted by the
+    optimizer's own step counter, so --resume does not warm up again; a fine-tune (a fresh
+    optimizer) does. A plateau cut inside the warmup is overwritten by it."""
+
+    def __init__(self, lr: float, steps: int):
+        super().__init__()
+        self.lr, self.steps = lr, steps
+        self.step: int | None = None  # read from the optimizer at the first batch
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        if self.step is None:
+            self.step = int(self.model.optimizer.iterations.numpy())
+        if self.step < self.steps:  # the last warmup step sets `lr` itself
+            self.model.optimizer.learning_rate = self.lr * (self.step + 1) / self.steps
+        self.step += 1
 
 
 class HistoryWriter(keras.callbacks.Callback):

@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         type=float,
         default=0.0,
         help="learning rate (> 0); 0 = architecture default (char-gru and lstm 2e-3, "
-        "seed-cnn 1e-3)",
+        "seed-cnn and transformer 1e-3)",
     )
     t.add_argument(
         "--steps-per-epoch", type=int, default=0, help="batches per epoch (>= 1); 0 = full pass"

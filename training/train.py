@@ -80,10 +80,11 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 def resolve_precision(requested: str, arch: str, *, gpu: bool, bf16_cpu: bool) -> str:
     """The precision a run trains in. "auto": mixed_bfloat16 for an architecture that can
-    (char-gru, lstm) on a CPU with bfloat16 dot products (~1.3x the characters per second for
-    char-gru, measured in docs/BENCHMARKS.md), float32 otherwise: on a GPU (cuDNN's recurrent
-    kernels are float32 here), on other CPUs (bfloat16 would be emulated), and always for
-    seed-cnn, the baseline as published."""
+    (char-gru, lstm, transformer) on a CPU with bfloat16 dot products (~1.3x the characters per
+    second for char-gru, measured in docs/BENCHMARKS.md; ~1.4x less CPU time per batch for the
+    transformer, docs/TRAINING.md), float32 otherwise: on a GPU (cuDNN's recurrent kernels are
+    float32 here), on other CPUs (bfloat16 would be emulated), and always for seed-cnn, the
+    baseline as published."""
     if requested not in PRECISIONS:
         raise UsageError(f"--precision {requested}: choose from {', '.join(PRECISIONS)}")
     can = ARCHITECTURES[arch].precisions
@@ -318,6 +319,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         PrintSamples(
             arch, config, vocab, templates, _sample_slugs(templates), opts.seed, echo, budget
         ),
+        *arch.callbacks(config, lr),
     ]
     if opts.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(opts.tensorboard)))

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from engine.decoding import lstm, seed_cnn, tf_device
+from engine.decoding import lstm, seed_cnn, tf_device, transformer
 from engine.decoding.model import Stepper, char_gru_stepper
-from memebot.artifact.configs import CharGRUConfig, LSTMConfig, SeedCNNConfig
+from memebot.artifact.configs import CharGRUConfig, LSTMConfig, SeedCNNConfig, TransformerConfig
 from memebot.artifact.load import Artifact, read_npz_weights
 from memebot.artifact.weights import WEIGHTS_FILE
 from memebot.errors import ArtifactError, UsageError
@@ -39,7 +39,7 @@ class ServedArch:
     tf_cell: Callable[[Artifact], TFCell] | None = None
 
 
-C = TypeVar("C", CharGRUConfig, SeedCNNConfig, LSTMConfig)
+C = TypeVar("C", CharGRUConfig, SeedCNNConfig, LSTMConfig, TransformerConfig)
 
 
 def _config(art: Artifact, kind: type[C]) -> C:
@@ -81,10 +81,21 @@ def _lstm_tf(art: Artifact) -> TFCell:
     return LSTMCell(read_npz_weights(art), _config(art, LSTMConfig))
 
 
+def _transformer(art: Artifact, decoder: str, _threads: int) -> Stepper:
+    config = _config(art, TransformerConfig)
+    if decoder == "kernel":  # the compiled kernel is char-gru's
+        raise UsageError(
+            "MEMEBOT_DECODER=kernel: the compiled kernel steps char-gru only; a transformer "
+            "model decodes with numpy (its KV-cache step); use auto"
+        )
+    return transformer.TransformerStepper(read_npz_weights(art), config)
+
+
 SERVED: dict[str, ServedArch] = {
     "char-gru": ServedArch(WEIGHTS_FILE, _char_gru, tf_cell=_char_gru_tf),
     "seed-cnn": ServedArch(KERAS_FILE, _seed_cnn),
     "lstm": ServedArch(WEIGHTS_FILE, _lstm, tf_cell=_lstm_tf),
+    "transformer": ServedArch(WEIGHTS_FILE, _transformer),  # no tf step (yet)
 }
 
 

@@ -8,7 +8,7 @@ closed within `max_len` (pickers.rule_code).
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,6 +52,18 @@ class _JobBase:
     def __init__(self, model: LoadedModel, req: CaptionRequest):
         if req.n_boxes < 1:
             raise ValueError("n_boxes must be at least 1")
+        limit = model.max_chars  # the transformer's positions: captions stop short of them
+        if limit is not None and req.max_len > limit:
+            per_box = 1 if req.allow_empty_boxes else 2  # schema.check_caption_fits' rule
+            *closed, open_part = req.start.split(BOX_END)
+            left = req.n_boxes - len(closed)
+            need = 0 if left <= 0 else (1 if open_part else per_box) + per_box * (left - 1)
+            if len(req.start) + need > limit:
+                raise ValueError(
+                    f"start: {len(req.start)} characters leave too little room for "
+                    f"{req.n_boxes} box(es) in the {limit} characters this model writes"
+                )
+            req = replace(req, max_len=limit)
         self.req = req
         self.model = model
         self.cond = model.condition(model.templates.get(req.template))

@@ -4,8 +4,8 @@
 calls: one character for each row of a batch -> log-probabilities over the vocabulary.
 char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow), lstm in
 NumPy over weights.npz, or either, with the tf decoder, in a compiled TensorFlow function
-(tf_step.py; TensorFlow imported only then); seed-cnn steps its Keras model (model.keras, Keras
-imported only then).
+(tf_step.py; TensorFlow imported only then); the transformer in NumPy on a KV cache
+(transformer.py); seed-cnn steps its Keras model (model.keras, Keras imported only then).
 """
 
 from __future__ import annotations
@@ -84,11 +84,19 @@ class LoadedModel:
         return self.stepper.backend
 
     @property
+    def max_chars(self) -> int | None:
+        """The longest caption (`max_len`) it can write: the transformer's positions; None
+        for the recurrent and re-reading models, which have no such bound."""
+        limit = getattr(self.stepper, "max_chars", None)
+        return int(limit) if limit is not None else None
+
+    @property
     def version(self) -> str:
         return self.meta.version if self.meta else f"{self.arch}-untrained"
 
     def condition(self, entry: TemplateEntry | None) -> int:
-        """Per-row conditioning id: the slot (char-gru, lstm) or Imgflip id (seed-cnn); 0 = any."""
+        """Per-row conditioning id: the slot (char-gru, lstm, transformer) or Imgflip id
+        (seed-cnn); 0 = any."""
         return self.stepper.condition(entry)
 
     def initial_state(self, batch: int) -> Any:

@@ -8,7 +8,7 @@ meta.json says `hidden: "abc"` or `-3` is refused before any weights are read, a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, get_type_hints
 
 from memebot.errors import ArtifactError
@@ -154,12 +154,62 @@ class SeedCNNConfig(_Config):
     template_dropout: float = 0.1  # share of rows shown with the generic id 000000000000
 
 
-ModelConfig = CharGRUConfig | SeedCNNConfig | LSTMConfig
+@dataclass
+class TransformerConfig(_Config):
+    d_model: int = 256  # width of every position's vector (embeddings are summed into it)
+    layers: int = 4  # pre-norm decoder blocks
+    heads: int = 4  # attention heads per block (d_model must divide by it)
+    ff: int = 1024  # width of each block's feed-forward layer
+    max_len: int = 96  # learned positions = longest text it writes (captions <= 82 + room)
+    max_boxes: int = 8  # box indices >= this share the last embedding
+    dropout: float = 0.0  # on the embeddings and every residual branch (training only)
+    template_dropout: float = 0.1  # share of training captions shown as "any template"
+    warmup_steps: int = field(default=100, metadata={"min": 0})  # linear LR warmup (batches)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.d_model % self.heads:
+            raise ConfigError("heads", f"must divide d_model {self.d_model}", self.heads)
+
+    def weight_shapes(self, vocab_size: int, n_slots: int) -> dict[str, tuple[int, ...]]:
+        """training/models/transformer.py builds these variables; the engine steps with them."""
+        D, F = self.d_model, self.ff
+        shapes: dict[str, tuple[int, ...]] = {
+            "char_emb/embeddings": (vocab_size, D),
+            "box_emb/embeddings": (self.max_boxes, D),
+            "template_emb/embeddings": (n_slots, D),
+            "pos_emb/embeddings": (self.max_len, D),
+            "final_norm/gamma": (D,),
+            "final_norm/beta": (D,),
+            "logits/kernel": (D, vocab_size),
+            "logits/bias": (vocab_size,),
+        }
+        for i in range(self.layers):
+            b = f"block_{i}"
+            shapes |= {
+                f"{b}/attn_norm/gamma": (D,),
+                f"{b}/attn_norm/beta": (D,),
+                f"{b}/qkv/kernel": (D, 3 * D),
+                f"{b}/qkv/bias": (3 * D,),
+                f"{b}/attn_out/kernel": (D, D),
+                f"{b}/attn_out/bias": (D,),
+                f"{b}/ff_norm/gamma": (D,),
+                f"{b}/ff_norm/beta": (D,),
+                f"{b}/ff_in/kernel": (D, F),
+                f"{b}/ff_in/bias": (F,),
+                f"{b}/ff_out/kernel": (F, D),
+                f"{b}/ff_out/bias": (D,),
+            }
+        return shapes
+
+
+ModelConfig = CharGRUConfig | SeedCNNConfig | LSTMConfig | TransformerConfig
 DEFAULT_ARCH = "char-gru"
 CONFIGS: dict[str, type[ModelConfig]] = {
     "char-gru": CharGRUConfig,
     "seed-cnn": SeedCNNConfig,
     "lstm": LSTMConfig,
+    "transformer": TransformerConfig,
 }
 
 

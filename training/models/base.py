@@ -82,6 +82,11 @@ class Architecture:
         (arrays of equal length, summed per template by training/evaluate.py)."""
         raise NotImplementedError
 
+    def callbacks(self, config: Any, lr: float) -> list[Any]:
+        """Keras callbacks of its own for `memebot train` (the transformer's LR warmup), run
+        after the shared ones (ReduceLROnPlateau among them)."""
+        return []
+
     def export_weights(self, keras_model: Any) -> dict[str, np.ndarray]:
         """The weights by variable path, float32 (weights.npz)."""
         return {v.path: np.asarray(v.numpy(), dtype=np.float32) for v in keras_model.weights}
