@@ -134,6 +134,15 @@ class Settings(BaseSettings):
         5e-4, alias="MEMEBOT_RETRAIN_LR"
     )
     retrain_share: Annotated[float, Field(gt=0, lt=1)] = Field(0.25, alias="MEMEBOT_RETRAIN_SHARE")
+    # Finetune: expected times one curated caption (of the top weight) is seen; more and a few
+    # dozen upvoted captions are memorised instead of generalised from.
+    retrain_views: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        8.0, alias="MEMEBOT_RETRAIN_VIEWS"
+    )
+    # Weight of the unlikelihood term on downvoted captions (0: they are not trained on).
+    retrain_unlikelihood: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        1.0, alias="MEMEBOT_RETRAIN_UNLIKELIHOOD"
+    )
     retrain_full_minutes: PositiveSeconds = Field(60.0, alias="MEMEBOT_RETRAIN_FULL_MINUTES")
     gate_val_limit: int = Field(2000, ge=1, alias="MEMEBOT_GATE_VAL_LIMIT")
 

@@ -12,7 +12,7 @@ from bot.store.types import GenerationInfo
 from retrain.curation import CurationRules, curate, is_heldout, vote_rule, weight_of, write_jsonl
 from training.data import read_weighted
 
-NO_HOLDOUT = CurationRules(heldout_share=0.0)
+NO_HOLDOUT = CurationRules(heldout_share=0.0, negative_heldout_share=1.0)
 
 
 def gen(i: int, up: int, down: int, boxes: tuple[str, ...] = (), template: str = "success-kid"):

@@ -110,7 +110,26 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "round(weight x --extra-weight) times",
     )
     t.add_argument(
-        "--extra-weight", type=float, default=1.0, help="multiplies each --extra-data weight (> 0)"
+        "--extra-weight",
+        type=float,
+        default=1.0,
+        help="multiplies each --extra-data and --negative-data weight (> 0)",
+    )
+    t.add_argument(
+        "--negative-data",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='downvoted rows (JSON lines; only "kind": "negative" rows of the train split '
+        "are read) added with an unlikelihood term -log(1 - p) on each character, repeated "
+        "like --extra-data rows (char-gru)",
+    )
+    t.add_argument(
+        "--unlikelihood-weight",
+        type=float,
+        default=1.0,
+        help="weight of a --negative-data character's unlikelihood against an ordinary "
+        "character's cross-entropy (> 0)",
     )
     t.add_argument(
         "--resume", action="store_true", help="continue the unfinished run in OUT.partial/"
@@ -254,6 +273,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         precision=args.precision,
         extra_data=args.extra_data,
         extra_weight=args.extra_weight,
+        negative_data=args.negative_data,
+        unlikelihood_weight=args.unlikelihood_weight,
         overrides=_parse_sets(args.overrides),
         verbose=0 if args.quiet else 1,
     )
