@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # how often the training's history.json is read for progress
 FINETUNE_BATCH = 256  # rows per fine-tune batch (passed to `memebot train --batch-size`)
+# Downvoted training rows get this many copies in all per copy of an upvoted row: the
+# unlikelihood term is a light counterweight, not half of the fine-tune (docs/RETRAIN.md).
+NEGATIVE_RATIO = 0.5
 
 
 def engine_token(settings: Settings) -> str | None:
@@ -261,13 +264,11 @@ def train_candidate(
     base_train = int(metrics.get("train_captions") or 10_000) - int(
         metrics.get("extra_captions") or 0
     )
-    negatives = settings.retrain_unlikelihood > 0 and bool(curated.train_negatives)
-    rows = [r.weight for r in curated.train]
-    rows += [r.weight for r in curated.train_negatives] if negatives else []
     finetune = run.mode == "finetune"
     samples = settings.retrain_epochs * settings.retrain_steps * FINETUNE_BATCH if finetune else 0
+    up = [r.weight for r in curated.train]
     x = extra_weight(
-        rows, base_train, settings.retrain_share, views=settings.retrain_views, samples=samples
+        up, base_train, settings.retrain_share, views=settings.retrain_views, samples=samples
     )
     args = [
         "train",
@@ -287,8 +288,10 @@ def train_candidate(
         str(settings.gate_val_limit),
         "--quiet",
     ]
-    if negatives:
-        args += ["--negative-data", str(files["train_down"])]
+    down = [r.weight for r in curated.train_negatives]
+    if settings.retrain_unlikelihood > 0 and sum(down) > 0:
+        x_down = max(NEGATIVE_RATIO * x * sum(up) / sum(down), 1.0 / min(down))
+        args += ["--negative-data", str(files["train_down"]), "--negative-weight", f"{x_down:.4f}"]
         args += ["--unlikelihood-weight", str(settings.retrain_unlikelihood)]
     if finetune:
         epochs = settings.retrain_epochs

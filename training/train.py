@@ -60,10 +60,12 @@ class TrainOptions:
     # round(weight * extra_weight) times; validation stays on the base data's val split.
     extra_data: Path | None = None
     extra_weight: float = 1.0
-    # Downvoted rows (JSON lines, "kind": "negative", "split": "train"), repeated like
-    # --extra-data rows and trained by unlikelihood -log(1 - p) on each character, weighted
-    # `unlikelihood_weight` against the cross-entropy of ordinary characters (char-gru).
+    # Downvoted rows (JSON lines, "kind": "negative", "split": "train"), each repeated
+    # round(weight * negative_weight) times (None: extra_weight) and trained by unlikelihood
+    # -log(1 - p) on each character, weighted `unlikelihood_weight` against the
+    # cross-entropy of an ordinary character (char-gru).
     negative_data: Path | None = None
+    negative_weight: float | None = None
     unlikelihood_weight: float = 1.0
 
 
@@ -122,6 +124,9 @@ def check_options(opts: TrainOptions) -> None:
     need(math.isfinite(ew) and ew > 0, "--extra-weight", ew, "a finite number > 0")
     if opts.extra_data is not None and not opts.extra_data.is_file():
         raise UsageError(f"--extra-data {opts.extra_data}: no such file")
+    nw = opts.negative_weight
+    if nw is not None:
+        need(math.isfinite(nw) and nw > 0, "--negative-weight", nw, "a finite number > 0")
     ul = opts.unlikelihood_weight
     need(math.isfinite(ul) and ul > 0, "--unlikelihood-weight", ul, "a finite number > 0")
     if opts.negative_data is not None:
@@ -241,9 +246,8 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         train_caps = train_caps + extra
     negatives: list[Any] = []
     if opts.negative_data is not None:
-        negatives, data_fp = _extra_captions(
-            opts.negative_data, opts.extra_weight, data_fp, kind="negative"
-        )
+        repeat = opts.extra_weight if opts.negative_weight is None else opts.negative_weight
+        negatives, data_fp = _extra_captions(opts.negative_data, repeat, data_fp, kind="negative")
         data_fp = _fingerprint(data_fp, repr(opts.unlikelihood_weight).encode())
     if not train_caps or not val_caps:  # checked before anything is written
         raise DataError(f"{opts.data}: needs captions in both train and val splits after cleaning")
