@@ -4,7 +4,12 @@
 
 A scripted rater likes captions with a hidden property (a word from TOPIC: food or school)
 and dislikes the others; each caption gets `--raters` votes, each flipped with probability
-`--noise`. Rounds:
+`--noise`. Captions are sampled with `--decoding top-p --top-p 0.9` (the engine's `top-p`
+method): what a fine-tune makes more likely is then what gets written, and the gate's
+held-out captions are samples of the model itself. (The bot's default, `calibrated`, picks
+uniformly among the characters within 10x of the likeliest and draws box lengths from the
+template's real captions; a fine-tune on such captions mostly learns that sampler's style,
+which makes downvoted captions more likely too: docs/BENCHMARKS.md.) Rounds:
 
   round 0      generate `--captions` captions through the real engine over HTTP (the active
                model), votes written through the real store: the baseline upvote share
@@ -133,6 +138,7 @@ async def generate_and_rate(
         async def one(i: int) -> tuple[str, list[str], str]:
             template = templates[i % len(templates)]
             body = {"template": template, "image": False, "seed": round_no * 100_000 + i}
+            body |= {"decoding": args.decoding, "top_p": args.top_p}
             async with sem, http.post(f"{url}/v1/memes", json=body) as r:
                 data = await r.json()
                 if r.status != 200:
@@ -233,7 +239,7 @@ async def run_loop(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         await store.close()
         engine.terminate()
         engine.wait(timeout=30)
-    return summarise(rounds, seconds)
+    return summarise(rounds, seconds) | {"decoding": {"method": args.decoding, "top_p": args.top_p}}
 
 
 def summarise(rounds: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
@@ -297,6 +303,8 @@ def main() -> int:
     p.add_argument("--noise", type=float, default=0.05, help="chance a vote is flipped")
     p.add_argument("--steps", type=int, default=0, help="MEMEBOT_RETRAIN_STEPS for the bench")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--decoding", default="top-p", help="the engine's decoding method")
+    p.add_argument("--top-p", type=float, default=0.9, help="top-p: probability mass kept")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of both curves")
     p.add_argument("--tmp", type=Path, default=None, help="scratch directory parent")
     args = p.parse_args()

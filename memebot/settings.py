@@ -128,12 +128,25 @@ class Settings(BaseSettings):
         default_factory=lambda: f"sqlite:///{Path.cwd() / 'var' / 'retrain-queue.db'}",
         alias="MEMEBOT_QUEUE_URL",
     )
-    retrain_epochs: int = Field(2, ge=1, alias="MEMEBOT_RETRAIN_EPOCHS")
-    retrain_steps: int = Field(150, ge=1, alias="MEMEBOT_RETRAIN_STEPS")
+    # Finetune: one short pass at a low learning rate, half of it curated rows (measured in
+    # docs/BENCHMARKS.md, feedback loop): longer or hotter runs pull the model back toward
+    # the base data and add noise, which makes held-out upvoted captions less likely.
+    retrain_epochs: int = Field(1, ge=1, alias="MEMEBOT_RETRAIN_EPOCHS")
+    retrain_steps: int = Field(40, ge=1, alias="MEMEBOT_RETRAIN_STEPS")
     retrain_lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
-        5e-4, alias="MEMEBOT_RETRAIN_LR"
+        1e-4, alias="MEMEBOT_RETRAIN_LR"
     )
-    retrain_share: Annotated[float, Field(gt=0, lt=1)] = Field(0.25, alias="MEMEBOT_RETRAIN_SHARE")
+    # Upper bound on the upvoted rows' share of a fine-tune's rows.
+    retrain_share: Annotated[float, Field(gt=0, lt=1)] = Field(0.5, alias="MEMEBOT_RETRAIN_SHARE")
+    # Finetune: expected times one curated caption (of the top weight) is seen; many more and
+    # a few dozen upvoted captions are memorised instead of generalised from.
+    retrain_views: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        48.0, alias="MEMEBOT_RETRAIN_VIEWS"
+    )
+    # Weight of the unlikelihood term on downvoted captions (0: they are not trained on).
+    retrain_unlikelihood: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        0.1, alias="MEMEBOT_RETRAIN_UNLIKELIHOOD"
+    )
     retrain_full_minutes: PositiveSeconds = Field(60.0, alias="MEMEBOT_RETRAIN_FULL_MINUTES")
     gate_val_limit: int = Field(2000, ge=1, alias="MEMEBOT_GATE_VAL_LIMIT")
 

@@ -4,7 +4,9 @@ Pure functions over plain data (bot.store.GenerationInfo); the caller supplies t
 the content filter and the cleaning function, so each rule is testable on its own.
 
 Rules, in order (a caption is counted under the first one it fails):
-  negative      net score < 0: not trained on; kept as a negative example for the gate
+  negative      net score < 0: never trained on as a positive. A stable hash sends
+                `negative_heldout_share` of them to the gate's held-out negatives, the rest
+                to `train_negatives` (the fine-tune's unlikelihood term, weight -score capped)
   low_score     net score below `min_score` (default 2)
   low_share     upvote share below `min_up_share` (default 0.7)
   filtered      the content filter flags it (the bot's `standard` level by default)
@@ -35,13 +37,16 @@ class CurationRules:
     min_up_share: float = 0.7  # and this share of its votes up
     weight_cap: int = 5  # a caption's weight is its net score, capped
     heldout_share: float = 0.2  # of kept captions, for the gate only (never trained on)
+    # Of downvoted captions, for the gate only; the rest train the unlikelihood term.
+    # Larger than heldout_share: downvoted captions are plentiful, upvoted ones scarce.
+    negative_heldout_share: float = 0.5
 
 
 @dataclass(frozen=True)
 class CuratedRow:
     template: str
     boxes: tuple[str, ...]
-    weight: int  # how many copies training sees (1 for held-out and negative rows)
+    weight: int  # how many copies training sees (1 for held-out rows)
     score: int
     up: int
     down: int
@@ -64,12 +69,14 @@ class Curated:
     train: list[CuratedRow] = field(default_factory=list)  # positives to fine-tune on
     heldout: list[CuratedRow] = field(default_factory=list)  # positives for the gate
     negatives: list[CuratedRow] = field(default_factory=list)  # downvoted: the gate's negatives
+    # Downvoted, not held out: the fine-tune's unlikelihood rows (never seen by the gate).
+    train_negatives: list[CuratedRow] = field(default_factory=list)
     rated: int = 0  # generations with at least one vote
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
 
     @property
     def rows(self) -> list[CuratedRow]:
-        return [*self.train, *self.heldout, *self.negatives]
+        return [*self.train, *self.heldout, *self.negatives, *self.train_negatives]
 
     def counts(self) -> dict[str, int]:
         return {
@@ -78,6 +85,7 @@ class Curated:
             "train_weight": sum(r.weight for r in self.train),
             "heldout": len(self.heldout),
             "negatives": len(self.negatives),
+            "train_negatives": len(self.train_negatives),
             **{f"dropped_{k}": v for k, v in self.dropped.items()},
         }
 
@@ -91,6 +99,7 @@ class Curated:
             f"{'train':<12}{len(self.train):>9,}  (weight {sum(r.weight for r in self.train):,})",
             f"{'heldout':<12}{len(self.heldout):>9,}",
             f"{'negatives':<12}{len(self.negatives):>9,}  (kept for the gate)",
+            f"{'train_neg':<12}{len(self.train_negatives):>9,}  (unlikelihood in fine-tuning)",
         ]
         return "\n".join(lines)
 
@@ -136,18 +145,24 @@ def curate(
     """
     out = Curated()
     candidates: list[GenerationInfo] = []
+    negatives: list[CuratedRow] = []
     for g in generations:
         if g.up + g.down == 0:
             continue
         out.rated += 1
         why = vote_rule(g, rules)
         if why == "negative":
-            out.negatives.append(_row(g, g.boxes, 1, "negative", "heldout"))
+            text = "".join(b + BOX_END for b in g.boxes)
+            if is_heldout(g.template, text, rules.negative_heldout_share):
+                negatives.append(_row(g, g.boxes, 1, "negative", "heldout"))
+            else:
+                negatives.append(_row(g, g.boxes, weight_of(-g.score, rules), "negative", "train"))
         if why is not None:
             out.dropped[why] += 1
             continue
         candidates.append(g)
-    out.negatives = _dedupe(out.negatives)
+    for r in _dedupe(negatives):
+        (out.negatives if r.split == "heldout" else out.train_negatives).append(r)
 
     kept = []
     for g in candidates:

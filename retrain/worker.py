@@ -34,6 +34,10 @@ from retrain.gate import GateResult, Scores, judge
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # how often the training's history.json is read for progress
+FINETUNE_BATCH = 256  # rows per fine-tune batch (passed to `memebot train --batch-size`)
+# Downvoted training rows get this many copies in all per copy of an upvoted row: the
+# unlikelihood term is a light counterweight, not half of the fine-tune (docs/RETRAIN.md).
+NEGATIVE_RATIO = 0.5
 
 
 def engine_token(settings: Settings) -> str | None:
@@ -178,17 +182,18 @@ async def _steps(
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     files = {
         "train": ctx.workdir / "train.jsonl",
+        "train_down": ctx.workdir / "train-down.jsonl",
         "up": ctx.workdir / "heldout-up.jsonl",
         "down": ctx.workdir / "heldout-down.jsonl",
     }
+    # Training reads only the train files; the gate scores only the held-out ones.
     write_jsonl(curated.train, files["train"])
+    write_jsonl(curated.train_negatives, files["train_down"])
     write_jsonl(curated.heldout, files["up"])
     write_jsonl(curated.negatives, files["down"])
 
     out = settings.models_dir / f"run-{run.id}-{run.mode}"
-    await asyncio.to_thread(
-        train_candidate, ctx, proc, Path(active.path), files["train"], out, curated
-    )
+    await asyncio.to_thread(train_candidate, ctx, proc, Path(active.path), files, out, curated)
     candidate = str(read_meta(out)["version"])
     await store.update_run(run.id, stage="evaluating", candidate_version=candidate)
 
@@ -221,22 +226,50 @@ def curate_for_training(generations: list[Any], settings: Settings) -> Curated:
     )
 
 
-def extra_weight(curated: Curated, base_train: int, share: float) -> float:
-    """The multiplier that makes curated rows about `share` of the fine-tune's samples."""
-    weight = sum(r.weight for r in curated.train)
-    if weight == 0:
+def extra_weight(
+    weights: list[int], base_train: int, share: float, *, views: float = 0, samples: int = 0
+) -> float:
+    """X: each curated row of weight w is repeated round(w * X) times among `base_train` base
+    rows. X makes curated rows about `share` of the rows; with `views`, it is also at most what
+    keeps a row of the top weight seen about `views` times in `samples` rows drawn (a
+    fine-tune: copies x samples / rows), since a few dozen captions seen hundreds of times are
+    memorised rather than generalised from. Every row keeps at least one copy."""
+    total = sum(weights)
+    if total == 0:
         return 1.0
-    return max(1.0, share / (1 - share) * base_train / weight)
+    x = share / (1 - share) * base_train / total
+    top = max(weights)
+    if views and samples and top * samples > views * total:
+        # top * x * samples / (base_train + x * total) = views, solved for x
+        x = min(x, views * base_train / (top * samples - views * total))
+    return max(x, 1.0 / min(w for w in weights if w > 0))
 
 
 def train_candidate(
-    ctx: RunContext, proc: Subprocess, active: Path, rows: Path, out: Path, curated: Curated
+    ctx: RunContext,
+    proc: Subprocess,
+    active: Path,
+    files: dict[str, Path],
+    out: Path,
+    curated: Curated,
 ) -> None:
+    """`memebot train` of the candidate: --extra-data the curated upvoted rows, and (with
+    MEMEBOT_RETRAIN_UNLIKELIHOOD > 0) --negative-data the downvoted rows not held out."""
     settings, run = ctx.settings, ctx.run
     for stale in (out, out.with_name(out.name + ".partial")):  # a previous attempt's leftovers
         shutil.rmtree(stale, ignore_errors=True)
     meta = read_meta(active)
-    base_train = int((meta.get("metrics") or {}).get("train_captions") or 10_000)
+    metrics = meta.get("metrics") or {}
+    # The parent's base rows: a fine-tuned parent counted its curated rows too.
+    base_train = int(metrics.get("train_captions") or 10_000) - int(
+        metrics.get("extra_captions") or 0
+    )
+    finetune = run.mode == "finetune"
+    samples = settings.retrain_epochs * settings.retrain_steps * FINETUNE_BATCH if finetune else 0
+    up = [r.weight for r in curated.train]
+    x = extra_weight(
+        up, base_train, settings.retrain_share, views=settings.retrain_views, samples=samples
+    )
     args = [
         "train",
         "--arch",
@@ -246,19 +279,25 @@ def train_candidate(
         "--out",
         str(out),
         "--extra-data",
-        str(rows),
+        str(files["train"]),
         "--extra-weight",
-        f"{extra_weight(curated, base_train, settings.retrain_share):.4f}",
+        f"{x:.4f}",
         "--seed",
         str(run.id),
         "--val-limit",
         str(settings.gate_val_limit),
         "--quiet",
     ]
-    if run.mode == "finetune":
+    down = [r.weight for r in curated.train_negatives]
+    if settings.retrain_unlikelihood > 0 and sum(down) > 0:
+        x_down = max(NEGATIVE_RATIO * x * sum(up) / sum(down), 1.0 / min(down))
+        args += ["--negative-data", str(files["train_down"]), "--negative-weight", f"{x_down:.4f}"]
+        args += ["--unlikelihood-weight", str(settings.retrain_unlikelihood)]
+    if finetune:
         epochs = settings.retrain_epochs
         args += ["--init-from", str(active), "--epochs", str(epochs)]
         args += ["--steps-per-epoch", str(settings.retrain_steps), "--lr", str(settings.retrain_lr)]
+        args += ["--batch-size", str(FINETUNE_BATCH)]
     else:
         epochs = 30
         args += ["--max-minutes", str(settings.retrain_full_minutes)]

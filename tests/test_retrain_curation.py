@@ -12,7 +12,7 @@ from bot.store.types import GenerationInfo
 from retrain.curation import CurationRules, curate, is_heldout, vote_rule, weight_of, write_jsonl
 from training.data import read_weighted
 
-NO_HOLDOUT = CurationRules(heldout_share=0.0)
+NO_HOLDOUT = CurationRules(heldout_share=0.0, negative_heldout_share=1.0)
 
 
 def gen(i: int, up: int, down: int, boxes: tuple[str, ...] = (), template: str = "success-kid"):
@@ -142,6 +142,23 @@ def test_heldout_split_is_stable_and_never_trained_on() -> None:
     again = curate(gens, rules=CurationRules(heldout_share=0.2))
     assert [r.generation_id for r in again.heldout] == [r.generation_id for r in out.heldout]
     assert is_heldout("t", "abc|", 1.0) and not is_heldout("t", "abc|", 0.0)
+
+
+def test_downvoted_split_between_the_gate_and_the_unlikelihood_term() -> None:
+    gens = [gen(i, 1, 5) for i in range(200)]
+    out = curate(gens, rules=CurationRules(negative_heldout_share=0.5))
+    assert 60 <= len(out.negatives) <= 140
+    assert len(out.negatives) + len(out.train_negatives) == 200 and not out.train
+    assert {r.text for r in out.negatives}.isdisjoint({r.text for r in out.train_negatives})
+    assert all(r.split == "heldout" and r.weight == 1 for r in out.negatives)
+    # Training negatives weigh their net score (down - up), capped like upvoted rows.
+    assert all(r.kind == "negative" and r.split == "train" for r in out.train_negatives)
+    assert {r.weight for r in out.train_negatives} == {4}
+    again = curate(gens, rules=CurationRules(negative_heldout_share=0.5))
+    assert [r.generation_id for r in again.negatives] == [r.generation_id for r in out.negatives]
+    assert out.counts()["train_negatives"] == len(out.train_negatives)
+    everything = curate(gens, rules=CurationRules(negative_heldout_share=1.0))
+    assert len(everything.negatives) == 200 and not everything.train_negatives
 
 
 def test_jsonl_is_what_training_reads(tmp_path: Path) -> None:

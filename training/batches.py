@@ -21,7 +21,7 @@ from memebot.artifact.templates import GENERIC_SLOT, TemplateTable
 from memebot.artifact.vocab import BOS, PAD, Vocab
 from memebot.caption_format import BOX_END
 from training.data import Caption
-from training.gru_dataset import CHUNK_BATCHES, PAD_TO
+from training.gru_dataset import CHUNK_BATCHES, NEGATIVE_OFFSET, PAD_TO
 
 
 def encode_captions(captions: Sequence[Caption], vocab: Vocab) -> list[np.ndarray]:
@@ -29,9 +29,16 @@ def encode_captions(captions: Sequence[Caption], vocab: Vocab) -> list[np.ndarra
 
 
 def gru_arrays(
-    texts: Sequence[np.ndarray], slots: np.ndarray, end_id: int, pad_to: int = PAD_TO
+    texts: Sequence[np.ndarray],
+    slots: np.ndarray,
+    end_id: int,
+    pad_to: int = PAD_TO,
+    negative: np.ndarray | None = None,
+    negative_weight: float = 1.0,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Teacher-forcing arrays for a batch: inputs, targets [B,T] and weights [B,T]."""
+    """Teacher-forcing arrays for a batch: inputs, targets [B,T] and weights [B,T].
+    `negative` [B] bool: those rows' targets are id + NEGATIVE_OFFSET, weighted
+    `negative_weight` (the unlikelihood term)."""
     T = max(len(t) for t in texts)
     T = -(-T // pad_to) * pad_to
     B = len(texts)
@@ -46,6 +53,10 @@ def gru_arrays(
         # box index of target position j = markers in text[:j]
         boxes[i, 1:n] = np.cumsum(t[: n - 1] == end_id)
     w = (y != PAD).astype(np.float32)
+    if negative is not None:
+        neg = np.asarray(negative, dtype=bool)[:, None] & (w > 0)  # [B,T]
+        y = np.where(neg, y + NEGATIVE_OFFSET, y).astype(np.int32)
+        w = np.where(neg, np.float32(negative_weight), w).astype(np.float32)
     return {"chars": chars, "boxes": boxes, "template": slots.astype(np.int32)}, y, w
 
 
@@ -62,8 +73,13 @@ class GRUBatches:
         template_dropout: float = 0.0,
         shuffle: bool = True,
         seed: int = 0,
+        negative: np.ndarray | None = None,
+        negative_weight: float = 1.0,
     ):
         self.texts, self.slots, self.end_id = list(texts), np.asarray(slots), end_id
+        # [N] bool: downvoted rows, trained by unlikelihood (gru_arrays); None: no such rows.
+        self.negative = None if negative is None else np.asarray(negative, dtype=bool)
+        self.negative_weight = negative_weight
         self.batch_size, self.template_dropout, self.shuffle = batch_size, template_dropout, shuffle
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
@@ -88,7 +104,14 @@ class GRUBatches:
 
     def __getitem__(self, i: int) -> Any:
         b = self.batches[i]
-        return gru_arrays([self.texts[j] for j in b], self.epoch_slots[b], self.end_id)
+        neg = None if self.negative is None else self.negative[b]
+        return gru_arrays(
+            [self.texts[j] for j in b],
+            self.epoch_slots[b],
+            self.end_id,
+            negative=neg,
+            negative_weight=self.negative_weight,
+        )
 
     def as_tf_dataset(self, repeat: bool = False) -> Any:
         """The same batching as a graph-only tf.data pipeline (training/gru_dataset.py); each
@@ -105,6 +128,8 @@ class GRUBatches:
             shuffle=self.shuffle,
             seed=int(self.rng.integers(2**31)),
             repeat=repeat,
+            negative=self.negative,
+            negative_weight=self.negative_weight,
         )
 
 

@@ -114,7 +114,32 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "round(weight x --extra-weight) times",
     )
     t.add_argument(
-        "--extra-weight", type=float, default=1.0, help="multiplies each --extra-data weight (> 0)"
+        "--extra-weight",
+        type=float,
+        default=1.0,
+        help="multiplies each --extra-data weight (> 0)",
+    )
+    t.add_argument(
+        "--negative-data",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='downvoted rows (JSON lines; only "kind": "negative" rows of the train split '
+        "are read) added with an unlikelihood term -log(1 - p) on each character, each "
+        "repeated round(weight x --negative-weight) times (char-gru)",
+    )
+    t.add_argument(
+        "--negative-weight",
+        type=float,
+        default=None,
+        help="multiplies each --negative-data weight (> 0; default: --extra-weight)",
+    )
+    t.add_argument(
+        "--unlikelihood-weight",
+        type=float,
+        default=1.0,
+        help="weight of a --negative-data character's unlikelihood against an ordinary "
+        "character's cross-entropy (> 0)",
     )
     t.add_argument(
         "--resume", action="store_true", help="continue the unfinished run in OUT.partial/"
@@ -258,6 +283,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         precision=args.precision,
         extra_data=args.extra_data,
         extra_weight=args.extra_weight,
+        negative_data=args.negative_data,
+        negative_weight=args.negative_weight,
+        unlikelihood_weight=args.unlikelihood_weight,
         overrides=_parse_sets(args.overrides),
         verbose=0 if args.quiet else 1,
     )

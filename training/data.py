@@ -151,21 +151,24 @@ def _caption_object(path: Path, n: int, row: dict[str, object]) -> Caption:
     return Caption(template=template, boxes=tuple(boxes))
 
 
-def read_weighted(path: Path) -> list[tuple[Caption, float]]:
+def read_weighted(path: Path, *, kind: str = "positive") -> list[tuple[Caption, float]]:
     """The training rows of a curated JSON-lines file (`memebot data export-ratings`) with
-    their "weight" (default 1): what `memebot train --extra-data` adds to the training split.
-    Rows marked "kind": "negative" or "split": "heldout" are the gate's, never trained on."""
+    their "weight" (default 1). `kind="positive"`: what `memebot train --extra-data` adds to
+    the training split; `kind="negative"`: the downvoted rows `--negative-data` trains the
+    unlikelihood term on. Rows of the other kind, and rows marked "split": "heldout" (the
+    gate's), are never trained on. A JSON list of rows (no kinds) is all positive."""
     captions, _ = read_flat_rows(path)
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
     if len(lines) != len(captions):  # a JSON list of rows, not JSON lines: no weights
-        return [(c, 1.0) for c in captions]
+        return [(c, 1.0) for c in captions] if kind == "positive" else []
     out: list[tuple[Caption, float]] = []
     for n, (caption, line) in enumerate(zip(captions, lines, strict=True), 1):
         obj = json.loads(line)
         if not isinstance(obj, dict):
-            out.append((caption, 1.0))
+            if kind == "positive":
+                out.append((caption, 1.0))
             continue
-        if obj.get("kind", "positive") != "positive" or obj.get("split", "train") != "train":
+        if obj.get("kind", "positive") != kind or obj.get("split", "train") != "train":
             continue
         w = obj.get("weight", 1)
         if isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0:

@@ -24,6 +24,10 @@ CHUNK_BATCHES = 64  # captions are sorted by length within chunks of this many b
 # Batches are padded to a multiple of this. 1: the traced step has a dynamic length dimension,
 # so distinct lengths cost no retracing, and rounding up to 8 spent ~7% on padding.
 PAD_TO = 1
+# Targets of negative (downvoted) rows are sent as id + NEGATIVE_OFFSET: the char-gru loss
+# (training/models/char_gru.py, CaptionLoss) applies unlikelihood to them instead of
+# cross-entropy. Far above any vocabulary size, so no real id is mistaken for one.
+NEGATIVE_OFFSET = 1 << 16
 
 
 def gru_dataset(
@@ -36,10 +40,13 @@ def gru_dataset(
     shuffle: bool = True,
     seed: int = 0,
     repeat: bool = False,
+    negative: np.ndarray | None = None,
+    negative_weight: float = 1.0,
 ) -> Any:  # -> tf.data.Dataset of (inputs, targets [B,T], weights [B,T])
     """One element per batch; each pass (or each repetition, with `repeat`) is one epoch with
     its own shuffle and template dropout. `shuffle=False`: captions in order, sorted by length
-    within chunks, no dropout (validation)."""
+    within chunks, no dropout (validation). `negative` [N] bool: rows whose targets are sent
+    as id + NEGATIVE_OFFSET with weight `negative_weight` (unlikelihood)."""
     import tensorflow as tf
 
     n = len(texts)
@@ -48,6 +55,9 @@ def gru_dataset(
     starts = tf.constant(np.concatenate([[0], np.cumsum(lengths_np)[:-1]]))  # [N]
     lengths = tf.constant(lengths_np)  # [N]
     base_slots = tf.constant(np.asarray(slots, dtype=np.int32))  # [N]
+    neg_rows = tf.constant(
+        np.zeros(n, dtype=bool) if negative is None else np.asarray(negative, dtype=bool)
+    )  # [N]
     n_batches = -(-n // batch_size)
     chunk = batch_size * CHUNK_BATCHES
 
@@ -81,7 +91,9 @@ def gru_dataset(
             marks = tf.cast(y == end_id, tf.int32)
             boxes = tf.where(live, tf.cumsum(marks, axis=1, exclusive=True), 0)
             inputs = {"chars": chars, "boxes": boxes, "template": tf.gather(epoch_slots, rows)}
-            return inputs, y, tf.cast(live, tf.float32)
+            neg = tf.gather(neg_rows, rows)[:, None] & live  # [B,T]
+            w = tf.where(neg, negative_weight, 1.0) * tf.cast(live, tf.float32)
+            return inputs, tf.where(neg, y + NEGATIVE_OFFSET, y), w
 
         return tf.data.Dataset.from_tensor_slices(batch_order).map(batch)
 

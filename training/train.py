@@ -62,6 +62,13 @@ class TrainOptions:
     # round(weight * extra_weight) times; validation stays on the base data's val split.
     extra_data: Path | None = None
     extra_weight: float = 1.0
+    # Downvoted rows (JSON lines, "kind": "negative", "split": "train"), each repeated
+    # round(weight * negative_weight) times (None: extra_weight) and trained by unlikelihood
+    # -log(1 - p) on each character, weighted `unlikelihood_weight` against the
+    # cross-entropy of an ordinary character (char-gru).
+    negative_data: Path | None = None
+    negative_weight: float | None = None
+    unlikelihood_weight: float = 1.0
 
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -121,6 +128,19 @@ def check_options(opts: TrainOptions) -> None:
     need(math.isfinite(ew) and ew > 0, "--extra-weight", ew, "a finite number > 0")
     if opts.extra_data is not None and not opts.extra_data.is_file():
         raise UsageError(f"--extra-data {opts.extra_data}: no such file")
+    nw = opts.negative_weight
+    if nw is not None:
+        need(math.isfinite(nw) and nw > 0, "--negative-weight", nw, "a finite number > 0")
+    ul = opts.unlikelihood_weight
+    need(math.isfinite(ul) and ul > 0, "--unlikelihood-weight", ul, "a finite number > 0")
+    if opts.negative_data is not None:
+        if not opts.negative_data.is_file():
+            raise UsageError(f"--negative-data {opts.negative_data}: no such file")
+        arch = ARCHITECTURES.get(opts.arch)
+        if arch is not None and not arch.trains_negatives:
+            raise UsageError(
+                f"--negative-data: {arch.name} has no unlikelihood term (char-gru has)"
+            )
     # --set would be ignored: the config comes from the parent model.
     if opts.overrides and opts.init_from is not None:
         raise UsageError("--set: cannot change the config of a model given with --init-from")
@@ -226,8 +246,13 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     val_caps = prep.splits["val"][: opts.val_limit or None]
     data_fp = prep.fingerprint
     if opts.extra_data is not None:
-        extra, data_fp = _extra_captions(opts.extra_data, opts.extra_weight, prep.fingerprint)
+        extra, data_fp = _extra_captions(opts.extra_data, opts.extra_weight, data_fp)
         train_caps = train_caps + extra
+    negatives: list[Any] = []
+    if opts.negative_data is not None:
+        repeat = opts.extra_weight if opts.negative_weight is None else opts.negative_weight
+        negatives, data_fp = _extra_captions(opts.negative_data, repeat, data_fp, kind="negative")
+        data_fp = _fingerprint(data_fp, repr(opts.unlikelihood_weight).encode())
     if not train_caps or not val_caps:  # checked before anything is written
         raise DataError(f"{opts.data}: needs captions in both train and val splits after cleaning")
     if opts.resume:
@@ -279,9 +304,21 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     keras.utils.set_random_seed(opts.seed)
     batch = opts.batch_size or arch.default_batch_size
     lr = opts.learning_rate or arch.default_lr
-    train_data = arch.batches(
-        train_caps, vocab, templates, config, batch_size=batch, train=True, seed=opts.seed
-    )
+    if negatives:
+        train_data = arch.batches_with_negatives(
+            train_caps,
+            negatives,
+            vocab,
+            templates,
+            config,
+            batch_size=batch,
+            negative_weight=opts.unlikelihood_weight,
+            seed=opts.seed,
+        )
+    else:
+        train_data = arch.batches(
+            train_caps, vocab, templates, config, batch_size=batch, train=True, seed=opts.seed
+        )
     val_data = arch.batches(val_caps, vocab, templates, config, batch_size=batch, train=False)
 
     with _strategy(opts.distribute).scope():
@@ -382,6 +419,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         "val_chars": val.chars,
         "train_captions": len(train_caps),
         "extra_captions": len(train_caps) - len(prep.splits["train"][: opts.limit or None]),
+        "negative_captions": len(negatives),
         "epochs": len(history.get("loss", [])),
         "fit_seconds": fit_seconds,
         "trained_chars": trained_chars,
@@ -423,16 +461,16 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     return opts.out
 
 
-def _extra_captions(path: Path, weight: float, base_fp: str) -> tuple[list[Any], str]:
-    """--extra-data's captions, cleaned by the training data's rules and repeated
-    round(row weight x --extra-weight) times, and the fingerprint of base + extra data (so new
-    ratings make a new model version)."""
-    import hashlib
-
+def _extra_captions(
+    path: Path, weight: float, base_fp: str, *, kind: str = "positive"
+) -> tuple[list[Any], str]:
+    """--extra-data's captions (`kind="negative"`: --negative-data's), cleaned by the training
+    data's rules and repeated round(row weight x --extra-weight) times, and the fingerprint of
+    the data so far + these rows (so new ratings make a new model version)."""
     from training.cleaning import clean_captions, normalise_box
     from training.data import BOX_END, read_weighted
 
-    rows = read_weighted(path)
+    rows = read_weighted(path, kind=kind)
     kept, _ = clean_captions(c for c, _w in rows)
     # Cleaning normalises the boxes: look weights up by the normalised text.
     weights = {
@@ -440,11 +478,18 @@ def _extra_captions(path: Path, weight: float, base_fp: str) -> tuple[list[Any],
     }
     out = [c for c in kept for _ in range(round(weights.get((c.template, c.text), 1.0) * weight))]
     if not out:
-        raise DataError(f"--extra-data {path}: no caption left after cleaning and weighting")
+        flag = "--extra-data" if kind == "positive" else "--negative-data"
+        raise DataError(f"{flag} {path}: no caption left after cleaning and weighting")
+    return out, _fingerprint(base_fp, path.read_bytes(), repr(weight).encode())
+
+
+def _fingerprint(base_fp: str, *parts: bytes) -> str:
+    import hashlib
+
     h = hashlib.sha256(base_fp.encode())
-    h.update(path.read_bytes())
-    h.update(repr(weight).encode())
-    return out, h.hexdigest()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
 
 
 def _diverged(work: Path, lr: float, what: str) -> UsageError:

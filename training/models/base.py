@@ -29,6 +29,7 @@ class Architecture:
     default_lr: ClassVar[float]
     default_batch_size: ClassVar[int] = 256
     precisions: ClassVar[tuple[str, ...]] = ("float32",)  # what it can train in
+    trains_negatives: ClassVar[bool] = False  # has an unlikelihood term (--negative-data)
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -58,6 +59,23 @@ class Architecture:
     ) -> Any:
         """Training (`train`: shuffled, template dropout) or validation batches."""
         raise NotImplementedError
+
+    def batches_with_negatives(
+        self,
+        captions: Sequence[Caption],
+        negatives: Sequence[Caption],
+        vocab: Vocab,
+        templates: TemplateTable,
+        config: Any,
+        *,
+        batch_size: int,
+        negative_weight: float,
+        seed: int = 0,
+    ) -> Any:
+        """Training batches of `captions` (likelihood) mixed with `negatives` (downvoted rows:
+        an unlikelihood term, each of their targets weighted `negative_weight`). Only
+        architectures with `trains_negatives`."""
+        raise UsageError(f"--negative-data: {self.name} has no unlikelihood term (char-gru has)")
 
     def fit_input(self, data: Any, *, repeat: bool) -> Any:
         """What `model.fit` reads for `data` (`repeat`: an endless stream, --steps-per-epoch)."""

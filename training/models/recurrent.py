@@ -15,7 +15,13 @@ from memebot.artifact.configs import RecurrentConfig
 from memebot.artifact.templates import TemplateTable
 from memebot.artifact.vocab import Vocab
 from training.data import Caption
+from training.gru_dataset import NEGATIVE_OFFSET
 from training.models.base import Architecture, EvalRows
+
+# Unlikelihood -log(1 - p) is floored at -log(UL_FLOOR): a character the model is nearly sure
+# of (p > 1 - UL_FLOOR, e.g. the rest of a common word) is not pushed, since pushing it would
+# cost every caption that shares it, upvoted ones and the base data included.
+UL_FLOOR = 0.01
 
 
 def build_graph(
@@ -56,6 +62,27 @@ def build_graph(
     return keras.Model({"chars": chars, "boxes": boxes, "template": template}, logits, name=name)
 
 
+def caption_loss() -> Any:  # -> keras.losses.Loss
+    """Per target [B,T]: cross-entropy -log p(y); for targets of negative (downvoted) rows,
+    sent as id + NEGATIVE_OFFSET (training/gru_dataset.py), unlikelihood -log(1 - p(y)),
+    which lowers their probability but, unlike a negated cross-entropy, is bounded below by 0.
+    Averaged with the sample weights, whose negative rows carry --unlikelihood-weight."""
+    import keras
+    from keras import ops
+
+    class CaptionLoss(keras.losses.Loss):
+        def call(self, y_true: Any, y_pred: Any) -> Any:
+            y = ops.cast(y_true, "int32")
+            neg = y >= NEGATIVE_OFFSET
+            ce = ops.sparse_categorical_crossentropy(
+                ops.where(neg, y - NEGATIVE_OFFSET, y), y_pred, from_logits=True
+            )  # [B,T] = -log p(y)
+            unlikely = -ops.log(ops.maximum(-ops.expm1(-ce), UL_FLOOR))  # -log(1 - p(y))
+            return ops.where(neg, unlikely, ce)
+
+    return CaptionLoss(name="caption_loss", reduction="mean_with_sample_weight")
+
+
 def weights_of(model: Any) -> dict[str, np.ndarray]:  # model: keras.Model
     """A trained model's weights by variable path, as float32 arrays (what the steppers take)."""
     return {v.path: np.asarray(v.numpy(), dtype=np.float32) for v in model.weights}
@@ -64,6 +91,7 @@ def weights_of(model: Any) -> dict[str, np.ndarray]:  # model: keras.Model
 class RecurrentArch(Architecture):
     default_lr = 2e-3
     precisions = ("float32", "mixed_bfloat16")
+    trains_negatives = True
 
     def recurrent_layer(self, config: Any, index: int, dtype: str | None) -> Any:
         """Recurrent layer `index` (return_sequences=True), named as weight_shapes says."""
@@ -86,9 +114,9 @@ class RecurrentArch(Architecture):
     def compile(self, model: Any, lr: float, *, jit: bool = False) -> None:
         import keras
 
-        loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        )
+        # Cross-entropy on ordinary targets (the same numbers as Keras's own sparse
+        # cross-entropy, tested), unlikelihood on negative rows' targets.
+        loss = caption_loss()
         # XLA fuses the recurrent time loop: ~1.1-1.8x more characters per second on CPU
         # (char-gru), after compiling once per padded length.
         model.compile(
@@ -119,6 +147,33 @@ class RecurrentArch(Architecture):
             template_dropout=config.template_dropout if train else 0.0,
             shuffle=train,
             seed=seed,
+        )
+
+    def batches_with_negatives(
+        self,
+        captions: Sequence[Caption],
+        negatives: Sequence[Caption],
+        vocab: Vocab,
+        templates: TemplateTable,
+        config: Any,
+        *,
+        batch_size: int,
+        negative_weight: float,
+        seed: int = 0,
+    ) -> Any:
+        from training.batches import GRUBatches, encode_captions
+
+        rows = [*captions, *negatives]
+        return GRUBatches(
+            encode_captions(rows, vocab),
+            np.array([templates.slot_of(c.template) for c in rows]),
+            vocab.box_end_id,
+            batch_size=batch_size,
+            template_dropout=config.template_dropout,
+            shuffle=True,
+            seed=seed,
+            negative=np.arange(len(rows)) >= len(captions),
+            negative_weight=negative_weight,
         )
 
     def fit_input(self, data: Any, *, repeat: bool) -> Any:

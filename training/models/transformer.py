@@ -25,7 +25,7 @@ from memebot.artifact.configs import TransformerConfig
 from memebot.artifact.templates import TemplateTable
 from memebot.artifact.vocab import Vocab
 from memebot.errors import UsageError
-from training.models.recurrent import RecurrentArch, weights_of
+from training.models.recurrent import RecurrentArch, caption_loss, weights_of
 
 INIT_STD = 0.02  # GPT-2's initialisation; residual output projections get / sqrt(2 * layers)
 
@@ -195,9 +195,7 @@ class Transformer(RecurrentArch):
     def compile(self, model: Any, lr: float, *, jit: bool = False) -> None:
         import keras
 
-        loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        )
+        loss = caption_loss()  # cross-entropy; unlikelihood on negative rows (recurrent.py)
         # beta_2 0.98: the second-moment estimate follows the attention logits' early growth
         # sooner than 0.999 (the usual transformer setting); warmup: `callbacks`.
         model.compile(
