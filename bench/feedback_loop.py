@@ -277,18 +277,24 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rounds = list(range(len(result["upvote_share_by_round"])))
-    fig, ax1 = plt.subplots(figsize=(6, 3.5))
-    ax1.plot(rounds, result["upvote_share_by_round"], "o-", color="tab:green", label="upvote share")
+    shares = result["upvote_share_by_round"]
+    rounds = list(range(len(shares)))
+    fig, ax1 = plt.subplots(figsize=(6.5, 4))
+    ax1.plot(rounds, shares, "o-", color="tab:green", label="upvote share")
+    ax1.axhline(2 * shares[0], ls=":", color="tab:green", label="target: 2 x round 0")
     ax1.set_xlabel("round (0 = before any retrain)")
     ax1.set_ylabel("upvote share")
+    ax1.set_ylim(0, max(max(shares), 2 * shares[0]) * 1.15)
     ax1.set_xticks(rounds)
     ax2 = ax1.twinx()
     vals = [v if v is not None else float("nan") for v in result["val_nats_by_round"]]
     ax2.plot(rounds, vals, "s--", color="tab:blue", label="base val nats/char")
+    if vals and vals[0] == vals[0]:  # not NaN: the budget line from round 0
+        ax2.axhline(vals[0] + 0.05, ls=":", color="tab:blue", label="val budget: round 0 + 0.05")
+        ax2.set_ylim(vals[0] - 0.05, vals[0] + 0.08)
     ax2.set_ylabel("base val nats/char")
-    fig.legend(loc="upper left")
-    fig.tight_layout()
+    fig.legend(loc="upper center", ncol=2, fontsize="small")
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
     fig.savefig(path, dpi=110)
 
 
