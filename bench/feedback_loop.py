@@ -189,6 +189,9 @@ async def run_loop(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     if args.steps:
         overrides["MEMEBOT_RETRAIN_STEPS"] = str(args.steps)
     env = os.environ | overrides
+    # The recipe the bench's recorded run used; the shipped default (48) suits small data sets
+    # (tests/test_retrain_worker.py's tiny model overfits at 96).
+    env.setdefault("MEMEBOT_RETRAIN_VIEWS", "96")
     settings = Settings.from_env(env)
     await upgrade(settings.database_url)
     engine = subprocess.Popen(

@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     # Finetune: expected times one curated caption (of the top weight) is seen; many more and
     # a few dozen upvoted captions are memorised instead of generalised from.
     retrain_views: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
-        96.0, alias="MEMEBOT_RETRAIN_VIEWS"
+        48.0, alias="MEMEBOT_RETRAIN_VIEWS"
     )
     # Weight of the unlikelihood term on downvoted captions (0: they are not trained on).
     retrain_unlikelihood: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
