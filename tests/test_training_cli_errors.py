@@ -71,6 +71,7 @@ def assert_nothing_written(out: Path) -> None:
         (["--patience", "-1"], ["--patience -1", ">= 0"]),
         (["--steps-per-epoch", "-1"], ["--steps-per-epoch -1", ">= 0"]),
         (["--seed", "-1"], ["--seed -1", "between 0 and"]),
+        (["--lr-schedule", "cosine"], ["--lr-schedule cosine", "--max-minutes", "--steps-per"]),
         (["--seed", str(2**32)], [f"--seed {2**32}"]),
         (["--set", "hidden=-4"], ["--set hidden=-4", "hidden must be >= 1"]),
         (["--set", "layers=0"], ["--set layers=0", "layers must be >= 1"]),
@@ -160,6 +161,8 @@ def test_option_checks_need_no_tensorflow(tmp_path: Path) -> None:
         {"learning_rate": 1e6, "max_minutes": 0.01, "steps_per_epoch": 0},
         {"limit": 0, "val_limit": 0, "seed": 0},
         {"limit": 1, "val_limit": 1, "seed": 2**32 - 1, "max_minutes": None},
+        {"lr_schedule": "cosine", "max_minutes": 5.0},
+        {"lr_schedule": "cosine", "steps_per_epoch": 10},
     ],
 )
 def test_in_range_options_pass(tmp_path: Path, good: dict[str, Any]) -> None:

@@ -238,6 +238,32 @@ def test_budget_tensorboard_and_mirrored_strategy(tiny_data: Path, tmp_path: Pat
     assert any(tb.rglob("events.out.tfevents.*"))
 
 
+def test_cosine_schedule_decays_the_rate_over_the_steps(tiny_data: Path, tmp_path: Path) -> None:
+    """--lr-schedule cosine in a real fit: the rate each epoch ends with falls along the cosine
+    over epochs x steps-per-epoch, to 5% of --lr at the last batch, and no plateau halving
+    interferes (patience is off, val may rise)."""
+    out = tmp_path / "m"
+    train(
+        TrainOptions(
+            data=tiny_data,
+            out=out,
+            epochs=3,
+            steps_per_epoch=4,
+            batch_size=16,
+            learning_rate=0.01,
+            lr_schedule="cosine",
+            patience=10,
+            verbose=0,
+            overrides=TINY_CONFIGS["char-gru"],
+        ),
+        echo=lambda _s: None,
+    )
+    rates = json.loads((out / "history.json").read_text())["learning_rate"]
+    # The rate set before the epoch's last batch (steps 3, 7, 11 of 12).
+    expected = [0.01 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / 12))) for s in (3, 7, 11)]
+    assert rates == pytest.approx(expected, rel=1e-5)
+
+
 # Small configs so that one batch of each architecture costs well under a second.
 TINY_CONFIGS = {
     "char-gru": {"hidden": "16", "layers": "1", "char_emb": "8"},

@@ -69,6 +69,13 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "seed-cnn and transformer 1e-3)",
     )
     t.add_argument(
+        "--lr-schedule",
+        default="plateau",
+        choices=("plateau", "cosine"),
+        help="plateau: halve the rate when val loss stalls; cosine: decay it to 5%% over "
+        "--max-minutes and/or --epochs x --steps-per-epoch (ends a budgeted run at a low rate)",
+    )
+    t.add_argument(
         "--steps-per-epoch", type=int, default=0, help="batches per epoch (>= 1); 0 = full pass"
     )
     t.add_argument(
@@ -268,6 +275,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        lr_schedule=args.lr_schedule,
         steps_per_epoch=args.steps_per_epoch,
         patience=args.patience,
         max_minutes=args.max_minutes,

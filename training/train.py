@@ -43,6 +43,9 @@ class TrainOptions:
     learning_rate: float = 0.0  # 0 = the architecture's default
     steps_per_epoch: int = 0  # 0 = one full pass over the training split
     patience: int = 3  # early stopping: epochs without val improvement
+    # plateau: halve the rate when val stalls; cosine: decay to 5% over --max-minutes and/or
+    # epochs x --steps-per-epoch (CosineDecay in training/callbacks.py says why)
+    lr_schedule: str = "plateau"
     # Wall-clock budget from the start of the run, checked after every training batch and
     # epoch; the stopped epoch's validation and the final evaluation run after it.
     max_minutes: float | None = None
@@ -72,6 +75,7 @@ class TrainOptions:
 
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+LR_SCHEDULES = ("plateau", "cosine")
 
 
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -118,6 +122,17 @@ def check_options(opts: TrainOptions) -> None:
     need(math.isfinite(lr) and lr >= 0, "--lr", lr, "a finite number > 0, or 0 for the default")
     need(opts.steps_per_epoch >= 0, "--steps-per-epoch", opts.steps_per_epoch, ">= 0")
     need(opts.patience >= 0, "--patience", opts.patience, ">= 0")
+    need(
+        opts.lr_schedule in LR_SCHEDULES,
+        "--lr-schedule",
+        opts.lr_schedule,
+        " or ".join(LR_SCHEDULES),
+    )
+    if opts.lr_schedule == "cosine" and opts.max_minutes is None and not opts.steps_per_epoch:
+        raise UsageError(
+            "--lr-schedule cosine: needs a run length to decay over: --max-minutes and/or "
+            "--steps-per-epoch (with --epochs)"
+        )
     if opts.max_minutes is not None:
         m = opts.max_minutes
         need(math.isfinite(m) and m > 0, "--max-minutes", m, "a finite number > 0")
@@ -291,6 +306,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     import keras
 
     from training.callbacks import (
+        CosineDecay,
         HistoryWriter,
         PrintSamples,
         StopOnDivergence,
@@ -350,7 +366,14 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
             else None,
         ),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5)
+        if opts.lr_schedule == "plateau"
+        else CosineDecay(
+            lr,
+            minutes=opts.max_minutes,
+            total_steps=opts.epochs * opts.steps_per_epoch or None,
+            started=started,
+        ),
         budget,
         HistoryWriter(work, previous if opts.resume else None),
         PrintSamples(
