@@ -6,7 +6,7 @@ The queue carries only a run id; the run's record (status, progress, outcome) is
   sqlite:///var/retrain-queue.db   the embedded default: a file, no server (huey SqliteHuey)
   postgresql://user@host/db        huey's SQL storage (peewee + psycopg2): a worker on another
                                    machine takes jobs with SELECT ... FOR UPDATE SKIP LOCKED
-  redis://host:6379/0              huey RedisHuey (needs `pip install redis`)
+  redis://host:6379/0              huey RedisHuey (needs the client: pip install 'memebot[redis]')
 
 A job is taken once: SQLite dequeues inside BEGIN EXCLUSIVE (select + delete), PostgreSQL with
 FOR UPDATE SKIP LOCKED + delete (the delete's row count decides), Redis with an atomic pop.
@@ -29,22 +29,24 @@ QUEUE_NAME = "memebot-retrain"
 TASK_NAME = "retrain.run"
 
 
-def make_huey(url: str) -> Huey:
-    """A huey instance on `url` (see the module docstring); its tables are created on first use."""
+def make_huey(url: str, name: str = QUEUE_NAME) -> Huey:
+    """A huey instance on `url` (see the module docstring); its tables are created on first use.
+    `name` keys the queue inside the storage (tests use their own, beside a live queue)."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True)
+        return SqliteHuey(name, filename=str(path), results=False, utc=True)
     if url.startswith("postgresql://"):
         from huey.contrib.sql_huey import SqlHuey
 
-        return SqlHuey(QUEUE_NAME, database=url, results=False, utc=True)
+        return SqlHuey(name, database=url, results=False, utc=True)
     if url.startswith(("redis://", "rediss://")):
         try:
-            return RedisHuey(QUEUE_NAME, url=url, results=False, utc=True)
+            return RedisHuey(name, url=url, results=False, utc=True)
         except ImportError as e:  # pragma: no cover - redis is an optional dependency
             raise UsageError(
-                f"MEMEBOT_QUEUE_URL {url}: install redis first (pip install redis)"
+                f"MEMEBOT_QUEUE_URL {url}: install the Redis client first "
+                "(pip install 'memebot[redis]')"
             ) from e
     raise UsageError("MEMEBOT_QUEUE_URL: use sqlite:///, postgresql:// or redis://")
 
@@ -55,9 +57,11 @@ class RunQueue:
     The bot and `memebot retrain` construct it without `execute` (they only enqueue).
     """
 
-    def __init__(self, url: str, execute: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, url: str, execute: Callable[[int], None] | None = None, *, name: str = QUEUE_NAME
+    ) -> None:
         self.url = url
-        self.huey = make_huey(url)
+        self.huey = make_huey(url, name)
         self._execute = execute
 
         def run_task(run_id: int) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,31 @@ def throwaway_postgres(*, migrate: bool = True) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(drop_database(POSTGRES_ADMIN_URL, url))
+
+
+REDIS_URL = os.environ.get("MEMEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@contextlib.contextmanager
+def throwaway_redis_queue() -> Iterator[tuple[str, str]]:
+    """(Redis URL, a fresh huey queue name) on the test Redis; the queue's keys are deleted
+    afterwards. Skips (fails in CI) when Redis is unreachable or its client is not installed."""
+    try:
+        import redis
+    except ImportError:
+        skip_or_fail("the redis client is not installed (pip install 'memebot[redis]')")
+    name = f"memebot_test_{uuid.uuid4().hex[:12]}"
+    conn = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        conn.ping()
+    except (OSError, redis.RedisError) as e:
+        skip_or_fail(f"Redis not usable at {REDIS_URL} (MEMEBOT_TEST_REDIS_URL): {e}")
+    try:
+        yield REDIS_URL, name
+    finally:
+        for key in conn.scan_iter(match=f"huey.*{name}*"):
+            conn.delete(key)
+        conn.close()
 
 
 @contextlib.contextmanager

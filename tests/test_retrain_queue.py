@@ -1,5 +1,5 @@
 """The job queue (huey) with two workers racing: every job is taken exactly once, on the
-embedded SQLite file and on the real PostgreSQL; a queued run is claimed once."""
+embedded SQLite file, the real PostgreSQL and the real Redis; a queued run is claimed once."""
 
 from __future__ import annotations
 
@@ -13,27 +13,35 @@ import pytest
 
 from bot.store import Store, upgrade
 from memebot.errors import UsageError
-from retrain.queue import RunQueue, make_huey
-from tests.conftest import throwaway_postgres
+from retrain.queue import QUEUE_NAME, RunQueue, make_huey
+from tests.conftest import throwaway_postgres, throwaway_redis_queue
+
+KINDS = ["sqlite", "postgresql", "redis"]
 
 
 @contextmanager
-def queue_url(kind: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(queue URL, store URL) on one database of `kind`."""
+def queue_url(kind: str, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """(queue URL, queue name, store URL) for a queue of `kind`; the store is on the same
+    database, or a SQLite file beside a Redis queue (the deployment the docs describe)."""
     if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'queue.db'}", f"sqlite+aiosqlite:///{tmp_path / 'db.db'}"
+        sqlite_store = f"sqlite+aiosqlite:///{tmp_path / 'db.db'}"
+        yield f"sqlite:///{tmp_path / 'queue.db'}", QUEUE_NAME, sqlite_store
+        return
+    if kind == "redis":
+        with throwaway_redis_queue() as (url, name):
+            yield url, name, f"sqlite+aiosqlite:///{tmp_path / 'db.db'}"
         return
     with throwaway_postgres() as url:
-        yield url.replace("postgresql+asyncpg://", "postgresql://"), url
+        yield url.replace("postgresql+asyncpg://", "postgresql://"), QUEUE_NAME, url
 
 
-def race(url: str, execute: Callable[[int, str], None], workers: int = 2) -> None:
+def race(url: str, qname: str, execute: Callable[[int, str], None], workers: int = 2) -> None:
     """`workers` threads, each with its own queue connection, drain the queue at once."""
     barrier = threading.Barrier(workers)
     errors: list[BaseException] = []
 
     def work(name: str) -> None:
-        q = RunQueue(url, execute=lambda rid: execute(rid, name))
+        q = RunQueue(url, execute=lambda rid: execute(rid, name), name=qname)
         try:
             barrier.wait()
             q.work_until_empty()
@@ -50,10 +58,10 @@ def race(url: str, execute: Callable[[int, str], None], workers: int = 2) -> Non
     assert not errors, errors
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_two_workers_take_every_job_exactly_once(kind: str, tmp_path: Path) -> None:
-    with queue_url(kind, tmp_path) as (url, _db):
-        producer = RunQueue(url)
+    with queue_url(kind, tmp_path) as (url, qname, _db):
+        producer = RunQueue(url, name=qname)
         for i in range(60):
             producer.enqueue(i)
         assert producer.pending() == 60
@@ -64,15 +72,15 @@ def test_two_workers_take_every_job_exactly_once(kind: str, tmp_path: Path) -> N
             with lock:
                 taken.append((rid, name))
 
-        race(url, execute)
+        race(url, qname, execute)
         assert sorted(rid for rid, _ in taken) == list(range(60))
         assert producer.pending() == 0
         producer.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_queued_run_is_claimed_exactly_once(kind: str, tmp_path: Path) -> None:
-    with queue_url(kind, tmp_path) as (url, db):
+    with queue_url(kind, tmp_path) as (url, qname, db):
         asyncio.run(upgrade(db))
 
         async def create() -> int:
@@ -80,7 +88,7 @@ def test_a_queued_run_is_claimed_exactly_once(kind: str, tmp_path: Path) -> None
                 return (await store.create_run("finetune", requested_by="alice")).id
 
         run_id = asyncio.run(create())
-        producer = RunQueue(url)
+        producer = RunQueue(url, name=qname)
         producer.enqueue(run_id)
         # A duplicate message (a retried enqueue) must not run the run twice either.
         producer.enqueue(run_id)
@@ -99,7 +107,7 @@ def test_a_queued_run_is_claimed_exactly_once(kind: str, tmp_path: Path) -> None
                 with lock:
                     claims.append(name)
 
-        race(url, execute)
+        race(url, qname, execute)
         assert len(executions) == 2 and len(claims) == 1
         producer.close()
 
