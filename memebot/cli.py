@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import os
@@ -17,6 +18,10 @@ from memebot.settings import Settings
 # (`generate`, `engine`) needs none of it.
 TRAIN_EXTRA_COMMANDS = ("train", "eval", "data", "worker")
 _TRAIN_EXTRA_MODULES = ("tensorflow", "keras", "lingua")
+
+
+# A full disk (or quota) is the user's to fix: one line, like any other user error.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _installed(module: str) -> bool:
@@ -94,6 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemebotError as e:
         print(f"memebot: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise  # anything else is a bug or an unexpected fault: keep the traceback
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"memebot: error: {e.strerror}{where} (free some space and retry)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("memebot: interrupted", file=sys.stderr)
         return 130

@@ -218,9 +218,15 @@ def write_jsonl(rows: Iterable[CuratedRow], path: Path) -> int:
     written to a temp file and renamed, so a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r.to_json()) + "\n")
-            n += 1
-    tmp.replace(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r.to_json()) + "\n")
+                n += 1
+        tmp.replace(path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)  # e.g. a full disk: no half file left behind
+        if isinstance(e, OSError) and e.filename is None:  # a failed write names no file
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     return n

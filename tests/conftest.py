@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import random
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -245,6 +246,25 @@ def throwaway_postgres(*, migrate: bool = True) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(drop_database(POSTGRES_ADMIN_URL, url))
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size_bytes: int) -> Iterator[Path]:
+    """A real filesystem of `size_bytes` (tmpfs) mounted at `where`: writes past it fail with
+    ENOSPC, as on a full disk. Needs root (CI runs as root); skips, or fails in CI, otherwise."""
+    where.mkdir(parents=True, exist_ok=True)
+    size_kb = max(size_bytes // 1024, 64)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if mount.returncode != 0:
+        skip_or_fail(f"cannot mount a {size_kb} KB tmpfs to fill (needs root): {mount.stderr}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 REDIS_URL = os.environ.get("MEMEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

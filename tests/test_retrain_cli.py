@@ -11,6 +11,7 @@ import pytest
 
 from bot.store import NewGeneration, Store, upgrade
 from memebot.cli import main
+from tests.conftest import small_disk
 
 
 @pytest.fixture
@@ -88,3 +89,31 @@ def test_export_ratings(env: str, tmp_path: Path, capsys: pytest.CaptureFixture[
     }
     assert main(["data", "export-ratings", "--out", str(tmp_path / "no" / "dir.jsonl")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_export_ratings_on_a_full_disk(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """More curated rows than a 64 KB filesystem holds: one line naming the file, exit 1, and
+    neither the file nor its temp file left behind."""
+
+    async def many() -> None:
+        async with Store.from_url(env) as store:
+            for m in range(1, 801):
+                boxes = [f"when my dog eats pizza number {m}", f"and my boss sees it on day {m}"]
+                await store.record_generation(
+                    NewGeneration(
+                        channel_id=1, user_id=1, template="two-buttons", boxes=boxes, message_id=m
+                    )
+                )
+                for user in (10, 11, 12):
+                    await store.set_vote(m, user, 1)
+
+    asyncio.run(many())
+    with small_disk(tmp_path / "full", 64 * 1024) as full:
+        out = full / "curated.jsonl"
+        assert main(["data", "export-ratings", "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("memebot: error: No space left on device writing ")
+        assert err.count("\n") == 1 and str(full) in err
+        assert list(full.iterdir()) == []

@@ -34,7 +34,7 @@ from retrain.worker import (
     promote,
     rollback,
 )
-from tests.conftest import train_tiny
+from tests.conftest import small_disk, train_tiny
 
 pytestmark = pytest.mark.slow
 
@@ -220,6 +220,52 @@ def test_killed_training_fails_the_run_and_leaves_the_model(
                 await store.close()
 
     asyncio.run(go())
+
+
+def test_full_disk_fails_the_run_and_leaves_the_model(
+    tiny_data: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """MEMEBOT_MODELS_DIR on a filesystem that fills up while `memebot train` writes the
+    candidate (its checkpoints are larger than the room left after the curated files): the run
+    is recorded failed with the disk's error, the engine keeps serving the active model, the
+    store's active version and models/active are unchanged, and no candidate artifact exists."""
+    model_bytes = sum(f.stat().st_size for f in tiny_model.iterdir() if f.is_file())
+    # Room for the curated files and the artifact's small JSON files, not for the weights and
+    # checkpoints (Keras writes weights + optimizer state, ~3x the weights).
+    room = model_bytes // 2
+
+    async def go(models: Path) -> None:
+        base = loop_settings(tmp_path, tiny_data, tiny_model, "http://127.0.0.1:1")
+        async with engine(tiny_model, base) as (http, url):
+            s = base.model_copy(update={"engine_urls": (url,), "models_dir": models})
+            await upgrade(s.database_url)
+            store = Store.from_url(s.database_url)
+            try:
+                await rate(store)
+                before = await served_version(http, url)
+                run = await store.create_run("finetune", requested_by="alice")
+                proc = Subprocess(env=subprocess_env(s))
+                await asyncio.to_thread(execute_run, run.id, s, proc=proc)
+                done = await store.run(run.id)
+                assert done is not None
+                assert done.status == "failed", (done.status, done.error)
+                assert done.error is not None
+                # One line from `memebot train` (DiskSpaceGuard), naming the place.
+                assert done.error.startswith(
+                    "memebot train failed: memebot: error: no space left on device for "
+                ), done.error
+                assert str(models) in done.error and "nothing was saved" in done.error
+                assert await served_version(http, url) == before
+                active = await store.active_model_version()
+                assert active is not None and active.version == before
+                assert not (models / "active").exists()  # never pointed at a candidate
+                assert not (models / f"run-{run.id}-finetune").exists()
+                assert await store.current_run() is None  # the next /retrain may start
+            finally:
+                await store.close()
+
+    with small_disk(tmp_path / "models", room) as models:
+        asyncio.run(go(models))
 
 
 def test_promotion_under_load_and_a_refusing_or_missing_engine(

@@ -3,12 +3,20 @@ timing); the transformer's learning-rate warmup on a one-layer model."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from training.callbacks import CosineDecay, LinearWarmup, TimeBudget
+from training.callbacks import (
+    CosineDecay,
+    DiskFull,
+    DiskSpaceGuard,
+    LinearWarmup,
+    TimeBudget,
+    checkpoint_bytes,
+)
 
 
 class Clock:
@@ -124,3 +132,18 @@ def test_cosine_progress_is_the_larger_of_time_and_steps(
 def test_cosine_needs_a_length() -> None:
     with pytest.raises(ValueError, match="budget"):
         CosineDecay(0.01, minutes=None, total_steps=None)
+
+
+def test_disk_space_guard_stops_before_the_checkpoints_would_not_fit(tmp_path: Path) -> None:
+    room = [10_000_000]
+    guard = DiskSpaceGuard(tmp_path, checkpoint_bytes(100_000), free=lambda _p: room[0])
+    assert checkpoint_bytes(100_000) == 100_000 * 4 * 6 + 1_000_000
+    guard.on_train_begin()
+    guard.on_epoch_end(0)
+    room[0] = 3_000_000  # something else filled the disk during the epoch
+    with pytest.raises(DiskFull, match=r"no space left on device for .*: 3\.0 MB free.*3\.4 MB"):
+        guard.on_epoch_end(1)
+    # The real free space of this temp dir is read when no function is given.
+    DiskSpaceGuard(tmp_path, 1).on_train_begin()
+    with pytest.raises(DiskFull):
+        DiskSpaceGuard(tmp_path, 10**18).on_train_begin()

@@ -4,6 +4,7 @@ curves PNG."""
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +89,46 @@ class StopOnDivergence(keras.callbacks.TerminateOnNaN):
         # `loss` is the epoch's running mean: once a batch is NaN, it stays NaN.
         if loss is not None and not float(loss) <= DIVERGED_NATS:  # NaN compares False
             raise TrainingDiverged(float(loss), self.epoch, batch)
+
+
+class DiskFull(Exception):
+    """Raised by DiskSpaceGuard: too little room left for the next checkpoint."""
+
+    def __init__(self, where: Path, free: int, need: int):
+        super().__init__(
+            f"no space left on device for {where}: {free / 1e6:.1f} MB free, the checkpoints "
+            f"need about {need / 1e6:.1f} MB"
+        )
+        self.where, self.free, self.need = where, free, need
+
+
+def checkpoint_bytes(params: int) -> int:
+    """Disk a run needs at once, generously: the best weights, the backup (weights and Adam's
+    two moments) and the exported artifact, float32 each, plus 1 MB for the JSON files."""
+    return params * 4 * 6 + 1_000_000
+
+
+class DiskSpaceGuard(keras.callbacks.Callback):
+    """Checks the room left at `where` before training and before each epoch's checkpoints
+    (it comes before them in the callback list) and raises DiskFull when it is short. Why:
+    h5py does not fail cleanly on a full disk (ENOSPC in its write-back, then a segfault at
+    exit), so a run that would fill the disk stops first, with an error naming the place."""
+
+    def __init__(self, where: Path, need: int, free: Callable[[Path], int] | None = None):
+        super().__init__()
+        self.where, self.need = where, need
+        self.free = free or (lambda p: shutil.disk_usage(p).free)
+
+    def check(self) -> None:
+        free = self.free(self.where)
+        if free < self.need:
+            raise DiskFull(self.where, free, self.need)
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.check()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self.check()
 
 
 class PrintSamples(keras.callbacks.Callback):

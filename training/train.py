@@ -307,11 +307,14 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
 
     from training.callbacks import (
         CosineDecay,
+        DiskFull,
+        DiskSpaceGuard,
         HistoryWriter,
         PrintSamples,
         StopOnDivergence,
         TimeBudget,
         TrainingDiverged,
+        checkpoint_bytes,
     )
     from training.evaluate import evaluate
     from training.trained import TrainedModel
@@ -354,6 +357,8 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     budget = TimeBudget(opts.max_minutes, started)
     callbacks: list[Any] = [
         StopOnDivergence(),  # first: it acts on a broken batch before any other
+        # Before the checkpoints: a disk too full for them stops the run cleanly.
+        DiskSpaceGuard(work, checkpoint_bytes(model.count_params())),
         keras.callbacks.BackupAndRestore(str(work / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(best),
@@ -409,6 +414,8 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         )
     except TrainingDiverged as e:
         raise _diverged(work, lr, f"training diverged: loss {e}") from None
+    except DiskFull as e:
+        raise _disk_full(work, e) from None
     except (OSError, ValueError) as e:
         if "backup" in str(e) or "h5" in str(e):
             raise ArtifactError(
@@ -524,6 +531,15 @@ def _diverged(work: Path, lr: float, what: str) -> UsageError:
         return UsageError(f"{what} (learning rate {lr}); {kept}, or delete it and {advice}")
     shutil.rmtree(work, ignore_errors=True)
     return UsageError(f"{what} (learning rate {lr}); nothing was saved; {advice}")
+
+
+def _disk_full(work: Path, e: Exception) -> ArtifactError:
+    """The error for a run stopped by DiskSpaceGuard: `work` is removed if no epoch finished
+    (it would only hold the vocabulary), else kept for --resume once there is room."""
+    if (work / "history.json").is_file():
+        return ArtifactError(f"{e}; {work} keeps the finished epochs: free space, then --resume")
+    shutil.rmtree(work, ignore_errors=True)
+    return ArtifactError(f"{e}; nothing was saved")
 
 
 def _check_resumed_config(work: Path, overrides: dict[str, str], config: Any) -> None:
