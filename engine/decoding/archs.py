@@ -86,16 +86,22 @@ def _transformer(art: Artifact, decoder: str, _threads: int) -> Stepper:
     if decoder == "kernel":  # the compiled kernel is char-gru's
         raise UsageError(
             "MEMEBOT_DECODER=kernel: the compiled kernel steps char-gru only; a transformer "
-            "model decodes with numpy (its KV-cache step); use auto"
+            "model decodes with numpy (its KV-cache step) or tf; use auto"
         )
     return transformer.TransformerStepper(read_npz_weights(art), config)
+
+
+def _transformer_tf(art: Artifact) -> TFCell:
+    from engine.decoding.transformer_tf import TransformerCell
+
+    return TransformerCell(read_npz_weights(art), _config(art, TransformerConfig))
 
 
 SERVED: dict[str, ServedArch] = {
     "char-gru": ServedArch(WEIGHTS_FILE, _char_gru, tf_cell=_char_gru_tf),
     "seed-cnn": ServedArch(KERAS_FILE, _seed_cnn),
     "lstm": ServedArch(WEIGHTS_FILE, _lstm, tf_cell=_lstm_tf),
-    "transformer": ServedArch(WEIGHTS_FILE, _transformer),  # no tf step (yet)
+    "transformer": ServedArch(WEIGHTS_FILE, _transformer, tf_cell=_transformer_tf),
 }
 
 

@@ -88,6 +88,8 @@ class TFStepper:
         with tf.device(self.device):
             self.cell = build()
         self.condition = self.cell.condition
+        # The transformer's positions (LoadedModel.max_chars cuts max_len to them); None else.
+        self.max_chars: int | None = getattr(self.cell, "max_chars", None)
         cell, dev = self.cell, self.device
         spec = tuple(tf.TensorSpec([None, *shape], dtype) for shape, dtype in cell.state_spec)
         ids = tf.TensorSpec([None], tf.int32)
