@@ -10,6 +10,7 @@ with `settings.model_copy(update={...})`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -34,6 +35,8 @@ from engine.schema import Decoder, ImageFormat
 from memebot.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A custom emoji as discord.PartialEmoji.from_str reads one: <:name:id>, <a:name:id>, name:id.
+CUSTOM_EMOJI = re.compile(r"<?(?:a?:)?[A-Za-z0-9_]+:[0-9]{13,20}>?")
 MiB = 1024 * 1024
 # Set while `from_env(mapping)` builds: read that mapping only, not the process environment.
 _ONLY_GIVEN: ContextVar[bool] = ContextVar("memebot_settings_only_given", default=False)
@@ -150,6 +153,26 @@ class Settings(BaseSettings):
     retrain_full_minutes: PositiveSeconds = Field(60.0, alias="MEMEBOT_RETRAIN_FULL_MINUTES")
     gate_val_limit: int = Field(2000, ge=1, alias="MEMEBOT_GATE_VAL_LIMIT")
 
+    @field_validator("vote_up", "vote_down")
+    @classmethod
+    def _emoji(cls, v: str) -> str:
+        v = v.strip()
+        if CUSTOM_EMOJI.fullmatch(v):
+            return v
+        if ":" in v or "<" in v or v.isascii():
+            # discord.py would read these as a Unicode emoji's name: no reaction ever matches.
+            raise ValueError(
+                "expected a Unicode emoji (👍) or a custom one as <:name:id> "
+                "(name: letters, digits, _; id: the 13-20 digits Discord shows)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _two_vote_emoji(self) -> Settings:
+        if self.vote_up == self.vote_down:
+            raise ValueError(f"MEMEBOT_VOTE_UP and MEMEBOT_VOTE_DOWN are both {self.vote_up}")
+        return self
+
     @field_validator("engine_url")
     @classmethod
     def _http_url(cls, v: str) -> str:
@@ -248,6 +271,8 @@ def _one_line(e: ValidationError, env: Mapping[str, str]) -> str:
     }.get(kind)
     if problem is None:
         problem = str(ctx.get("error", err["msg"]))
+    if not err["loc"]:  # a check across variables (a model validator) names them itself
+        return problem
     if kind == "literal_error":
         problem = problem.replace(" or ", ", ")
     if name in UNSHOWN:

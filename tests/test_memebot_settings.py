@@ -40,6 +40,15 @@ def test_defaults_are_embedded() -> None:
         ),
         ({"MEMEBOT_DATA_DIR": "/d"}, "images_dir", Path("/d/templates/img")),
         ({"XDG_CACHE_HOME": "/c"}, "cache_dir", Path("/c/memebot")),
+        ({"MEMEBOT_VOTE_UP": "<:up:1234567890123>"}, "vote_up", "<:up:1234567890123>"),
+        (
+            {"MEMEBOT_VOTE_UP": " up_2:12345678901234567890 "},
+            "vote_up",
+            "up_2:12345678901234567890",
+        ),
+        ({"MEMEBOT_VOTE_DOWN": "<a:no:1234567890123>"}, "vote_down", "<a:no:1234567890123>"),
+        ({"MEMEBOT_VOTE_UP": "1\ufe0f\u20e3"}, "vote_up", "1\ufe0f\u20e3"),  # keycap one
+        ({"MEMEBOT_VOTE_DOWN": "\u2764\ufe0f"}, "vote_down", "\u2764\ufe0f"),  # red heart
     ],
 )
 def test_values_are_read(env: dict[str, str], field: str, value: object) -> None:
@@ -65,6 +74,12 @@ def test_values_are_read(env: dict[str, str], field: str, value: object) -> None
         ({"MEMEBOT_IMAGE_FORMAT": "gif"}, "MEMEBOT_IMAGE_FORMAT='gif': choose one of jpeg, png"),
         ({"MEMEBOT_DISCORD_GUILDS": "1,x"}, "MEMEBOT_DISCORD_GUILDS='1,x': expected an integer"),
         ({"MEMEBOT_SHARDS": "0"}, "MEMEBOT_SHARDS='0': must be at least 1"),
+        # discord.py would take these for a Unicode emoji's name: no reaction would ever count
+        ({"MEMEBOT_VOTE_UP": "upvote:123"}, "MEMEBOT_VOTE_UP='upvote:123': expected a Unicode"),
+        ({"MEMEBOT_VOTE_DOWN": "<:down:42>"}, "MEMEBOT_VOTE_DOWN='<:down:42>': expected a"),
+        ({"MEMEBOT_VOTE_UP": "thumbsup"}, "MEMEBOT_VOTE_UP='thumbsup': expected a Unicode"),
+        ({"MEMEBOT_VOTE_UP": ":+1:"}, "MEMEBOT_VOTE_UP=':+1:': expected a Unicode emoji"),
+        ({"MEMEBOT_VOTE_DOWN": "👍"}, "MEMEBOT_VOTE_UP and MEMEBOT_VOTE_DOWN are both 👍"),
         ({"MEMEBOT_ENGINE_URL": "engine:80"}, "MEMEBOT_ENGINE_URL='engine:80': expected an http"),
         (
             {"MEMEBOT_DATABASE_URL": "mysql://u:pw@h/db"},  # the URL is not shown: a password
