@@ -28,7 +28,7 @@ from memebot.cli import build_parser, main
 from memebot.errors import UsageError
 from memebot.settings import Settings
 from tests.conftest import make_imgflip_dir
-from training.train import (
+from training.options import (
     TrainOptions,
     check_options,
     parse_field_value,

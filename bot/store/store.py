@@ -1,4 +1,5 @@
-"""The rating store: generations, votes, guild settings and model versions behind one class.
+"""The rating store: generations, votes and guild settings here; model versions (versions.py)
+and retraining runs (runs.py) mixed in; one class for the callers.
 
 Every public method is one transaction and takes/returns plain data (bot.store.types). Votes
 are single upsert/delete statements keyed by (generation_id, user_id), so concurrent and
@@ -27,7 +28,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.store.db import make_engine
@@ -35,7 +35,6 @@ from bot.store.models import (
     ForgottenUserRow,
     GenerationRow,
     GuildSettingsRow,
-    ModelVersionRow,
     VoteRow,
     utcnow,
 )
@@ -48,22 +47,20 @@ from bot.store.sql import (
     tally_subquery,
     to_guild_settings,
     to_info,
-    to_model_version,
     up_count,
     with_tally,
 )
 from bot.store.types import (
     GenerationInfo,
     GuildSettings,
-    ModelVersion,
     NewGeneration,
     Reconciled,
     Stats,
 )
-from memebot.errors import UsageError
+from bot.store.versions import VersionsMixin
 
 
-class Store(RunsMixin):
+class Store(RunsMixin, VersionsMixin):
     """Constructed from an AsyncEngine (see make_engine); `close()` disposes of it."""
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -432,83 +429,10 @@ class Store(RunsMixin):
             )
         return votes, gens
 
-    # -- model versions ----------------------------------------------------------------------
-
-    async def record_model_version(
-        self,
-        version: str,
-        *,
-        path: str,
-        parent: str | None = None,
-        metrics: dict[str, Any] | None = None,
-        created_by: str | None = None,
-        activate: bool = False,
-    ) -> ModelVersion:
-        """Registers a model artifact (UsageError if `version` exists); `activate` makes it the
-        active one in the same transaction."""
-        async with self._write() as s:
-            if await s.get(ModelVersionRow, version) is not None:
-                raise UsageError(f"model version {version!r} is already recorded")
-            s.add(
-                ModelVersionRow(
-                    version=version,
-                    path=path,
-                    parent=parent,
-                    metrics=dict(metrics or {}),
-                    created_by=created_by,
-                    created_at=utcnow(),
-                    active=False,
-                )
-            )
-            try:
-                await s.flush()
-            except IntegrityError as e:  # recorded by another process since the check
-                raise UsageError(f"model version {version!r} is already recorded") from e
-            if activate:
-                await _activate(s, version)
-            row = await s.get(ModelVersionRow, version, populate_existing=True)
-            assert row is not None
-            return to_model_version(row)
-
-    async def activate_model_version(self, version: str) -> ModelVersion:
-        """Makes `version` the active model (rollback too); UsageError if it is unknown."""
-        async with self._write() as s:
-            if await s.get(ModelVersionRow, version) is None:
-                raise UsageError(f"unknown model version {version!r}")
-            await _activate(s, version)
-            row = await s.get(ModelVersionRow, version, populate_existing=True)
-            assert row is not None
-            return to_model_version(row)
-
-    async def model_versions(self) -> list[ModelVersion]:
-        """Every recorded model, newest first."""
-        q = select(ModelVersionRow).order_by(
-            ModelVersionRow.created_at.desc(), ModelVersionRow.version
-        )
-        async with self._read() as s:
-            return [to_model_version(r) for r in (await s.execute(q)).scalars()]
-
-    async def active_model_version(self) -> ModelVersion | None:
-        q = select(ModelVersionRow).where(ModelVersionRow.active.is_(True))
-        async with self._read() as s:
-            row = (await s.execute(q)).scalar_one_or_none()
-        return to_model_version(row) if row is not None else None
-
 
 def _forgotten_before(user_id: Any) -> Any:
     """True when `user_id` asked /forget-me at or after the generation (in the query) was made."""
     return exists().where(
         ForgottenUserRow.user_id == user_id,
         ForgottenUserRow.forgotten_at >= GenerationRow.created_at,
-    )
-
-
-async def _activate(s: AsyncSession, version: str) -> None:
-    # Two statements in one transaction; the partial unique index rejects a racing second
-    # activation instead of leaving two active models.
-    await s.execute(
-        update(ModelVersionRow).where(ModelVersionRow.active.is_(True)).values(active=False)
-    )
-    await s.execute(
-        update(ModelVersionRow).where(ModelVersionRow.version == version).values(active=True)
     )
