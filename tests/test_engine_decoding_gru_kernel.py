@@ -138,3 +138,30 @@ def test_loaded_model_picks_the_decoder(tiny_model: Path, monkeypatch) -> None:
     assert load_model(tiny_model).step_backend == "numpy"
     with pytest.raises(ArtifactError, match="not built"):
         load_model(tiny_model, decoder="kernel")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gru_0/gru_cell/kernel",  # rounded to float16, then folded into the input tables
+        "gru_1/gru_cell/kernel",
+        "gru_0/gru_cell/recurrent_kernel",
+        "logits/kernel",
+    ],
+)
+def test_weights_past_float16_are_refused_and_auto_steps_in_numpy(weights, name: str) -> None:
+    """One weight past float16's 65504 (a blown-up training run): the kernel would store inf
+    and answer NaN, so it refuses the model; `auto` then decodes in NumPy, finitely."""
+    from engine.decoding.model import char_gru_stepper
+
+    big = {k: w.copy() for k, w in weights.items()}
+    (key,) = [k for k in big if k.endswith(name)]
+    big[key].flat[3] = 7e4
+    with pytest.raises(gru_kernel.Float16Overflow, match="float16's range"):
+        gru_kernel.KernelGRUStepper(big, CFG)
+    with pytest.raises(ArtifactError, match="use the numpy decoder"):
+        char_gru_stepper(big, CFG, decoder="kernel")
+    auto = char_gru_stepper(big, CFG, decoder="auto")
+    assert auto.backend == "numpy"
+    chars, boxes, slots = inputs(3)
+    assert all(np.isfinite(y[:, N_SPECIAL:]).all() for y in run(auto, chars, boxes, slots))

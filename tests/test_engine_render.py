@@ -106,7 +106,7 @@ def test_unknown_format_refused() -> None:
 
 def test_placeholder_names_the_template() -> None:
     img = placeholder(name="Distracted Boyfriend")
-    assert img.size == (800, 600) and len(set(img.getdata())) > 2  # background plus text
+    assert img.size == (800, 600) and len(set(img.get_flattened_data())) > 2  # background plus text
 
 
 def test_more_texts_than_layout_boxes_stack_in_bands() -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from engine.decoding import char_gru
 from memebot.artifact.vocab import N_SPECIAL
 from memebot.artifact.weights import weight
+from memebot.errors import ArtifactError
 
 _MODULE = "engine.decoding._gru_step"
 _P = ctypes.c_void_p
@@ -74,6 +75,10 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+class Float16Overflow(ArtifactError):
+    """The weights do not fit float16, the kernel's storage."""
+
+
 UNITS = 16  # hidden units per block: one block's z, r and n columns form a 48-column panel
 
 
@@ -120,6 +125,7 @@ class KernelGRUStepper:
     condition = staticmethod(char_gru.condition)
 
     def __init__(self, weights: dict[str, np.ndarray], config: Any, threads: int = 0):
+        """Float16Overflow if a weight does not fit float16."""
         lib = _library()
         if lib is None:
             raise RuntimeError("the compiled char-gru kernel is not available")
@@ -158,6 +164,14 @@ class KernelGRUStepper:
         self.wo = pack(rows, self.Vp)
         self.bo = np.zeros(self.Vp, dtype=np.float32)
         self.bo[: self.vocab_size] = get("logits/bias")
+        halves = [self.char_box_in, self.template_in, *self.wx[1:], *self.wh, self.wo]
+        if not all(np.isfinite(a).all() for a in halves):
+            # A weight (or a folded input table) past float16's 65504 became inf: the kernel
+            # would answer NaN for every row. Refused here; "auto" then steps in NumPy.
+            raise Float16Overflow(
+                "the model's weights exceed float16's range (|w| > 65504), which the compiled "
+                "kernel stores them in; use the numpy decoder"
+            )
         self._wx_ptrs = (_P * L)(*[w.ctypes.data for w in self.wx])
         self._wh_ptrs = (_P * L)(*[w.ctypes.data for w in self.wh])
         self._model = _Model(

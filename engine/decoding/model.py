@@ -5,11 +5,13 @@ calls: one character for each row of a batch -> log-probabilities over the vocab
 char-gru steps in NumPy or the compiled kernel over weights.npz (no TensorFlow), lstm in
 NumPy over weights.npz, or either, with the tf decoder, in a compiled TensorFlow function
 (tf_step.py; TensorFlow imported only then); the transformer in NumPy on a KV cache
-(transformer.py); seed-cnn steps its Keras model (model.keras, Keras imported only then).
+(transformer.py) or the tf decoder; seed-cnn steps its Keras model (model.keras, Keras
+imported only then).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +26,8 @@ from memebot.artifact.templates import TemplateEntry, TemplateTable
 from memebot.artifact.vocab import Vocab
 from memebot.artifact.weights import Weights
 from memebot.errors import ArtifactError
+
+log = logging.getLogger("memebot.engine")
 
 
 class Stepper(Protocol):
@@ -63,7 +67,12 @@ def char_gru_stepper(
             "(reinstall with a C compiler, or use the numpy decoder)"
         )
     if use_kernel:
-        return gru_kernel.KernelGRUStepper(weights, config, threads)
+        try:
+            return gru_kernel.KernelGRUStepper(weights, config, threads)
+        except gru_kernel.Float16Overflow:
+            if decoder == "kernel":
+                raise
+            log.warning("weights exceed float16's range: decoding with numpy, not the kernel")
     return char_gru.CharGRUStepper(weights, config)
 
 
