@@ -61,3 +61,77 @@ def test_up_starts_the_engine_then_stops_it_when_the_bot_fails(
     assert "engine ready" in p.stderr  # the engine came up (its /readyz answered) first
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))  # the engine child is gone
+
+
+# `memebot up` with discord.py pointed at the stand-in (its REST base and default gateway).
+STANDIN_DISCORD = """
+import sys
+import discord.gateway
+import discord.http
+import yarl
+url = sys.argv.pop(1)
+discord.http.Route.BASE = url + "/api/v10"
+discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url.replace("http", "ws") + "/gateway")
+from memebot.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_bot_and_the_engine(tiny_model: Path, tmp_path: Path) -> None:
+    """`memebot up` connected to the Discord stand-in, then Ctrl-C (SIGINT to its process
+    group, as a terminal sends it): the bot leaves the gateway, the engine child stops, and
+    `up` exits with 130 and one line."""
+    import asyncio
+    import signal
+
+    from tests.discord_standin import DiscordStandIn
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "DISCORD_TOKEN": "stand-in-token",
+        "MEMEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+        "MEMEBOT_CACHE_DIR": str(tmp_path / "cache"),
+        "MEMEBOT_IMAGES_DIR": str(tmp_path / "no-images"),
+        "MEMEBOT_DOWNLOAD_IMAGES": "0",
+    }
+
+    async def go() -> tuple[int, str]:
+        discord = DiscordStandIn()
+        await discord.start()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                STANDIN_DISCORD,
+                discord.url,
+                "up",
+                "--port",
+                str(port),
+                "--model",
+                str(tiny_model),
+                env=env,
+                cwd=Path(__file__).resolve().parent.parent,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group, like a terminal's job
+            )
+            try:
+                await discord.wait_until(lambda: bool(discord._sockets), timeout=240)
+                os.killpg(proc.pid, signal.SIGINT)
+                _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+            finally:
+                if proc.returncode is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+            await discord.wait_until(lambda: not discord._sockets, timeout=30)
+            return int(proc.returncode or 0), err.decode()
+        finally:
+            await discord.close()
+
+    code, err = asyncio.run(go())
+    assert code == 130, err
+    assert err.rstrip().splitlines()[-1] == "memebot: interrupted"
+    assert "Traceback" not in err
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))  # the engine child is gone
