@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -81,7 +80,7 @@ def test_a_failed_vote_write_is_retried_once(
 def test_two_failed_writes_leave_the_vote_for_reconciliation(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def go() -> dict[str, Any]:
+    async def go() -> dict[int, int]:
         votes, store, gen = await book(tmp_path)
         try:
             store.failures = 2
