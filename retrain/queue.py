@@ -15,6 +15,7 @@ The worker then claims the run in the store (queued -> running), a second guard.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -41,13 +42,13 @@ def make_huey(url: str, name: str = QUEUE_NAME) -> Huey:
 
         return SqlHuey(name, database=url, results=False, utc=True)
     if url.startswith(("redis://", "rediss://")):
-        try:
-            return RedisHuey(name, url=url, results=False, utc=True)
-        except ImportError as e:  # pragma: no cover - redis is an optional dependency
+        # huey raises its ConfigurationError (with a traceback) when the client is missing.
+        if importlib.util.find_spec("redis") is None:  # pragma: no cover - an optional extra
             raise UsageError(
-                f"MEMEBOT_QUEUE_URL {url}: install the Redis client first "
+                "MEMEBOT_QUEUE_URL redis://...: install the Redis client first "
                 "(pip install 'memebot[redis]')"
-            ) from e
+            )
+        return RedisHuey(name, url=url, results=False, utc=True)
     raise UsageError("MEMEBOT_QUEUE_URL: use sqlite:///, postgresql:// or redis://")
 
 
