@@ -357,23 +357,29 @@ def _fingerprint(base_fp: str, *parts: bytes) -> str:
     return h.hexdigest()
 
 
-def _diverged(work: Path, lr: float, what: str) -> UsageError:
-    """The error for a run whose numbers blew up; `work` is removed if no epoch finished
-    (history.json is written at the end of each), else kept for --resume."""
-    advice = "try a smaller --lr"
+def _kept_for_resume(work: Path) -> bool:
+    """After a run stopped by an error: True if an epoch finished (history.json is written at
+    the end of each), so `work` stays for --resume; else `work` is removed (it would hold only
+    the vocabulary) and False."""
     if (work / "history.json").is_file():
+        return True
+    shutil.rmtree(work, ignore_errors=True)
+    return False
+
+
+def _diverged(work: Path, lr: float, what: str) -> UsageError:
+    """The error for a run whose numbers blew up (`work` kept or removed: _kept_for_resume)."""
+    advice = "try a smaller --lr"
+    if _kept_for_resume(work):
         kept = f"{work} keeps the finished epochs: --resume continues from the last one"
         return UsageError(f"{what} (learning rate {lr}); {kept}, or delete it and {advice}")
-    shutil.rmtree(work, ignore_errors=True)
     return UsageError(f"{what} (learning rate {lr}); nothing was saved; {advice}")
 
 
 def _disk_full(work: Path, e: Exception) -> ArtifactError:
-    """The error for a run stopped by DiskSpaceGuard: `work` is removed if no epoch finished
-    (it would only hold the vocabulary), else kept for --resume once there is room."""
-    if (work / "history.json").is_file():
+    """The error for a run stopped by DiskSpaceGuard (`work` kept or removed likewise)."""
+    if _kept_for_resume(work):
         return ArtifactError(f"{e}; {work} keeps the finished epochs: free space, then --resume")
-    shutil.rmtree(work, ignore_errors=True)
     return ArtifactError(f"{e}; nothing was saved")
 
 

@@ -65,13 +65,18 @@ def _seed_cnn(art: Artifact, _decoder: str, _threads: int) -> Stepper:
     return seed_cnn.SeedStepper(keras_model, config, art.vocab)
 
 
-def _lstm(art: Artifact, decoder: str, _threads: int) -> Stepper:
-    config = _config(art, LSTMConfig)
+def _refuse_kernel(decoder: str, model: str, decodes: str) -> None:
+    """MEMEBOT_DECODER=kernel for an architecture other than char-gru: one line naming it."""
     if decoder == "kernel":  # the compiled kernel is char-gru's
         raise UsageError(
-            "MEMEBOT_DECODER=kernel: the compiled kernel steps char-gru only; an lstm model "
-            "decodes with numpy (or tf); use auto"
+            f"MEMEBOT_DECODER=kernel: the compiled kernel steps char-gru only; {model} "
+            f"decodes with {decodes}; use auto"
         )
+
+
+def _lstm(art: Artifact, decoder: str, _threads: int) -> Stepper:
+    config = _config(art, LSTMConfig)
+    _refuse_kernel(decoder, "an lstm model", "numpy (or tf)")
     return lstm.LSTMStepper(read_npz_weights(art), config)
 
 
@@ -83,11 +88,7 @@ def _lstm_tf(art: Artifact) -> TFCell:
 
 def _transformer(art: Artifact, decoder: str, _threads: int) -> Stepper:
     config = _config(art, TransformerConfig)
-    if decoder == "kernel":  # the compiled kernel is char-gru's
-        raise UsageError(
-            "MEMEBOT_DECODER=kernel: the compiled kernel steps char-gru only; a transformer "
-            "model decodes with numpy (its KV-cache step) or tf; use auto"
-        )
+    _refuse_kernel(decoder, "a transformer model", "numpy (its KV-cache step) or tf")
     return transformer.TransformerStepper(read_npz_weights(art), config)
 
 
