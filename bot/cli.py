@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.lifecycle import StopSignals, run_until_stopped
 from memebot.errors import UsageError
 from memebot.settings import Settings
 
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "up",
         help="run the engine and the Discord bot together (Ctrl-C stops both)",
         description="Start the engine as a child process, start the bot once the engine's "
-        "/readyz answers, stop both on Ctrl-C.",
+        "/readyz answers, stop both on Ctrl-C (exit 130) or SIGTERM (exit 0).",
     )
     u.add_argument("--model", type=Path, default=settings.model_dir, help="artifact directory")
     u.add_argument("--port", type=int, default=settings.engine_port, help="engine TCP port")
@@ -154,9 +155,11 @@ async def _run_bot(settings: Settings, token: str, shard: dict[str, Any]) -> Non
     from bot.app import MemeBot
 
     bot = MemeBot(settings, **shard)
+    signals = StopSignals()
     try:
-        async with bot:
-            await bot.start(token)
+        with signals:
+            async with bot:  # its close() lets memes being posted finish, then leaves the gateway
+                await run_until_stopped(lambda: bot.start(token), signals.stop)
     except discord.LoginFailure as e:
         raise UsageError("DISCORD_TOKEN was refused by Discord (reset it in the portal)") from e
     except (OSError, discord.GatewayNotFound) as e:  # aiohttp's ClientConnectorError included
@@ -165,6 +168,10 @@ async def _run_bot(settings: Settings, token: str, shard: dict[str, Any]) -> Non
         raise UsageError(f"cannot reach Discord: {e}") from e
     except discord.PrivilegedIntentsRequired as e:  # pragma: no cover - the bot asks for none
         raise UsageError(str(e)) from e
+    if signals.signum == signal.SIGINT:
+        raise KeyboardInterrupt  # "memebot: interrupted", exit 130, as for any command
+    if signals.signum is not None:
+        log.info("stopped (%s)", signal.Signals(signals.signum).name)
 
 
 def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,6 +187,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     shard = _shard_options(settings, args.shard)
     _logging()
     host = "127.0.0.1"
+    # SIGTERM (systemd, docker stop) ends `up` through the finally below, which stops the
+    # engine child too; while the bot runs, its own handler stops it cleanly first.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     engine = subprocess.Popen(
         [
             sys.executable,
@@ -201,7 +211,12 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_run_bot(bot_settings, token, shard))
     finally:
         _stop(engine)
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 async def _wait_engine(settings: Settings, engine: subprocess.Popen[bytes], timeout: float) -> None:
