@@ -83,19 +83,20 @@ async def make_clean_meme(
     level: Level | str,
     rng: random.Random | None = None,
     retries: int = FILTER_RETRIES,
+    check: Callable[[str, Level | str], bool] = blocked,
 ) -> Meme:
     """Call `generate(seed)` until a caption passes the filter (at most `retries` + 1 tries).
 
     The start text is checked first: a blocked start text is the user's mistake, not a retry."""
     # The checks run in a thread: a strict one takes ~7 ms (the first loads a model, ~2 s).
-    start_blocked: bool = bool(start_text) and await asyncio.to_thread(blocked, start_text, level)
+    start_blocked: bool = bool(start_text) and await asyncio.to_thread(check, start_text, level)
     if start_blocked:
         raise StartTextBlocked()
     rng = rng or random.Random()
     for _ in range(retries + 1):
         # Any seed the engine accepts: the store keeps it in a BigInteger column.
         meme = await generate(rng.randint(0, MAX_SEED))
-        if not await asyncio.to_thread(blocked, " ".join(meme.boxes), level):
+        if not await asyncio.to_thread(check, " ".join(meme.boxes), level):
             return meme
     raise AllCaptionsFiltered(retries + 1)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,40 @@ def test_bounded_retries_and_blocked_start_text() -> None:
     with pytest.raises(StartTextBlocked):
         asyncio.run(make_clean_meme(always_rude, start_text="kys", level="standard"))
     assert calls == 0  # refused before the engine is asked
+
+
+def test_the_checks_run_off_the_event_loop() -> None:
+    """A strict check can take seconds (its first call loads a model): it must not stall the
+    bot's event loop, so it runs in a thread while the loop keeps serving other work."""
+    checked_texts: list[str] = []
+    ticks = 0
+
+    def slow_check(text: str, level: Level | str) -> bool:
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()  # no loop in this thread: not on the event loop
+        time.sleep(0.2)
+        checked_texts.append(text)
+        return text == "kys"
+
+    async def generate(seed: int) -> Meme:
+        return _meme(["when the wifi", "works"], seed)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def go() -> Meme:
+        tick = asyncio.create_task(ticker())
+        try:
+            return await make_clean_meme(
+                generate, start_text="hello", level="strict", check=slow_check
+            )
+        finally:
+            tick.cancel()
+
+    meme = asyncio.run(go())
+    assert meme.boxes == ["when the wifi", "works"]
+    assert checked_texts == ["hello", "when the wifi works"]
+    assert ticks >= 10  # the loop ran on during the 0.4 s of checks (a blocking call: 0)
