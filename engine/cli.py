@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from engine.flags import add_model_flags, flag_problem, given
 from engine.schema import BadRequest, MemeRequest, bad_request, check_caption_fits
 from memebot.errors import UsageError
+from memebot.eventloop import new_event_loop
 from memebot.settings import Settings
 
 SUFFIX_FORMAT = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
@@ -67,9 +68,14 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    loop, loop_name = new_event_loop(settings.event_loop)  # before the model: a bad choice is quick
     service = load_service(settings, args.model)
     logging.getLogger("memebot.engine").info(
-        "model %s loaded; listening on http://%s:%d", service.model.version, args.host, args.port
+        "model %s loaded; listening on http://%s:%d (%s)",
+        service.model.version,
+        args.host,
+        args.port,
+        loop_name,
     )
     try:
         web.run_app(
@@ -80,6 +86,7 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
             # Off by default: at hundreds of requests a second the log line costs more CPU than
             # the request's own handling; /metrics counts requests by route and status.
             access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+            loop=loop,
         )
     except OSError as e:  # taken between the check and now
         raise UsageError(f"--port {args.port}: cannot listen on {args.host} ({e.strerror})") from e

@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 from engine.schema import Decoder, ImageFormat
 from memebot.errors import UsageError
+from memebot.eventloop import EventLoopChoice
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A custom emoji as discord.PartialEmoji.from_str reads one: <:name:id>, <a:name:id>, name:id.
@@ -100,6 +101,7 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, alias="MEMEBOT_ACCESS_LOG")
     decoder: Annotated[Decoder, Lower] = Field("auto", alias="MEMEBOT_DECODER")
     decode_threads: int = Field(0, ge=0, alias="MEMEBOT_DECODE_THREADS")
+    event_loop: Annotated[EventLoopChoice, Lower] = Field("auto", alias="MEMEBOT_EVENT_LOOP")
     # -- Discord bot
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     engine_url: str = Field("http://127.0.0.1:8765", alias="MEMEBOT_ENGINE_URL")

@@ -152,6 +152,7 @@ def test_a_signal_right_after_connecting_stops_the_bot_and_the_engine(
 
     got, err = asyncio.run(go())
     assert got == code, err
+    assert f"listening on http://127.0.0.1:{port} (uvloop)" in err  # the engine's event loop
     assert err.rstrip().splitlines()[-1].endswith(last_line), err
     assert "Traceback" not in err
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
