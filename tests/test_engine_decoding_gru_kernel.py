@@ -149,6 +149,8 @@ def test_loaded_model_picks_the_decoder(tiny_model: Path, monkeypatch) -> None:
         "logits/kernel",
     ],
 )
+# The weights are made to overflow float16 on purpose: NumPy's warning about it is expected.
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_weights_past_float16_are_refused_and_auto_steps_in_numpy(weights, name: str) -> None:
     """One weight past float16's 65504 (a blown-up training run): the kernel would store inf
     and answer NaN, so it refuses the model; `auto` then decodes in NumPy, finitely."""
