@@ -31,10 +31,15 @@ class StopSignals:
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         for sig in SIGNALS:
-            self._previous[sig] = signal.getsignal(sig)
-            self._loop.add_signal_handler(sig, self._received, sig)
+            previous = signal.getsignal(sig)
+            try:
+                loop.add_signal_handler(sig, self._received, sig)
+            except NotImplementedError:  # Windows' event loops: asyncio.run's Ctrl-C only
+                return
+            self._loop = loop
+            self._previous[sig] = previous
 
     def uninstall(self) -> None:
         self._release(forcing=False)

@@ -69,7 +69,11 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     loop, loop_name = new_event_loop(settings.event_loop)  # before the model: a bad choice is quick
-    service = load_service(settings, args.model)
+    try:
+        service = load_service(settings, args.model)
+    except BaseException:
+        loop.close()
+        raise
     logging.getLogger("memebot.engine").info(
         "model %s loaded; listening on http://%s:%d (%s)",
         service.model.version,
