@@ -45,14 +45,8 @@ async def one_meme(api: Any, i: int, user: int) -> tuple[float, int]:
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.bot_harness import (
-        bot_settings,
-        migrated_store,
-        running_bot,
-        running_engine,
-        standin,
-        vote_book,
-    )
+    from harness.bot import bot_settings, migrated_store, running_bot, standin, vote_book
+    from harness.engine import running_engine
 
     tmp = Path(tempfile.mkdtemp(prefix="memebot-bench-bot-"))
     s = bot_settings(tmp)
@@ -61,9 +55,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     async with (
         standin() as api,
         migrated_store(s.database_url) as store,
-        running_engine(args.model, s) as url,
+        running_engine(args.model, s) as eng,
     ):
-        s = s.model_copy(update={"engine_url": url})
+        s = s.model_copy(update={"engine_url": eng.url})
         async with running_bot(api, s, store) as bot:
             for i in range(4):  # warm-up: template images loaded, connections open
                 await one_meme(api, i, 1)

@@ -19,9 +19,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -33,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
+from harness.engine import engine_process
 from memebot.settings import Settings
 
 
@@ -197,12 +196,6 @@ def length_ratios(
     return same, every, overruns
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def http_load(url: str, clients: int, seconds: float) -> dict[str, float]:
     import aiohttp
 
@@ -246,43 +239,15 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_engine(
-    model_dir: Path, engine: list[str] | None = None, decoder: str | None = None
-) -> tuple[Any, str, float]:
-    """`memebot engine` as a subprocess: (process, url, start_s), start_s measured from the
-    process start to the first 200 from /readyz (polled every 10 ms, up to 120 s: the tf
-    decoder compiles its programs before it is ready)."""
-    port = _free_port()
-    env = {**os.environ, "MEMEBOT_ENGINE_PORT": str(port), "MEMEBOT_MAX_QUEUE": "4096"}
-    if decoder:
-        env["MEMEBOT_DECODER"] = decoder
-    cmd = engine or [sys.executable, "-m", "memebot.cli", "engine"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [*cmd, "--model", str(model_dir)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    while time.perf_counter() - t0 < 120:
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return proc, url, time.perf_counter() - t0
-        except OSError:
-            if proc.poll() is not None:
-                break
-        time.sleep(0.01)
-    proc.terminate()
-    proc.wait(timeout=30)
-    raise RuntimeError("engine did not become ready")
+def engine_env(decoder: str | None) -> dict[str, str]:
+    """A deep queue (the load test's clients never see 503) and the decoder asked for."""
+    return {"MEMEBOT_MAX_QUEUE": "4096", **({"MEMEBOT_DECODER": decoder} if decoder else {})}
 
 
 def startup(model_dir: Path, decoder: str, requests: int = 20) -> dict[str, float]:
     """Start-up time, RSS once ready and RSS after `requests` rendered memes."""
-    proc, url, start_s = start_engine(model_dir, decoder=decoder)
-    try:
+    with engine_process(model_dir, env=engine_env(decoder)) as engine:
+        proc, url = engine.proc, engine.url
         ready_mb = rss_mb(proc.pid)
         for i in range(requests):
             body = json.dumps({"template": "success-kid", "seed": i}).encode()
@@ -291,23 +256,20 @@ def startup(model_dir: Path, decoder: str, requests: int = 20) -> dict[str, floa
             )
             with urllib.request.urlopen(req, timeout=30) as r:
                 r.read()
-        return {"startup_s": start_s, "rss_ready_mb": ready_mb, "rss_mb": rss_mb(proc.pid)}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        return {
+            "startup_s": engine.start_s,
+            "rss_ready_mb": ready_mb,
+            "rss_mb": rss_mb(proc.pid),
+        }
 
 
 def run_http(
     model_dir: Path, seconds: float, decoder: str
 ) -> tuple[list[dict[str, float]], float, float]:
     """HTTP load at 1, 8 and 64 clients; returns the results, RSS after them, start-up time."""
-    proc, url, start_s = start_engine(model_dir, decoder=decoder)
-    try:
-        results = [asyncio.run(http_load(url, c, seconds)) for c in (1, 8, 64)]
-        return results, rss_mb(proc.pid), start_s
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with engine_process(model_dir, env=engine_env(decoder)) as engine:
+        results = [asyncio.run(http_load(engine.url, c, seconds)) for c in (1, 8, 64)]
+        return results, rss_mb(engine.proc.pid), engine.start_s
 
 
 def plot(results: list[dict[str, float]], path: Path) -> None:
@@ -333,7 +295,7 @@ def plot(results: list[dict[str, float]], path: Path) -> None:
 
 
 def main() -> int:
-    from engine.schema import DECODERS
+    from memebot.choices import DECODERS
 
     settings = Settings.from_env()
     p = argparse.ArgumentParser(

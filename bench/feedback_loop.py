@@ -31,8 +31,6 @@ import json
 import os
 import random
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,9 +41,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.store import NewGeneration, Store, upgrade
+from harness.engine import free_port, start_engine_process, stop_engine_process
 from memebot.settings import Settings
-from retrain.engines import point_active
+from memebot.store import NewGeneration, Store, upgrade
+from retrain.promotion import point_active
 from retrain.queue import RunQueue
 from retrain.requests import request_run
 from retrain.worker import Subprocess, execute_run
@@ -102,28 +101,6 @@ def likes(boxes: list[str]) -> bool:
 def rate(boxes: list[str], rng: random.Random, *, raters: int, noise: float) -> list[int]:
     want = 1 if likes(boxes) else -1
     return [-want if rng.random() < noise else want for _ in range(raters)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the engine exited with status {proc.returncode}")
-            try:
-                async with http.get(f"{url}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError(f"the engine at {url} was not ready after {timeout} s")
 
 
 async def generate_and_rate(
@@ -194,20 +171,8 @@ async def run_loop(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     env.setdefault("MEMEBOT_RETRAIN_VIEWS", "96")
     settings = Settings.from_env(env)
     await upgrade(settings.database_url)
-    engine = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "memebot.cli",
-            "engine",
-            "--port",
-            str(port),
-            "--model",
-            str(models / "active"),
-        ],
-        env=env | {"MEMEBOT_DECODE_THREADS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    engine = start_engine_process(
+        models / "active", env=env | {"MEMEBOT_DECODE_THREADS": "1"}, port=port, timeout=180
     )
     store = Store.from_url(settings.database_url)
     queue = RunQueue(
@@ -217,7 +182,6 @@ async def run_loop(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
     rounds: list[dict[str, Any]] = []
     try:
-        await wait_ready(url, engine)
         t0 = time.monotonic()
         rounds.append(await generate_and_rate(store, url, 0, args, rng) | {"run": None})
         for k in range(1, args.rounds + 1):
@@ -240,8 +204,7 @@ async def run_loop(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     finally:
         queue.close()
         await store.close()
-        engine.terminate()
-        engine.wait(timeout=30)
+        stop_engine_process(engine.proc)
     return summarise(rounds, seconds) | {"decoding": {"method": args.decoding, "top_p": args.top_p}}
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.store import NewGeneration, Store, upgrade
-from bot.store.scratch import DEFAULT_ADMIN_URL, scratch_database
+from harness.databases import DEFAULT_ADMIN_URL, scratch_database
+from memebot.store import NewGeneration, Store, upgrade
 
 
 async def measure_votes_per_s(

@@ -19,12 +19,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine_client import EngineClient
-from bot.filtering import shared_filter
-from bot.store import Store, upgrade
 from bot.votes import VoteBook, VoteEmoji
+from engine.client import EngineClient
 from memebot.errors import MemebotError
+from memebot.filtering import shared_filter
 from memebot.settings import Settings
+from memebot.store import Store, upgrade
 
 log = logging.getLogger("memebot.bot")
 
@@ -98,9 +98,7 @@ class MemeBot(commands.Bot):
         if self.run_migrations:
             await upgrade(self.settings.database_url)
         self.session = aiohttp.ClientSession()
-        token = (
-            self.settings.engine_token.get_secret_value() if self.settings.engine_token else None
-        )
+        token = self.settings.engine_secret
         self.engine = EngineClient(
             self.session,
             self.settings.engine_url,

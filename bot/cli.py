@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
 
 
 def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store import migrate
+    from memebot.store import migrate
 
     url = args.url or settings.database_url
     asyncio.run(migrate.upgrade(url, args.revision))
@@ -83,7 +83,7 @@ def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_downgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store import migrate
+    from memebot.store import migrate
 
     url = args.url or settings.database_url
     asyncio.run(migrate.downgrade(url, args.revision))
@@ -95,8 +95,8 @@ def cmd_current(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(url: str) -> int:
-    from bot.store import migrate
-    from bot.store.db import redacted
+    from memebot.store import migrate
+    from memebot.store.db import redacted
 
     rev = asyncio.run(migrate.current(url))
     head = migrate.head_revision()
@@ -222,7 +222,7 @@ def _terminate(signum: int, frame: object) -> None:
 async def _wait_engine(settings: Settings, engine: subprocess.Popen[bytes], timeout: float) -> None:
     import aiohttp
 
-    from bot.engine_client import EngineClient, EngineError
+    from engine.client import EngineClient, EngineError
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

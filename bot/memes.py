@@ -7,24 +7,35 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
-from bot.engine_client import Meme, checked
-from bot.filtering import Level, blocked
+from engine.client import Meme, checked
 from engine.schema import MAX_SEED, MemeOptions
+from memebot.choices import DEFAULT_STYLE, STYLES, FilterLevel, Style
 from memebot.errors import MemebotError
+from memebot.filtering import blocked
 
-# The styles offered in /meme, as engine decoding options (docs/ENGINE.md), checked by the
-# engine's schema when this module loads.
-STYLES: dict[str, MemeOptions] = {
-    "calibrated": MemeOptions(decoding="calibrated"),
-    "threshold": MemeOptions(decoding="threshold"),
-    "beam": MemeOptions(decoding="beam"),
-    "greedy": MemeOptions(decoding="greedy"),
-    # More surprising captions: nucleus sampling a little above temperature 1.
-    "creative": MemeOptions(decoding="top-k-top-p", temperature=1.15, top_k=40, top_p=0.92),
-}
-DEFAULT_STYLE = "calibrated"
+
+def style_options(style: Style) -> MemeOptions:
+    """The engine decoding options (docs/ENGINE.md) behind each style /meme offers; mypy checks
+    that every style in memebot.choices has a case."""
+    match style:
+        case "calibrated":
+            return MemeOptions(decoding="calibrated")
+        case "threshold":
+            return MemeOptions(decoding="threshold")
+        case "beam":
+            return MemeOptions(decoding="beam")
+        case "greedy":
+            return MemeOptions(decoding="greedy")
+        case "creative":
+            # More surprising captions: nucleus sampling a little above temperature 1.
+            return MemeOptions(decoding="top-k-top-p", temperature=1.15, top_k=40, top_p=0.92)
+    assert_never(style)
+
+
+# Built (and so checked by the engine's schema) when this module loads.
+STYLE_OPTIONS: dict[Style, MemeOptions] = {s: style_options(s) for s in STYLES}
 FILTER_RETRIES = 6  # new seeds tried when the filter blocks a caption
 UPLOAD_TEMPLATE = "upload"  # the template name stored for a captioned attachment
 
@@ -50,11 +61,11 @@ class MemeAsk:
 
     template: str
     start_text: str = ""
-    style: str = DEFAULT_STYLE
+    style: Style = DEFAULT_STYLE
     boxes: int | None = None
 
     def engine_options(self, seed: int) -> MemeOptions:
-        options: dict[str, Any] = {**STYLES[self.style].to_body(), "seed": seed}
+        options: dict[str, Any] = {**STYLE_OPTIONS[self.style].to_body(), "seed": seed}
         if self.start_text:
             options["start"] = self.start_text
         if self.boxes is not None:
@@ -67,11 +78,12 @@ class MemeAsk:
 
     @classmethod
     def from_stored(cls, template: str, options: dict[str, Any]) -> MemeAsk:
-        style = options.get("style", DEFAULT_STYLE)
+        stored = options.get("style")
+        style = next((s for s in STYLES if s == stored), DEFAULT_STYLE)  # a retired style too
         return cls(
             template=template,
             start_text=str(options.get("start_text") or ""),
-            style=style if style in STYLES else DEFAULT_STYLE,
+            style=style,
             boxes=options.get("boxes"),
         )
 
@@ -80,10 +92,10 @@ async def make_clean_meme(
     generate: Callable[[int], Awaitable[Meme]],
     *,
     start_text: str,
-    level: Level | str,
+    level: FilterLevel | str,
     rng: random.Random | None = None,
     retries: int = FILTER_RETRIES,
-    check: Callable[[str, Level | str], bool] = blocked,
+    check: Callable[[str, FilterLevel | str], bool] = blocked,
 ) -> Meme:
     """Call `generate(seed)` until a caption passes the filter (at most `retries` + 1 tries).
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import discord
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.store import Store
+from memebot.store import Store
 
 log = logging.getLogger("memebot.bot")
 N_LOCKS = 256  # message locks, chosen by message id: bounded memory, rare false sharing

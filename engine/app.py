@@ -29,7 +29,6 @@ from pydantic import BaseModel, ValidationError
 from engine.openapi import openapi_document
 from engine.scheduler import QueueFull
 from engine.schema import (
-    FORMATS,
     HEADER_ALT_TEXT,
     HEADER_BOXES,
     HEADER_MODEL,
@@ -46,7 +45,6 @@ from engine.schema import (
     Caption,
     ErrorBody,
     HealthResponse,
-    ImageFormat,
     ImagePayload,
     MemeOptions,
     MemeRequest,
@@ -61,6 +59,7 @@ from engine.schema import (
     parse_json,
 )
 from engine.service import MemeResult, MemeService, template_info
+from memebot.choices import FORMATS, ImageFormat
 from memebot.errors import ArtifactError, MemebotError, TemplateNotFound
 
 log = logging.getLogger("memebot.engine")
@@ -120,7 +119,7 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 
 def build_app(service: MemeService) -> web.Application:
     settings = service.settings
-    token = settings.engine_token.get_secret_value().encode() if settings.engine_token else None
+    token = settings.engine_secret.encode() if settings.engine_secret else None
     metrics = Metrics()
 
     def authorised(request: web.Request) -> bool:

@@ -11,7 +11,6 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from engine.schema import (
-    FORMATS,
     HEADER_ALT_TEXT,
     HEADER_BOXES,
     HEADER_MODEL,
@@ -34,6 +33,7 @@ from engine.schema import (
     TemplatesResponse,
     UploadOptions,
 )
+from memebot.choices import FORMATS
 
 MODELS: tuple[type[BaseModel], ...] = (
     MemeRequest,

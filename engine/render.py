@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from engine.schema import FORMATS
+from memebot.choices import FORMATS
 
 MIN_FONT_PX = 10  # below this, words are broken instead of shrunk further
 LINE_SPACING = 1.1

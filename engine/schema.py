@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from memebot.caption_format import BOX_END, MAX_CHARS
+from memebot.choices import ImageFormat
 
 # -- names and limits (one source each) ------------------------------------------------------
 
@@ -42,15 +43,9 @@ Method = Literal[
     "top-p",
     "top-k-top-p",
 ]
-ImageFormat = Literal["jpeg", "png", "webp"]
 ResponseKind = Literal["json", "image"]
-# What runs a decoding step: the compiled kernel, numpy, TensorFlow (tf: on the GPU if any), or
-# auto (tf where TensorFlow sees a GPU, else the kernel where built, else numpy).
-Decoder = Literal["auto", "kernel", "numpy", "tf"]
 METHODS: tuple[Method, ...] = get_args(Method)
-FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
 RESPONSES: tuple[ResponseKind, ...] = get_args(ResponseKind)
-DECODERS: tuple[Decoder, ...] = get_args(Decoder)
 DEFAULT_METHOD: Method = "calibrated"
 MAX_LEN = MAX_CHARS  # characters of `box|box|`, markers included: the longest cleaned caption
 MAX_LEN_LIMIT = 200

@@ -26,12 +26,12 @@ from engine.schema import (
     UPLOAD_BOXES,
     BadRequest,
     DecodingUsed,
-    ImageFormat,
     MemeOptions,
     OptionsUsed,
     TemplateInfo,
     check_caption_fits,
 )
+from memebot.choices import ImageFormat
 from memebot.errors import ArtifactError
 from memebot.settings import Settings
 

@@ -40,22 +40,26 @@ def require_train_extra(command: str) -> None:
         )
 
 
-# The module that registers each command, in `--help` order. Only the command's own module is
+# The modules that register each command, in `--help` order. Only the command's own modules are
 # imported when the command is known (the bot's and training's CLI modules stay unloaded for
-# `memebot generate`); `--help`, no command or a typo registers them all.
-COMMAND_MODULES: dict[str, str] = {
-    "data": "training.cli",
-    "train": "training.cli",
-    "eval": "training.cli",
-    "engine": "engine.cli",
-    "generate": "engine.cli",
-    "bot": "bot.cli",
-    "up": "bot.cli",
-    "db": "bot.cli",
-    "retrain": "retrain.cli",
-    "worker": "retrain.cli",
-    "model": "retrain.cli",
+# `memebot generate`); `--help`, no command or a typo registers them all. A module's
+# `register(sub, settings)` adds its top-level commands; `data` is a group whose subcommands
+# come from each of its modules' `register_data(dsub, settings)` (training's data preparation,
+# retraining's export of rated captions), so no package imports another's CLI.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "data": ("training.cli", "retrain.cli"),
+    "train": ("training.cli",),
+    "eval": ("training.cli",),
+    "engine": ("engine.cli",),
+    "generate": ("engine.cli",),
+    "bot": ("bot.cli",),
+    "up": ("bot.cli",),
+    "db": ("bot.cli",),
+    "retrain": ("retrain.cli",),
+    "worker": ("retrain.cli",),
+    "model": ("retrain.cli",),
 }
+DATA_HELP = "prepare, inspect, download or export caption data"
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -67,9 +71,10 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(settings: Settings, command: str | None = None) -> argparse.ArgumentParser:
-    """The parser with every command, or with only `command`'s module when one is given."""
-    own = COMMAND_MODULES.get(command or "")
-    wanted = [own] if own else list(COMMAND_MODULES.values())
+    """The parser with every command, or with only `command`'s modules when one is given."""
+    wanted = COMMAND_MODULES.get(command or "") or tuple(
+        m for mods in COMMAND_MODULES.values() for m in mods
+    )
     parser = argparse.ArgumentParser(
         prog="memebot",
         description="Meme captions from a character-level neural network.",
@@ -77,8 +82,16 @@ def build_parser(settings: Settings, command: str | None = None) -> argparse.Arg
     )
     parser.add_argument("--version", action="version", version=f"memebot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in dict.fromkeys(wanted):  # each module once, in order
-        importlib.import_module(module).register(sub, settings)
+    modules = [importlib.import_module(m) for m in dict.fromkeys(wanted)]  # each once, in order
+    if command in (None, "data"):
+        data = sub.add_parser("data", help=DATA_HELP, description=DATA_HELP)
+        dsub = data.add_subparsers(dest="data_command", required=True)
+        for module in modules:
+            if hasattr(module, "register_data"):
+                module.register_data(dsub, settings)
+    if command != "data":
+        for module in modules:
+            module.register(sub, settings)
     return parser
 
 

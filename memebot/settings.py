@@ -31,7 +31,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from engine.schema import Decoder, ImageFormat
+from memebot.choices import Decoder, ImageFormat
 from memebot.errors import UsageError
 from memebot.eventloop import EventLoopChoice
 
@@ -126,7 +126,7 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.cwd() / "var" / "models", alias="MEMEBOT_MODELS_DIR"
     )
     # Every engine replica a promotion reloads; empty: (MEMEBOT_ENGINE_URL,)
-    engine_urls: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_ids)] = Field(
+    replica_urls: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_ids)] = Field(
         (), alias="MEMEBOT_ENGINE_URLS"
     )
     queue_url: str = Field(
@@ -182,7 +182,7 @@ class Settings(BaseSettings):
             raise ValueError("expected an http:// or https:// URL")
         return v.rstrip("/")
 
-    @field_validator("engine_urls")
+    @field_validator("replica_urls")
     @classmethod
     def _http_urls(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for u in v:
@@ -222,10 +222,15 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def engine_replicas(self) -> tuple[str, ...]:
+    def replicas(self) -> tuple[str, ...]:
         """Every engine a promotion or rollback reloads: MEMEBOT_ENGINE_URLS, else the one
         MEMEBOT_ENGINE_URL (a property, so `model_copy(update=...)` of either is followed)."""
-        return self.engine_urls or (self.engine_url,)
+        return self.replica_urls or (self.engine_url,)
+
+    @property
+    def engine_secret(self) -> str | None:
+        """MEMEBOT_ENGINE_TOKEN as text: what the engine expects and its clients send."""
+        return self.engine_token.get_secret_value() if self.engine_token else None
 
     @classmethod
     def settings_customise_sources(

@@ -1,6 +1,6 @@
 """Alembic environment (async template) for the bot's rating store.
 
-The database URL comes, in this order, from a connection handed over by bot.store.migrate
+The database URL comes, in this order, from a connection handed over by memebot.store.migrate
 (config.attributes["connection"]), `alembic -x url=...`, config.attributes["url"], or the
 MEMEBOT_DATABASE_URL setting. alembic.ini holds no URL and no secret.
 """
@@ -14,9 +14,9 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
-from bot.store.db import make_engine
-from bot.store.models import Base
 from memebot.settings import Settings
+from memebot.store.db import make_db
+from memebot.store.tables import Base
 
 config = context.config
 
@@ -61,12 +61,12 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     # Foreign keys off on SQLite: a batch migration drops and recreates tables, which with
     # foreign keys on would cascade-delete the votes.
-    engine = make_engine(_url(), foreign_keys=False, poolclass=pool.NullPool)
+    db = make_db(_url(), foreign_keys=False, poolclass=pool.NullPool)
     try:
-        async with engine.connect() as connection:
+        async with db.connect() as connection:
             await connection.run_sync(do_run_migrations)
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def run_migrations_online() -> None:

@@ -8,6 +8,6 @@
   engines.py    hot reload of every engine replica
   cli.py        `memebot retrain`, `memebot worker`, `memebot data export-ratings`
 
-The bot only enqueues runs and reads them from the store (bot.store runs); it never imports
+The bot only enqueues runs and reads them from the store (memebot.store runs); it never imports
 this package's training side. See docs/RETRAIN.md.
 """

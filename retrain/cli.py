@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from bot.store import RunInfo, Store
-from bot.store.db import redacted
+from memebot.choices import DEFAULT_RUN_MODE, RUN_MODES
 from memebot.settings import Settings
+from memebot.store import RunInfo, Store
+from memebot.store.db import redacted
 from retrain.queue import RunQueue
 
 T = TypeVar("T")
@@ -28,8 +29,8 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     )
     r.add_argument(
         "--mode",
-        choices=("finetune", "full"),
-        default="finetune",
+        choices=RUN_MODES,
+        default=DEFAULT_RUN_MODE,
         help="finetune: continue from the active model (minutes); full: train from scratch",
     )
     r.add_argument("--wait", action="store_true", help="follow the run's progress until it ends")
@@ -55,8 +56,8 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     ).set_defaults(func=cmd_model_rollback)
 
 
-def register_export(dsub: argparse._SubParsersAction, settings: Settings) -> None:
-    """`memebot data export-ratings` (under training's `data` command)."""
+def register_data(dsub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`memebot data export-ratings` (the `data` group is memebot.cli's)."""
     e = dsub.add_parser(
         "export-ratings",
         help="curate the rated captions into JSON lines and print what each rule dropped",
@@ -77,9 +78,12 @@ def register_export(dsub: argparse._SubParsersAction, settings: Settings) -> Non
 
 
 def cmd_export_ratings(args: argparse.Namespace, settings: Settings) -> int:
+    import tempfile
+
     from memebot.errors import UsageError
-    from retrain.corpus import base_pairs, content_filter, training_cleaner
+    from retrain.corpus import check_captions, content_filter
     from retrain.curation import CurationRules, curate, write_jsonl
+    from retrain.subprocesses import Subprocess
 
     if args.min_score < 1 or not 0 <= args.min_up_share <= 1 or args.weight_cap < 1:
         raise UsageError("--min-score and --weight-cap must be >= 1, --min-up-share in [0, 1]")
@@ -89,12 +93,15 @@ def cmd_export_ratings(args: argparse.Namespace, settings: Settings) -> int:
     rules = CurationRules(
         min_score=args.min_score, min_up_share=args.min_up_share, weight_cap=args.weight_cap
     )
+    with tempfile.TemporaryDirectory(prefix="memebot-export-") as tmp:
+        data = settings.model_copy(update={"data_dir": args.data})
+        checks = check_captions(generations, data, Subprocess(), Path(tmp))
     curated = curate(
         generations,
         rules=rules,
         blocked=content_filter("standard"),
-        clean=training_cleaner(),
-        base=base_pairs(args.data, settings.cache_dir),
+        clean=checks.clean,
+        base=checks.base,
     )
     n = write_jsonl(curated.rows, args.out)
     print(curated.table())
@@ -177,7 +184,7 @@ def cmd_model_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_model_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from retrain.worker import rollback
+    from retrain.promotion import rollback
 
     active, results = asyncio.run(_with_store(settings, lambda s: rollback(s, settings)))
     print(f"rolled back to {active.version}")

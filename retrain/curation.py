@@ -1,6 +1,6 @@
 """Curation: rated generations -> training rows for a fine-tune, and held-out rows for the gate.
 
-Pure functions over plain data (bot.store.GenerationInfo); the caller supplies the base corpus,
+Pure functions over plain data (memebot.store.GenerationInfo); the caller supplies the base corpus,
 the content filter and the cleaning function, so each rule is testable on its own.
 
 Rules, in order (a caption is counted under the first one it fails):
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.store.types import GenerationInfo
+from memebot.store.types import GenerationInfo
 
 RULES = ("negative", "low_score", "low_share", "filtered", "cleaning", "in_base")
 BOX_END = "|"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from bot.store import RunInfo, Store
-from bot.store.db import redacted
 from memebot.errors import UsageError
+from memebot.store import RunInfo, Store
+from memebot.store.db import redacted
 from retrain.queue import RunQueue
 
 

@@ -1,10 +1,12 @@
 """One retraining run, start to finish, in a worker process (never in the bot or an engine).
 
-    claim (queued -> running) -> curate -> train (a `memebot train` subprocess) -> evaluate
-    (`memebot eval` subprocesses) -> gate -> promote (every engine reloads, then the store
-    records the version as active and models/active points at it) -> finished
+    claim (queued -> running) -> curate (captions checked by `memebot data check-captions`)
+    -> train (a `memebot train` subprocess) -> evaluate (`memebot eval` subprocesses) -> gate
+    -> promote (retrain/promotion.py: every engine reloads, then the store records the version
+    as active and models/active points at it) -> finished
 
-Training and evaluation run as CLI subprocesses: a crash, a kill or a full disk there is the
+Training, evaluation and the caption checks run as CLI subprocesses (retrain/subprocesses.py;
+the worker imports no training code): a crash, a kill or a full disk there is the
 subprocess's non-zero exit, recorded as the run's error, and nothing has touched the active
 model (the artifact is written whole or not at all, and promotion comes last).
 """
@@ -17,110 +19,34 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.store import ModelVersion, RunInfo, Store
-from memebot.errors import ArtifactError, MemebotError
+from memebot.errors import MemebotError
 from memebot.settings import Settings
+from memebot.store import GenerationInfo, RunInfo, Store
+from retrain.corpus import check_captions, content_filter
 from retrain.curation import Curated, CurationRules, curate, write_jsonl
-from retrain.engines import point_active, reload_all
 from retrain.gate import GateResult, Scores, judge
+from retrain.promotion import ensure_active, promote, read_meta
+from retrain.subprocesses import RunFailed, Subprocess
 
 log = logging.getLogger(__name__)
 
-POLL_S = 1.0  # how often the training's history.json is read for progress
 FINETUNE_BATCH = 256  # rows per fine-tune batch (passed to `memebot train --batch-size`)
 # Downvoted training rows get this many copies in all per copy of an upvoted row: the
 # unlikelihood term is a light counterweight, not half of the fine-tune (docs/RETRAIN.md).
 NEGATIVE_RATIO = 0.5
 
 
-def engine_token(settings: Settings) -> str | None:
-    return settings.engine_token.get_secret_value() if settings.engine_token else None
-
-
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class RunFailed(MemebotError):
-    """A step of the run failed; the message is what the run's record shows."""
-
-
 class CandidateUnusable(RunFailed):
     """The candidate artifact cannot be loaded or scored (corrupt, truncated): rejected."""
-
-
-def memebot_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "memebot.cli", *args]
-
-
-def read_meta(artifact: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads((artifact / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ArtifactError(f"{artifact}: no readable meta.json ({e})") from e
-    if not isinstance(meta, dict) or "version" not in meta:
-        raise ArtifactError(f"{artifact / 'meta.json'}: no model version in it")
-    return meta
-
-
-async def ensure_active(store: Store, settings: Settings) -> ModelVersion:
-    """The active model; on a fresh store, the one the engines start with (MEMEBOT_MODEL) is
-    recorded as the first version."""
-    active = await store.active_model_version()
-    if active is not None:
-        return active
-    meta = read_meta(settings.model_dir)
-    version = str(meta["version"])
-    known = {v.version: v for v in await store.model_versions()}
-    if version in known:
-        return await store.activate_model_version(version)
-    return await store.record_model_version(
-        version,
-        path=str(settings.model_dir.resolve()),
-        metrics=dict(meta.get("metrics") or {}),
-        created_by="initial (MEMEBOT_MODEL)",
-        activate=True,
-    )
-
-
-@dataclass
-class Subprocess:
-    """Runs `memebot` subcommands; `on_start` sees each process (tests kill it)."""
-
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    on_start: Any = None
-
-    def run(self, args: list[str], *, poll: Any = None) -> str:
-        """stdout of `memebot ARGS`; RunFailed with the last stderr line on a non-zero exit."""
-        proc = subprocess.Popen(
-            memebot_command(*args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env,
-        )
-        if self.on_start is not None:
-            self.on_start(proc)
-        if poll is None:
-            out, err = proc.communicate()
-        else:
-            while proc.poll() is None:
-                poll()
-                time.sleep(POLL_S)
-            out, err = proc.communicate()
-        if proc.returncode != 0:
-            lines = [ln for ln in (err or "").strip().splitlines() if ln.strip()]
-            last = lines[-1] if lines else f"exit status {proc.returncode}"
-            how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else "failed"
-            raise RunFailed(f"memebot {args[0]} {how}: {last}")
-        return out
 
 
 @dataclass
@@ -173,7 +99,7 @@ async def _steps(
     active = await ensure_active(store, settings)
     await store.update_run(run.id, stage="curating", parent_version=active.version)
     curated = await asyncio.to_thread(
-        curate_for_training, await store.rated_generations(), settings
+        curate_for_training, await store.rated_generations(), settings, proc, ctx.workdir
     )
     counts = curated.counts()
     await store.update_run(run.id, progress={"curation": counts})
@@ -214,15 +140,16 @@ async def _steps(
     return "succeeded", None, gate, candidate
 
 
-def curate_for_training(generations: list[Any], settings: Settings) -> Curated:
-    from retrain.corpus import base_pairs, content_filter, training_cleaner
-
+def curate_for_training(
+    generations: list[GenerationInfo], settings: Settings, proc: Subprocess, workdir: Path
+) -> Curated:
+    checks = check_captions(generations, settings, proc, workdir)
     return curate(
         generations,
         rules=CurationRules(),
         blocked=content_filter("standard"),
-        clean=training_cleaner(),
-        base=base_pairs(settings.data_dir, settings.cache_dir),
+        clean=checks.clean,
+        base=checks.base,
     )
 
 
@@ -365,69 +292,6 @@ def gate_candidate(
 
 def _has_rows(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
-
-
-async def promote(
-    store: Store,
-    settings: Settings,
-    artifact: Path,
-    version: str,
-    active: ModelVersion,
-    run: RunInfo,
-    gate: dict[str, Any],
-) -> str | None:
-    """Every engine loads the candidate, then the store records it as active and
-    models/active points at it. None on success, else why it was not promoted (engines that
-    had already switched go back to the active model)."""
-    results = await reload_all(settings.engine_replicas, artifact, token=engine_token(settings))
-    gate["engines"] = [r.__dict__ for r in results]
-    refused = [r for r in results if r.status in ("refused", "error")]
-    switched = tuple(r.url for r in results if r.status == "ok")
-    if refused:
-        if switched:
-            await reload_all(switched, Path(active.path), token=engine_token(settings))
-        return "engines refused the candidate: " + "; ".join(
-            f"{r.url}: {r.detail}" for r in refused
-        )
-    # An unreachable replica (down or restarting) starts from models/active, updated below.
-    try:
-        await store.record_model_version(
-            version,
-            path=str(artifact.resolve()),
-            parent=active.version,
-            metrics={"gate": gate, "run_id": run.id, "mode": run.mode},
-            created_by=run.requested_by,
-            activate=True,
-        )
-    except Exception:
-        # Engines and store must agree: the replicas go back to the recorded active model.
-        await reload_all(switched, Path(active.path), token=engine_token(settings))
-        raise
-    point_active(settings.models_dir, artifact)
-    return None
-
-
-async def rollback(store: Store, settings: Settings) -> tuple[ModelVersion, list[Any]]:
-    """Back to the active model's parent (gate-free): engines reload it, the store and
-    models/active follow. MemebotError if there is no previous version."""
-    active = await store.active_model_version()
-    if active is None or active.parent is None:
-        raise RunFailed("no previous model version to roll back to")
-    versions = {v.version: v for v in await store.model_versions()}
-    target = versions.get(active.parent)
-    if target is None:
-        raise RunFailed(f"the previous version {active.parent} is not recorded")
-    results = await reload_all(
-        settings.engine_replicas, Path(target.path), token=engine_token(settings)
-    )
-    bad = [r for r in results if r.status in ("refused", "error")]
-    if bad:
-        raise RunFailed(
-            f"engines refused {target.version}: " + "; ".join(f"{r.url}: {r.detail}" for r in bad)
-        )
-    now_active = await store.activate_model_version(target.version)
-    point_active(settings.models_dir, Path(target.path))
-    return now_active, results
 
 
 async def recover_abandoned(store: Store) -> list[int]:

@@ -18,17 +18,11 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from bot.app import MemeBot
-from bot.store import Store
+from harness.bot import bot_settings, migrated_store, running_bot, standin, vote_book
+from harness.discord_standin import Attachment, ChannelRef, DiscordStandIn, Interaction, Sent
+from harness.engine import running_engine
 from memebot.settings import Settings
-from tests.bot_harness import (
-    bot_settings,
-    migrated_store,
-    running_bot,
-    running_engine,
-    standin,
-    vote_book,
-)
-from tests.discord_standin import Attachment, ChannelRef, DiscordStandIn, Interaction, Sent
+from memebot.store import Store
 
 pytestmark = pytest.mark.slow
 UP, DOWN = "👍", "👎"
@@ -43,8 +37,8 @@ def run(
         s = bot_settings(tmp_path, **over)
         async with standin() as api, migrated_store(s.database_url) as store:
             if engine:
-                async with running_engine(tiny_model, s) as url:
-                    await scenario(api, s.model_copy(update={"engine_url": url}), store)
+                async with running_engine(tiny_model, s) as eng:
+                    await scenario(api, s.model_copy(update={"engine_url": eng.url}), store)
             else:
                 await scenario(api, s, store)
             assert api.unhandled == [], api.unhandled
@@ -282,7 +276,7 @@ def test_engine_down_is_an_ephemeral_error_and_the_bot_goes_on(
             assert reply.ephemeral and "not reachable" in reply.content
             assert not reply.attachments and (await store.stats(api.guild_id)).generations == 0
             # An unexpected error (the store lost its table) is logged, answered, survived.
-            async with store.engine.begin() as conn:
+            async with store.db.begin() as conn:
                 await conn.exec_driver_sql("DROP TABLE votes")
             rec = await api.answered(await api.invoke("stats"))
             assert rec.replies[-1].ephemeral and "Something went wrong" in (rec.replies[-1].content)

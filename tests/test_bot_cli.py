@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_memebot_cli import assert_one_line_error
+from harness.cli import assert_one_line_error
+from harness.factories import scratch_env
 
 # Discord's API base pointed at a port where nothing listens (discord.py has no setting for it).
 UNREACHABLE_DISCORD = """
@@ -98,17 +99,14 @@ def test_a_signal_right_after_connecting_stops_the_bot_and_the_engine(
     once (as a terminal or systemd sends it), which lands during the gateway handshake: on
     Python 3.11 asyncio.run's single cancellation was swallowed there and the bot ran on
     (bot/lifecycle.py). Now the bot leaves the gateway, the engine child stops, one line."""
-    from tests.discord_standin import DiscordStandIn
+    from harness.discord_standin import DiscordStandIn
 
     port = free_port()
     env = {
         **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "DISCORD_TOKEN": "stand-in-token",
-        "MEMEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
-        "MEMEBOT_CACHE_DIR": str(tmp_path / "cache"),
-        "MEMEBOT_IMAGES_DIR": str(tmp_path / "no-images"),
-        "MEMEBOT_DOWNLOAD_IMAGES": "0",
+        **scratch_env(tmp_path),
     }
 
     async def go() -> tuple[int, str]:

@@ -13,19 +13,12 @@ from pathlib import Path
 import pytest
 
 from bot.app import MemeBot
-from bot.store import Store
-from tests.bot_harness import (
-    bot_settings,
-    migrated_store,
-    pg_available,
-    postgres_url,
-    running_bot,
-    running_engine,
-    standin,
-    vote_book,
-)
-from tests.conftest import skip_or_fail
-from tests.discord_standin import DiscordStandIn
+from harness.bot import bot_settings, migrated_store, running_bot, standin, vote_book
+from harness.databases import pg_available, postgres_url
+from harness.discord_standin import DiscordStandIn
+from harness.engine import running_engine
+from harness.skips import skip_or_fail
+from memebot.store import Store
 
 pytestmark = pytest.mark.slow
 UP, DOWN = "👍", "👎"
@@ -80,9 +73,9 @@ def test_200_concurrent_memes_and_1000_reactions(
             async with (
                 standin() as api,
                 migrated_store(url) as store,
-                running_engine(tiny_model, s) as engine_url,
+                running_engine(tiny_model, s) as eng,
             ):
-                s = s.model_copy(update={"engine_url": engine_url})
+                s = s.model_copy(update={"engine_url": eng.url})
                 async with running_bot(api, s, store) as bot:
                     await scenario(api, store, bot)
                 assert api.unhandled == []

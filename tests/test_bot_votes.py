@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from bot.store import NewGeneration, Store, upgrade
 from bot.votes import VoteBook, VoteEmoji
+from memebot.store import NewGeneration, Store, upgrade
 
 BOT = 700001
 

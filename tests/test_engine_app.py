@@ -18,46 +18,31 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from yarl import URL
 
-from engine.app import build_app
 from engine.decoding.jobs import CaptionRequest
 from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
 from engine.service import MemeService
+from harness.engine import running_engine
+from harness.factories import StepGate, captions_alone
+from harness.factories import scratch_settings as settings
 from memebot.settings import Settings
-from tests.conftest import StepGate, captions_alone
 
 pytestmark = pytest.mark.slow
-
-
-def settings(tmp_path: Path, **over: Any) -> Settings:
-    base = Settings.from_env(
-        {
-            "MEMEBOT_CACHE_DIR": str(tmp_path / "cache"),
-            "MEMEBOT_IMAGES_DIR": str(tmp_path / "no-images"),
-            "MEMEBOT_DOWNLOAD_IMAGES": "0",
-        }
-    )
-    return base.model_copy(update=over)
 
 
 @asynccontextmanager
 async def engine(
     model: Path | LoadedModel, s: Settings
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, MemeService, str]]:
-    service = MemeService(s, load_model(model) if isinstance(model, Path) else model)
-    server = TestServer(build_app(service), host="127.0.0.1", port=0)
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        try:
-            yield http, service, str(server.make_url(""))
-        finally:
-            await server.close()
+    """harness.engine's in-process engine, as the (client session, service, URL) these tests
+    use."""
+    async with running_engine(model, s) as eng:
+        yield eng.http, eng.service, eng.url
 
 
 def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:

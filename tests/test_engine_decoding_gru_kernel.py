@@ -11,10 +11,10 @@ from engine.decoding import gru_kernel
 from engine.decoding.char_gru import CharGRUStepper
 from engine.decoding.loader import load_model
 from engine.decoding.model import log_softmax
+from harness.skips import skip_or_fail
 from memebot.artifact.configs import CharGRUConfig
 from memebot.artifact.vocab import N_SPECIAL, Vocab
 from memebot.errors import ArtifactError
-from tests.conftest import skip_or_fail
 from training.models import char_gru
 
 # hidden 20 and a 24-id vocabulary: 3H and V are not multiples of 16 (the padding paths).

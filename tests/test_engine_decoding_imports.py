@@ -71,7 +71,7 @@ def test_bot_imports_only_the_engine_schema() -> None:
     no ML), and nothing of training/ (lazy imports included)."""
     graph = _graph()
     bot = [m for m in graph if m == "bot" or m.startswith("bot.")]
-    assert "bot.engine_client" in bot and "engine.schema" in graph["bot.engine_client"]
+    assert "engine.client" in bot and "engine.schema" in graph["engine.client"]
     bad = {
         m: sorted(
             d

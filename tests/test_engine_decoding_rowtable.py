@@ -13,7 +13,7 @@ from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import FORBID_END, FREE, PREFER_END, Decoding, rule_code
 from engine.decoding.rowtable import BOX_LEN, BOXES, LENGTH, TARGET
-from tests.conftest import captions_alone
+from harness.factories import captions_alone
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.decoding.pickers import Decoding, pick
-from tests.conftest import captions_alone
+from harness.factories import captions_alone
 from training.data import Caption
 
 # A fixed toy distribution over 6 ids: top = 0.4

@@ -23,11 +23,13 @@ from engine.decoding.loader import load_model
 from engine.decoding.lstm import LSTMStepper
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
+from harness.engine import running_engine
+from harness.factories import scratch_env
+from harness.skips import skip_or_fail
 from memebot.artifact.configs import CharGRUConfig, LSTMConfig
 from memebot.artifact.vocab import Vocab
 from memebot.errors import UsageError
 from memebot.settings import Settings
-from tests.conftest import skip_or_fail
 
 pytestmark = pytest.mark.slow  # imports TensorFlow and compiles XLA programs (seconds)
 
@@ -306,43 +308,33 @@ def test_cli_reports_a_missing_tensorflow_in_one_line(monkeypatch, capsys, tmp_p
 
 
 def test_engine_serves_with_the_tf_decoder(tmp_path: Path) -> None:
-    from aiohttp import ClientSession
-    from aiohttp.test_utils import TestServer
 
-    from engine.app import build_app
     from engine.service import load_service
 
     s = Settings.from_env(
-        {
+        scratch_env(tmp_path)
+        | {
             "MEMEBOT_DECODER": "tf",
             "MEMEBOT_MAX_BATCH": "8",  # warm-up compiles the 1, 2, 4 and 8-row programs
             "MEMEBOT_MODEL": str(SHIPPED),
-            "MEMEBOT_CACHE_DIR": str(tmp_path / "cache"),
-            "MEMEBOT_IMAGES_DIR": str(tmp_path / "no-images"),
-            "MEMEBOT_DOWNLOAD_IMAGES": "0",
         }
     )
     service = load_service(s)
     assert service.model.step_backend == "tf:CPU:0"
 
     async def go() -> None:
-        server = TestServer(build_app(service), host="127.0.0.1", port=0)
-        await server.start_server()
-        try:
-            async with ClientSession() as http:
-                url = str(server.make_url(""))
-                ready = await (await http.get(f"{url}/readyz")).json()
-                assert ready["decoder"] == "tf:CPU:0"
-                bodies = [
-                    {"template": "drake", "seed": i, "image": False, "decoding": d}
-                    for i, d in enumerate(["calibrated", "beam", "greedy", "temperature"])
-                ]
-                rs = await asyncio.gather(*(http.post(f"{url}/v1/memes", json=b) for b in bodies))
-                for r in rs:
-                    body = await r.json()
-                    assert r.status == 200, body
-                    assert len(body["boxes"]) == 2 and any(body["boxes"])
-        finally:
-            await server.close()
+        async with running_engine(service.model, s) as eng:
+            http, url = eng.http, eng.url
+            ready = await (await http.get(f"{url}/readyz")).json()
+            assert ready["decoder"] == "tf:CPU:0"
+            bodies = [
+                {"template": "drake", "seed": i, "image": False, "decoding": d}
+                for i, d in enumerate(["calibrated", "beam", "greedy", "temperature"])
+            ]
+            rs = await asyncio.gather(*(http.post(f"{url}/v1/memes", json=b) for b in bodies))
+            for r in rs:
+                body = await r.json()
+                assert r.status == 200, body
+                assert len(body["boxes"]) == 2 and any(body["boxes"])
 
     asyncio.run(go())

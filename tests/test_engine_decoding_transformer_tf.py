@@ -16,8 +16,8 @@ from engine.decoding.batch import sample_captions
 from engine.decoding.loader import load_model
 from engine.decoding.pickers import Decoding
 from engine.decoding.transformer import TransformerStepper
-from tests.conftest import skip_or_fail
-from tests.test_engine_decoding_transformer import CFG, VOCAB, random_weights
+from harness.skips import skip_or_fail
+from harness.transformer import CFG, VOCAB, random_weights
 
 pytestmark = pytest.mark.slow  # imports TensorFlow and compiles XLA programs (seconds)
 

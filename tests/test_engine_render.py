@@ -13,8 +13,8 @@ from PIL import Image
 
 from engine.catalog import Catalog, fallback_template
 from engine.render import TextBox, fit_text, placeholder, render
+from harness.skips import skip_or_fail
 from memebot.settings import Settings
-from tests.conftest import skip_or_fail
 
 OUT = Path(__file__).resolve().parent / "output" / "render"
 CATALOG = Catalog.load()

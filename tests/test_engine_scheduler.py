@@ -17,7 +17,7 @@ from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
 from engine.scheduler import QueueFull, Scheduler
-from tests.conftest import StepGate, captions_alone
+from harness.factories import StepGate, captions_alone
 
 pytestmark = pytest.mark.slow
 

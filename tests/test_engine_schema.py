@@ -23,6 +23,7 @@ from engine.schema import (
     parse_json,
     parse_meme_request,
 )
+from memebot import choices
 
 T = {"template": "drake"}
 
@@ -188,7 +189,7 @@ def test_one_source_for_each_default() -> None:
     from memebot.settings import Settings
     from training import cleaning
 
-    assert pickers.METHODS is schema.METHODS and render.FORMATS is schema.FORMATS
+    assert pickers.METHODS is schema.METHODS and render.FORMATS is choices.FORMATS
     assert cleaning.MAX_CHARS == schema.MAX_LEN == jobs.CaptionRequest("t", 1).max_len
     d = pickers.Decoding()
     assert d.method == schema.DEFAULT_METHOD == schema.MemeOptions().decoding
@@ -199,10 +200,11 @@ def test_one_source_for_each_default() -> None:
     assert beam.min_score == schema.MemeOptions(decoding="beam").used_min_score
     assert pickers.Decoding("beam", min_score=0.05).min_score == 0.05  # an explicit value stays
     assert pickers.Decoding("greedy").min_score == schema.MIN_SCORE
-    # Decoder names: one Literal in the schema, used by the settings and the loaders.
-    assert model.DECODERS is loader.DECODERS is schema.DECODERS == ("auto", "kernel", "numpy", "tf")
+    # Decoder names: one Literal in memebot.choices, used by the settings and the loaders.
+    assert model.DECODERS is loader.DECODERS is choices.DECODERS
+    assert choices.DECODERS == ("auto", "kernel", "numpy", "tf")
     decoder_type = Settings.model_fields["decoder"].annotation
-    assert decoder_type == schema.Decoder
+    assert decoder_type == choices.Decoder
     with pytest.raises(UsageError, match="MEMEBOT_DECODER"):
         Settings.from_env({"MEMEBOT_DECODER": "keras"})
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_imgflip_dir
+from harness.cli import assert_one_line_error
+from harness.factories import make_imgflip_dir
 
 
 def run(
@@ -25,15 +26,6 @@ def run(
         cwd=cwd,
         timeout=300,
     )
-
-
-def assert_one_line_error(p: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert p.returncode != 0
-    err = [ln for ln in p.stderr.splitlines() if ln.startswith("memebot:")]
-    assert len(err) == 1, p.stderr
-    assert "Traceback" not in p.stderr
-    for n in needles:
-        assert n in err[0], err[0]
 
 
 def test_help_lists_subcommands() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import NewGeneration, Store, upgrade
+from harness.disks import small_disk
 from memebot.cli import main
-from tests.conftest import small_disk
+from memebot.store import NewGeneration, Store, upgrade
 
 
 @pytest.fixture

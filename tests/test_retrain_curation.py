@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.store.types import GenerationInfo
+from harness.factories import scratch_env, scratch_settings
+from memebot.store.types import GenerationInfo
+from retrain.corpus import check_captions
 from retrain.curation import CurationRules, curate, is_heldout, vote_rule, weight_of, write_jsonl
+from retrain.subprocesses import Subprocess
 from training.data import read_weighted
 
 NO_HOLDOUT = CurationRules(heldout_share=0.0, negative_heldout_share=1.0)
@@ -110,14 +114,31 @@ def test_cleaning_rules_apply_and_normalise() -> None:
     assert out.dropped["cleaning"] == 1
 
 
-def test_real_training_cleaner_drops_non_ascii_and_lowercases() -> None:
-    from retrain.corpus import training_cleaner
-
-    clean = training_cleaner()
-    assert clean([("t", ("WHEN THE  WIFI", "is down again")), ("t", ("café ☕ time", "yes"))]) == [
+@pytest.mark.slow
+def test_training_rules_through_the_check_captions_child(tiny_data: Path, tmp_path: Path) -> None:
+    """The worker's path: `memebot data check-captions` in a child process cleans each rated
+    caption (lowercased, spaces folded; non-ASCII dropped) and flags the corpus's own."""
+    known = json.loads((tiny_data / "memes" / "Success-Kid.json").read_text())[0]["boxes"]
+    gens = [
+        gen(1, 3, 0, ("WHEN THE  WIFI", "is down again")),
+        gen(2, 3, 0, ("café ☕ time", "yes")),
+        gen(3, 3, 0, tuple(known)),
+        gen(4, 0, 0, ("never rated", "so never checked")),
+    ]
+    s = scratch_settings(tmp_path, data_dir=tiny_data)
+    proc = Subprocess(env=dict(os.environ) | scratch_env(tmp_path))
+    checks = check_captions(gens, s, proc, tmp_path / "work")
+    items = [(g.template, tuple(g.boxes)) for g in gens[:3]]
+    assert checks.clean(items) == [
         ("when the wifi", "is down again"),
         None,
+        tuple(b.lower() for b in known),
     ]
+    assert checks.base == {("success-kid", "".join(b.lower() + "|" for b in known))}
+    assert ("success-kid", ("never rated", "so never checked")) not in checks.cleaned
+    out = curate(gens, rules=NO_HOLDOUT, clean=checks.clean, base=checks.base)
+    assert [r.generation_id for r in out.train] == [1]
+    assert out.dropped["cleaning"] == 1 and out.dropped["in_base"] == 1
 
 
 def test_dedupe_against_the_base_corpus() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.store.types import GenerationInfo
 from memebot.settings import Settings
+from memebot.store.types import GenerationInfo
 from retrain.curation import CurationRules, curate
 from retrain.worker import FINETUNE_BATCH, NEGATIVE_RATIO, extra_weight, train_candidate
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import Store, upgrade
+from harness.databases import throwaway_postgres, throwaway_redis_queue
 from memebot.errors import UsageError
+from memebot.store import Store, upgrade
 from retrain.queue import QUEUE_NAME, RunQueue, make_huey
-from tests.conftest import throwaway_postgres, throwaway_redis_queue
 
 KINDS = ["sqlite", "postgresql", "redis"]
 
@@ -133,7 +133,7 @@ def test_what_the_bot_imports_pulls_in_no_training(tmp_path: Path) -> None:
 
     code = (
         "import json, sys\n"
-        "import retrain.requests, retrain.queue, retrain.gate, retrain.curation, bot.store\n"
+        "import retrain.requests, retrain.queue, retrain.gate, retrain.curation, memebot.store\n"
         "import retrain.worker, bot.cogs.admin\n"
         "heavy = ('training', 'tensorflow', 'keras', 'lingua')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"

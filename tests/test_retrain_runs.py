@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from bot.store import NewGeneration, RunInProgress, Store
-from bot.store.models import utcnow
+from harness.databases import with_store
 from memebot.errors import UsageError
-from tests.test_bot_store import run
+from memebot.store import NewGeneration, RunInProgress, Store
+from memebot.store.tables import utcnow
 
 
 def test_one_run_at_a_time(db_url: str) -> None:
@@ -27,7 +27,7 @@ def test_one_run_at_a_time(db_url: str) -> None:
         second = await store.create_run("full")
         assert second.id != first.id and second.mode == "full"
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_two_admins_at_once_get_one_run(db_url: str) -> None:
@@ -45,7 +45,7 @@ def test_two_admins_at_once_get_one_run(db_url: str) -> None:
         run_id = created[0].split()[1]
         assert all(r == f"busy {run_id}" for r in results if r.startswith("busy"))
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_claim_once_update_finish_once(db_url: str) -> None:
@@ -73,7 +73,7 @@ def test_claim_once_update_finish_once(db_url: str) -> None:
         assert done.finished_at is not None and not done.in_progress
         assert [x.id for x in await store.runs()] == [r.id]
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_bad_values_are_usage_errors(db_url: str) -> None:
@@ -86,7 +86,7 @@ def test_bad_values_are_usage_errors(db_url: str) -> None:
         with pytest.raises(UsageError, match="unknown fields"):
             await store.update_run(r.id, status="succeeded")
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_rated_generations_and_votes_since(db_url: str) -> None:
@@ -107,7 +107,7 @@ def test_rated_generations_and_votes_since(db_url: str) -> None:
         assert await store.votes_since(before) == 3
         assert await store.votes_since(utcnow() + timedelta(seconds=5)) == 0
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_watch_run_reports_each_change_until_the_outcome(db_url: str) -> None:
@@ -145,7 +145,7 @@ def test_watch_run_reports_each_change_until_the_outcome(db_url: str) -> None:
         assert "val nats/char 1.2100 -> 1.2000; upvoted ll/char -1.5000 -> -1.0000" in seen[2]
         assert len(seen) == 3
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_a_run_left_running_by_a_dead_worker_is_marked_failed(db_url: str) -> None:
@@ -175,4 +175,4 @@ def test_a_run_left_running_by_a_dead_worker_is_marked_failed(db_url: str) -> No
         assert await recover_abandoned(store) == []
         assert (await store.current_run()) is not None
 
-    run(db_url, body)
+    with_store(db_url, body)

@@ -16,25 +16,17 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.store import NewGeneration, Store, upgrade
-from engine.app import build_app
 from engine.decoding.loader import load_model
-from engine.service import MemeService
+from harness.disks import small_disk
+from harness.engine import running_engine
+from harness.factories import scratch_env, train_tiny
 from memebot.settings import Settings
+from memebot.store import NewGeneration, Store, upgrade
+from retrain.promotion import ensure_active, promote, rollback
 from retrain.queue import RunQueue
 from retrain.requests import NothingToTrain, request_run
-from retrain.worker import (
-    CandidateUnusable,
-    Subprocess,
-    ensure_active,
-    execute_run,
-    gate_candidate,
-    promote,
-    rollback,
-)
-from tests.conftest import small_disk, train_tiny
+from retrain.worker import CandidateUnusable, Subprocess, execute_run, gate_candidate
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +34,9 @@ SUBJECTS = ["my dog", "the teacher", "my mom", "a cat", "my boss", "my friend", 
 
 
 def loop_settings(tmp_path: Path, data: Path, model: Path, engine_url: str) -> Settings:
-    env = {
+    env = scratch_env(tmp_path) | {
         "MEMEBOT_DATA_DIR": str(data),
         "MEMEBOT_MODEL": str(model),
-        "MEMEBOT_CACHE_DIR": str(tmp_path / "cache"),
-        "MEMEBOT_IMAGES_DIR": str(tmp_path / "no-images"),
-        "MEMEBOT_DOWNLOAD_IMAGES": "0",
-        "MEMEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'memebot.db'}",
-        "MEMEBOT_MODELS_DIR": str(tmp_path / "models"),
-        "MEMEBOT_QUEUE_URL": f"sqlite:///{tmp_path / 'queue.db'}",
         "MEMEBOT_ENGINE_URLS": engine_url,
         "MEMEBOT_RETRAIN_EPOCHS": "2",
         "MEMEBOT_RETRAIN_STEPS": "25",
@@ -70,14 +56,9 @@ def subprocess_env(s: Settings) -> dict[str, str]:
 
 @asynccontextmanager
 async def engine(model: Path, s: Settings) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
-    service = MemeService(s, load_model(model))
-    server = TestServer(build_app(service), host="127.0.0.1", port=0)
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
-        try:
-            yield http, str(server.make_url("")).rstrip("/")
-        finally:
-            await server.close()
+    """harness.engine's in-process engine, as the (client session, URL) these tests use."""
+    async with running_engine(model, s) as eng:
+        yield eng.http, eng.url
 
 
 async def served_version(http: aiohttp.ClientSession, url: str) -> str:
@@ -122,7 +103,7 @@ def test_run_through_the_queue_promotes_a_better_model(
     async def go() -> None:
         base = loop_settings(tmp_path, tiny_data, tiny_model, "http://127.0.0.1:1")
         async with engine(tiny_model, base) as (http, url):
-            s = base.model_copy(update={"engine_urls": (url,)})
+            s = base.model_copy(update={"replica_urls": (url,)})
             await upgrade(s.database_url)
             store = Store.from_url(s.database_url)
             queue = RunQueue(
@@ -195,7 +176,7 @@ def test_killed_training_fails_the_run_and_leaves_the_model(
     async def go() -> None:
         base = loop_settings(tmp_path, tiny_data, tiny_model, "http://127.0.0.1:1")
         async with engine(tiny_model, base) as (http, url):
-            s = base.model_copy(update={"engine_urls": (url,)})
+            s = base.model_copy(update={"replica_urls": (url,)})
             await upgrade(s.database_url)
             store = Store.from_url(s.database_url)
             try:
@@ -237,7 +218,7 @@ def test_full_disk_fails_the_run_and_leaves_the_model(
     async def go(models: Path) -> None:
         base = loop_settings(tmp_path, tiny_data, tiny_model, "http://127.0.0.1:1")
         async with engine(tiny_model, base) as (http, url):
-            s = base.model_copy(update={"engine_urls": (url,), "models_dir": models})
+            s = base.model_copy(update={"replica_urls": (url,), "models_dir": models})
             await upgrade(s.database_url)
             store = Store.from_url(s.database_url)
             try:
@@ -283,7 +264,7 @@ def test_promotion_under_load_and_a_refusing_or_missing_engine(
     async def go() -> None:
         base = loop_settings(tmp_path, tiny_data, tiny_model, "http://127.0.0.1:1")
         async with engine(tiny_model, base) as (http, url):
-            s = base.model_copy(update={"engine_urls": (url,)})
+            s = base.model_copy(update={"replica_urls": (url,)})
             await upgrade(s.database_url)
             store = Store.from_url(s.database_url)
             try:
@@ -312,7 +293,7 @@ def test_promotion_under_load_and_a_refusing_or_missing_engine(
 
                 # A replica that is down (restarting) is not a failure: it starts from
                 # models/active, which already points at the new version.
-                down = s.model_copy(update={"engine_urls": (url, "http://127.0.0.1:1")})
+                down = s.model_copy(update={"replica_urls": (url, "http://127.0.0.1:1")})
                 again = tmp_path / "again"
                 shutil.copytree(candidate, again)
                 meta["version"] = "char-gru-again"

@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
+from harness.factories import make_imgflip_dir
 from memebot.artifact.configs import config_problems
 from memebot.cli import build_parser, main
 from memebot.errors import UsageError
 from memebot.settings import Settings
-from tests.conftest import make_imgflip_dir
 from training.options import (
     TrainOptions,
     check_options,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.factories import make_imgflip_dir
 from memebot.errors import DataError
-from tests.conftest import make_imgflip_dir
 from training.data import Caption, read_dataset, read_flat_rows, slugify
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.factories import train_tiny
 from memebot.cli import main
-from tests.conftest import train_tiny
 
 
 def write_rows(path: Path) -> Path:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.factories import make_imgflip_dir
 from memebot.artifact.templates import GENERIC_SLOT
 from memebot.errors import DataError, UsageError
-from tests.conftest import make_imgflip_dir
 from training.data import Caption
 from training.prepare import fingerprint, prepare, split_of, write_prepared
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.factories import make_imgflip_dir, train_tiny
 from memebot.errors import ArtifactError, DataError, UsageError
-from tests.conftest import make_imgflip_dir, train_tiny
 from training.models import ARCHITECTURES
 from training.prepare import prepare
 from training.train import TrainOptions, train

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.factories import train_tiny
 from memebot.cli import main
-from tests.conftest import train_tiny
 from training.batches import GRUBatches, gru_arrays
 from training.data import read_weighted
 from training.gru_dataset import NEGATIVE_OFFSET

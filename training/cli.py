@@ -13,10 +13,13 @@ from memebot.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
-    data = sub.add_parser("data", help="prepare, inspect or download caption data")
-    dsub = data.add_subparsers(
-        dest="data_command", required=True, metavar="{prepare,stats,export-ratings,download}"
-    )
+    """`memebot train` and `memebot eval` (the `data` subcommands: register_data)."""
+    _register_train(sub, settings)
+    _register_eval(sub, settings)
+
+
+def register_data(dsub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`memebot data prepare|stats|download|check-captions`."""
     p = dsub.add_parser(
         "prepare", help="clean + split + vocabulary; write them to --out and print statistics"
     )
@@ -38,18 +41,43 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         "--data", type=Path, default=settings.data_dir, help="dataset path (default: %(default)s)"
     )
     p.set_defaults(func=cmd_stats)
-    from retrain.cli import register_export
-
-    register_export(dsub, settings)
     p = dsub.add_parser("download", help="fetch the public ImgFlip575K dataset (resumable)")
     p.add_argument("--to", type=Path, required=True, help="destination directory")
     p.set_defaults(func=cmd_download)
+    p = dsub.add_parser(
+        "check-captions",
+        help="which captions the training data's cleaning keeps, and which the corpus has",
+        description="Reads JSON lines {template, boxes} and writes, per line, the caption as "
+        "cleaning leaves it (null: a rule drops it) and whether the cleaned base corpus "
+        "already holds it. The retrain worker's curation asks this of training.",
+    )
+    p.add_argument("input", type=Path, help="JSON lines with template and boxes")
+    p.add_argument("--out", type=Path, required=True, help="JSON-lines file to write")
+    p.add_argument(
+        "--data", type=Path, default=settings.data_dir, help="base corpus (default: %(default)s)"
+    )
+    p.set_defaults(func=cmd_check_captions)
 
+
+def _register_train(sub: argparse._SubParsersAction, settings: Settings) -> None:
     t = sub.add_parser(
         "train",
         help="train a model and write a versioned artifact directory",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    _what_to_train(t.add_argument_group("model and data"), settings)
+    _schedule(t.add_argument_group("schedule", "how long, how fast, on how much"), settings)
+    _curated_rows(
+        t.add_argument_group(
+            "curated rows", "the community's rated captions (what `memebot worker` passes)"
+        ),
+        settings,
+    )
+    _hardware(t.add_argument_group("hardware and output"), settings)
+    t.set_defaults(func=cmd_train)
+
+
+def _what_to_train(t: argparse._ArgumentGroup, settings: Settings) -> None:
     t.add_argument("--arch", default=DEFAULT_ARCH, help=f"architecture: {', '.join(CONFIGS)}")
     t.add_argument(
         "--data", type=Path, default=settings.data_dir, help="ImgFlip575K directory or rows file"
@@ -57,6 +85,28 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     t.add_argument(
         "--out", type=Path, required=True, help="artifact directory to create (must not exist)"
     )
+    t.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="start from this artifact's weights, vocabulary and config (fine-tuning)",
+    )
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set hidden=512 (repeatable). Integers (widths, "
+        "counts) >= 1, dropout rates in [0, 1), booleans true/false/yes/no/1/0",
+    )
+    t.add_argument(
+        "--resume", action="store_true", help="continue the unfinished run in OUT.partial/"
+    )
+
+
+def _schedule(t: argparse._ArgumentGroup, settings: Settings) -> None:
     t.add_argument("--epochs", type=int, default=30, help="upper bound on epochs (>= 1)")
     t.add_argument(
         "--batch-size", type=int, default=0, help="captions per batch (>= 1); 0 = default (256)"
@@ -95,22 +145,20 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         help="random seed for weights, shuffling, dropout (0 to 4294967295)",
     )
     t.add_argument(
-        "--xla", action="store_true", help="XLA-compile the training step (char-gru, lstm)"
+        "--limit",
+        type=int,
+        default=0,
+        help="use only the first N training captions (smoke runs; >= 1); 0 = all",
     )
     t.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "float32", "mixed_bfloat16"),
-        help="training arithmetic; auto = mixed_bfloat16 for char-gru and lstm on a CPU with bf16 "
-        "dot products (AVX512-BF16/AMX), else float32. Weights and artifacts are float32 always",
+        "--val-limit",
+        type=int,
+        default=0,
+        help="validate on the first N val captions (>= 1); 0 = all",
     )
-    t.add_argument(
-        "--init-from",
-        type=Path,
-        default=None,
-        metavar="MODEL",
-        help="start from this artifact's weights, vocabulary and config (fine-tuning)",
-    )
+
+
+def _curated_rows(t: argparse._ArgumentGroup, settings: Settings) -> None:
     t.add_argument(
         "--extra-data",
         type=Path,
@@ -148,15 +196,18 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         help="weight of a --negative-data character's unlikelihood against an ordinary "
         "character's cross-entropy (> 0)",
     )
+
+
+def _hardware(t: argparse._ArgumentGroup, settings: Settings) -> None:
     t.add_argument(
-        "--resume", action="store_true", help="continue the unfinished run in OUT.partial/"
+        "--xla", action="store_true", help="XLA-compile the training step (char-gru, lstm)"
     )
     t.add_argument(
-        "--tensorboard",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="write TensorBoard logs to DIR (tensorboard --logdir DIR)",
+        "--precision",
+        default="auto",
+        choices=("auto", "float32", "mixed_bfloat16"),
+        help="training arithmetic; auto = mixed_bfloat16 for char-gru and lstm on a CPU with bf16 "
+        "dot products (AVX512-BF16/AMX), else float32. Weights and artifacts are float32 always",
     )
     t.add_argument(
         "--distribute",
@@ -165,29 +216,16 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
         help="tf.distribute strategy: mirrored = all local GPUs, multiworker = TF_CONFIG cluster",
     )
     t.add_argument(
-        "--limit",
-        type=int,
-        default=0,
-        help="use only the first N training captions (smoke runs; >= 1); 0 = all",
-    )
-    t.add_argument(
-        "--val-limit",
-        type=int,
-        default=0,
-        help="validate on the first N val captions (>= 1); 0 = all",
-    )
-    t.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set hidden=512 (repeatable). Integers (widths, "
-        "counts) >= 1, dropout rates in [0, 1), booleans true/false/yes/no/1/0",
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write TensorBoard logs to DIR (tensorboard --logdir DIR)",
     )
     t.add_argument("--quiet", action="store_true", help="no per-batch progress bar")
-    t.set_defaults(func=cmd_train)
 
+
+def _register_eval(sub: argparse._SubParsersAction, settings: Settings) -> None:
     e = sub.add_parser("eval", help="nats/char and accuracy of a model on a dataset")
     e.add_argument("model", type=Path, help="artifact directory")
     e.add_argument(
@@ -239,6 +277,18 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from training.prepare import prepare
 
     print(prepare(args.data, cache_dir=settings.cache_dir).statistics())
+    return 0
+
+
+def cmd_check_captions(args: argparse.Namespace, settings: Settings) -> int:
+    from training.caption_check import check_captions, read_items, write_checked
+
+    items = read_items(args.input)
+    checked = check_captions(items, args.data, settings.cache_dir)
+    write_checked(checked, args.out)
+    kept = sum(c.boxes is not None for c in checked)
+    in_base = sum(c.in_base for c in checked)
+    print(f"checked {len(checked)} captions: {kept} kept by cleaning, {in_base} in the corpus")
     return 0
 
 

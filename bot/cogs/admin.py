@@ -8,18 +8,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.app import MemeBot, admin_only
-from bot.engine_client import EngineError
-from bot.store import GuildSettings, RunInfo
+from engine.client import EngineError
+from memebot.choices import DEFAULT_RUN_MODE, DEFAULT_STYLE, FilterLevel, RunMode, Style
+from memebot.store import GuildSettings, RunInfo
+from retrain.promotion import rollback as rollback_model
 from retrain.queue import RunQueue
 from retrain.requests import describe, request_run, watch_run
-from retrain.worker import rollback as rollback_model
 
 log = logging.getLogger("memebot.bot")
 
@@ -30,7 +30,7 @@ def format_settings(gs: GuildSettings) -> str:
         [
             "**Meme settings for this server**",
             f"Content filter: `{gs.filter_level}`",
-            f"Default style: `{gs.default_style or 'calibrated'}`",
+            f"Default style: `{gs.default_style or DEFAULT_STYLE}`",
             f"Memes allowed in: {channels}",
         ]
     )
@@ -85,7 +85,7 @@ class Admin(commands.Cog):
     @app_commands.guild_only()
     @admin_only()
     async def retrain(
-        self, interaction: discord.Interaction, mode: Literal["finetune", "full"] = "finetune"
+        self, interaction: discord.Interaction, mode: RunMode = DEFAULT_RUN_MODE
     ) -> None:
         """Retrain the caption model from the votes (admins only)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -158,9 +158,8 @@ class Admin(commands.Cog):
     async def settings(
         self,
         interaction: discord.Interaction,
-        content_filter: Literal["off", "standard", "strict"] | None = None,
-        default_style: Literal["calibrated", "threshold", "beam", "greedy", "creative"]
-        | None = None,
+        content_filter: FilterLevel | None = None,
+        default_style: Style | None = None,
         allow_channel: discord.TextChannel | None = None,
         remove_channel: discord.TextChannel | None = None,
         all_channels: bool = False,

@@ -10,8 +10,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import MemeBot
-from bot.engine_client import EngineError
-from bot.store import GenerationInfo, Stats
+from engine.client import EngineError
+from memebot.store import GenerationInfo, Stats
 
 Period = Literal["day", "week", "month", "all"]
 PERIODS: dict[str, timedelta | None] = {

@@ -8,28 +8,28 @@ import logging
 import mimetypes
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.app import POSTED, MemeBot, reply_error
-from bot.engine_client import EngineBadRequest, EngineClient, Meme, Template, UnknownTemplate
 from bot.memes import (
-    DEFAULT_STYLE,
     UPLOAD_TEMPLATE,
     MemeAsk,
     StartTextBlocked,
     caption_text,
     make_clean_meme,
 )
-from bot.store import GuildSettings, NewGeneration
+from engine.client import EngineBadRequest, EngineClient, Meme, UnknownTemplate
+from engine.schema import TemplateInfo
+from memebot.choices import DEFAULT_STYLE, Style
 from memebot.errors import MemebotError
+from memebot.store import GuildSettings, NewGeneration
 
 log = logging.getLogger("memebot.bot")
 
-Style = Literal["calibrated", "threshold", "beam", "greedy", "creative"]
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 AUTOCOMPLETE_TTL = 60.0  # seconds a template search is reused (the catalog rarely changes)
 
@@ -128,7 +128,7 @@ class AnotherOne(
 class Memes(commands.Cog):
     def __init__(self, bot: MemeBot) -> None:
         self.bot = bot
-        self._templates: dict[str, tuple[float, list[Template]]] = {}
+        self._templates: dict[str, tuple[float, list[TemplateInfo]]] = {}
         self._meme_cooldown = Cooldown()  # /meme and 🔁 each: one per user per cooldown
         self._again_cooldown = Cooldown()
 
@@ -149,7 +149,7 @@ class Memes(commands.Cog):
     @app_commands.describe(
         template="the meme template (start typing to search), or leave empty and attach an image",
         start_text="the caption starts with these words ('|' ends a box)",
-        style="how the caption is written (default: the server's, else calibrated)",
+        style=f"how the caption is written (default: the server's, else {DEFAULT_STYLE})",
         boxes="number of text boxes (default: the template's)",
         image="caption your own image instead of a template (JPEG, PNG, WebP or GIF)",
     )
@@ -176,7 +176,7 @@ class Memes(commands.Cog):
         interaction: discord.Interaction,
         template: str | None,
         start_text: str | None,
-        style: str | None,
+        style: Style | None,
         boxes: int | None,
         image: discord.Attachment | None,
     ) -> None:

@@ -8,8 +8,8 @@ from engine.decoding.archs import build_stepper
 from engine.decoding.batch import sample_captions
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
-from engine.schema import DECODERS
 from memebot.artifact.load import read_artifact
+from memebot.choices import DECODERS
 from memebot.errors import ArtifactError
 
 

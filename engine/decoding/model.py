@@ -19,12 +19,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.decoding import char_gru, gru_kernel
-from engine.schema import DECODERS
 from memebot.artifact.configs import CharGRUConfig, ModelConfig
 from memebot.artifact.meta import ArtifactMeta
 from memebot.artifact.templates import TemplateEntry, TemplateTable
 from memebot.artifact.vocab import Vocab
 from memebot.artifact.weights import Weights
+from memebot.choices import DECODERS
 from memebot.errors import ArtifactError
 
 log = logging.getLogger("memebot.engine")

@@ -15,10 +15,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store.models import RUN_MODES, GenerationRow, RetrainRunRow, VoteRow, utcnow
-from bot.store.sql import rowcount, to_info, utc, with_tally
-from bot.store.types import GenerationInfo, RunInfo
+from memebot.choices import RUN_MODES
 from memebot.errors import UsageError
+from memebot.store.sql import rowcount, to_info, utc, with_tally
+from memebot.store.tables import GenerationRow, RetrainRunRow, VoteRow, utcnow
+from memebot.store.types import GenerationInfo, RunInfo
 
 FINISHED = ("succeeded", "rejected", "failed")
 
@@ -36,7 +37,7 @@ class RunInProgress(UsageError):
 
 
 class RunsMixin:
-    """Store methods for retraining runs (mixed into bot.store.Store)."""
+    """Store methods for retraining runs (mixed into memebot.store.Store)."""
 
     if TYPE_CHECKING:
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.discord_standin.records import (
+from harness.discord_standin.records import (
     ADMINISTRATOR,
     ALL_BUT_ADMIN,
     API_PREFIX,
@@ -43,7 +43,7 @@ from tests.discord_standin.records import (
     Sent,
     Snowflakes,
 )
-from tests.discord_standin.rest import Rest
+from harness.discord_standin.rest import Rest
 
 __all__ = [
     "ADMINISTRATOR",

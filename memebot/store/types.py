@@ -1,10 +1,12 @@
-"""Plain data crossing the store's boundary (no ORM objects leave bot.store)."""
+"""Plain data crossing the store's boundary (no ORM objects leave memebot.store)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from memebot.choices import DEFAULT_FILTER_LEVEL, FilterLevel, Style
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +69,8 @@ class Stats:
 @dataclass(frozen=True, slots=True)
 class GuildSettings:
     guild_id: int
-    filter_level: str = "standard"  # off | standard | strict
-    default_style: str | None = None  # None: the bot's default
+    filter_level: FilterLevel = DEFAULT_FILTER_LEVEL
+    default_style: Style | None = None  # None: the bot's default
     allowed_channel_ids: tuple[int, ...] = ()  # empty: every channel
     updated_at: datetime | None = None  # None: never changed (defaults)
 

@@ -11,8 +11,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from tests.discord_standin.payloads import Payloads
-from tests.discord_standin.records import (
+from harness.discord_standin.payloads import Payloads
+from harness.discord_standin.records import (
     INTERACTION_DEADLINE,
     Attachment,
     Interaction,

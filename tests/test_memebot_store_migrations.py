@@ -13,13 +13,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from bot.store import NewGeneration, Store, current, downgrade, make_engine, upgrade
-from bot.store.migrate import head_revision
-from bot.store.models import Base
+from harness.databases import pg_available, postgres_url
+from harness.skips import skip_or_fail
 from memebot.cli import main as memebot_main
 from memebot.settings import REPO_ROOT
-from tests.bot_harness import pg_available, postgres_url
-from tests.conftest import skip_or_fail
+from memebot.store import NewGeneration, Store, current, downgrade, make_db, upgrade
+from memebot.store.migrate import head_revision
+from memebot.store.tables import Base
 
 TABLES = {
     "generations",
@@ -38,29 +38,29 @@ def schema_diff(url: str) -> list[Any]:
         return compare_metadata(MigrationContext.configure(conn), Base.metadata)
 
     async def go() -> list[Any]:
-        engine = make_engine(url)
+        db = make_db(url)
         try:
-            async with engine.connect() as conn:
+            async with db.connect() as conn:
                 return await conn.run_sync(diff)
         finally:
-            await engine.dispose()
+            await db.dispose()
 
     return asyncio.run(go())
 
 
 def table_names(url: str) -> set[str]:
     async def go() -> set[str]:
-        engine = make_engine(url)
+        db = make_db(url)
         try:
-            async with engine.connect() as conn:
+            async with db.connect() as conn:
                 return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         finally:
-            await engine.dispose()
+            await db.dispose()
 
     return asyncio.run(go())
 
 
-def test_head_has_exactly_the_models_schema(db_url: str) -> None:
+def test_head_has_exactly_the_tables_schema(db_url: str) -> None:
     assert asyncio.run(current(db_url)) == head_revision()
     assert schema_diff(db_url) == []
     assert table_names(db_url) == TABLES | {"alembic_version"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -13,28 +12,18 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import func, select
 
-from bot.store import GuildSettings, NewGeneration, Reconciled, Store, make_engine, upgrade
-from bot.store.db import SQLITE_BUSY_TIMEOUT_MS
-from bot.store.models import VoteRow
-from bot.store.rules import wanted_votes
+from harness.databases import with_store
 from memebot.errors import UsageError
 from memebot.settings import Settings
+from memebot.store import GuildSettings, NewGeneration, Reconciled, Store, make_db, upgrade
+from memebot.store.db import SQLITE_BUSY_TIMEOUT_MS
+from memebot.store.rules import wanted_votes
+from memebot.store.tables import VoteRow
 
 T = TypeVar("T")
 
 GUILD = 2**63 - 1  # Discord ids are 64-bit: the largest must round-trip
 OTHER_GUILD = 412_345_678_901_234_567
-
-
-def run(url: str, body: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = Store.from_url(url)
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def new(
@@ -62,7 +51,7 @@ def new(
 
 
 async def vote_rows(store: Store) -> int:
-    async with store.engine.connect() as conn:
+    async with store.db.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(VoteRow))).scalar_one())
 
 
@@ -89,7 +78,7 @@ def test_generation_round_trip(db_url: str) -> None:
         assert (info.up, info.down) == (0, 0)
         assert await store.generation(gid) == info
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_votes_latest_wins_retract_and_duplicates(db_url: str) -> None:
@@ -112,7 +101,7 @@ def test_votes_latest_wins_retract_and_duplicates(db_url: str) -> None:
         assert info is not None and (info.up, info.down, info.score) == (1, 1, 0)
         assert info.upvote_share == 0.5
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_votes_on_unknown_messages_are_ignored(db_url: str) -> None:
@@ -127,7 +116,7 @@ def test_votes_on_unknown_messages_are_ignored(db_url: str) -> None:
         with pytest.raises(ValueError, match="vote value"):
             await store.set_vote(200, 1, 2)
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_concurrent_votes_on_one_message_are_all_counted(db_url: str) -> None:
@@ -151,7 +140,7 @@ def test_concurrent_votes_on_one_message_are_all_counted(db_url: str) -> None:
         assert await store.votes(gid) == expected
         assert await store.tally(gid) == (66, 34)
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_1000_interleaved_reaction_events_give_exact_counts(db_url: str) -> None:
@@ -192,7 +181,7 @@ def test_1000_interleaved_reaction_events_give_exact_counts(db_url: str) -> None
             assert await store.tally(ids[m]) == (up, len(want) - up)
         assert await vote_rows(store) == len(model)
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_reconcile_makes_votes_match_reactions(db_url: str) -> None:
@@ -213,7 +202,7 @@ def test_reconcile_makes_votes_match_reactions(db_url: str) -> None:
         assert await store.reconcile(gid, up={1}, down={2}) == Reconciled()
         assert await vote_rows(store) == 0
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_wanted_votes_rule() -> None:
@@ -241,7 +230,7 @@ def test_recent_generations(db_url: str) -> None:
         assert (recent[0].up, recent[0].down) == (0, 1)
         assert [g.id for g in await store.recent_generations(now - timedelta(days=1), 1)] == [c]
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_forget_user(db_url: str) -> None:
@@ -259,7 +248,7 @@ def test_forget_user(db_url: str) -> None:
         assert await vote_rows(store) == 1
         assert await store.forget_user(42) == (0, 0)
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_forgotten_user_reactions_on_older_memes_are_no_votes(db_url: str) -> None:
@@ -282,7 +271,7 @@ def test_forgotten_user_reactions_on_older_memes_are_no_votes(db_url: str) -> No
         assert await store.reconcile(newer, {44}, {42}) == Reconciled()
         assert await store.votes(newer) == {44: 1}
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_leaderboard_ordering_and_filters(db_url: str) -> None:
@@ -327,7 +316,7 @@ def test_leaderboard_ordering_and_filters(db_url: str) -> None:
         top = (await store.top(GUILD, limit=1))[0]
         assert (top.up, top.down, top.template) == (6, 0, "pooh")
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_stats(db_url: str) -> None:
@@ -350,7 +339,7 @@ def test_stats(db_url: str) -> None:
         everywhere = await store.stats(None)
         assert (everywhere.generations, everywhere.votes) == (3, 5)
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_guild_settings_defaults_and_updates(db_url: str) -> None:
@@ -377,7 +366,7 @@ def test_guild_settings_defaults_and_updates(db_url: str) -> None:
             await store.update_guild_settings(GUILD, allowed_channel_ids=["general"])
         assert await store.guild_settings(GUILD) == stored  # refused changes left no trace
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 def test_model_versions(db_url: str) -> None:
@@ -403,7 +392,7 @@ def test_model_versions(db_url: str) -> None:
             await store.activate_model_version("v3")
         assert (await store.active_model_version()) is not None
 
-    run(db_url, body)
+    with_store(db_url, body)
 
 
 @pytest.mark.parametrize(
@@ -437,14 +426,14 @@ def test_database_url_setting_rejects_other_drivers(bad: str) -> None:
 @pytest.mark.parametrize("foreign_keys", [True, False])
 def test_sqlite_connection_pragmas(tmp_path: Path, foreign_keys: bool) -> None:
     async def pragmas() -> tuple[str, int, int]:
-        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", foreign_keys=foreign_keys)
+        db = make_db(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", foreign_keys=foreign_keys)
         try:
-            async with engine.connect() as conn:
+            async with db.connect() as conn:
                 mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
                 busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
                 fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
         finally:
-            await engine.dispose()
+            await db.dispose()
         return mode, busy, fks
 
     assert asyncio.run(pragmas()) == ("wal", SQLITE_BUSY_TIMEOUT_MS, int(foreign_keys))

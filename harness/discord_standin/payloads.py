@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.discord_standin.records import ADMINISTRATOR, ALL_BUT_ADMIN, Sent, iso_time
+from harness.discord_standin.records import ADMINISTRATOR, ALL_BUT_ADMIN, Sent, iso_time
 
 
 class Payloads:

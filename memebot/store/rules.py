@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bot.store.models import FILTER_LEVELS
+from memebot.choices import FILTER_LEVELS, STYLES
 from memebot.errors import UsageError
 
 VOTE_VALUES = (1, -1)
@@ -39,9 +39,11 @@ def check_guild_changes(changes: dict[str, Any]) -> dict[str, Any]:
             f"filter_level={values['filter_level']!r}: choose one of {', '.join(FILTER_LEVELS)}"
         )
     if "default_style" in values and not (
-        values["default_style"] is None or isinstance(values["default_style"], str)
+        values["default_style"] is None or values["default_style"] in STYLES
     ):
-        raise UsageError(f"default_style={values['default_style']!r}: expected a style name")
+        raise UsageError(
+            f"default_style={values['default_style']!r}: choose one of {', '.join(STYLES)}"
+        )
     if "allowed_channel_ids" in values:
         ids = values["allowed_channel_ids"]
         if not isinstance(ids, Iterable) or not all(

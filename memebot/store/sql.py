@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, TextClause, bindparam, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.store.models import GenerationRow, GuildSettingsRow, ModelVersionRow, VoteRow
-from bot.store.types import GenerationInfo, GuildSettings, ModelVersion
+from memebot.choices import STYLES, FilterLevel
+from memebot.store.tables import GenerationRow, GuildSettingsRow, ModelVersionRow, VoteRow
+from memebot.store.types import GenerationInfo, GuildSettings, ModelVersion
 
 
 def up_count() -> Any:
@@ -53,7 +54,7 @@ def compile_once(stmt: Any, dialect: str) -> TextClause:
     compiling it for every vote cost ~1 ms, more than the transaction itself.
     """
     # Base dialects with the named paramstyle give ":name" parameters that text() understands;
-    # the engine's own dialect then adds its driver's details (asyncpg's $n::TYPE casts).
+    # the database's own dialect then adds its driver's details (asyncpg's $n::TYPE casts).
     base = postgresql.dialect if dialect == "postgresql" else sqlite.dialect
     compiled = stmt.compile(dialect=base(paramstyle="named"))
     binds = [bindparam(name, type_=b.type) for name, b in compiled.binds.items()]
@@ -91,8 +92,10 @@ def to_info(row: GenerationRow, up: int = 0, down: int = 0) -> GenerationInfo:
 def to_guild_settings(row: GuildSettingsRow) -> GuildSettings:
     return GuildSettings(
         guild_id=row.guild_id,
-        filter_level=row.filter_level,
-        default_style=row.default_style,
+        # The table's CHECK constraint holds it to FILTER_LEVELS.
+        filter_level=cast(FilterLevel, row.filter_level),
+        # A style no longer offered reads as "the bot's default".
+        default_style=next((st for st in STYLES if st == row.default_style), None),
         allowed_channel_ids=tuple(row.allowed_channel_ids or ()),
         updated_at=utc(row.updated_at),
     )

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from memebot.choices import DEFAULT_FILTER_LEVEL, FILTER_LEVELS, RUN_MODES
+
 # Named constraints: Alembic can then drop/alter them by name, and SQLite batch migrations
 # (which recreate tables) keep them.
 NAMING_CONVENTION = {
@@ -34,8 +36,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-FILTER_LEVELS = ("off", "standard", "strict")
 
 
 def utcnow() -> datetime:
@@ -104,13 +104,18 @@ class GuildSettingsRow(Base):
     __tablename__ = "guild_settings"
 
     guild_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    filter_level: Mapped[str] = mapped_column(String(16), server_default=text("'standard'"))
+    filter_level: Mapped[str] = mapped_column(
+        String(16), server_default=text(f"'{DEFAULT_FILTER_LEVEL}'")
+    )
     default_style: Mapped[str | None] = mapped_column(String(32))
     allowed_channel_ids: Mapped[list[int]]  # empty: every channel
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        CheckConstraint("filter_level IN ('off', 'standard', 'strict')", name="filter_level_known"),
+        CheckConstraint(
+            f"filter_level IN ({', '.join(repr(v) for v in FILTER_LEVELS)})",
+            name="filter_level_known",
+        ),
     )
 
 
@@ -139,7 +144,6 @@ class ModelVersionRow(Base):
 
 
 RUN_STATUSES = ("queued", "running", "succeeded", "rejected", "failed")
-RUN_MODES = ("finetune", "full")
 
 
 class RetrainRunRow(Base):
@@ -173,10 +177,9 @@ class RetrainRunRow(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('queued', 'running', 'succeeded', 'rejected', 'failed')",
-            name="status_known",
+            f"status IN ({', '.join(repr(s) for s in RUN_STATUSES)})", name="status_known"
         ),
-        CheckConstraint("mode IN ('finetune', 'full')", name="mode_known"),
+        CheckConstraint(f"mode IN ({', '.join(repr(m) for m in RUN_MODES)})", name="mode_known"),
         Index(
             "uq_retrain_runs_one_in_progress",
             "in_progress",

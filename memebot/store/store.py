@@ -1,7 +1,7 @@
 """The rating store: generations, votes and guild settings here; model versions (versions.py)
 and retraining runs (runs.py) mixed in; one class for the callers.
 
-Every public method is one transaction and takes/returns plain data (bot.store.types). Votes
+Every public method is one transaction and takes/returns plain data (memebot.store.types). Votes
 are single upsert/delete statements keyed by (generation_id, user_id), so concurrent and
 duplicate reaction events can neither lose a vote nor count one twice.
 """
@@ -30,17 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.store.db import make_engine
-from bot.store.models import (
-    ForgottenUserRow,
-    GenerationRow,
-    GuildSettingsRow,
-    VoteRow,
-    utcnow,
-)
-from bot.store.rules import check_guild_changes, check_vote_value, wanted_votes
-from bot.store.runs import RunsMixin
-from bot.store.sql import (
+from memebot.store.db import make_db
+from memebot.store.rules import check_guild_changes, check_vote_value, wanted_votes
+from memebot.store.runs import RunsMixin
+from memebot.store.sql import (
     compile_once,
     down_count,
     rowcount,
@@ -50,23 +43,30 @@ from bot.store.sql import (
     up_count,
     with_tally,
 )
-from bot.store.types import (
+from memebot.store.tables import (
+    ForgottenUserRow,
+    GenerationRow,
+    GuildSettingsRow,
+    VoteRow,
+    utcnow,
+)
+from memebot.store.types import (
     GenerationInfo,
     GuildSettings,
     NewGeneration,
     Reconciled,
     Stats,
 )
-from bot.store.versions import VersionsMixin
+from memebot.store.versions import VersionsMixin
 
 
 class Store(RunsMixin, VersionsMixin):
-    """Constructed from an AsyncEngine (see make_engine); `close()` disposes of it."""
+    """Constructed from a database handle (see make_db); `close()` disposes of it."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.dialect = engine.dialect.name
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+    def __init__(self, db: AsyncEngine) -> None:
+        self.db = db
+        self.dialect = db.dialect.name
+        self._sessions = async_sessionmaker(db, expire_on_commit=False)
         # SQLite has one writer at a time. This process's writes queue on an asyncio lock and
         # share one connection: far faster than connections sleeping in SQLite's busy handler
         # (its back-off reaches 100 ms). busy_timeout still covers other processes.
@@ -75,14 +75,14 @@ class Store(RunsMixin, VersionsMixin):
         self._vote_upsert = compile_once(self._vote_upsert_statement(), self.dialect)
 
     @classmethod
-    def from_url(cls, url: str, **engine_kwargs: Any) -> Store:
-        return cls(make_engine(url, **engine_kwargs))
+    def from_url(cls, url: str, **db_kwargs: Any) -> Store:
+        return cls(make_db(url, **db_kwargs))
 
     async def close(self) -> None:
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
-        await self.engine.dispose()
+        await self.db.dispose()
 
     async def __aenter__(self) -> Store:
         return self
@@ -95,12 +95,12 @@ class Store(RunsMixin, VersionsMixin):
         """A connection in a transaction that commits on success (the votes' path: no ORM
         session, which cost more than the statement). On SQLite: the shared writer, queued."""
         if self._write_lock is None:
-            async with self.engine.begin() as conn:
+            async with self.db.begin() as conn:
                 yield conn
             return
         async with self._write_lock:
             if self._writer is None:
-                self._writer = await self.engine.connect()
+                self._writer = await self.db.connect()
             try:
                 async with self._writer.begin():
                     yield self._writer

@@ -1,15 +1,21 @@
-"""The bot's client for the engine's HTTP API (docs/ENGINE.md): one aiohttp session, typed errors.
+"""The one HTTP client of the engine's API (docs/ENGINE.md): the bot, the retrain worker's
+promotion and rollback, `memebot up` and the benchmarks all speak to engines through it.
 
-Every failure becomes an `EngineError` subclass whose message can be shown to a Discord user as
-is: the engine is down, at capacity, too slow, the template is unknown, or the request is bad.
+aiohttp and the API schema only (no ML code), so the bot imports it without the engine's
+dependencies. Every failure of a meme request becomes an `EngineError` subclass whose message
+can be shown to a Discord user as is: the engine is down, at capacity, too slow, the template is
+unknown, or the request is bad. A reload answers with a `ReloadResult` per replica instead, so a
+promotion can tell a refused candidate from an engine that is down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -17,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from engine.schema import (
     MEMES_PATH,
     READY_PATH,
+    RELOAD_PATH,
     TEMPLATES_PATH,
     UPLOAD_PATH,
     BadRequest,
@@ -24,6 +31,7 @@ from engine.schema import (
     MemeRequest,
     MemeResponse,
     ReadyResponse,
+    ReloadRequest,
     TemplateInfo,
     TemplatesResponse,
     UploadOptions,
@@ -88,22 +96,10 @@ def checked(model: type[Opts], /, **fields: Any) -> Opts:
 
 
 @dataclass(frozen=True)
-class Template:
-    slug: str
-    name: str
-    box_count: int
-    aliases: tuple[str, ...]
-
-    @classmethod
-    def from_info(cls, t: TemplateInfo) -> Template:
-        return cls(t.slug, t.name, t.box_count, tuple(t.aliases))
-
-
-@dataclass(frozen=True)
 class Meme:
     """One caption and its rendered image, as the engine answered."""
 
-    template: Template
+    template: TemplateInfo
     boxes: list[str]
     image: bytes
     image_format: str
@@ -127,7 +123,7 @@ class Meme:
         if r.image is None:
             raise EngineError("The meme engine answered without an image.")
         return cls(
-            template=Template.from_info(r.template),
+            template=r.template,
             boxes=list(r.boxes),
             image=base64.b64decode(r.image.data_base64),
             image_format=r.image.format,
@@ -136,6 +132,16 @@ class Meme:
             options=r.options.model_dump(mode="json"),
             timings_ms=dict(r.timings_ms),
         )
+
+
+RELOAD_TIMEOUT_S = 120.0  # loading a model takes seconds; a busy engine finishes requests first
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    url: str
+    status: Literal["ok", "refused", "unreachable", "error"]  # refused: 422, a bad artifact
+    detail: str  # the version now served, or what went wrong
 
 
 class EngineClient:
@@ -181,11 +187,11 @@ class EngineClient:
     async def ready(self) -> ReadyResponse:
         return _parse(ReadyResponse, await self._request("GET", READY_PATH))
 
-    async def templates(self, query: str = "", limit: int = 25) -> list[Template]:
+    async def templates(self, query: str = "", limit: int = 25) -> list[TemplateInfo]:
         body = await self._request(
             "GET", TEMPLATES_PATH, params={"q": query, "limit": str(max(1, min(limit, 25)))}
         )
-        return [Template.from_info(t) for t in _parse(TemplatesResponse, body).templates]
+        return _parse(TemplatesResponse, body).templates
 
     async def meme(self, template: str, options: MemeOptions | None = None) -> Meme:
         fields = options.to_body() if options is not None else {}
@@ -209,6 +215,37 @@ class EngineClient:
         form.add_field("options", json.dumps(opts.to_body()), content_type="application/json")
         body = await self._request("POST", UPLOAD_PATH, data=form)
         return Meme.from_response(_parse(MemeResponse, body))
+
+    async def reload(self, path: Path) -> ReloadResult:
+        """`POST /v1/model/reload`: the engine loads the artifact at `path` (on its machine)."""
+        body = ReloadRequest(path=str(path)).model_dump(mode="json")
+        try:
+            async with self.session.post(
+                self.base_url + RELOAD_PATH,
+                json=body,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as resp:
+                answer = await resp.json(content_type=None)
+        except (aiohttp.ClientConnectionError, TimeoutError) as e:
+            return ReloadResult(self.base_url, "unreachable", f"{type(e).__name__}: {e}")
+        except (aiohttp.ClientError, ValueError) as e:
+            return ReloadResult(self.base_url, "error", f"{type(e).__name__}: {e}")
+        if resp.status == 200 and isinstance(answer, dict):
+            return ReloadResult(self.base_url, "ok", str(answer.get("model_version")))
+        message = answer.get("error", answer) if isinstance(answer, dict) else answer
+        if resp.status == 422:
+            return ReloadResult(self.base_url, "refused", str(message))
+        return ReloadResult(self.base_url, "error", f"HTTP {resp.status}: {message}")
+
+
+async def reload_all(
+    urls: tuple[str, ...], path: Path, *, token: str | None = None
+) -> list[ReloadResult]:
+    """Every replica loads `path`, in parallel, each answering for itself."""
+    async with aiohttp.ClientSession() as session:
+        clients = [EngineClient(session, u, token=token, timeout=RELOAD_TIMEOUT_S) for u in urls]
+        return list(await asyncio.gather(*(c.reload(path) for c in clients)))
 
 
 M = TypeVar("M", bound=BaseModel)

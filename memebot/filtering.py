@@ -24,18 +24,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache, cached_property
 from typing import Any
 
+from memebot.choices import FILTER_LEVELS, FilterLevel
 
-class Level(StrEnum):
-    OFF = "off"
-    STANDARD = "standard"
-    STRICT = "strict"
-
-
-DEFAULT_LEVEL = Level.STANDARD
 # alt-profanity-check flags ~10% of real captions at its usual 0.5 ("i love my mom" scores
 # 0.54, "kill thanos" 0.95); at 0.98 it adds insults ("you are an idiot") and little else.
 STRICT_THRESHOLD = 0.98
@@ -243,19 +236,20 @@ class ContentFilter:
         if self.use_model:
             self._model  # noqa: B018 (the cached_property loads on access)
 
-    def check(self, text: str, level: Level | str) -> Verdict:
+    def check(self, text: str, level: FilterLevel | str) -> Verdict:
         return self.check_many([text], level)[0]
 
-    def check_many(self, texts: Sequence[str], level: Level | str) -> list[Verdict]:
-        level = Level(level)
-        if level is Level.OFF:
+    def check_many(self, texts: Sequence[str], level: FilterLevel | str) -> list[Verdict]:
+        if level not in FILTER_LEVELS:
+            raise ValueError(f"filter level {level!r}: choose one of {', '.join(FILTER_LEVELS)}")
+        if level == "off":
             return [PASS for _ in texts]
         out: list[Verdict] = []
         for text in texts:
             norm = normalise(text)
             verdict = PASS
             checks = list(self._standard)
-            if level is Level.STRICT:
+            if level == "strict":
                 checks.append(("profanity", self._profanity))
             for category, pattern in checks:
                 m = pattern.search(norm)
@@ -263,7 +257,7 @@ class ContentFilter:
                     verdict = Verdict(True, category, m.group(0).strip())
                     break
             out.append(verdict)
-        if level is Level.STRICT and self.use_model:
+        if level == "strict" and self.use_model:
             todo = [i for i, v in enumerate(out) if not v.blocked]
             if todo:
                 probs = self._model([texts[i] for i in todo])
@@ -273,15 +267,12 @@ class ContentFilter:
         return out
 
 
-LEVELS: tuple[str, ...] = tuple(level.value for level in Level)
-
-
 @cache
 def shared_filter() -> ContentFilter:
     """The process's filter (its word patterns compiled once, the model loaded once)."""
     return ContentFilter()
 
 
-def blocked(text: str, level: Level | str) -> bool:
+def blocked(text: str, level: FilterLevel | str) -> bool:
     """Whether `text` may not be shown in a guild at filter `level`."""
     return shared_filter().check(text, level).blocked

@@ -17,9 +17,9 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.store.db import DatabaseError, make_engine, redacted
 from memebot.errors import UsageError
 from memebot.settings import REPO_ROOT
+from memebot.store.db import DatabaseError, make_db, redacted
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
 MIGRATION_LOCK = 0x6D656D65626F74  # PostgreSQL advisory lock key ("memebot")
@@ -53,13 +53,13 @@ async def current(url: str) -> str | None:
     def read(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
-    engine = make_engine(url, foreign_keys=False, poolclass=pool.NullPool)
+    db = make_db(url, foreign_keys=False, poolclass=pool.NullPool)
     try:
         with _one_line_errors(url):
-            async with engine.connect() as conn:
+            async with db.connect() as conn:
                 return await conn.run_sync(read)
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def _run(url: str, action: Callable[[Config], Any]) -> None:
@@ -69,10 +69,10 @@ async def _run(url: str, action: Callable[[Config], Any]) -> None:
         action(cfg)
 
     # Foreign keys off on SQLite while migrating (see migrations/env.py).
-    engine = make_engine(url, foreign_keys=False, poolclass=pool.NullPool)
+    db = make_db(url, foreign_keys=False, poolclass=pool.NullPool)
     try:
         with _one_line_errors(url):
-            async with engine.begin() as conn:
+            async with db.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     # Shards starting together migrate one after the other (the others then
                     # find the schema at head); released when this transaction ends.
@@ -81,7 +81,7 @@ async def _run(url: str, action: Callable[[Config], Any]) -> None:
                     )
                 await conn.run_sync(run)
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 @contextlib.contextmanager

@@ -7,14 +7,14 @@ import asyncio
 import io
 import json
 from pathlib import Path
-from typing import get_args
 
 import aiohttp
 import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from bot.engine_client import (
+from bot.memes import STYLE_OPTIONS, MemeAsk
+from engine.client import (
     EngineBadRequest,
     EngineClient,
     EngineError,
@@ -25,9 +25,10 @@ from bot.engine_client import (
     _error_for,
     checked,
 )
-from bot.memes import STYLES, MemeAsk
 from engine.schema import METHODS, MemeOptions
-from tests.bot_harness import bot_settings, running_engine
+from harness.bot import bot_settings
+from harness.engine import running_engine
+from memebot.choices import STYLES
 
 
 def test_404_is_an_unknown_template_only_for_the_template_field() -> None:
@@ -63,11 +64,9 @@ def test_requests_are_checked_by_the_engine_schema() -> None:
     }
 
 
-def test_styles_are_engine_options_and_match_the_slash_command() -> None:
-    from bot.cogs.memes import Style
-
-    assert set(get_args(Style)) == set(STYLES)
-    for style, opts in STYLES.items():
+def test_styles_are_engine_options() -> None:
+    assert set(STYLE_OPTIONS) == set(STYLES)
+    for style, opts in STYLE_OPTIONS.items():
         assert opts.decoding in METHODS, style
         assert MemeOptions.model_validate(opts.to_body()) == opts
 
@@ -76,8 +75,8 @@ def test_styles_are_engine_options_and_match_the_slash_command() -> None:
 def test_meme_templates_and_typed_errors(tiny_model: Path, tmp_path: Path) -> None:
     async def go() -> None:
         s = bot_settings(tmp_path, engine_token=SecretStr("sesame"))
-        async with running_engine(tiny_model, s) as url, aiohttp.ClientSession() as http:
-            client = EngineClient(http, url, token="sesame")
+        async with running_engine(tiny_model, s) as eng:
+            client = EngineClient(eng.http, eng.url, token="sesame")
             meme = await client.meme("two-buttons", MemeOptions(seed=3, decoding="greedy"))
             assert meme.template.slug == "two-buttons" and len(meme.boxes) == 2
             assert meme.image[:3] == b"\xff\xd8\xff" and meme.seed == 3
@@ -93,7 +92,7 @@ def test_meme_templates_and_typed_errors(tiny_model: Path, tmp_path: Path) -> No
                 await client.meme("two-buttons", MemeOptions(start="a|b|c|"))
             assert e.value.field == "start"
             with pytest.raises(EngineUnavailable, match="MEMEBOT_ENGINE_TOKEN"):
-                await EngineClient(http, url, token="wrong").meme("two-buttons")
+                await EngineClient(eng.http, eng.url, token="wrong").meme("two-buttons")
 
     asyncio.run(go())
 
@@ -104,11 +103,8 @@ def test_caption_upload_with_schema_options(tiny_model: Path, tmp_path: Path) ->
     Image.new("RGB", (64, 48), "white").save(buf, format="PNG")
 
     async def go() -> None:
-        async with (
-            running_engine(tiny_model, bot_settings(tmp_path)) as url,
-            aiohttp.ClientSession() as http,
-        ):
-            client = EngineClient(http, url)
+        async with running_engine(tiny_model, bot_settings(tmp_path)) as eng:
+            client = EngineClient(eng.http, eng.url)
             up = {"filename": "a.png", "content_type": "image/png"}
             meme = await client.caption_upload(buf.getvalue(), **up, options=MemeOptions(seed=2))
             assert len(meme.boxes) == 2 and meme.seed == 2  # the upload's default: top, bottom
@@ -123,8 +119,8 @@ def test_caption_upload_with_schema_options(tiny_model: Path, tmp_path: Path) ->
 def test_engine_at_capacity_is_overloaded(tiny_model: Path, tmp_path: Path) -> None:
     async def go() -> None:
         s = bot_settings(tmp_path, max_queue=1, max_batch_rows=1)
-        async with running_engine(tiny_model, s) as url, aiohttp.ClientSession() as http:
-            client = EngineClient(http, url)
+        async with running_engine(tiny_model, s) as eng:
+            client = EngineClient(eng.http, eng.url)
             results = await asyncio.gather(
                 *(client.meme("two-buttons", MemeOptions(n=10)) for _ in range(30)),
                 return_exceptions=True,

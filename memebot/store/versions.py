@@ -11,14 +11,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store.models import ModelVersionRow, utcnow
-from bot.store.sql import to_model_version
-from bot.store.types import ModelVersion
 from memebot.errors import UsageError
+from memebot.store.sql import to_model_version
+from memebot.store.tables import ModelVersionRow, utcnow
+from memebot.store.types import ModelVersion
 
 
 class VersionsMixin:
-    """Store methods for model versions (mixed into bot.store.Store)."""
+    """Store methods for model versions (mixed into memebot.store.Store)."""
 
     if TYPE_CHECKING:
 

@@ -1,4 +1,5 @@
-"""Engines for the store: the same code on SQLite (one file, WAL) and PostgreSQL (asyncpg)."""
+"""The store's database handle (`db`, a SQLAlchemy AsyncEngine): the same code on SQLite (one
+file, WAL) and PostgreSQL (asyncpg)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ class DatabaseError(MemebotError):
         return cls(f"database {redacted(url)}: {detail[0] if detail else type(e).__name__}")
 
 
-def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> AsyncEngine:
-    """An AsyncEngine for `url`; SQLite connections get WAL, busy_timeout and foreign keys.
+def make_db(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> AsyncEngine:
+    """The database at `url` (an AsyncEngine); SQLite connections get WAL, busy_timeout and
+    foreign keys.
 
     `foreign_keys=False` is for migrations only: SQLite batch migrations recreate tables, and
     dropping a referenced table with foreign keys on would cascade-delete every vote.
@@ -51,22 +53,22 @@ def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> AsyncE
         # Fail within seconds on an unreachable server (asyncpg's default is 60 s).
         kwargs.setdefault("connect_args", {"timeout": CONNECT_TIMEOUT_S})
     try:
-        engine = create_async_engine(parsed, **kwargs)
+        db = create_async_engine(parsed, **kwargs)
     except NoSuchModuleError as e:  # pragma: no cover - both drivers are dependencies
         raise UsageError(f"database URL {redacted(url)!r}: {e}") from e
-    if engine.dialect.name == "sqlite":
+    if db.dialect.name == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             # A fresh install's ./var does not exist yet; SQLite would say "unable to open".
             try:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise DatabaseError.from_exception(url, e) from e
-        _sqlite_pragmas(engine, foreign_keys=foreign_keys)
-    return engine
+        _sqlite_pragmas(db, foreign_keys=foreign_keys)
+    return db
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, foreign_keys: bool) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_pragmas(db: AsyncEngine, *, foreign_keys: bool) -> None:
+    @event.listens_for(db.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         # WAL: readers never block the writer. synchronous=NORMAL (the usual WAL pairing): a
