@@ -29,24 +29,19 @@ from pydantic import (
 
 from memebot.caption_format import BOX_END, MAX_CHARS
 from memebot.choices import ImageFormat
+from memebot.decoding import (
+    BEAM_MIN_SCORE,
+    DEFAULT_BEAM_WIDTH,
+    DEFAULT_METHOD,
+    MIN_SCORE,
+    Method,
+    default_min_score,
+)
 
 # -- names and limits (one source each) ------------------------------------------------------
 
-Method = Literal[
-    "calibrated",
-    "threshold",
-    "threshold-weighted",
-    "beam",
-    "greedy",
-    "temperature",
-    "top-k",
-    "top-p",
-    "top-k-top-p",
-]
 ResponseKind = Literal["json", "image"]
-METHODS: tuple[Method, ...] = get_args(Method)
 RESPONSES: tuple[ResponseKind, ...] = get_args(ResponseKind)
-DEFAULT_METHOD: Method = "calibrated"
 MAX_LEN = MAX_CHARS  # characters of `box|box|`, markers included: the longest cleaned caption
 MAX_LEN_LIMIT = 200
 MAX_BOXES = 8
@@ -55,19 +50,12 @@ MAX_START = 200
 MAX_TEMPLATE = 100
 MAX_N = 10
 MAX_BEAM_WIDTH = 16
-DEFAULT_BEAM_WIDTH = 5
 MAX_TOP_K = 1000
 MAX_TEMPERATURE = 10.0
 MAX_SEED = 2**63 - 1
-MIN_SCORE = 0.1  # threshold family: r ~ U[min_score, 1] (the article's value)
-BEAM_MIN_SCORE = 0.0001  # beam: candidates p >= min_score * top (the article's value)
 SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
 MAX_PATH = 4096  # PATH_MAX and NAME_MAX (bytes) on Linux: longer cannot name a file
 MAX_PATH_COMPONENT = 255
-
-
-def default_min_score(method: str) -> float:
-    return BEAM_MIN_SCORE if method == "beam" else MIN_SCORE
 
 
 # -- paths -------------------------------------------------------------------------------------

@@ -368,7 +368,7 @@ def test_concurrent_requests_share_batches_and_match_alone(
 
 def test_every_method_over_http(arch_model: Path, tmp_path: Path) -> None:
     """Each decoding method through the engine, on each decoded architecture's model."""
-    from engine.schema import METHODS
+    from memebot.decoding import METHODS
 
     async def go() -> None:
         async with engine(arch_model, settings(tmp_path)) as (http, svc, url):

@@ -25,10 +25,11 @@ from engine.client import (
     _error_for,
     checked,
 )
-from engine.schema import METHODS, MemeOptions
+from engine.schema import MemeOptions
 from harness.bot import bot_settings
 from harness.engine import running_engine
 from memebot.choices import STYLES
+from memebot.decoding import METHODS
 
 
 def test_404_is_an_unknown_template_only_for_the_template_field() -> None:

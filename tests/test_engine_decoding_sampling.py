@@ -129,7 +129,7 @@ def test_every_method_decodes_every_architecture(arch_model: Path) -> None:
     from engine.decoding.batch import run_jobs
     from engine.decoding.jobs import CaptionRequest, make_job
     from engine.decoding.loader import load_model
-    from engine.schema import METHODS
+    from memebot.decoding import METHODS
 
     m = load_model(arch_model)
     assert m.step_backend in (("kernel", "numpy") if m.arch == "char-gru" else ("numpy",))

@@ -23,7 +23,7 @@ from engine.schema import (
     parse_json,
     parse_meme_request,
 )
-from memebot import choices
+from memebot import choices, decoding
 
 T = {"template": "drake"}
 
@@ -155,7 +155,7 @@ def test_openapi_is_the_models() -> None:
     schemas = doc["components"]["schemas"]
     assert set(schemas["MemeRequest"]["properties"]) == set(MemeRequest.model_fields)
     assert schemas["MemeRequest"]["additionalProperties"] is False
-    assert schemas["MemeRequest"]["properties"]["decoding"]["enum"] == list(schema.METHODS)
+    assert schemas["MemeRequest"]["properties"]["decoding"]["enum"] == list(decoding.METHODS)
     assert schemas["MemeRequest"]["properties"]["max_len"]["default"] == schema.MAX_LEN
     assert "template" not in schemas["UploadOptions"]["properties"]
     assert schemas["UploadOptions"]["properties"]["boxes"]["default"] == 2
@@ -189,7 +189,7 @@ def test_one_source_for_each_default() -> None:
     from memebot.settings import Settings
     from training import cleaning
 
-    assert pickers.METHODS is schema.METHODS and render.FORMATS is choices.FORMATS
+    assert pickers.METHODS is decoding.METHODS and render.FORMATS is choices.FORMATS
     assert cleaning.MAX_CHARS == schema.MAX_LEN == jobs.CaptionRequest("t", 1).max_len
     d = pickers.Decoding()
     assert d.method == schema.DEFAULT_METHOD == schema.MemeOptions().decoding

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from training.callbacks import (
-    CosineDecay,
     DiskFull,
     DiskSpaceGuard,
-    LinearWarmup,
     TimeBudget,
     checkpoint_bytes,
 )
+from training.schedules import CosineDecay, LinearWarmup
 
 
 class Clock:

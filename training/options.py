@@ -26,7 +26,7 @@ class TrainOptions:
     steps_per_epoch: int = 0  # 0 = one full pass over the training split
     patience: int = 3  # early stopping: epochs without val improvement
     # plateau: halve the rate when val stalls; cosine: decay to 5% over --max-minutes and/or
-    # epochs x --steps-per-epoch (CosineDecay in training/callbacks.py says why)
+    # epochs x --steps-per-epoch (CosineDecay in training/schedules.py says why)
     lr_schedule: str = "plateau"
     # Wall-clock budget from the start of the run, checked after every training batch and
     # epoch; the stopped epoch's validation and the final evaluation run after it.

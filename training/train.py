@@ -141,7 +141,6 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     import keras
 
     from training.callbacks import (
-        CosineDecay,
         DiskFull,
         DiskSpaceGuard,
         HistoryWriter,
@@ -152,6 +151,7 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         checkpoint_bytes,
     )
     from training.evaluate import evaluate
+    from training.schedules import CosineDecay
     from training.trained import TrainedModel
 
     arch = ARCHITECTURES[opts.arch]

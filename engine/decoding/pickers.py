@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.schema import DEFAULT_BEAM_WIDTH, DEFAULT_METHOD, METHODS, default_min_score
+from memebot.decoding import DEFAULT_BEAM_WIDTH, DEFAULT_METHOD, METHODS, default_min_score
 
 FREE, FORBID_END, FORCE_END, PREFER_END = 0, 1, 2, 3
 

@@ -227,7 +227,7 @@ class Transformer(RecurrentArch):
         )
 
     def callbacks(self, config: Any, lr: float) -> list[Any]:
-        from training.callbacks import LinearWarmup
+        from training.schedules import LinearWarmup
 
         return [LinearWarmup(lr, config.warmup_steps)] if config.warmup_steps else []
 
