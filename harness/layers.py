@@ -121,7 +121,7 @@ def _imported(module: str, source: str, known: Mapping[str, str]) -> set[str]:
             for n in ast.walk(ast.parse(source))
             if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in known
         )
-    found = set()
+    found: set[str] = set()
     for n in names:
         # `import a.b.c` also runs a and a.b: each existing prefix is reached (but a module's
         # own packages are running already: no edge back to them).
