@@ -29,8 +29,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("harness", ("harness",)),  # what tests and benchmarks start
     ("top", ("bench", "scripts", "tests")),
 )
-PACKAGES = ("memebot", "engine", "training", "retrain", "bot", "migrations", "harness")
-PACKAGES += ("bench", "scripts", "tests")
+PACKAGES: tuple[str, ...] = ("memebot", "engine", "training", "retrain", "bot", "migrations")
+PACKAGES += ("harness", "bench", "scripts", "tests")
 
 
 @dataclass(frozen=True)
