@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,11 @@ from bot.votes import VoteBook, VoteEmoji
 from engine.client import EngineClient
 from memebot.errors import MemebotError
 from memebot.filtering import shared_filter
+from memebot.logs import get_logger
 from memebot.settings import Settings
 from memebot.store import Store, upgrade
 
-log = logging.getLogger("memebot.bot")
+log = get_logger(__name__)
 
 COGS = (
     "bot.cogs.memes",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import subprocess
 import sys
@@ -14,9 +13,10 @@ from typing import Any
 
 from bot.lifecycle import StopSignals, run_until_stopped
 from memebot.errors import UsageError
+from memebot.logs import get_logger
 from memebot.settings import Settings
 
-log = logging.getLogger("memebot.bot")
+log = get_logger(__name__)
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -143,12 +143,6 @@ def _shard_options(settings: Settings, shard: int | None) -> dict[str, Any]:
     return {"shard_id": shard, "shard_count": count}
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 async def _run_bot(settings: Settings, token: str, shard: dict[str, Any]) -> None:
     import discord
 
@@ -177,7 +171,6 @@ async def _run_bot(settings: Settings, token: str, shard: dict[str, Any]) -> Non
 def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     token = _token(settings)
     shard = _shard_options(settings, args.shard)
-    _logging()
     asyncio.run(_run_bot(settings, token, shard))
     return 0
 
@@ -185,7 +178,6 @@ def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     token = _token(settings)  # before starting anything
     shard = _shard_options(settings, args.shard)
-    _logging()
     host = "127.0.0.1"
     # SIGTERM (systemd, docker stop) ends `up` through the finally below, which stops the
     # engine child too; while the bot runs, its own handler stops it cleanly first.

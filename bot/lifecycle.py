@@ -9,12 +9,13 @@ event, and the serving task is cancelled again until it has really stopped."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-log = logging.getLogger("memebot.bot")
+from memebot.logs import get_logger
+
+log = get_logger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 RECANCEL_EVERY = 1.0  # seconds between cancellations of a task that swallowed one

@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 import discord
 from sqlalchemy.exc import SQLAlchemyError
 
+from memebot.logs import get_logger
 from memebot.store import Store
 
-log = logging.getLogger("memebot.bot")
+log = get_logger(__name__)
 N_LOCKS = 256  # message locks, chosen by message id: bounded memory, rare false sharing
 # Reaction events on a message that is not (yet) a meme are kept this long, for this many
 # messages: a meme's message id is recorded just after it is posted, and a fast voter's event

@@ -9,7 +9,6 @@ import asyncio
 import base64
 import hmac
 import json
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -61,8 +60,9 @@ from engine.schema import (
 from engine.service import MemeResult, MemeService, template_info
 from memebot.choices import FORMATS, ImageFormat
 from memebot.errors import ArtifactError, MemebotError, TemplateNotFound
+from memebot.logs import get_logger
 
-log = logging.getLogger("memebot.engine")
+log = get_logger(__name__)
 SERVICE: web.AppKey[MemeService] = web.AppKey("service", MemeService)
 CLIENT_GONE = 499  # metrics label for a client that left mid-request (nginx's convention)
 JSON_BODY_LIMIT = 64 * 1024

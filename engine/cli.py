@@ -16,9 +16,12 @@ from engine.flags import add_model_flags, flag_problem, given
 from engine.schema import BadRequest, MemeRequest, bad_request, check_caption_fits
 from memebot.errors import UsageError
 from memebot.eventloop import new_event_loop
+from memebot.logs import get_logger
 from memebot.settings import Settings
 
 SUFFIX_FORMAT = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
+
+log = get_logger(__name__)
 
 
 def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -65,16 +68,13 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: must be between 1 and 65535")
     _check_can_listen(args.host, args.port)  # before the model loads: seconds saved
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     loop, loop_name = new_event_loop(settings.event_loop)  # before the model: a bad choice is quick
     try:
         service = load_service(settings, args.model)
     except BaseException:
         loop.close()
         raise
-    logging.getLogger("memebot.engine").info(
+    log.info(
         "model %s loaded; listening on http://%s:%d (%s)",
         service.model.version,
         args.host,

@@ -12,7 +12,6 @@ handling and decoding overlap on two cores.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -21,8 +20,9 @@ from dataclasses import dataclass, field
 from engine.decoding.batch import Batch
 from engine.decoding.jobs import CaptionRequest, Job, Sampled, make_job
 from engine.decoding.model import LoadedModel
+from memebot.logs import get_logger
 
-log = logging.getLogger("memebot.engine")
+log = get_logger(__name__)
 DRAIN_POLL = 0.001  # seconds between looks at finished captions while they keep coming
 
 

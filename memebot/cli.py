@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from memebot import __version__
 from memebot.errors import MemebotError, UsageError
+from memebot.logs import configure as configure_logging
 from memebot.settings import Settings
 
 # Commands that need the `train` extra (TensorFlow, Keras, the language detector); serving
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemebotError as e:
         print(f"memebot: error: {e}", file=sys.stderr)
         return e.exit_code
+    configure_logging(settings.log_level, settings.log_format)
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(settings, _command_of(argv))
     args = parser.parse_args(argv)

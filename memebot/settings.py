@@ -34,6 +34,7 @@ from pydantic_settings import (
 from memebot.choices import Decoder, ImageFormat
 from memebot.errors import UsageError
 from memebot.eventloop import EventLoopChoice
+from memebot.logs import LogFormat, LogLevel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A custom emoji as discord.PartialEmoji.from_str reads one: <:name:id>, <a:name:id>, name:id.
@@ -102,6 +103,9 @@ class Settings(BaseSettings):
     decoder: Annotated[Decoder, Lower] = Field("auto", alias="MEMEBOT_DECODER")
     decode_threads: int = Field(0, ge=0, alias="MEMEBOT_DECODE_THREADS")
     event_loop: Annotated[EventLoopChoice, Lower] = Field("auto", alias="MEMEBOT_EVENT_LOOP")
+    # -- every process
+    log_level: Annotated[LogLevel, Lower] = Field("info", alias="MEMEBOT_LOG_LEVEL")
+    log_format: Annotated[LogFormat, Lower] = Field("text", alias="MEMEBOT_LOG_FORMAT")
     # -- Discord bot
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     engine_url: str = Field("http://127.0.0.1:8765", alias="MEMEBOT_ENGINE_URL")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -151,7 +150,6 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from retrain.worker import execute_run, recover_abandoned
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     failed = asyncio.run(_with_store(settings, recover_abandoned))
     if failed:
         print(f"marked abandoned runs failed: {', '.join(f'#{i}' for i in failed)}")

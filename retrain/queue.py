@@ -16,15 +16,15 @@ The worker then claims the run in the store (queued -> running), a second guard.
 from __future__ import annotations
 
 import importlib.util
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from huey import Huey, RedisHuey, SqliteHuey
 
 from memebot.errors import UsageError
+from memebot.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 QUEUE_NAME = "memebot-retrain"
 TASK_NAME = "retrain.run"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import shutil
 import socket
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from memebot.errors import MemebotError
+from memebot.logs import get_logger
 from memebot.settings import Settings
 from memebot.store import GenerationInfo, RunInfo, Store
 from retrain.corpus import check_captions, content_filter
@@ -33,7 +33,7 @@ from retrain.gate import GateResult, Scores, judge
 from retrain.promotion import ensure_active, promote, read_meta
 from retrain.subprocesses import RunFailed, Subprocess
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 FINETUNE_BATCH = 256  # rows per fine-tune batch (passed to `memebot train --batch-size`)
 # Downvoted training rows get this many copies in all per copy of an upvoted row: the

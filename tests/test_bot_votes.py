@@ -65,13 +65,13 @@ def test_a_failed_vote_write_is_retried_once(
         votes, store, gen = await book(tmp_path)
         try:
             store.failures = 1
-            with caplog.at_level(logging.WARNING, logger="memebot.bot"):
+            with caplog.at_level(logging.WARNING, logger="memebot.bot.votes"):
                 assert await votes.reaction(message_id=55, user_id=10, emoji="👍", added=True)
             assert await store.votes(gen) == {10: 1}  # the second attempt stored it
             (rec,) = [
                 r
                 for r in caplog.records
-                if r.name == "memebot.bot" and r.levelno >= logging.WARNING
+                if r.name == "memebot.bot.votes" and r.levelno >= logging.WARNING
             ]
             assert rec.levelno == logging.WARNING and "retrying" in rec.getMessage()
             assert "database is locked" in rec.getMessage()
@@ -88,13 +88,13 @@ def test_two_failed_writes_leave_the_vote_for_reconciliation(
         votes, store, gen = await book(tmp_path)
         try:
             store.failures = 2
-            with caplog.at_level(logging.WARNING, logger="memebot.bot"):
+            with caplog.at_level(logging.WARNING, logger="memebot.bot.votes"):
                 assert not await votes.reaction(message_id=55, user_id=10, emoji="👍", added=True)
             assert await store.votes(gen) == {}
             ours = [
                 r
                 for r in caplog.records
-                if r.name == "memebot.bot" and r.levelno >= logging.WARNING
+                if r.name == "memebot.bot.votes" and r.levelno >= logging.WARNING
             ]
             assert [r.levelno for r in ours] == [logging.WARNING, logging.ERROR]
             assert "left for the next reconciliation" in ours[-1].getMessage()

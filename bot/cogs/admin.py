@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 import discord
 from discord import app_commands
@@ -16,12 +15,13 @@ from discord.ext import commands
 from bot.app import MemeBot, admin_only
 from engine.client import EngineError
 from memebot.choices import DEFAULT_RUN_MODE, DEFAULT_STYLE, FilterLevel, RunMode, Style
+from memebot.logs import get_logger
 from memebot.store import GuildSettings, RunInfo
 from retrain.promotion import rollback as rollback_model
 from retrain.queue import RunQueue
 from retrain.requests import describe, request_run, watch_run
 
-log = logging.getLogger("memebot.bot")
+log = get_logger(__name__)
 
 
 def format_settings(gs: GuildSettings) -> str:

@@ -4,7 +4,6 @@ custom_id carries the generation id, so it works on messages posted before a res
 from __future__ import annotations
 
 import io
-import logging
 import mimetypes
 import time
 from collections.abc import Awaitable, Callable
@@ -26,9 +25,10 @@ from engine.client import EngineBadRequest, EngineClient, Meme, UnknownTemplate
 from engine.schema import TemplateInfo
 from memebot.choices import DEFAULT_STYLE, Style
 from memebot.errors import MemebotError
+from memebot.logs import get_logger
 from memebot.store import GuildSettings, NewGeneration
 
-log = logging.getLogger("memebot.bot")
+log = get_logger(__name__)
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 AUTOCOMPLETE_TTL = 60.0  # seconds a template search is reused (the catalog rarely changes)

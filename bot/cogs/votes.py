@@ -4,15 +4,15 @@ start-up reconciliation of votes cast or retracted while the bot was offline."""
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import discord
 from discord.ext import commands
 
 from bot.app import MemeBot
 from bot.votes import reaction_key
+from memebot.logs import get_logger
 
-log = logging.getLogger("memebot.bot")
+log = get_logger(__name__)
 
 
 class Votes(commands.Cog):

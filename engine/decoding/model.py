@@ -11,7 +11,6 @@ imported only then).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,8 +25,9 @@ from memebot.artifact.vocab import Vocab
 from memebot.artifact.weights import Weights
 from memebot.choices import DECODERS
 from memebot.errors import ArtifactError
+from memebot.logs import get_logger
 
-log = logging.getLogger("memebot.engine")
+log = get_logger(__name__)
 
 
 class Stepper(Protocol):
