@@ -367,17 +367,17 @@ def test_resume_refuses_a_different_config(
 
 
 def test_diverged_keeps_finished_epochs_for_resume(tmp_path: Path) -> None:
-    from training.train import _diverged
+    from training.rundir import diverged
 
     fresh, resumed = tmp_path / "a.partial", tmp_path / "b.partial"
     fresh.mkdir()
     (fresh / "run.json").write_text("{}")
     resumed.mkdir()
     (resumed / "history.json").write_text("{}")
-    err = _diverged(fresh, 2.0, "training diverged: loss nan")
+    err = diverged(fresh, 2.0, "training diverged: loss nan")
     assert "nothing was saved" in str(err) and "--lr" in str(err)
     assert not fresh.exists()
-    err = _diverged(resumed, 2.0, "training diverged: loss nan")
+    err = diverged(resumed, 2.0, "training diverged: loss nan")
     assert f"{resumed} keeps the finished epochs" in str(err) and "--resume" in str(err)
     assert (resumed / "history.json").is_file()
 

@@ -6,13 +6,13 @@ state, history, curves). Only a finished run becomes `OUT/`, by one rename.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from training.options import (
     resolve_precision,
 )
 from training.prepare import Prepared, prepare
+from training.rundir import check_paths, check_resumed_config, disk_full, diverged
 
 # Re-exported: callers import the options with `train` from here.
 __all__ = [
@@ -56,41 +57,48 @@ def _strategy(name: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def _check_paths(opts: TrainOptions) -> Path:
-    if opts.arch not in CONFIGS:
-        raise UsageError(
-            f"--arch {opts.arch}: unknown architecture (choose from {', '.join(CONFIGS)})"
-        )
-    if opts.out.exists():
-        raise UsageError(f"{opts.out}: output directory already exists (--out)")
-    if opts.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise UsageError(
-            "--tensorboard: install the extra first: pip install 'memebot[tensorboard]'"
-        )
-    if opts.distribute not in ("none", "mirrored", "multiworker"):
-        raise UsageError(f"--distribute {opts.distribute}: choose none, mirrored or multiworker")
-    work = opts.out.with_name(opts.out.name + ".partial")
-    if work.exists() and not opts.resume:
-        raise UsageError(
-            f"{work}: an unfinished run is there; pass --resume to continue it or delete it"
-        )
-    if opts.resume and not (work / "run.json").is_file():
-        raise UsageError(f"{work}: nothing to resume (no run.json)")
-    return work
+@dataclass
+class _Data:
+    """What one run trains and validates on."""
+
+    prep: Prepared
+    train: list[Any]  # captions (+ curated rows, each repeated by its weight)
+    val: list[Any]
+    negatives: list[Any]  # downvoted rows for the unlikelihood term
+    fingerprint: str  # of all of it: new rows make a new model version
+
+
+@dataclass
+class _Setup:
+    """The run's model side: config, vocabulary, template slots, and the parent it starts from."""
+
+    config: Any
+    vocab: Vocab
+    templates: TemplateTable
+    init: Any  # the --init-from TrainedModel, or None
 
 
 def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
+    """Checks -> data -> the run directory (new or resumed) -> fit -> evaluate -> artifact."""
     check_options(opts)
-    work = _check_paths(opts)
+    work = check_paths(opts)
     # A bad --set fails before any data work.
     fresh_config = parse_overrides(opts.arch, opts.overrides) if opts.init_from is None else None
     if opts.resume and fresh_config is not None:
-        _check_resumed_config(work, opts.overrides, fresh_config)
+        check_resumed_config(work, opts.overrides, fresh_config)
     started = time.monotonic()
     init = _load_parent(opts) if opts.init_from else None
     precision = resolve_precision(
         opts.precision, opts.arch, gpu=_has_gpu(), bf16_cpu=cpu_has_bf16()
     )
+    data = _load_data(opts)
+    setup = _open_run(opts, work, data, fresh_config, init)
+    echo(data.prep.statistics())
+    model, fit = _fit(opts, work, data, setup, precision, started, echo)
+    return _write(opts, work, data, setup, model, fit, precision, echo)
+
+
+def _load_data(opts: TrainOptions) -> _Data:
     prep: Prepared = prepare(opts.data, cache_dir=opts.cache_dir)
     train_caps = prep.splits["train"][: opts.limit or None]
     val_caps = prep.splits["val"][: opts.val_limit or None]
@@ -105,63 +113,75 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         data_fp = _fingerprint(data_fp, repr(opts.unlikelihood_weight).encode())
     if not train_caps or not val_caps:  # checked before anything is written
         raise DataError(f"{opts.data}: needs captions in both train and val splits after cleaning")
+    return _Data(prep, train_caps, val_caps, negatives, data_fp)
+
+
+def _open_run(opts: TrainOptions, work: Path, data: _Data, fresh_config: Any, init: Any) -> _Setup:
+    """The resumed run's config, vocabulary and slots from `work`; or a new `work` with them
+    (a fine-tune keeps the parent's)."""
     if opts.resume:
         run = json.loads((work / "run.json").read_text())
         if run["arch"] != opts.arch:
             raise UsageError(f"--arch {opts.arch}: the run in {work} is {run['arch']}")
-        if run["data_fingerprint"] != data_fp:
+        if run["data_fingerprint"] != data.fingerprint:
             raise DataError(f"{opts.data}: differs from the data the run in {work} started on")
-        config: Any = CONFIGS[opts.arch](**run["config"])
-        vocab, templates = (
+        return _Setup(
+            CONFIGS[opts.arch](**run["config"]),
             Vocab.load(work / "vocab.json"),
             TemplateTable.load(work / "templates.json"),
+            init,
         )
+    if init is not None:
+        setup = _Setup(init.config, init.vocab, init.templates, init)
     else:
-        if init is not None:
-            # Fine-tuning keeps the parent's vocabulary, template slots and config.
-            config, vocab, templates = init.config, init.vocab, init.templates
-        else:
-            config = fresh_config
-            vocab, templates = prep.build_vocab(), prep.build_templates()
-        work.mkdir(parents=True)
-        vocab.save(work / "vocab.json")
-        templates.save(work / "templates.json")
-        write_json(
-            work / "run.json",
-            {
-                "arch": opts.arch,
-                "config": config.to_dict(),
-                "data_fingerprint": data_fp,
-                "command": _command_line(),
-                "init_from": init.version if init else None,
-            },
-        )
-    echo(prep.statistics())
+        setup = _Setup(fresh_config, data.prep.build_vocab(), data.prep.build_templates(), None)
+    work.mkdir(parents=True)
+    setup.vocab.save(work / "vocab.json")
+    setup.templates.save(work / "templates.json")
+    write_json(
+        work / "run.json",
+        {
+            "arch": opts.arch,
+            "config": setup.config.to_dict(),
+            "data_fingerprint": data.fingerprint,
+            "command": _command_line(),
+            "init_from": init.version if init else None,
+        },
+    )
+    return setup
 
+
+@dataclass
+class _Fitted:
+    seconds: float
+    budget_hit: bool
+    targets_per_batch: float  # Keras does not count targets: batches x this
+
+
+def _fit(
+    opts: TrainOptions,
+    work: Path,
+    data: _Data,
+    setup: _Setup,
+    precision: str,
+    started: float,
+    echo: Callable[[str], None],
+) -> tuple[Any, _Fitted]:
+    """Batches, the compiled model, its callbacks, `model.fit`; the best epoch's weights
+    loaded. Divergence, a full disk and corrupt checkpoints become one-line errors."""
     import keras
 
-    from training.callbacks import (
-        DiskFull,
-        DiskSpaceGuard,
-        HistoryWriter,
-        PrintSamples,
-        StopOnDivergence,
-        TimeBudget,
-        TrainingDiverged,
-        checkpoint_bytes,
-    )
-    from training.evaluate import evaluate
-    from training.schedules import CosineDecay
-    from training.trained import TrainedModel
+    from training.callbacks import DiskFull, TrainingDiverged
 
     arch = ARCHITECTURES[opts.arch]
+    config, vocab, templates = setup.config, setup.vocab, setup.templates
     keras.utils.set_random_seed(opts.seed)
     batch = opts.batch_size or arch.default_batch_size
     lr = opts.learning_rate or arch.default_lr
-    if negatives:
+    if data.negatives:
         train_data = arch.batches_with_negatives(
-            train_caps,
-            negatives,
+            data.train,
+            data.negatives,
             vocab,
             templates,
             config,
@@ -171,9 +191,9 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         )
     else:
         train_data = arch.batches(
-            train_caps, vocab, templates, config, batch_size=batch, train=True, seed=opts.seed
+            data.train, vocab, templates, config, batch_size=batch, train=True, seed=opts.seed
         )
-    val_data = arch.batches(val_caps, vocab, templates, config, batch_size=batch, train=False)
+    val_data = arch.batches(data.val, vocab, templates, config, batch_size=batch, train=False)
 
     with _strategy(opts.distribute).scope():
         model = arch.build(config, vocab, templates, precision=precision)
@@ -182,7 +202,75 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         f"model: {opts.arch} {config.to_dict()}  params {model.count_params():,}  "
         f"precision {precision}"
     )
+    best = work / "best.weights.h5"
+    callbacks, budget = _callbacks(opts, work, setup, model, lr, started, echo)
+    if setup.init is not None and not opts.resume:
+        model.set_weights(setup.init.keras_model.get_weights())
+    if opts.resume and best.is_file():
+        try:
+            model.load_weights(best)
+        except (ValueError, OSError) as e:
+            raise ArtifactError(
+                f"{best}: corrupt checkpoint ({e}); delete it to resume from the backup"
+            ) from e
+    fit_started = time.monotonic()
+    steps = opts.steps_per_epoch or None
+    # With --steps-per-epoch the training stream repeats; otherwise each epoch is one pass.
+    fit_train = arch.fit_input(train_data, repeat=bool(steps))
+    fit_val = arch.fit_input(val_data, repeat=False)
+    try:
+        model.fit(
+            fit_train,
+            validation_data=fit_val,
+            epochs=opts.epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=0 if opts.verbose == 0 else (1 if sys.stdout.isatty() else 2),
+        )
+    except TrainingDiverged as e:
+        raise diverged(work, lr, f"training diverged: loss {e}") from None
+    except DiskFull as e:
+        raise disk_full(work, e) from None
+    except (OSError, ValueError) as e:
+        if "backup" in str(e) or "h5" in str(e):
+            raise ArtifactError(
+                f"{work / 'backup'}: corrupt checkpoint ({e}); delete it to restart"
+            ) from e
+        raise
+    fitted = _Fitted(time.monotonic() - fit_started, budget.hit, arch.targets_per_batch(train_data))
+    if budget.hit:
+        echo(f"--max-minutes {opts.max_minutes:g} reached: stopped at batch {budget.batches}")
+    if best.is_file():
+        model.load_weights(best)
+    if not all(np.isfinite(w).all() for w in model.get_weights()):
+        raise diverged(work, lr, "training diverged: the weights are not finite")
+    return model, fitted
 
+
+def _callbacks(
+    opts: TrainOptions,
+    work: Path,
+    setup: _Setup,
+    model: Any,
+    lr: float,
+    started: float,
+    echo: Callable[[str], None],
+) -> tuple[list[Any], Any]:
+    """The fit's callbacks, in the order they must act, and its time budget."""
+    import keras
+
+    from training.callbacks import (
+        DiskSpaceGuard,
+        HistoryWriter,
+        PrintSamples,
+        StopOnDivergence,
+        TimeBudget,
+        checkpoint_bytes,
+    )
+    from training.schedules import CosineDecay
+
+    arch = ARCHITECTURES[opts.arch]
     best = work / "best.weights.h5"
     previous = (
         json.loads((work / "history.json").read_text())
@@ -217,96 +305,84 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
         budget,
         HistoryWriter(work, previous if opts.resume else None),
         PrintSamples(
-            arch, config, vocab, templates, _sample_slugs(templates), opts.seed, echo, budget
+            arch,
+            setup.config,
+            setup.vocab,
+            setup.templates,
+            _sample_slugs(setup.templates),
+            opts.seed,
+            echo,
+            budget,
         ),
-        *arch.callbacks(config, lr),
+        *arch.callbacks(setup.config, lr),
     ]
     if opts.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(opts.tensorboard)))
-    if init is not None and not opts.resume:
-        model.set_weights(init.keras_model.get_weights())
-    if opts.resume and best.is_file():
-        try:
-            model.load_weights(best)
-        except (ValueError, OSError) as e:
-            raise ArtifactError(
-                f"{best}: corrupt checkpoint ({e}); delete it to resume from the backup"
-            ) from e
-    fit_started = time.monotonic()
-    steps = opts.steps_per_epoch or None
-    # With --steps-per-epoch the training stream repeats; otherwise each epoch is one pass.
-    fit_train = arch.fit_input(train_data, repeat=bool(steps))
-    fit_val = arch.fit_input(val_data, repeat=False)
-    try:
-        model.fit(
-            fit_train,
-            validation_data=fit_val,
-            epochs=opts.epochs,
-            steps_per_epoch=steps,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=0 if opts.verbose == 0 else (1 if sys.stdout.isatty() else 2),
-        )
-    except TrainingDiverged as e:
-        raise _diverged(work, lr, f"training diverged: loss {e}") from None
-    except DiskFull as e:
-        raise _disk_full(work, e) from None
-    except (OSError, ValueError) as e:
-        if "backup" in str(e) or "h5" in str(e):
-            raise ArtifactError(
-                f"{work / 'backup'}: corrupt checkpoint ({e}); delete it to restart"
-            ) from e
-        raise
-    fit_seconds = time.monotonic() - fit_started
-    if budget.hit:
-        echo(f"--max-minutes {opts.max_minutes:g} reached: stopped at batch {budget.batches}")
-    if best.is_file():
-        model.load_weights(best)
-    if not all(np.isfinite(w).all() for w in model.get_weights()):
-        raise _diverged(work, lr, "training diverged: the weights are not finite")
+    return callbacks, budget
+
+
+def _write(
+    opts: TrainOptions,
+    work: Path,
+    data: _Data,
+    setup: _Setup,
+    model: Any,
+    fit: _Fitted,
+    precision: str,
+    echo: Callable[[str], None],
+) -> Path:
+    """The best weights evaluated on val as the artifact will load them, then OUT written
+    whole (and OUT.partial removed)."""
+    import keras
+
+    from training.evaluate import evaluate
+    from training.trained import TrainedModel
+
+    arch = ARCHITECTURES[opts.arch]
+    config, vocab, templates = setup.config, setup.vocab, setup.templates
     echo("evaluating the best checkpoint on the val split...")
     # A fresh, uncompiled float32 copy: the artifact carries weights only (no optimizer state,
     # no training precision), and the val figure is what loading the artifact will give.
     export = arch.build(config, vocab, templates)
     export.set_weights(model.get_weights())
     val = evaluate(
-        TrainedModel(arch, export, config, vocab, templates), val_caps, progress=opts.verbose > 0
+        TrainedModel(arch, export, config, vocab, templates), data.val, progress=opts.verbose > 0
     )
     history = (
         json.loads((work / "history.json").read_text()) if (work / "history.json").is_file() else {}
     )
-    # Keras does not count targets: batches seen x mean targets per batch.
-    trained_chars = int(sum(history.get("batches", [])) * arch.targets_per_batch(train_data))
+    trained_chars = int(sum(history.get("batches", [])) * fit.targets_per_batch)
+    own_train = len(data.prep.splits["train"][: opts.limit or None])
     metrics = {
         "val_nats_per_char": val.nats_per_char,
         "val_accuracy": val.accuracy,
         "val_captions": val.captions,
         "val_chars": val.chars,
-        "train_captions": len(train_caps),
-        "extra_captions": len(train_caps) - len(prep.splits["train"][: opts.limit or None]),
-        "negative_captions": len(negatives),
+        "train_captions": len(data.train),
+        "extra_captions": len(data.train) - own_train,
+        "negative_captions": len(data.negatives),
         "epochs": len(history.get("loss", [])),
-        "fit_seconds": fit_seconds,
+        "fit_seconds": fit.seconds,
         "trained_chars": trained_chars,
         "train_seconds": sum(history.get("train_seconds", [])),
         "chars_per_second": trained_chars / max(sum(history.get("train_seconds", [])), 1e-9),
-        "stopped_by_budget": budget.hit,
+        "stopped_by_budget": fit.budget_hit,
         "precision": precision,
     }
     run = json.loads((work / "run.json").read_text())
     meta = ArtifactMeta(
         arch=opts.arch,
         config=config.to_dict(),
-        data_fingerprint=data_fp,
+        data_fingerprint=data.fingerprint,
         metrics=metrics,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         command=run["command"],
-        version=make_version(opts.arch, data_fp),
+        version=make_version(opts.arch, data.fingerprint),
         files={},
         extra={
             "memebot": __version__,
             "keras": keras.__version__,
-            "cleaning": prep.report.to_dict(),
+            "cleaning": data.prep.report.to_dict(),
             "params": int(model.count_params()),
             "init_from": run.get("init_from"),
         },
@@ -355,48 +431,6 @@ def _fingerprint(base_fp: str, *parts: bytes) -> str:
     for part in parts:
         h.update(part)
     return h.hexdigest()
-
-
-def _kept_for_resume(work: Path) -> bool:
-    """After a run stopped by an error: True if an epoch finished (history.json is written at
-    the end of each), so `work` stays for --resume; else `work` is removed (it would hold only
-    the vocabulary) and False."""
-    if (work / "history.json").is_file():
-        return True
-    shutil.rmtree(work, ignore_errors=True)
-    return False
-
-
-def _diverged(work: Path, lr: float, what: str) -> UsageError:
-    """The error for a run whose numbers blew up (`work` kept or removed: _kept_for_resume)."""
-    advice = "try a smaller --lr"
-    if _kept_for_resume(work):
-        kept = f"{work} keeps the finished epochs: --resume continues from the last one"
-        return UsageError(f"{what} (learning rate {lr}); {kept}, or delete it and {advice}")
-    return UsageError(f"{what} (learning rate {lr}); nothing was saved; {advice}")
-
-
-def _disk_full(work: Path, e: Exception) -> ArtifactError:
-    """The error for a run stopped by DiskSpaceGuard (`work` kept or removed likewise)."""
-    if _kept_for_resume(work):
-        return ArtifactError(f"{e}; {work} keeps the finished epochs: free space, then --resume")
-    return ArtifactError(f"{e}; nothing was saved")
-
-
-def _check_resumed_config(work: Path, overrides: dict[str, str], config: Any) -> None:
-    """--resume keeps the run's config: a --set may repeat it (the same command line plus
-    --resume) but not change it."""
-    try:
-        recorded = json.loads((work / "run.json").read_text())["config"]
-        if not isinstance(recorded, dict):
-            raise TypeError("config is not an object")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ArtifactError(f"{work / 'run.json'}: corrupt ({e}); delete {work}") from e
-    defaults = type(config)()
-    for k, v in overrides.items():
-        kept = recorded.get(k, getattr(defaults, k))
-        if kept != getattr(config, k):
-            raise UsageError(f"--set {k}={v}: the run in {work} has {k}={kept}; --resume keeps it")
 
 
 def _load_parent(opts: TrainOptions) -> Any:
