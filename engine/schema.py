@@ -282,7 +282,7 @@ class TemplatesResponse(BaseModel):
     templates: list[TemplateInfo]
 
 
-class Caption(BaseModel):
+class CaptionResult(BaseModel):
     boxes: list[str] = Field(description="one text per box")
     logprob: float = Field(description="sum of the characters' log-probabilities")
 
@@ -320,7 +320,7 @@ class MemeResponse(BaseModel):
     template: TemplateInfo
     boxes: list[str] = Field(description="the first caption's boxes")
     logprob: float
-    captions: list[Caption]
+    captions: list[CaptionResult]
     options: OptionsUsed
     model_version: str
     timings_ms: dict[str, float]

@@ -72,7 +72,7 @@ async def promote(
     had already switched go back to the active model)."""
     token = settings.engine_secret
     results = await reload_all(settings.replicas, artifact, token=token)
-    gate["engines"] = [r.__dict__ for r in results]
+    gate["replicas"] = [r.__dict__ for r in results]
     refused = [r for r in results if r.status in ("refused", "error")]
     switched = tuple(r.url for r in results if r.status == "ok")
     if refused:
