@@ -17,6 +17,16 @@ from training.models import char_gru, lstm, seed_cnn
 from training.models.recurrent import weights_of
 
 
+def test_one_registry_of_architecture_names() -> None:
+    """Each layer's registry is built from ARCH_NAMES and answers to the same names."""
+    from engine.decoding.archs import SERVED
+    from memebot.artifact.configs import ARCH_NAMES, CONFIGS
+    from training.models import ARCHITECTURES
+
+    assert tuple(ARCHITECTURES) == tuple(SERVED) == tuple(CONFIGS) == ARCH_NAMES
+    assert all(a.name == name for name, a in ARCHITECTURES.items())
+
+
 def test_seed_rows_match_the_article() -> None:
     """The rows SeedBatches feeds training (and evaluation), decoded back to text."""
     text = "make|all the memes|"

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, assert_never
 
 from engine.decoding import lstm, seed_cnn, tf_device, transformer
 from engine.decoding.model import Stepper, char_gru_stepper
-from memebot.artifact.configs import CharGRUConfig, LSTMConfig, SeedCNNConfig, TransformerConfig
+from memebot.artifact.configs import (
+    ARCH_NAMES,
+    ArchName,
+    CharGRUConfig,
+    LSTMConfig,
+    SeedCNNConfig,
+    TransformerConfig,
+)
 from memebot.artifact.load import Artifact, read_npz_weights
 from memebot.artifact.weights import WEIGHTS_FILE
 from memebot.errors import ArtifactError, UsageError
@@ -98,12 +105,20 @@ def _transformer_tf(art: Artifact) -> TFCell:
     return TransformerCell(read_npz_weights(art), _config(art, TransformerConfig))
 
 
-SERVED: dict[str, ServedArch] = {
-    "char-gru": ServedArch(WEIGHTS_FILE, _char_gru, tf_cell=_char_gru_tf),
-    "seed-cnn": ServedArch(KERAS_FILE, _seed_cnn),
-    "lstm": ServedArch(WEIGHTS_FILE, _lstm, tf_cell=_lstm_tf),
-    "transformer": ServedArch(WEIGHTS_FILE, _transformer, tf_cell=_transformer_tf),
-}
+def _served(arch: ArchName) -> ServedArch:
+    match arch:
+        case "char-gru":
+            return ServedArch(WEIGHTS_FILE, _char_gru, tf_cell=_char_gru_tf)
+        case "seed-cnn":
+            return ServedArch(KERAS_FILE, _seed_cnn)
+        case "lstm":
+            return ServedArch(WEIGHTS_FILE, _lstm, tf_cell=_lstm_tf)
+        case "transformer":
+            return ServedArch(WEIGHTS_FILE, _transformer, tf_cell=_transformer_tf)
+    assert_never(arch)
+
+
+SERVED: dict[str, ServedArch] = {a: _served(a) for a in ARCH_NAMES}
 
 
 def served_arch(art: Artifact) -> ServedArch:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, get_type_hints
+from typing import Any, Literal, assert_never, get_args, get_type_hints
 
 from memebot.errors import ArtifactError
 
@@ -204,13 +204,28 @@ class TransformerConfig(_Config):
 
 
 ModelConfig = CharGRUConfig | SeedCNNConfig | LSTMConfig | TransformerConfig
-DEFAULT_ARCH = "char-gru"
-CONFIGS: dict[str, type[ModelConfig]] = {
-    "char-gru": CharGRUConfig,
-    "seed-cnn": SeedCNNConfig,
-    "lstm": LSTMConfig,
-    "transformer": TransformerConfig,
-}
+# The architecture registry's one list of names. Each layer maps a name to its own part with an
+# exhaustive `match` (mypy checks every name has a case): the config here, the served step in
+# engine/decoding/archs.py, the trainable architecture in training/models/__init__.py.
+ArchName = Literal["char-gru", "seed-cnn", "lstm", "transformer"]
+ARCH_NAMES: tuple[ArchName, ...] = get_args(ArchName)
+DEFAULT_ARCH: ArchName = "char-gru"
+
+
+def config_class(arch: ArchName) -> type[ModelConfig]:
+    match arch:
+        case "char-gru":
+            return CharGRUConfig
+        case "seed-cnn":
+            return SeedCNNConfig
+        case "lstm":
+            return LSTMConfig
+        case "transformer":
+            return TransformerConfig
+    assert_never(arch)
+
+
+CONFIGS: dict[str, type[ModelConfig]] = {a: config_class(a) for a in ARCH_NAMES}
 
 
 def config_from_dict(arch: str, obj: Any, source: object = "meta.json") -> ModelConfig:
