@@ -156,6 +156,10 @@ def _chains(graph: Mapping[str, set[str]], start: str) -> dict[str, list[str]]:
 
 
 def _problem(origin: str, target: str) -> str | None:
+    if _under(target, "tests") and target not in ("tests", origin):
+        if _under(origin, "tests"):
+            return "a test imports another test module (shared helpers live in harness/)"
+        return "only pytest loads tests/ (what tests and benchmarks share lives in harness/)"
     # A package's own __init__ (e.g. `memebot` for memebot.cli) is its own layer's business.
     if layer_of(target) > layer_of(origin) and not _under(origin, target):
         return (

@@ -76,6 +76,17 @@ def test_every_module_has_a_layer_and_the_layers_are_ordered() -> None:
             "import training.cleaning\n",
             "bot.app -> engine.client -> training.cleaning: bot never reaches training",
         ),
+        # Helpers tests and benchmarks share live in harness/, not in a test module.
+        (
+            "tests.test_retrain_runs",
+            "from tests.test_memebot_store import with_store\n",
+            "tests.test_retrain_runs -> tests.test_memebot_store: a test imports another test",
+        ),
+        (
+            "bench.bot",
+            "def bench():\n    from tests.conftest import train_tiny\n",
+            "bench.bot -> tests.conftest: only pytest loads tests/",
+        ),
         # Under TYPE_CHECKING it is still a dependency.
         (
             "engine.decoding.pickers",
