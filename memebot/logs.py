@@ -59,8 +59,10 @@ class _StderrHandler(logging.StreamHandler):
 def configure(
     level: LogLevel = "info", fmt: LogFormat = "text", stream: IO[str] | None = None
 ) -> None:
-    """One handler on the root logger (libraries' records, discord.py's and aiohttp's, go the
-    same way), at `level`. Calling it again replaces the handler it installed, not others'."""
+    """One handler on the root logger, so libraries' records (discord.py's, aiohttp's,
+    Alembic's) go the same way; memebot's loggers at `level`, libraries' at warning unless
+    `level` is debug (their info lines would interleave with a command's own output). Calling it
+    again replaces the handler it installed, not others'."""
     root = logging.getLogger()
     for h in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(h)
@@ -70,4 +72,5 @@ def configure(
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    root.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    logging.getLogger(ROOT).setLevel(level.upper())

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def restore_root() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    root, ours = logging.getLogger(), logging.getLogger("memebot")
+    handlers, level, our_level = list(root.handlers), root.level, ours.level
     yield
-    root.handlers[:], root.level = handlers, level
+    root.handlers[:], root.level, ours.level = handlers, level, our_level
 
 
 def test_module_loggers_sit_under_the_memebot_root() -> None:
@@ -66,6 +66,7 @@ def test_configure_again_replaces_its_own_handler_only(restore_root: None) -> No
     text = io.StringIO()
     configure("debug", "text", stream=text)
     assert other in root.handlers and root.level == logging.DEBUG
+    assert logging.getLogger("memebot").level == logging.DEBUG
     ours = [h for h in root.handlers if h is not other]
     assert len([h for h in ours if isinstance(h, logging.StreamHandler)]) >= 1
     get_logger("bot.app").debug("hello")
@@ -81,8 +82,23 @@ def test_the_console_script_configures_from_settings(
     with pytest.raises(SystemExit):  # --version answers after logging is set up
         main(["--version"])
     root = logging.getLogger()
-    assert root.level == logging.WARNING
+    assert logging.getLogger("memebot").level == logging.WARNING
     assert any(type(h.formatter).__name__ == "JsonFormatter" for h in root.handlers)
+
+
+def test_libraries_stay_at_warning_unless_debugging(restore_root: None) -> None:
+    out = io.StringIO()
+    configure("info", "text", stream=out)
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    get_logger("store.migrate").info("ours")
+    logging.getLogger("discord.gateway").warning("theirs, but a warning")
+    assert [line.split(" ", 3)[3] for line in out.getvalue().splitlines()] == [
+        "memebot.store.migrate: ours",
+        "discord.gateway: theirs, but a warning",
+    ]
+    configure("debug", "text", stream=out)
+    logging.getLogger("alembic.runtime.migration").info("now shown")
+    assert out.getvalue().splitlines()[-1].endswith("alembic.runtime.migration: now shown")
 
 
 @pytest.mark.parametrize(
