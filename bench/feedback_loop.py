@@ -17,7 +17,7 @@ which makes downvoted captions more likely too: docs/BENCHMARKS.md.) Rounds:
                (`memebot train`/`eval` subprocesses) -> gate -> promotion (engine hot reload),
                then generate and rate again with whatever model is live
 
-Target (issue 11): the upvote share at least doubles within 3 rounds while base val nats/char
+Target: the upvote share at least doubles within 3 rounds while base val nats/char
 worsens by at most 0.05. `--json` prints upvote_share_by_round, val_nats_by_round (the live
 model's, on the gate's base val captions), the runs' outcomes and seconds. CPU-heavy: each
 round fine-tunes the real model (minutes on 2 cores).

@@ -1,5 +1,6 @@
 """The one HTTP client of the engine's API (docs/ENGINE.md): the bot, the retrain worker's
-promotion and rollback, `memebot up` and the benchmarks all speak to engines through it.
+promotion and rollback, and `memebot up` speak to engines through it (the engine and
+feedback-loop benchmarks send their load as plain HTTP).
 
 aiohttp and the API schema only (no ML code), so the bot imports it without the engine's
 dependencies. Every failure of a meme request becomes an `EngineError` subclass whose message

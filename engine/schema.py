@@ -2,7 +2,8 @@
 
 The one source for the API's names, defaults and limits: the engine validates with these models,
 /openapi.json is generated from them (engine/openapi.py), `memebot generate` builds its flags
-from them (engine/cli.py), and the Discord bot's engine client speaks them. Light on purpose:
+from them (engine/flags.py), and the engine's client (engine/client.py: the bot, promotion)
+speaks them. Light on purpose:
 pydantic only, no ML code, no Pillow, no aiohttp (the bot imports it).
 
 Errors name the field: `parse`/`parse_meme_request` raise `BadRequest(field, problem)`, answered

@@ -1,4 +1,5 @@
-"""Alembic environment (async template) for the bot's rating store.
+"""Alembic environment (async template) for the store (memebot/store: memes, votes, settings,
+model versions, retraining runs).
 
 The database URL comes, in this order, from a connection handed over by memebot.store.migrate
 (config.attributes["connection"]), `alembic -x url=...`, config.attributes["url"], or the

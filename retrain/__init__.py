@@ -1,13 +1,18 @@
 """Retraining: ratings -> curated rows -> a fine-tune in a worker -> gate -> promotion.
 
-  curation.py   pure rules: rated generations -> training / held-out / negative rows
-  corpus.py     the training data's cleaning and base corpus, for curation (imports training/)
-  gate.py       the promotion rule over evaluation numbers (pure)
-  queue.py      the job queue (huey: SQLite by default, PostgreSQL or Redis at scale)
-  worker.py     one run: curate, train and evaluate through the `memebot` CLI, gate, promote
-  engines.py    hot reload of every engine replica
-  cli.py        `memebot retrain`, `memebot worker`, `memebot data export-ratings`
+  requests.py      asking for a run (/retrain, `memebot retrain`): a store row and a queued id
+  queue.py         the job queue (huey: SQLite by default, PostgreSQL or Redis at scale)
+  worker.py        one run: claim, curate, train, evaluate, gate, promote
+  corpus.py        what curation asks of training, through `memebot data check-captions`
+  curation.py      pure rules: rated generations -> training / held-out / negative rows
+  gate.py          the promotion rule over evaluation numbers (pure)
+  promotion.py     promotion and rollback: every engine replica reloads (engine.client), then
+                   the store's active version and the models/active pointer follow
+  subprocesses.py  `memebot` child processes (train, eval, data check-captions)
+  cli.py           `memebot retrain`, `memebot worker`, `memebot model info|rollback`,
+                   `memebot data export-ratings`
 
-The bot only enqueues runs and reads them from the store (memebot.store runs); it never imports
-this package's training side. See docs/RETRAIN.md.
+Nothing here imports training/ (training runs as `memebot` subprocesses) and of engine/ only
+engine.client and engine.schema (harness/layers.py checks both). The bot uses requests.py,
+queue.py and promotion.py and reads runs from the store (memebot.store). See docs/RETRAIN.md.
 """

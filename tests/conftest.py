@@ -78,7 +78,7 @@ DECODED_ARCHS = {
 
 @pytest.fixture(params=list(DECODED_ARCHS))
 def arch_model(request: pytest.FixtureRequest) -> Path:
-    """A tiny trained model of each architecture in DECODED_ARCHS (trained once a session)."""
+    """A tiny trained model of each architecture in DECODED_ARCHS (trained once per test run)."""
     path: Path = request.getfixturevalue(DECODED_ARCHS[request.param])
     return path
 

@@ -1,5 +1,5 @@
-"""Training callbacks: wall-clock budget, divergence guard, samples each epoch, history JSON +
-curves PNG."""
+"""Training callbacks: wall-clock budget, divergence guard, disk-space guard, samples each epoch,
+history JSON + curves PNG (the learning-rate schedules are training/schedules.py's)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,21 @@
 """Decoding: everything between a loaded artifact and finished captions.
 
-    pickers.py    next-character rules and pickers, vectorised over rows (Decoding, METHODS)
+    pickers.py    next-character rules and pickers, vectorised over rows (Decoding; the method
+                  names and defaults are memebot/decoding.py's)
     jobs.py       requests in flight: RowJob (rows in the RowTable), BeamJob (steps itself)
     rowtable.py   the rows of every RowJob of a batch, as arrays
     batch.py      Batch (one model call per character for all jobs), run_jobs, sample_captions
     model.py      LoadedModel: vocabulary + template table + a stepper
-    char_gru.py, gru_kernel.py (+ _gru_step.c), lstm.py, seed_cnn.py   the steppers
+    char_gru.py, gru_kernel.py (+ _gru_step.c), lstm.py, transformer.py (KV cache),
+    seed_cnn.py   the steppers
     recurrent.py  what the NumPy char-gru and lstm steps share
     tf_step.py    the tf decoder: TFStepper compiles an architecture's TFCell (imports TensorFlow)
-    char_gru_tf.py, lstm_tf.py  their TFCells;  tf_device.py  is TensorFlow here, does it see a GPU
+    char_gru_tf.py, lstm_tf.py, transformer_tf.py  their TFCells
+    tf_device.py  is TensorFlow here, does it see a GPU
     archs.py      the served architectures: where each one's weights come from, its stepper,
                   its tf cell; build_stepper resolves MEMEBOT_DECODER
     loader.py     load_model: read + check an artifact, build its stepper, decode once
 
 Imports flow one way (pickers <- jobs <- rowtable <- batch <- loader; model <- archs <- loader;
-model <- batch); nothing here imports `training`.
+model <- batch); nothing here imports `training` or the rest of `engine` (harness/layers.py).
 """
