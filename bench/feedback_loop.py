@@ -47,7 +47,8 @@ from memebot.store import NewGeneration, Store, upgrade
 from retrain.promotion import point_active
 from retrain.queue import RunQueue
 from retrain.requests import request_run
-from retrain.worker import Subprocess, execute_run
+from retrain.subprocesses import Subprocess
+from retrain.worker import execute_run
 
 # Food and school: about 8% of the corpus's val captions use one of these words.
 TOPIC = frozenset(

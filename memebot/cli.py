@@ -55,7 +55,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "generate": ("engine.cli",),
     "bot": ("bot.cli",),
     "up": ("bot.cli",),
-    "db": ("bot.cli",),
+    "db": ("memebot.store.cli",),
     "retrain": ("retrain.cli",),
     "worker": ("retrain.cli",),
     "model": ("retrain.cli",),

@@ -109,6 +109,9 @@ def cmd_export_ratings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _with_store(settings: Settings, body: Callable[[Store], Awaitable[T]]) -> T:
+    from memebot.store.migrate import require_head
+
+    await require_head(settings.database_url)
     store = Store.from_url(settings.database_url)
     try:
         return await body(store)

@@ -76,6 +76,21 @@ def test_model_info_and_rollback_without_versions(
     )
 
 
+@pytest.mark.parametrize("argv", [["model", "info"], ["retrain"], ["worker", "--burst"]])
+def test_an_unmigrated_store_is_one_line(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MEMEBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    monkeypatch.setenv("MEMEBOT_QUEUE_URL", f"sqlite:///{tmp_path / 'queue.db'}")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("memebot: error: database sqlite+aiosqlite:///")
+    assert err.endswith("has no schema: run `memebot db upgrade`\n") and err.count("\n") == 1
+
+
 def test_export_ratings(env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rate(env)
     out = tmp_path / "curated.jsonl"

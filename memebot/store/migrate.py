@@ -62,6 +62,16 @@ async def current(url: str) -> str | None:
         await db.dispose()
 
 
+async def require_head(url: str) -> None:
+    """UsageError (one line) unless the database at `url` has the newest schema: the commands
+    that only use the store (the bot migrates it at start) say what to run instead of failing
+    on a missing table."""
+    rev, head = await current(url), head_revision()
+    if rev != head:
+        state = "has no schema" if rev is None else f"is at revision {rev}, not {head}"
+        raise UsageError(f"database {redacted(url)} {state}: run `memebot db upgrade`")
+
+
 async def _run(url: str, action: Callable[[Config], Any]) -> None:
     def run(connection: Connection) -> None:
         cfg = alembic_config()
@@ -96,4 +106,12 @@ def _one_line_errors(url: str) -> Iterator[None]:
         raise DatabaseError.from_exception(url, e) from e
 
 
-__all__ = ["MIGRATIONS_DIR", "current", "downgrade", "head_revision", "redacted", "upgrade"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "current",
+    "downgrade",
+    "head_revision",
+    "redacted",
+    "require_head",
+    "upgrade",
+]
