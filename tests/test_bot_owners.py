@@ -57,6 +57,7 @@ Scenario = Callable[[DiscordStandIn, Settings, Store], Coroutine[Any, Any, None]
 SHARED = "Only the bot's owner can retrain the shared model"
 SHARED_ROLLBACK = "Only the bot's owner can roll back the shared model"
 ADMIN = 800600  # a server administrator who does not own the bot
+APP_INFO = "GET /oauth2/applications/@me"  # the stand-in's record of discord.py's request
 
 
 def run(tmp_path: Path, scenario: Scenario, **over: Any) -> None:
@@ -83,9 +84,8 @@ def test_only_the_owner_retrains_or_rolls_back_the_base_model(tmp_path: Path) ->
     async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
         owner = int(api.owner["id"])
         async with running_bot(api, s, store):
-            at_start = api.requests.count(
-                "GET /oauth2/applications/@me"
-            )  # discord.py's login reads it too
+            # discord.py's login reads the application info too; is_owner's read comes after.
+            at_start = api.requests.count(APP_INFO)
             # The application's owner, not an administrator of this server: allowed.
             assert await ask(api, "retrain", owner, base=True) == (
                 "no new ratings: nothing to retrain on"
@@ -115,9 +115,7 @@ def test_only_the_owner_retrains_or_rolls_back_the_base_model(tmp_path: Path) ->
             options = {o["name"]: o for o in sync["retrain"]["options"]}
             assert options["base"]["type"] == 5 and not options["base"].get("required")
             assert str(sync["retrain"]["default_member_permissions"]) == "8"
-            assert (
-                api.requests.count("GET /oauth2/applications/@me") == at_start + 1
-            )  # asked once, kept
+            assert api.requests.count(APP_INFO) == at_start + 1  # asked once, kept
 
     run(tmp_path, scenario)
 
@@ -125,7 +123,7 @@ def test_only_the_owner_retrains_or_rolls_back_the_base_model(tmp_path: Path) ->
 def test_owner_ids_setting_makes_an_owner(tmp_path: Path) -> None:
     async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
         async with running_bot(api, s, store):
-            at_start = api.requests.count("GET /oauth2/applications/@me")
+            at_start = api.requests.count(APP_INFO)
             assert await ask(api, "retrain", 4242, base=True) == (
                 "no new ratings: nothing to retrain on"
             )
@@ -133,7 +131,7 @@ def test_owner_ids_setting_makes_an_owner(tmp_path: Path) -> None:
                 "no previous model version to roll back to"
             )
             # MEMEBOT_OWNER_IDS answers without asking Discord.
-            assert api.requests.count("GET /oauth2/applications/@me") == at_start
+            assert api.requests.count(APP_INFO) == at_start
             assert (await ask(api, "retrain", 4243, base=True, admin=True)).startswith(SHARED)
 
     run(tmp_path, scenario, owner_ids=(4242,))
