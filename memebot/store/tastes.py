@@ -262,12 +262,39 @@ class TastesMixin:
         async with self._read() as s:
             return list((await s.execute(q)).scalars())
 
-    async def forget_guild(self, guild_id: int) -> ForgottenGuild:
+    async def known_guilds(self) -> set[int]:
+        """Every guild the store holds something of (memes, tastes, settings)."""
+        q = (
+            select(GenerationRow.guild_id)
+            .where(GenerationRow.guild_id.is_not(None))
+            .union(select(TasteVersionRow.guild_id), select(GuildSettingsRow.guild_id))
+        )
+        async with self._read() as s:
+            return {int(g) for g in (await s.execute(q)).scalars() if g is not None}
+
+    async def forget_guild(
+        self, guild_id: int, *, left_before: datetime | None = None
+    ) -> ForgottenGuild:
         """Deletes everything the store keeps of the guild, in one transaction: its taste
         versions, its memes and every vote on them, its settings and its lifecycle row.
         Retraining runs stay (the owner's record; they hold no votes or captions); one of its
-        taste runs still queued or running is marked failed."""
+        taste runs still queued or running is marked failed.
+
+        `left_before`: only if the bot left the guild before then and did not rejoin, checked
+        in the same transaction (the sweep's case: a rejoin just after it listed the guild
+        keeps everything). Otherwise nothing is deleted.
+        """
         async with self._write() as s:
+            if left_before is not None:
+                left = (
+                    await s.execute(
+                        select(GuildRow.left_at)
+                        .where(GuildRow.guild_id == guild_id)
+                        .with_for_update()
+                    )
+                ).scalar_one_or_none()
+                if left is None or utc(left) >= left_before:
+                    return ForgottenGuild(guild_id=guild_id)
             paths = tuple(
                 p
                 for p in (
