@@ -142,8 +142,10 @@ class MemeOptions(BaseModel):
     )
     decoding: Method = Field(
         DEFAULT_METHOD,
-        description="calibrated: the article's threshold rule with box lengths drawn from the "
-        "template's real captions; threshold: the rule as written; threshold-weighted, beam, "
+        description="natural: nucleus sampling (all of a word's first character, 0.9 of the "
+        "mass inside words) with box lengths drawn from the template's real captions; "
+        "calibrated: the article's threshold rule with those lengths; threshold: the rule as "
+        "written; threshold-weighted, beam, "
         "greedy, temperature, top-k, top-p, top-k-top-p (docs/ENGINE.md)",
     )
     min_score: float | None = Field(

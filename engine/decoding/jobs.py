@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.decoding.pickers import FORBID_END, FORCE_END, Decoding, beam_floor, rule_code
+from engine.decoding.pickers import (
+    FORBID_END,
+    FORCE_END,
+    LENGTH_TARGETED,
+    Decoding,
+    beam_floor,
+    rule_code,
+)
 from memebot.artifact.vocab import BOS
 from memebot.caption_format import BOX_END, MAX_CHARS
 
@@ -117,7 +124,7 @@ class RowJob(_JobBase):
         self.group = astuple(req.decoding)  # rows with equal decodings are picked together
         self.lengths: list[tuple[float, ...]] | None = (
             model.templates.length_quantiles(req.template, req.n_boxes)
-            if req.decoding.method == "calibrated"
+            if req.decoding.method in LENGTH_TARGETED
             else None
         )
         # greedy rows are all alike: one candidate each is the same caption for less work
