@@ -16,7 +16,10 @@ lowercased, the model's alphabet):
 
 and the ratios generated / real: `distinct2_ratio` (target >= 0.90), `oov_ratio` (<= 1.0).
 
-    python bench/caption_stats.py --styles calibrated threshold natural [--json]
+    python bench/caption_stats.py [--styles natural top-p-0.9] [--n-candidates 1] [--json]
+
+A style is one of the bot's (its options as bot/memes.py asks, n_candidates included unless
+--n-candidates is given) or a plain sampler of PLAIN.
 """
 
 from __future__ import annotations
@@ -198,6 +201,22 @@ def compare(generated: Mapping[str, Sequence[Sequence[str]]], ref: Reference) ->
     }
 
 
+# Plain samplers the bot offers no style for, measured beside its styles for comparison.
+PLAIN = {
+    "top-p-0.9": {"decoding": "top-p", "top_p": 0.9},
+    "temperature-1": {"decoding": "temperature", "temperature": 1.0},
+}
+
+
+def style_body(name: str) -> dict[str, Any]:
+    """The engine options (a request body) of a bot style (bot/memes.py) or a PLAIN sampler."""
+    from bot.memes import STYLE_OPTIONS
+
+    if name in PLAIN:
+        return dict(PLAIN[name])
+    return STYLE_OPTIONS[name].to_body()  # type: ignore[index]
+
+
 def style_stats(
     model: Any,
     ref: Reference,
@@ -207,17 +226,32 @@ def style_stats(
 ) -> dict[str, dict[str, Any]]:
     """`compare` for each of the bot's `styles` (bot/memes.py's options; n_candidates: the
     API's default unless given)."""
-    from bot.memes import STYLE_OPTIONS
     from engine.schema import MemeOptions
 
     per_template = max(1, captions // len(ref.templates))
     out = {}
     for style in styles:
-        body = STYLE_OPTIONS[style].to_body()  # type: ignore[index]
+        body = style_body(style)
         if n_candidates is not None:
             body["n_candidates"] = n_candidates
         out[style] = compare(generate(model, ref, MemeOptions(**body), per_template), ref)
     return out
+
+
+def engine_figures(model: Any, prepared: Any, captions: int = CAPTIONS) -> dict[str, Any]:
+    """What bench/engine.py --json reports: each of the bot's styles as the bot asks for it
+    (`styles`), and the bot's default style's three ratios at the top level."""
+    from memebot.choices import DEFAULT_STYLE, STYLES
+
+    ref = reference(prepared, model, per_template=max(1, captions // TEMPLATES))
+    stats = style_stats(model, ref, STYLES, captions)
+    keys = ("distinct2_ratio", "oov_ratio", "length_ratio_worst")
+    return {
+        "captions_real": ref.real,
+        "styles": stats,
+        "default_style": DEFAULT_STYLE,
+        **{f"default_style_{k}": stats[DEFAULT_STYLE][k] for k in keys},
+    }
 
 
 def table(real: Mapping[str, float], stats: Mapping[str, Mapping[str, Any]]) -> str:
@@ -249,7 +283,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model", type=Path, default=settings.model_dir)
-    p.add_argument("--styles", nargs="+", choices=STYLES, default=list(STYLES))
+    p.add_argument("--styles", nargs="+", choices=[*STYLES, *PLAIN], default=list(STYLES))
     p.add_argument("--captions", type=int, default=CAPTIONS, help="generated captions per style")
     p.add_argument(
         "--n-candidates", type=int, default=None, help="candidates per caption (default: API's)"

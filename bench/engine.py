@@ -16,6 +16,8 @@ The in-process `threshold_*`, `calibrated_*` and `beam5_*` figures write one can
 caption (N = 1, the decoding alone); `default_*` is the default style as the API writes it, the
 best of `default_n_candidates` (targets: threshold p50 <= 10 ms at N = 1, default p50 <= 25 ms
 at its N). The HTTP load and the calibrated length ratios use the API's defaults too.
+`styles` and `default_style_*` are the bot's styles against real captions
+(bench/caption_stats.py: distinct2_ratio, oov_ratio, length_ratio_worst).
 """
 
 from __future__ import annotations
@@ -346,6 +348,7 @@ def main() -> int:
         print(json.dumps(startup(args.model, args.decoder), indent=None if args.json else 1))
         return 0
 
+    from bench.caption_stats import engine_figures as caption_figures
     from engine.decoding.loader import load_model
     from engine.service import load_engine_model
     from memebot.decoding import DEFAULT_CANDIDATES, DEFAULT_METHOD
@@ -374,6 +377,8 @@ def main() -> int:
         model, real, args.per_template, DEFAULT_METHOD, DEFAULT_CANDIDATES
     )
     article, _, _ = length_ratios(model, real, args.per_template, "threshold")
+    # how much each style's captions read like people's (bench/caption_stats.py)
+    captions = caption_figures(model, prepared)
 
     def worst(r: dict[str, float]) -> tuple[str, float]:
         return max(r.items(), key=lambda kv: abs(kv[1] - 1))
@@ -421,6 +426,7 @@ def main() -> int:
         "length_overruns": overruns,
         "threshold_length_ratio_worst": worst(article)[1],
         "threshold_length_ratio_mean": statistics.mean(article.values()),
+        **captions,
     }
     if args.json:
         print(json.dumps(result))

@@ -23,7 +23,7 @@ FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
 # default style (/settings).
 Style = Literal["natural", "calibrated", "threshold", "beam", "greedy", "creative"]
 STYLES: tuple[Style, ...] = get_args(Style)
-DEFAULT_STYLE: Style = "calibrated"
+DEFAULT_STYLE: Style = "natural"
 
 # The content filter's levels (memebot/filtering.py), a guild's `/settings content_filter`.
 FilterLevel = Literal["off", "standard", "strict"]
