@@ -12,9 +12,11 @@ lowercased, the model's alphabet):
   words. The real sample is drawn from the held-out splits (val, test), whose words the
   training counts did not see, so both sides are measured the same way.
 - per template, mean generated length / mean real length (markers included, every real
-  caption of that box count); `length_ratio_worst` is the one furthest from 1. 40 captions of
-  a template give its mean within about 5% by chance, so the worst of 25 strays further: the
-  real sample's own worst ratio (real `length_ratio_worst`) shows how far.
+  caption of that box count) over LENGTH_CAPTIONS captions, the first CAPTIONS among them;
+  `length_ratio_worst` is the one furthest from 1. Fewer would measure chance: 40 captions of
+  a template give its mean within about 5%, so the worst of 25 strays to 10-15% for any
+  sampler; the real sample's own worst ratio (real `length_ratio_worst`, 40 a template) shows
+  how far.
 
 and the ratios generated / real: `distinct2_ratio` (target >= 0.90), `oov_ratio` (<= 1.0).
 
@@ -44,7 +46,10 @@ import numpy as np
 
 OOV_MIN_COUNT = 3  # a word seen fewer times than this in training is "made up"
 TEMPLATES = 25  # the largest templates
-CAPTIONS = 1000  # generated captions per style, spread evenly over TEMPLATES
+CAPTIONS = 1000  # generated captions per style for word pairs and words, over TEMPLATES
+# ... and for lengths: 160 a template put its mean within about ±2.5% by chance (40: ±5%, as
+# far as a sampler's own errors), so the worst of 25 templates says something of the sampler.
+LENGTH_CAPTIONS = 4000
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -188,15 +193,20 @@ def generate(
     return out
 
 
-def compare(generated: Mapping[str, Sequence[Sequence[str]]], ref: Reference) -> dict[str, Any]:
-    """The figures of one style against the reference (keys as bench/engine.py --json)."""
-    pooled = [c for cs in generated.values() for c in cs]
+def compare(
+    generated: Mapping[str, Sequence[Sequence[str]]], ref: Reference, sample: int | None = None
+) -> dict[str, Any]:
+    """The figures of one style against the reference (keys as bench/engine.py --json): word
+    pairs and words over the first `sample` captions of each template (all: None), lengths
+    over all of them."""
+    pooled = [c for cs in generated.values() for c in cs[:sample]]
     real = ref.real
     ratios = length_ratios(generated, ref.every)
     name, ratio = worst(ratios)
     d2, oov = distinct2(pooled), oov_share(pooled, ref.counts)
     return {
         "captions": len(pooled),
+        "length_captions": sum(map(len, generated.values())),
         "distinct2": d2,
         "oov": oov,
         "mean_length": statistics.mean(caption_length(c) for c in pooled),
@@ -231,18 +241,22 @@ def style_stats(
     captions: int = CAPTIONS,
     n_candidates: int | None = None,
     seed: int = 0,
+    length_captions: int = LENGTH_CAPTIONS,
 ) -> dict[str, dict[str, Any]]:
     """`compare` for each of the bot's `styles` (bot/memes.py's options; n_candidates: the
-    API's default unless given)."""
+    API's default unless given): `captions` for word pairs and words, max(captions,
+    length_captions) for lengths (the first ones are the same captions)."""
     from engine.schema import MemeOptions
 
-    per_template = max(1, captions // len(ref.templates))
+    sample = max(1, captions // len(ref.templates))
+    per_template = max(sample, length_captions // len(ref.templates))
     out = {}
     for style in styles:
         body = style_body(style)
         if n_candidates is not None:
             body["n_candidates"] = n_candidates
-        out[style] = compare(generate(model, ref, MemeOptions(**body), per_template, seed), ref)
+        gen = generate(model, ref, MemeOptions(**body), per_template, seed)
+        out[style] = compare(gen, ref, sample)
     return out
 
 
@@ -296,13 +310,18 @@ def main() -> int:
     p.add_argument(
         "--n-candidates", type=int, default=None, help="candidates per caption (default: API's)"
     )
+    p.add_argument(
+        "--length-captions", type=int, default=LENGTH_CAPTIONS, help="captions for lengths"
+    )
     p.add_argument("--seed", type=int, default=0, help="first seed (one per caption)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     model = load_engine_model(settings, args.model, warm=False)
     prepared = prepare(settings.data_dir, cache_dir=settings.cache_dir)
     ref = reference(prepared, model, per_template=max(1, args.captions // TEMPLATES))
-    stats = style_stats(model, ref, args.styles, args.captions, args.n_candidates, args.seed)
+    stats = style_stats(
+        model, ref, args.styles, args.captions, args.n_candidates, args.seed, args.length_captions
+    )
     if args.json:
         print(json.dumps({"real": ref.real, "styles": stats}))
     else:
