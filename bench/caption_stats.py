@@ -210,12 +210,16 @@ def compare(
         "distinct2": d2,
         "oov": oov,
         "mean_length": statistics.mean(caption_length(c) for c in pooled),
-        "distinct2_ratio": d2 / real["distinct2"],
-        "oov_ratio": oov / real["oov"],
+        "distinct2_ratio": _ratio(d2, real["distinct2"]),
+        "oov_ratio": _ratio(oov, real["oov"]),
         "length_ratio_worst": ratio,
         "length_ratio_worst_template": name,
         "identical_share": 1 - len(set(map(tuple, pooled))) / len(pooled),
     }
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
 
 
 # Plain samplers the bot offers no style for, measured beside its styles for comparison.

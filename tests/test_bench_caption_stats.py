@@ -51,3 +51,18 @@ def test_length_ratios_and_worst() -> None:
     ratios = length_ratios(gen, real)
     assert ratios == pytest.approx({"a": 2.0, "b": 0.8})
     assert worst(ratios) == ("a", 2.0)
+
+
+def test_compare_counts_pairs_over_the_sample_and_lengths_over_all() -> None:
+    from bench.caption_stats import Reference, compare
+
+    # 4 distinct pairs of 4; 16 and 14 characters, markers included
+    real: list[tuple[str, ...]] = [("when you see", "it"), ("me and my", "dog")]
+    ref = Reference({"t": 2}, {"t": real}, {"t": real}, word_counts(real * 3))
+    # the first two repeat the real ones; the third (lengths only) is far longer
+    gen = {"t": [real[0], real[0], ("x" * 40, "y" * 40)]}
+    got = compare(gen, ref, sample=2)
+    assert got["distinct2_ratio"] == pytest.approx(0.5)  # 2 distinct of 4 pairs
+    assert math.isnan(got["oov_ratio"])  # real captions have no made-up word: no ratio
+    assert got["captions"] == 2 and got["length_captions"] == 3
+    assert got["length_ratio_worst"] == pytest.approx((16 + 16 + 82) / 3 / 15)
