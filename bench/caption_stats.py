@@ -264,13 +264,15 @@ def style_stats(
     return out
 
 
-def engine_figures(model: Any, prepared: Any, captions: int = CAPTIONS) -> dict[str, Any]:
+def engine_figures(
+    model: Any, prepared: Any, captions: int = CAPTIONS, length_captions: int = LENGTH_CAPTIONS
+) -> dict[str, Any]:
     """What bench/engine.py --json reports: each of the bot's styles as the bot asks for it
     (`styles`), and the bot's default style's three ratios at the top level."""
     from memebot.choices import DEFAULT_STYLE, STYLES
 
     ref = reference(prepared, model, per_template=max(1, captions // TEMPLATES))
-    stats = style_stats(model, ref, STYLES, captions)
+    stats = style_stats(model, ref, STYLES, captions, length_captions=length_captions)
     keys = ("distinct2_ratio", "oov_ratio", "length_ratio_worst")
     return {
         "captions_real": ref.real,
