@@ -17,7 +17,7 @@ from memebot.settings import Settings
 
 # Commands that need the `train` extra (TensorFlow, Keras, the language detector); serving
 # (`generate`, `engine`) needs none of it.
-TRAIN_EXTRA_COMMANDS = ("train", "eval", "data", "worker")
+TRAIN_EXTRA_COMMANDS = ("train", "eval", "data", "worker", "crowd")
 _TRAIN_EXTRA_MODULES = ("tensorflow", "keras", "lingua")
 
 
@@ -51,6 +51,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "data": ("training.cli", "retrain.cli"),
     "train": ("training.cli",),
     "eval": ("training.cli",),
+    "crowd": ("training.crowd_cli",),
     "engine": ("engine.cli",),
     "generate": ("engine.cli",),
     "bot": ("bot.cli",),
