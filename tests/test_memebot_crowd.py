@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.decoding.scoring import ScoreTerm
 from memebot.crowd import CROWD_FILE, CrowdScorer, crowd_for, load_crowd
 from memebot.errors import ArtifactError, ScorerError
 from memebot.ngrams import N_BUCKETS
@@ -61,6 +62,7 @@ def test_score_shape_dtype_and_order() -> None:
     assert out.shape == (4,) and out.dtype == np.float32 and np.isfinite(out).all()
     assert s.score([], "t").shape == (0,)
     assert s.name == "crowd"
+    assert isinstance(s, ScoreTerm)  # what the engine's best-of-N adds to a model's scorer
     # the same caption scores the same wherever it stands in the batch
     assert s.score(["x|", "c|"], "t")[1] == pytest.approx(out[1])
 
