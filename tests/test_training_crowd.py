@@ -128,7 +128,7 @@ def test_fit_finds_the_words_and_beats_both_baselines(
         assert s["auc_crowd"] > 0.9 > s["auc_length_best_sign"], s
         assert s["auc_crowd_on_loglik_rows"] > s["auc_loglik_best_sign"], s
         assert s["loglik_rows"] <= 300
-    assert m["beats_both"]
+    assert m["beats_both"] and m["beats_length"] and m["beats_loglik"]
     good, bad = scorer.score(
         ["when my dog eats my pizza|dad again tacos|", "my dog|dad again taxes|"]
     )
@@ -159,7 +159,10 @@ def test_console_script(
     assert "fitting on" in captured.err  # progress goes to stderr
     assert main(["crowd", "eval", *base, "--scorer", str(out), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
-    assert figures["val"]["auc_crowd"] > 0.9
+    assert figures["val"]["auc_crowd"] > 0.9 and figures["beats_loglik"] is not None
+    assert main(["crowd", "eval", *base[:4], "--scorer", str(out), "--loglik-captions", "0"]) == 0
+    said = capsys.readouterr().out
+    assert "beats caption length (the likelihood baseline was not measured)" in said
     # one-line errors, nothing written
     for argv, needle in [
         (["crowd", "fit", *base, "--out", str(out)], "already exists (--force"),

@@ -324,12 +324,22 @@ def evaluate(
     val = evaluate_set(scorer, split.val, model_dir, loglik_captions)
     progress(f"evaluating on {len(split.held_out)} held-out templates ({len(split.unseen):,} rows)")
     unseen = evaluate_set(scorer, split.unseen, model_dir, loglik_captions)
-    beats = all(
-        s["auc_crowd"] > s["auc_length_best_sign"]
-        and s.get("auc_crowd_on_loglik_rows", 1.0) > s.get("auc_loglik_best_sign", 0.0)
-        for s in (val, unseen)
+    sets = (val, unseen)
+    beats_length = all(s["auc_crowd"] > s["auc_length_best_sign"] for s in sets)
+    measured = all("auc_loglik" in s for s in sets)
+    beats_loglik = (
+        all(s["auc_crowd_on_loglik_rows"] > s["auc_loglik_best_sign"] for s in sets)
+        if measured
+        else None  # not measured (no model, or --loglik-captions 0)
     )
-    return {"val": val, "unseen_templates": unseen, "held_out": split.held_out, "beats_both": beats}
+    return {
+        "val": val,
+        "unseen_templates": unseen,
+        "held_out": split.held_out,
+        "beats_length": beats_length,
+        "beats_loglik": beats_loglik,
+        "beats_both": beats_length and bool(beats_loglik),
+    }
 
 
 def fit(
@@ -384,8 +394,16 @@ def summary(metrics: dict[str, Any]) -> str:
             f"{name:<18}{s['rows']:>8,}{s['templates']:>6}{s['auc_crowd']:>8.3f}"
             f"{s['auc_length']:>8.3f}{'' if ll is None else f'{ll:8.3f}'}"
         )
-    verdict = "beats" if metrics["beats_both"] else "does NOT beat"
-    lines.append(f"the scorer {verdict} both baselines (each at its better sign) on both sets")
+
+    def verdict(beats: bool) -> str:
+        return "beats" if beats else "does NOT beat"
+
+    said = f"the scorer {verdict(metrics['beats_length'])} caption length"
+    if metrics["beats_loglik"] is None:
+        said += " (the likelihood baseline was not measured)"
+    else:
+        said += f" and {verdict(metrics['beats_loglik'])} the model's likelihood"
+    lines.append(f"{said}, each baseline at its better sign, on both sets")
     return "\n".join(lines)
 
 
