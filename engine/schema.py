@@ -173,8 +173,8 @@ class MemeOptions(BaseModel):
         ge=1,
         le=MAX_CANDIDATES,
         description="candidates written per caption in the same batch; the one with the best "
-        "score is returned (score, score_parts). beam: its final beams are the candidates, "
-        "drawn by score per seed; greedy: always 1",
+        "score is returned (score, score_parts). beam: its final beams are the candidates "
+        "(beam_width), drawn by score per seed; greedy: always 1",
     )
     allow_empty_boxes: bool = Field(False, description="a box may be left empty")
     image: bool = Field(True, description="render the image")

@@ -176,10 +176,10 @@ def test_best_of_n_returns_the_best_scored_candidate_with_its_score(
             assert len(term.seen[-1]) == 1 and one["options"]["n_candidates"] == 1
             beams = set()
             for seed in range(8):
-                b = body | {"n": 1, "seed": seed, "decoding": "beam"}
-                beams.add(
-                    tuple((await (await http.post(f"{url}/v1/memes", json=b)).json())["boxes"])
-                )
+                b = body | {"n": 1, "seed": seed, "decoding": "beam", "beam_width": 6}
+                beam = await (await http.post(f"{url}/v1/memes", json=b)).json()
+                assert beam["options"]["n_candidates"] == 6  # its final beams
+                beams.add(tuple(beam["boxes"]))
             assert len(beams) > 1, "beam gave every seed the same caption"
 
     run(go)
