@@ -35,6 +35,7 @@ COGS = (
     "bot.cogs.info",
     "bot.cogs.admin",
     "bot.cogs.privacy",
+    "bot.cogs.servers",
 )
 SHUTDOWN_GRACE = 15.0  # seconds close() waits for memes being posted
 AUTOCOMPLETE_TIMEOUT = 2.0  # seconds an autocomplete waits for the engine

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     )
     meme_cooldown: float = Field(5.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_MEME_COOLDOWN")
     reconcile_hours: float = Field(48.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_RECONCILE_HOURS")
+    # Days a server's tastes, memes and votes are kept after the bot was removed from it (it may
+    # be added back); then the bot's hourly sweep deletes them (retrain/guilds.py).
+    guild_retention_days: float = Field(
+        30.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_GUILD_RETENTION_DAYS"
+    )
     # -- retraining (docs/RETRAIN.md)
     models_dir: Path = Field(
         default_factory=lambda: Path.cwd() / "var" / "models", alias="MEMEBOT_MODELS_DIR"

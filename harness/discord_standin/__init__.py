@@ -281,6 +281,18 @@ class DiscordStandIn(Rest):
         await self.dispatch("INTERACTION_CREATE", rec.payload)
         return rec
 
+    async def remove_bot(self, *, outage: bool = False) -> None:
+        """GUILD_DELETE of the stand-in's guild: the bot was removed from it (kicked, banned,
+        the guild deleted), or with `outage` the guild went unavailable (a Discord outage)."""
+        await self.dispatch(
+            "GUILD_DELETE", {"id": str(self.guild_id)} | ({"unavailable": True} if outage else {})
+        )
+
+    async def add_bot(self) -> None:
+        """GUILD_CREATE of the stand-in's guild: the bot was added (back) to it, or the guild
+        is available again after an outage."""
+        await self.dispatch("GUILD_CREATE", self.guild())
+
     async def react(self, message_id: int, emoji: str, user_id: int, *, send: bool = True) -> None:
         """A user adds a reaction; with send=False only the stored state changes (as if the
         bot were offline and missed the gateway event)."""
