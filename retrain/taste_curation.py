@@ -31,10 +31,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from memebot import filtering
+from memebot.choices import FilterLevel
 from memebot.errors import UsageError
+from memebot.store import Store
 from memebot.store.types import RatedMeme
 
 RULES = ("own_vote_only", "tie", "filtered", "duplicate")
+CURATION_FILTER: FilterLevel = "standard"  # as the base curation
 BOX_END = "|"
 
 
@@ -131,6 +135,18 @@ def counted_votes(meme: RatedMeme) -> dict[int, int]:
     """The meme's votes without its requester's own."""
     own = meme.generation.user_id
     return {u: v for u, v in meme.votes.items() if u != own}
+
+
+async def curate_guild(
+    store: Store, guild_id: int, *, rules: TasteRules = TasteRules()
+) -> TasteCurated:
+    """The server's rated memes from the store, curated with the bot's `standard` content
+    filter: what a taste run fits on, and what /retrain checks first (NotEnoughVotes: nothing
+    is queued)."""
+    memes = await store.guild_rated_memes(guild_id)
+    return curate_taste(
+        guild_id, memes, rules=rules, blocked=lambda text: filtering.blocked(text, CURATION_FILTER)
+    )
 
 
 def curate_taste(

@@ -14,6 +14,7 @@ from memebot.store.types import GenerationInfo
 from retrain.taste_curation import (
     NotEnoughVotes,
     TasteRules,
+    curate_guild,
     curate_taste,
     heldout_rank,
     is_heldout,
@@ -242,5 +243,29 @@ def test_from_the_store_one_servers_votes_without_forgotten_users(db_url: str) -
         assert (after.liked, after.disliked) == (12, 11)
         assert all(r.up + r.down == 1 for r in after.rows)
         assert after.n_votes == 23
+
+    with_store(db_url, body)
+
+
+def test_curate_guild_reads_the_store_with_the_standard_filter(db_url: str) -> None:
+    async def body(store: Store) -> None:
+        for i in range(21):
+            await store.record_generation(
+                NewGeneration(
+                    guild_id=GUILD,
+                    channel_id=5,
+                    user_id=REQUESTER,
+                    template="drake",
+                    boxes=["send nudes" if i == 0 else f"caption {i}", "x"],
+                    message_id=100 + i,
+                )
+            )
+            await store.set_vote(100 + i, 2, 1 if i % 2 else -1)
+        out = await curate_guild(store, GUILD)
+        assert out.dropped["filtered"] == 1 and len(out.rows) == 20
+        with pytest.raises(NotEnoughVotes, match="20 rated memes count"):
+            await curate_guild(store, GUILD, rules=TasteRules(min_rated=21))
+        with pytest.raises(NotEnoughVotes, match="0 rated memes count"):
+            await curate_guild(store, OTHER)
 
     with_store(db_url, body)
