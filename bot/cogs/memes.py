@@ -27,6 +27,7 @@ from memebot.choices import DEFAULT_STYLE, Style
 from memebot.errors import MemebotError
 from memebot.logs import get_logger
 from memebot.store import GuildSettings, NewGeneration
+from memebot.text import Unwritable, fold
 
 log = get_logger(__name__)
 
@@ -75,7 +76,7 @@ class Cooldown:
 
 
 # Refused before anything was made: the user's cooldown turn is given back.
-REFUSALS = (UserError, UnknownTemplate, StartTextBlocked, EngineBadRequest)
+REFUSALS = (UserError, UnknownTemplate, StartTextBlocked, EngineBadRequest, Unwritable)
 
 
 def _size(n: int) -> str:
@@ -183,13 +184,14 @@ class Memes(commands.Cog):
         if (template is None) == (image is None):
             raise UserError("Give either a template or an image (not both).")
         ctype = self._check_attachment(image) if image is not None else ""
+        start_text = fold(start_text or "")  # phone punctuation, accents; Unwritable names a 😀
         # Defer before any database or engine call: Discord drops an interaction that has no
         # answer within 3 s. A refusal below is then an ephemeral followup (reply_error).
         await interaction.response.defer(thinking=True)
         gs = await self._guild_settings(interaction)
         req = MemeAsk(
             template=template or UPLOAD_TEMPLATE,
-            start_text=start_text or "",
+            start_text=start_text,
             style=style or gs.default_style or DEFAULT_STYLE,
             boxes=boxes,
         )
