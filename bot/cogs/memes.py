@@ -19,12 +19,14 @@ from bot.memes import (
     MemeAsk,
     StartTextBlocked,
     caption_text,
+    channel_is_nsfw,
     make_clean_meme,
 )
 from engine.client import EngineBadRequest, EngineClient, Meme, UnknownTemplate
 from engine.schema import TemplateInfo
 from memebot.choices import DEFAULT_STYLE, Style
 from memebot.errors import MemebotError
+from memebot.filtering import level_in_channel
 from memebot.logs import get_logger
 from memebot.store import GuildSettings, NewGeneration
 from memebot.text import Unwritable, fold
@@ -244,7 +246,9 @@ class Memes(commands.Cog):
         """Generate (filtered), store, post the image with its caption, add the vote emoji.
         close() waits for this: a meme half posted would lose its record or its reactions."""
         async with self.bot.busy():
-            meme = await make_clean_meme(generate, start_text=req.start_text, level=gs.filter_level)
+            # A guild's `off` holds in age-restricted channels only.
+            level = level_in_channel(gs.filter_level, nsfw=channel_is_nsfw(interaction.channel))
+            meme = await make_clean_meme(generate, start_text=req.start_text, level=level)
             gid = await self.bot.store.record_generation(
                 NewGeneration(
                     guild_id=interaction.guild_id,

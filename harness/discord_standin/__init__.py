@@ -70,6 +70,7 @@ class DiscordStandIn(Rest):
         self.owner = self.user(800001, "owner")
         self.guild_id = guild_id
         self.channel_ids = [channel_id]
+        self.nsfw_channel_ids: set[int] = set()  # age-restricted; set before the bot connects
         self.admin_role_id = 900003
         self._ids = Snowflakes()
         self._seq = itertools.count(2)
