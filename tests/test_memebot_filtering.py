@@ -659,7 +659,9 @@ def test_the_bot_allows_off_from_age_restricted_channels_only(
                     done = await api.answered(
                         await api.invoke("settings", off, admin=True, channel_id=nsfw_channel)
                     )
-                    assert "`off`" in done.replies[0].content
+                    assert "`off` (in age-restricted channels; `standard` elsewhere)" in (
+                        done.replies[0].content
+                    )
                     assert (await store.guild_settings(api.guild_id)).filter_level == "off"
 
                     # A stored `off` acts as standard outside age-restricted channels.

@@ -44,7 +44,12 @@ def format_settings(gs: GuildSettings) -> str:
     return "\n".join(
         [
             "**Meme settings for this server**",
-            f"Content filter: `{gs.filter_level}`",
+            f"Content filter: `{gs.filter_level}`"
+            + (
+                " (in age-restricted channels; `standard` elsewhere)"
+                if gs.filter_level == "off"
+                else ""
+            ),
             f"Default style: `{gs.default_style or DEFAULT_STYLE}`",
             f"Memes allowed in: {channels}",
         ]
