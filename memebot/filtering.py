@@ -302,6 +302,10 @@ def _pattern(terms: Iterable[str], suffix: str = _SUFFIX) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z*])(?:{alternation})(?![a-z*])")
 
 
+def _any_of(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns))
+
+
 @dataclass(frozen=True)
 class Verdict:
     blocked: bool
@@ -324,6 +328,10 @@ class ContentFilter:
             ("self-harm", _pattern(SELF_HARM)),
         ]
         self._profanity = _pattern(PROFANITY)
+        self._any = {
+            "standard": _any_of(p for _, p in self._standard),
+            "strict": _any_of([*(p for _, p in self._standard), self._profanity]),
+        }
 
     @cached_property
     def _model(self) -> Any:
@@ -337,17 +345,18 @@ class ContentFilter:
             self._model  # noqa: B018 (the cached_property loads on access)
 
     @staticmethod
-    def _lists(norm: str, checks: Sequence[tuple[str, re.Pattern[str]]]) -> Verdict:
-        """The first listed word in `norm`, as written or put back together from fragments."""
-        for category, pattern in checks:
-            m = pattern.search(norm)
-            if m:
-                return Verdict(True, category, m.group(0).strip())
-        for variant in joined_variants(norm):
-            for category, pattern in checks:
-                m = pattern.search(variant)
-                if m:
-                    return Verdict(True, category, m.group(0).strip())
+    def _lists(
+        norm: str, checks: Sequence[tuple[str, re.Pattern[str]]], any_of: re.Pattern[str]
+    ) -> Verdict:
+        """The first listed word in `norm`, as written or put back together from fragments.
+        `any_of` (all of `checks` in one pattern) finds whether one is there: one search per
+        variant, and the category named only on a hit."""
+        for text in (norm, *joined_variants(norm)):
+            if any_of.search(text):
+                for category, pattern in checks:
+                    m = pattern.search(text)
+                    if m:
+                        return Verdict(True, category, m.group(0).strip())
         return PASS
 
     def check(self, text: str, level: FilterLevel | str) -> Verdict:
@@ -361,7 +370,7 @@ class ContentFilter:
         checks = list(self._standard)
         if level == "strict":
             checks.append(("profanity", self._profanity))
-        out = [self._lists(normalise(text), checks) for text in texts]
+        out = [self._lists(normalise(text), checks, self._any[level]) for text in texts]
         if level == "strict" and self.use_model:
             todo = [i for i, v in enumerate(out) if not v.blocked]
             if todo:
