@@ -75,6 +75,7 @@ class DiscordStandIn(Rest):
         self.forbid_application = False  # True: the application info answers 403
         self.guild_id = guild_id
         self.channel_ids = [channel_id]
+        self.nsfw_channel_ids: set[int] = set()  # age-restricted; set before the bot connects
         self.admin_role_id = 900003
         self._ids = Snowflakes()
         self._seq = itertools.count(2)
