@@ -16,7 +16,7 @@ import discord
 from sqlalchemy.exc import SQLAlchemyError
 
 from memebot.logs import get_logger
-from memebot.store import Store
+from memebot.store import GenerationInfo, Store
 
 log = get_logger(__name__)
 N_LOCKS = 256  # message locks, chosen by message id: bounded memory, rare false sharing
@@ -25,6 +25,15 @@ N_LOCKS = 256  # message locks, chosen by message id: bounded memory, rare false
 # can come in between. Most kept events are on other messages and simply expire.
 EARLY_TTL = 120.0
 EARLY_MAX = 2000
+
+
+class MessageGone(LookupError):
+    """Discord says the message does not exist (404 Unknown Message): deleted."""
+
+
+class ChannelUnreadable(PermissionError):
+    """Discord will not show the channel's messages to the bot (403, or 404 on the channel or
+    its guild): a lost permission, a deleted channel, a guild the bot left."""
 
 
 def parse_emoji(text: str) -> discord.PartialEmoji:
@@ -149,7 +158,11 @@ class VoteBook:
         concurrency: int = 4,
     ) -> int:
         """Make stored votes match the reactions on recent memes; `reactors(channel, message,
-        emoji)` reads the users who reacted (through REST). Returns the number of changes."""
+        emoji)` reads the users who reacted (through REST). Returns the number of changes.
+
+        One message or channel Discord will not show (`MessageGone`, `ChannelUnreadable`) is
+        logged in one line and skipped; a channel that refused once is not asked again in this
+        pass. Returns only when every read has ended, so "reconciled" means every channel."""
         since = datetime.now(UTC) - timedelta(hours=hours)
         gens = [
             g
@@ -157,23 +170,69 @@ class VoteBook:
             if g.message_id is not None and g.channel_id is not None and mine(g.guild_id)
         ]
         changes = 0
+        gone: list[int] = []
+        unreadable: dict[int, int] = {}  # channel id -> memes skipped there
         sem = asyncio.Semaphore(concurrency)
 
         async def one(channel_id: int, message_id: int, generation_id: int) -> None:
             nonlocal changes
             async with sem, self.lock(message_id):
+                if channel_id in unreadable:
+                    unreadable[channel_id] += 1
+                    return
                 try:
                     up = await reactors(channel_id, message_id, self.emoji.up)
                     down = await reactors(channel_id, message_id, self.emoji.down)
-                except LookupError:
-                    return  # the message was deleted: its votes stay as they were
+                except MessageGone:
+                    gone.append(message_id)  # deleted: its votes stay as they were
+                    return
+                except ChannelUnreadable as e:
+                    if channel_id not in unreadable:
+                        unreadable[channel_id] = 0
+                        log.warning(
+                            "cannot read reactions in channel %s (%s); its memes keep their "
+                            "stored votes (the bot needs View Channel and Read Message History)",
+                            channel_id,
+                            e,
+                        )
+                    unreadable[channel_id] += 1
+                    return
                 up.discard(self.bot_user_id)
                 down.discard(self.bot_user_id)
                 result = await self.store.reconcile(generation_id, up, down)
                 changes += result.total
 
-        await asyncio.gather(
-            *(one(g.channel_id, g.message_id, g.id) for g in gens)  # type: ignore[arg-type]
+        async def channel(channel_id: int, memes: list[GenerationInfo]) -> list[object]:
+            # Its newest meme alone first: a channel that refuses is asked once, not per meme.
+            first = await asyncio.gather(
+                one(channel_id, memes[0].message_id, memes[0].id),  # type: ignore[arg-type]
+                return_exceptions=True,
+            )
+            rest = await asyncio.gather(
+                *(one(channel_id, g.message_id, g.id) for g in memes[1:]),  # type: ignore[arg-type]
+                return_exceptions=True,
+            )
+            return [*first, *rest]
+
+        by_channel: dict[int, list[GenerationInfo]] = {}
+        for g in gens:
+            by_channel.setdefault(g.channel_id, []).append(g)  # type: ignore[arg-type]
+        results = [
+            r
+            for rs in await asyncio.gather(*(channel(c, ms) for c, ms in by_channel.items()))
+            for r in rs
+        ]
+        failed = [r for r in results if isinstance(r, BaseException)]
+        log.info(
+            "reconciled votes on %d recent memes: %d changes, %d deleted, %d in %d unreadable "
+            "channels, %d failed",
+            len(gens),
+            changes,
+            len(gone),
+            sum(unreadable.values()),
+            len(unreadable),
+            len(failed),
         )
-        log.info("reconciled votes on %d recent memes: %d changes", len(gens), changes)
+        if failed:  # every read has ended: now the first unexpected error is raised
+            raise failed[0]
         return changes

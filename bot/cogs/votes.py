@@ -9,16 +9,18 @@ import discord
 from discord.ext import commands
 
 from bot.app import MemeBot
-from bot.votes import reaction_key
+from bot.votes import ChannelUnreadable, MessageGone, reaction_key
 from memebot.logs import get_logger
 
 log = get_logger(__name__)
+UNKNOWN_MESSAGE = 10008  # Discord's JSON error code; 10003 is Unknown Channel
 
 
 class Votes(commands.Cog):
     def __init__(self, bot: MemeBot) -> None:
         self.bot = bot
         self._reconcile_task: asyncio.Task[None] | None = None
+        self._reconcile_again = False  # a new session came while a pass was running
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
@@ -44,16 +46,22 @@ class Votes(commands.Cog):
         # events): once it is up, events arrive and queue on the message locks meanwhile.
         if self._reconcile_task is None or self._reconcile_task.done():
             self._reconcile_task = asyncio.create_task(self._reconcile())
+        else:  # the running pass may have read before the gap: one more pass after it
+            self._reconcile_again = True
 
     async def _reconcile(self) -> None:
-        try:
-            await self.bot.vote_book().reconcile_recent(
-                self._reactors, hours=self.bot.settings.reconcile_hours, mine=self._mine
-            )
-        except Exception:
-            log.exception("start-up vote reconciliation failed; live votes still count")
-        finally:
-            await self.bot.reconciliation_finished()
+        while True:
+            self._reconcile_again = False
+            try:
+                await self.bot.vote_book().reconcile_recent(
+                    self._reactors, hours=self.bot.settings.reconcile_hours, mine=self._mine
+                )
+            except Exception:
+                log.exception("start-up vote reconciliation failed; live votes still count")
+            finally:
+                await self.bot.reconciliation_finished()
+            if not self._reconcile_again:
+                return
 
     def _mine(self, guild_id: int | None) -> bool:
         """With several shards, each reconciles its own guilds (Discord's shard formula)."""
@@ -71,7 +79,11 @@ class Votes(commands.Cog):
                     channel_id, message_id, reaction_key(emoji), 100, after=after
                 )
             except discord.NotFound as e:
-                raise LookupError(message_id) from e
+                if e.code == UNKNOWN_MESSAGE:
+                    raise MessageGone(message_id) from e
+                raise ChannelUnreadable(f"404 {e.text or 'Not Found'}") from e  # channel, guild
+            except discord.Forbidden as e:
+                raise ChannelUnreadable(f"403 {e.text or 'Forbidden'}") from e
             users.update(int(u["id"]) for u in page)
             if len(page) < 100:
                 return users

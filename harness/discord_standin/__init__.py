@@ -17,7 +17,8 @@ Unknown routes answer 404 and are listed in `unhandled` so a test can assert the
 Like Discord: the first followup after a deferred response replaces the "thinking" @original
 message (same id); an interaction whose first callback comes more than 3 s after the event is
 refused (404, code 10062, listed in `late_callbacks`); ids are time-based snowflakes; a guild
-is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403.
+is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403;
+a channel in `forbid_reads` answers 403 (Missing Access) to every read of its messages.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class DiscordStandIn(Rest):
         self.unhandled: list[str] = []
         self.late_callbacks: list[Interaction] = []  # answered after Discord's 3 s: refused
         self.forbid_reactions = False  # True: adding a reaction answers 403 (no permission)
+        # Channels whose messages the bot may not read (lost Read Message History): 403.
+        self.forbid_reads: set[int] = set()
         # Awaited after a followup is stored and before the bot gets its answer.
         self.on_followup: Callable[[Sent], Awaitable[None]] | None = None
         self.requests: list[str] = []
@@ -313,6 +316,10 @@ class DiscordStandIn(Rest):
             data["member"] = self.member(user_id)
             data["message_author_id"] = self.bot_user["id"]
         return data
+
+    def post(self, channel_id: int, content: str = "") -> Sent:
+        """A message the bot posted before this test looked (e.g. a meme of an earlier run)."""
+        return self._new_message(channel_id, {"content": content}, [], None)
 
     # -- waiting -----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ class Rest(Payloads):
     _ids: Iterator[int]
     late_callbacks: list[Interaction]
     forbid_reactions: bool
+    forbid_reads: set[int]
     on_followup: Callable[[Sent], Awaitable[None]] | None
     messages: dict[int, dict[str, Any]]
     sent: list[Sent]
@@ -243,6 +244,8 @@ class Rest(Payloads):
         m = request.method
         if len(p) == 2 and m == "GET":
             return json_response(self.channel(int(p[1])))
+        if m == "GET" and len(p) >= 3 and int(p[1]) in self.forbid_reads:
+            return json_response({"message": "Missing Access", "code": 50001}, status=403)
         if len(p) >= 4 and p[2] == "messages":
             msg_id = int(p[3])
             if msg_id not in self.messages:
