@@ -38,11 +38,13 @@ COGS = (
 SHUTDOWN_GRACE = 15.0  # seconds close() waits for memes being posted
 AUTOCOMPLETE_TIMEOUT = 2.0  # seconds an autocomplete waits for the engine
 
-# Only what the bot uses: guilds (channel/guild cache, interactions) and reactions (votes).
+# Only what the bot uses: guilds (channel/guild cache, interactions), reactions (votes, clears)
+# and guild messages (deletes: MESSAGE_DELETE and MESSAGE_DELETE_BULK come with this intent).
 # No message content, members or presences: the privileged intents are not needed.
 INTENTS = discord.Intents.none()
 INTENTS.guilds = True
 INTENTS.guild_reactions = True
+INTENTS.guild_messages = True
 
 
 class NotAllowed(app_commands.CheckFailure):
@@ -73,7 +75,9 @@ class MemeBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=MemeTree,
-            **options,
+            # No message cache: the intent for deletes also brings every new message, and the
+            # bot reads none of them (raw events carry what it needs).
+            **({"max_messages": None} | options),
         )
         self.settings = settings
         self._own_store = store is None

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -79,7 +79,7 @@ class VoteBook:
         # message id -> (monotonic time, user id, value, added), in arrival order
         self._early: OrderedDict[int, list[tuple[float, int, int, bool]]] = OrderedDict()
         self.replayed = 0  # early events applied once their meme was recorded
-        self.handled = 0  # reaction events fully processed (tests and the bench wait on it)
+        self.handled = 0  # events fully processed (tests and the bench wait on it)
         self._handled_changed = asyncio.Condition()
 
     def lock(self, message_id: int) -> asyncio.Lock:
@@ -99,9 +99,7 @@ class VoteBook:
                     self._keep_early(message_id, (time.monotonic(), user_id, value, added))
                 return changed
         finally:
-            async with self._handled_changed:
-                self.handled += 1
-                self._handled_changed.notify_all()
+            await self._count_handled()
 
     async def _apply(self, message_id: int, user_id: int, value: int, added: bool) -> bool:
         """One vote write; a failed one (database error) is logged and tried once more."""
@@ -144,8 +142,49 @@ class VoteBook:
                     await self._apply(message_id, user_id, value, added)
                     self.replayed += 1
 
+    async def deleted(self, message_ids: Collection[int]) -> int:
+        """Messages deleted on Discord (one, or a bulk delete): their memes leave /top, /stats,
+        reconciliation and curation. Returns how many memes were marked."""
+        try:
+            for mid in message_ids:
+                self._early.pop(mid, None)
+            return await self._write_or_log(
+                self.store.mark_deleted(message_ids),
+                f"the deletion of {len(message_ids)} message(s)",
+            )
+        finally:
+            await self._count_handled()
+
+    async def cleared(self, message_id: int, emoji: discord.PartialEmoji | None) -> int:
+        """A moderator removed every reaction on a message (`emoji` None), or every one of
+        one emoji: those votes are retracted. Returns how many."""
+        try:
+            value = None if emoji is None else self.emoji.value(emoji)
+            if emoji is not None and value is None:
+                return 0  # not a vote emoji
+            async with self.lock(message_id):
+                self._early.pop(message_id, None)
+                return await self._write_or_log(
+                    self.store.clear_votes(message_id, value),
+                    f"the cleared reactions on message {message_id}",
+                )
+        finally:
+            await self._count_handled()
+
+    async def _write_or_log(self, write: Awaitable[int], what: str) -> int:
+        try:
+            return await write
+        except (SQLAlchemyError, OSError) as e:
+            log.error("could not store %s (%s); the next reconciliation does not fix it", what, e)
+            return 0
+
+    async def _count_handled(self) -> None:
+        async with self._handled_changed:
+            self.handled += 1
+            self._handled_changed.notify_all()
+
     async def wait_handled(self, n: int) -> None:
-        """Until `n` reaction events have been processed since start."""
+        """Until `n` events (reactions, deletes, clears) have been processed since start."""
         async with self._handled_changed:
             await self._handled_changed.wait_for(lambda: self.handled >= n)
 
@@ -160,9 +199,9 @@ class VoteBook:
         """Make stored votes match the reactions on recent memes; `reactors(channel, message,
         emoji)` reads the users who reacted (through REST). Returns the number of changes.
 
-        One message or channel Discord will not show (`MessageGone`, `ChannelUnreadable`) is
-        logged in one line and skipped; a channel that refused once is not asked again in this
-        pass. Returns only when every read has ended, so "reconciled" means every channel."""
+        A message Discord says is gone (`MessageGone`) is marked deleted; a channel it will not
+        show (`ChannelUnreadable`) is logged in one line and skipped, and not asked again in
+        this pass. Returns only when every read has ended, so "reconciled" means every channel."""
         since = datetime.now(UTC) - timedelta(hours=hours)
         gens = [
             g
@@ -184,7 +223,7 @@ class VoteBook:
                     up = await reactors(channel_id, message_id, self.emoji.up)
                     down = await reactors(channel_id, message_id, self.emoji.down)
                 except MessageGone:
-                    gone.append(message_id)  # deleted: its votes stay as they were
+                    gone.append(message_id)  # deleted while the bot was away
                     return
                 except ChannelUnreadable as e:
                     if channel_id not in unreadable:
@@ -223,6 +262,8 @@ class VoteBook:
             for r in rs
         ]
         failed = [r for r in results if isinstance(r, BaseException)]
+        if gone:
+            await self.store.mark_deleted(gone)
         log.info(
             "reconciled votes on %d recent memes: %d changes, %d deleted, %d in %d unreadable "
             "channels, %d failed",

@@ -1,7 +1,10 @@
 """bot/cogs/votes.py with the real discord.py client against the Discord stand-in and a real
 SQLite store (no engine: the memes are recorded as an earlier run would have): start-up
-reconciliation skips a channel the bot can no longer read (403) and a deleted message (404)
-with one log line each, and says it is done only once every channel's reads have ended."""
+reconciliation skips a channel the bot can no longer read (403) with one log line and marks a
+message Discord no longer has (404) deleted, and says it is done only once every channel's
+reads have ended; message deletes (single and bulk) take memes out of /top and /stats, and
+reaction clears (all, or one emoji) retract those votes, through the gateway intents the bot
+asks for (no privileged one)."""
 
 from __future__ import annotations
 
@@ -11,10 +14,17 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
+from bot import app
 from harness.bot import bot_settings, migrated_store, running_bot, standin
-from harness.discord_standin import DiscordStandIn
+from harness.discord_standin import (
+    GUILD_MESSAGE_REACTIONS,
+    GUILD_MESSAGES,
+    PRIVILEGED_INTENTS,
+    DiscordStandIn,
+)
 from memebot.settings import Settings
 from memebot.store import NewGeneration, Store
 
@@ -36,16 +46,18 @@ def run(tmp_path: Path, scenario: Scenario, **over: Any) -> None:
     asyncio.run(go())
 
 
-async def earlier_meme(api: DiscordStandIn, store: Store, channel_id: int) -> tuple[int, int]:
+async def earlier_meme(
+    api: DiscordStandIn, store: Store, channel_id: int, top: str = "top"
+) -> tuple[int, int]:
     """A meme posted by an earlier run of the bot: its message and its generation id."""
-    msg = api.post(channel_id, "> top\n> bottom")
+    msg = api.post(channel_id, f"> {top}\n> bottom")
     gen = await store.record_generation(
         NewGeneration(
             channel_id=channel_id,
             guild_id=api.guild_id,
             user_id=800100,
             template="drake",
-            boxes=["top", "bottom"],
+            boxes=[top, "bottom"],
             message_id=msg.id,
         )
     )
@@ -78,7 +90,8 @@ def test_reconciliation_skips_an_unreadable_channel_and_a_deleted_message(
                     assert votes == {7: -1} | {u: 1 for u in range(100, 230)}
                 for _mid, gen in hidden:
                     assert await store.votes(gen) == {5: 1}, "kept: Discord did not say"
-        assert await store.votes(deleted[1]) == {5: 1}
+        gone = await store.generation(deleted[1])
+        assert gone is not None and gone.deleted_at is not None, "missed delete caught up"
         ours = [r for r in caplog.records if r.name.startswith("memebot")]
         assert not [r for r in ours if r.levelno >= logging.ERROR], "never fatal"
         (warning,) = [r for r in ours if r.levelno == logging.WARNING]
@@ -113,4 +126,69 @@ def test_a_new_session_during_a_pass_gets_its_own_pass(tmp_path: Path) -> None:
             assert api.identifies == 3
             assert await store.votes(gen) == {9: 1, 10: -1}
 
+    run(tmp_path, scenario)
+
+
+def test_deletes_leave_top_and_stats_and_clears_retract_votes(tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        channel = api.channel_ids[0]
+        memes = [await earlier_meme(api, store, channel, f"caption {i}") for i in range(5)]
+        async with running_bot(api, s, store) as bot:
+            (intents,) = api.identify_intents
+            assert intents & PRIVILEGED_INTENTS == 0
+            assert intents & GUILD_MESSAGES and intents & GUILD_MESSAGE_REACTIONS
+            book = bot.vote_book()
+            for mid, _gen in memes:
+                await api.react(mid, UP, 1)
+                await api.react(mid, UP, 2)
+                await api.react(mid, DOWN, 3)
+            await book.wait_handled(15)
+            top = await api.answered(await api.invoke("top"))
+            assert all(f"caption {i}" in top.replies[0].content for i in range(5))
+
+            await api.delete_message(memes[0][0])
+            await api.bulk_delete([memes[1][0], memes[2][0]])
+            await api.clear_reactions(memes[3][0], UP)  # every 👍: two votes
+            await api.clear_reactions(memes[4][0])  # every reaction
+            await book.wait_handled(19)
+            for _mid, gen in memes[:3]:
+                info = await store.generation(gen)
+                assert info is not None and info.deleted_at is not None
+            assert await store.votes(memes[3][1]) == {3: -1}
+            assert await store.votes(memes[4][1]) == {}
+            stats = await store.stats(api.guild_id)
+            assert (stats.generations, stats.up, stats.down) == (2, 0, 1)
+
+            top = await api.answered(await api.invoke("top"))
+            text = top.replies[0].content
+            assert "caption 3" in text
+            assert not any(f"caption {i}" in text for i in (0, 1, 2, 4)), text
+            shown = await api.answered(await api.invoke("stats"))
+            assert "Memes made: 2" in shown.replies[0].content
+            # A reaction on a deleted meme (a late event) is no vote.
+            await api.react(memes[0][0], UP, 9, send=False)
+            assert not await book.reaction(message_id=memes[0][0], user_id=9, emoji=UP, added=True)
+
+    run(tmp_path, scenario)
+
+
+def test_a_session_without_the_intent_gets_no_delete_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stand-in is honest about intents: the delete listener works only because the bot
+    asks for guild messages (a session without that intent never hears of deletes)."""
+
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        mid, gen = await earlier_meme(api, store, api.channel_ids[0])
+        async with running_bot(api, s, store) as bot:
+            await api.delete_message(mid)
+            await api.react(mid, UP, 1)  # a later event that does arrive
+            await bot.vote_book().wait_handled(1)
+            assert bot.vote_book().handled == 1
+        info = await store.generation(gen)
+        assert info is not None and info.deleted_at is None
+
+    without = discord.Intents(**dict(app.INTENTS))
+    without.guild_messages = False
+    monkeypatch.setattr(app, "INTENTS", without)
     run(tmp_path, scenario)

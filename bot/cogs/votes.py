@@ -1,5 +1,6 @@
-"""👍/👎 votes through raw reaction events (they arrive for messages not in the cache), and the
-start-up reconciliation of votes cast or retracted while the bot was offline."""
+"""👍/👎 votes through raw reaction events (they arrive for messages not in the cache), deleted
+memes and cleared reactions through the raw delete and clear events, and the start-up
+reconciliation of votes cast or retracted while the bot was offline."""
 
 from __future__ import annotations
 
@@ -39,6 +40,24 @@ class Votes(commands.Cog):
             emoji=payload.emoji,
             added=False,
         )
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self.bot.vote_book().deleted([payload.message_id])
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.bot.vote_book().deleted(sorted(payload.message_ids))
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_clear(self, payload: discord.RawReactionClearEvent) -> None:
+        await self.bot.vote_book().cleared(payload.message_id, None)
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_clear_emoji(
+        self, payload: discord.RawReactionClearEmojiEvent
+    ) -> None:
+        await self.bot.vote_book().cleared(payload.message_id, payload.emoji)
 
     @commands.Cog.listener()
     async def on_connect(self) -> None:

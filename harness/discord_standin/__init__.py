@@ -4,7 +4,9 @@ One aiohttp server serves the REST routes the bot uses (under /api/v10) and the 
 websocket (/gateway). Point discord.py at it with `standin.patch_discord()` (sets
 `discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`; the fixture
 restores them). Tests inject INTERACTION_CREATE and MESSAGE_REACTION_ADD/REMOVE events with
-`invoke`, `autocomplete`, `press_button`, `react` and `unreact`, and read back what the bot sent:
+`invoke`, `autocomplete`, `press_button`, `react` and `unreact`, message deletes (`delete_message`,
+`bulk_delete`) and reaction clears (`clear_reactions`), each sent only to a session whose
+intents ask for it (`identify_intents`), and read back what the bot sent:
 interaction callbacks, followups with their attachments, reactions. `wait_until(predicate)`
 wakes on every recorded request (no sleeps).
 
@@ -50,12 +52,25 @@ __all__ = [
     "ADMINISTRATOR",
     "ALL_BUT_ADMIN",
     "API_PREFIX",
+    "GUILD_MESSAGES",
+    "GUILD_MESSAGE_REACTIONS",
+    "PRIVILEGED_INTENTS",
     "Attachment",
     "ChannelRef",
     "DiscordStandIn",
     "Interaction",
     "Sent",
 ]
+
+
+# Which intent bit an event needs (Discord's gateway intents); events not listed need none.
+GUILD_MESSAGES = 1 << 9
+GUILD_MESSAGE_REACTIONS = 1 << 10
+PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
+EVENT_INTENTS = (
+    ("MESSAGE_REACTION_", GUILD_MESSAGE_REACTIONS),
+    ("MESSAGE_", GUILD_MESSAGES),
+)
 
 
 def emoji_payload(emoji: str) -> dict[str, Any]:
@@ -91,6 +106,8 @@ class DiscordStandIn(Rest):
         self.on_followup: Callable[[Sent], Awaitable[None]] | None = None
         self.requests: list[str] = []
         self.identifies = 0
+        self.identify_intents: list[int] = []  # what each IDENTIFY asked for
+        self._intents: dict[int, int] = {}  # id(socket) -> its session's intents
         self._sockets: list[web.WebSocketResponse] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -136,11 +153,15 @@ class DiscordStandIn(Rest):
     # -- injecting events --------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send an event to every connected session whose intents ask for it (like Discord,
+        a session without the event's intent never gets it)."""
         frame = json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data})
         if not self._sockets:
             raise RuntimeError("no bot is connected to the stand-in gateway")
+        need = next((bit for prefix, bit in EVENT_INTENTS if event.startswith(prefix)), 0)
         for ws in list(self._sockets):
-            await ws.send_str(frame)
+            if need & self._intents.get(id(ws), 0) == need:
+                await ws.send_str(frame)
 
     async def invalidate_session(self) -> None:
         """Op 9 (not resumable): the bot must IDENTIFY again; events meanwhile are lost."""
@@ -321,6 +342,44 @@ class DiscordStandIn(Rest):
         """A message the bot posted before this test looked (e.g. a meme of an earlier run)."""
         return self._new_message(channel_id, {"content": content}, [], None)
 
+    async def delete_message(self, message_id: int) -> None:
+        """A moderator deletes one message (MESSAGE_DELETE)."""
+        msg = self.messages.pop(message_id)
+        await self.dispatch(
+            "MESSAGE_DELETE",
+            {
+                "id": str(message_id),
+                "channel_id": msg["channel_id"],
+                "guild_id": str(self.guild_id),
+            },
+        )
+
+    async def bulk_delete(self, message_ids: list[int]) -> None:
+        """A moderator purges messages of one channel at once (MESSAGE_DELETE_BULK)."""
+        channel = self.messages[message_ids[0]]["channel_id"]
+        for mid in message_ids:
+            self.messages.pop(mid)
+        data = {"ids": [str(m) for m in message_ids], "channel_id": channel}
+        await self.dispatch("MESSAGE_DELETE_BULK", data | {"guild_id": str(self.guild_id)})
+
+    async def clear_reactions(self, message_id: int, emoji: str | None = None) -> None:
+        """A moderator removes every reaction on a message (MESSAGE_REACTION_REMOVE_ALL), or
+        every reaction of one emoji (MESSAGE_REACTION_REMOVE_EMOJI)."""
+        for key in [k for k in self.reactions if k[0] == message_id]:
+            if emoji is None or key[1] == emoji:
+                self.reactions[key].clear()
+        data: dict[str, Any] = {
+            "channel_id": self.messages[message_id]["channel_id"],
+            "message_id": str(message_id),
+            "guild_id": str(self.guild_id),
+        }
+        if emoji is None:
+            await self.dispatch("MESSAGE_REACTION_REMOVE_ALL", data)
+        else:
+            await self.dispatch(
+                "MESSAGE_REACTION_REMOVE_EMOJI", data | {"emoji": emoji_payload(emoji)}
+            )
+
     # -- waiting -----------------------------------------------------------------------------
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -353,6 +412,8 @@ class DiscordStandIn(Rest):
                 await ws.send_str(json.dumps({"op": 11}))
             elif op == 2:
                 self.identifies += 1
+                self._intents[id(ws)] = int(frame["d"].get("intents", 0))
+                self.identify_intents.append(self._intents[id(ws)])
                 shard = frame["d"].get("shard") or [0, 1]
                 ready = {
                     "v": 10,
