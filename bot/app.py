@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.sync import sync_commands
 from bot.votes import VoteBook, VoteEmoji
 from engine.client import EngineClient
 from memebot.errors import MemebotError
@@ -177,38 +177,9 @@ class MemeBot(commands.Bot):
 
     # -- command sync ------------------------------------------------------------------------
 
-    def _command_payload(self) -> list[dict[str, Any]]:
-        return [c.to_dict(self.tree) for c in self.tree.get_commands()]
-
     async def sync_commands(self) -> bool:
-        """Sync to MEMEBOT_DISCORD_GUILDS (instant) or globally (Discord takes up to an hour),
-        unless the command set is the one synced last time (Discord rate-limits syncs)."""
-        if self.shard_id not in (None, 0):
-            return False  # one process syncs; the others serve the same commands
-        payload = self._command_payload()
-        guilds = self.settings.discord_guilds
-        key = json.dumps(
-            {"app": self.application_id, "guilds": guilds, "commands": payload}, sort_keys=True
-        )
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        state = self.sync_state_dir / f"discord-commands-{self.application_id}.sha256"
-        if state.is_file() and state.read_text().strip() == digest:
-            log.info("slash commands unchanged since the last sync; not syncing")
-            return False
-        if guilds:
-            for gid in guilds:
-                guild = discord.Object(id=gid)
-                self.tree.copy_global_to(guild=guild)
-                await self.tree.sync(guild=guild)
-            log.info("synced %d commands to guilds %s", len(payload), guilds)
-        else:
-            await self.tree.sync()
-            log.info(
-                "synced %d commands globally (Discord shows them within an hour)", len(payload)
-            )
-        state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_text(digest + "\n")
-        return True
+        """Sync to MEMEBOT_DISCORD_GUILDS or globally, only when changed (bot/sync.py)."""
+        return await sync_commands(self, self.settings.discord_guilds, self.sync_state_dir)
 
     # -- errors ------------------------------------------------------------------------------
 

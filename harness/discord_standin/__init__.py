@@ -21,6 +21,8 @@ message (same id); an interaction whose first callback comes more than 3 s after
 refused (404, code 10062, listed in `late_callbacks`); ids are time-based snowflakes; a guild
 is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403;
 a channel in `forbid_reads` answers 403 (Missing Access) to every read of its messages.
+Command syncs (PUT) replace the set registered globally or in one guild (`registered`,
+`visible_commands`); a guild in `forbid_command_sync` answers 403 to its command routes.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ class DiscordStandIn(Rest):
         self.uploads: dict[int, Attachment] = {}  # attachments users sent with a command
         self.command_ids: dict[str, int] = {}
         self.command_puts: list[tuple[str, list[dict[str, Any]]]] = []  # (path, payload)
+        # The commands registered now, globally (None) and per guild, as Discord keeps them.
+        self.registered: dict[int | None, list[dict[str, Any]]] = {}
+        self.forbid_command_sync: set[int] = set()  # guilds whose command routes answer 403
         self.unhandled: list[str] = []
         self.late_callbacks: list[Interaction] = []  # answered after Discord's 3 s: refused
         self.forbid_reactions = False  # True: adding a reaction answers 403 (no permission)
@@ -379,6 +384,12 @@ class DiscordStandIn(Rest):
             await self.dispatch(
                 "MESSAGE_REACTION_REMOVE_EMOJI", data | {"emoji": emoji_payload(emoji)}
             )
+
+    def visible_commands(self, guild_id: int | None = None) -> list[str]:
+        """The command names a member of the guild sees: global ones and the guild's own (a
+        name twice is a command shown twice)."""
+        scopes = [None] if guild_id is None else [None, guild_id]
+        return sorted(c["name"] for sc in scopes for c in self.registered.get(sc, []))
 
     # -- waiting -----------------------------------------------------------------------------
 

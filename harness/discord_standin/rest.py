@@ -32,6 +32,8 @@ class Rest(Payloads):
     reactions: dict[tuple[int, str], list[int]]
     interactions: dict[str, Interaction]
     command_puts: list[tuple[str, list[dict[str, Any]]]]
+    registered: dict[int | None, list[dict[str, Any]]]
+    forbid_command_sync: set[int]
     unhandled: list[str]
     requests: list[str]
     uploads: dict[int, Attachment]
@@ -126,6 +128,13 @@ class Rest(Payloads):
                     },
                 }
             )
+        if p[0] == "applications" and p[-1] == "commands":
+            scope = int(p[3]) if len(p) == 5 and p[2] == "guilds" else None  # None: global
+            if scope is not None and scope in self.forbid_command_sync:
+                # A guild that invited the bot without the applications.commands scope.
+                return json_response({"message": "Missing Access", "code": 50001}, status=403)
+            if m == "GET":
+                return json_response(self.registered.get(scope, []))
         if p[0] == "applications" and p[-1] == "commands" and m == "PUT":
             cmds = await request.json()
             self.command_puts.append((path, cmds))
@@ -141,9 +150,8 @@ class Rest(Payloads):
                         "type": c.get("type", 1),
                     }
                 )
+            self.registered[scope] = out  # a PUT replaces that scope's whole set
             return json_response(out)
-        if p[0] == "applications" and p[-1] == "commands" and m == "GET":
-            return json_response([])
         if p[0] == "interactions" and p[-1] == "callback" and m == "POST":
             rec = self.interactions[p[2]]
             body, atts = await self._body(request)
