@@ -23,6 +23,10 @@ is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction 
 a channel in `forbid_reads` answers 403 (Missing Access) to every read of its messages.
 Command syncs (PUT) replace the set registered globally or in one guild (`registered`,
 `visible_commands`); a guild in `forbid_command_sync` answers 403 to its command routes.
+With `rate_limits = RateLimits()` every REST answer carries Discord's rate limit headers and
+a request over a route's bucket or the global limit is answered 429 with `Retry-After`
+(ratelimits.py). Each message keeps the `allowed_mentions` it was sent with, and
+`Sent.pings` says whom it would notify.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
+from harness.discord_standin.ratelimits import RateLimits
 from harness.discord_standin.records import (
     ADMINISTRATOR,
     ALL_BUT_ADMIN,
@@ -61,6 +66,7 @@ __all__ = [
     "ChannelRef",
     "DiscordStandIn",
     "Interaction",
+    "RateLimits",
     "Sent",
 ]
 
@@ -107,6 +113,7 @@ class DiscordStandIn(Rest):
         self.forbid_reactions = False  # True: adding a reaction answers 403 (no permission)
         # Channels whose messages the bot may not read (lost Read Message History): 403.
         self.forbid_reads: set[int] = set()
+        self.rate_limits: RateLimits | None = None  # set: Discord's buckets and global limit
         # Awaited after a followup is stored and before the bot gets its answer.
         self.on_followup: Callable[[Sent], Awaitable[None]] | None = None
         self.requests: list[str] = []

@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from harness.discord_standin.payloads import Payloads
+from harness.discord_standin.ratelimits import RateLimits
 from harness.discord_standin.records import (
     INTERACTION_DEADLINE,
     Attachment,
@@ -26,6 +27,7 @@ class Rest(Payloads):
     late_callbacks: list[Interaction]
     forbid_reactions: bool
     forbid_reads: set[int]
+    rate_limits: RateLimits | None
     on_followup: Callable[[Sent], Awaitable[None]] | None
     messages: dict[int, dict[str, Any]]
     sent: list[Sent]
@@ -82,6 +84,7 @@ class Rest(Payloads):
             components=body.get("components") or [],
             flags=int(body.get("flags") or 0),
             interaction_token=token,
+            allowed_mentions=body.get("allowed_mentions"),
         )
         self.sent.append(sent)
         self.messages[sent.id] = self._message(sent)
@@ -90,8 +93,17 @@ class Rest(Payloads):
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
         self.requests.append(f"{request.method} {path}")
+        parts = [unquote(p) for p in path.split("/")[1:]]
         try:
-            return await self._route(request, path, [unquote(p) for p in path.split("/")[1:]])
+            if self.rate_limits is None:
+                return await self._route(request, path, parts)
+            verdict = self.rate_limits.take(request.method, parts)
+            if verdict.retry_after is not None:
+                response: web.StreamResponse = json_response(verdict.body, status=429)
+            else:
+                response = await self._route(request, path, parts)
+            response.headers.update(verdict.headers)
+            return response
         finally:
             await self._notify()
 
@@ -209,6 +221,7 @@ class Rest(Payloads):
                 sent.content = body.get("content") or ""
                 sent.attachments = atts
                 sent.components = body.get("components") or []
+                sent.allowed_mentions = body.get("allowed_mentions")
                 sent.flags &= ~128
                 self.messages[sent.id] = self._message(sent)
             else:
