@@ -1,6 +1,6 @@
 """Votes from reactions: which reactions count, one lock per message so a message's events
-apply in order, events that arrive before their meme is recorded, and reconciliation from the
-reactions Discord holds."""
+apply in order, events that arrive before their meme is recorded, deleted memes and cleared
+reactions, and reconciliation from the reactions Discord holds (a pass: bot/reconcile.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 import discord
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.reconcile import Counts, Reactors, Reconciliation
 from memebot.logs import get_logger
-from memebot.store import GenerationInfo, Store
+from memebot.store import Store
 
 log = get_logger(__name__)
 N_LOCKS = 256  # message locks, chosen by message id: bounded memory, rare false sharing
@@ -25,15 +26,6 @@ N_LOCKS = 256  # message locks, chosen by message id: bounded memory, rare false
 # can come in between. Most kept events are on other messages and simply expire.
 EARLY_TTL = 120.0
 EARLY_MAX = 2000
-
-
-class MessageGone(LookupError):
-    """Discord says the message does not exist (404 Unknown Message): deleted."""
-
-
-class ChannelUnreadable(PermissionError):
-    """Discord will not show the channel's messages to the bot (403, or 404 on the channel or
-    its guild): a lost permission, a deleted channel, a guild the bot left."""
 
 
 def parse_emoji(text: str) -> discord.PartialEmoji:
@@ -190,90 +182,28 @@ class VoteBook:
 
     async def reconcile_recent(
         self,
-        reactors: Callable[[int, int, discord.PartialEmoji], Awaitable[set[int]]],
+        reactors: Reactors,
         *,
         hours: float,
+        counts: Counts | None = None,
         mine: Callable[[int | None], bool] = lambda _guild: True,
         concurrency: int = 4,
     ) -> int:
-        """Make stored votes match the reactions on recent memes; `reactors(channel, message,
-        emoji)` reads the users who reacted (through REST). Returns the number of changes.
-
-        A message Discord says is gone (`MessageGone`) is marked deleted; a channel it will not
-        show (`ChannelUnreadable`) is logged in one line and skipped, and not asked again in
-        this pass. Returns only when every read has ended, so "reconciled" means every channel."""
+        """Make stored votes match the reactions on the memes of the last `hours`
+        (bot/reconcile.py); returns the number of changes."""
         since = datetime.now(UTC) - timedelta(hours=hours)
         gens = [
             g
             for g in await self.store.recent_generations(since, limit=5000)
             if g.message_id is not None and g.channel_id is not None and mine(g.guild_id)
         ]
-        changes = 0
-        gone: list[int] = []
-        unreadable: dict[int, int] = {}  # channel id -> memes skipped there
-        sem = asyncio.Semaphore(concurrency)
-
-        async def one(channel_id: int, message_id: int, generation_id: int) -> None:
-            nonlocal changes
-            async with sem, self.lock(message_id):
-                if channel_id in unreadable:
-                    unreadable[channel_id] += 1
-                    return
-                try:
-                    up = await reactors(channel_id, message_id, self.emoji.up)
-                    down = await reactors(channel_id, message_id, self.emoji.down)
-                except MessageGone:
-                    gone.append(message_id)  # deleted while the bot was away
-                    return
-                except ChannelUnreadable as e:
-                    if channel_id not in unreadable:
-                        unreadable[channel_id] = 0
-                        log.warning(
-                            "cannot read reactions in channel %s (%s); its memes keep their "
-                            "stored votes (the bot needs View Channel and Read Message History)",
-                            channel_id,
-                            e,
-                        )
-                    unreadable[channel_id] += 1
-                    return
-                up.discard(self.bot_user_id)
-                down.discard(self.bot_user_id)
-                result = await self.store.reconcile(generation_id, up, down)
-                changes += result.total
-
-        async def channel(channel_id: int, memes: list[GenerationInfo]) -> list[object]:
-            # Its newest meme alone first: a channel that refuses is asked once, not per meme.
-            first = await asyncio.gather(
-                one(channel_id, memes[0].message_id, memes[0].id),  # type: ignore[arg-type]
-                return_exceptions=True,
-            )
-            rest = await asyncio.gather(
-                *(one(channel_id, g.message_id, g.id) for g in memes[1:]),  # type: ignore[arg-type]
-                return_exceptions=True,
-            )
-            return [*first, *rest]
-
-        by_channel: dict[int, list[GenerationInfo]] = {}
-        for g in gens:
-            by_channel.setdefault(g.channel_id, []).append(g)  # type: ignore[arg-type]
-        results = [
-            r
-            for rs in await asyncio.gather(*(channel(c, ms) for c, ms in by_channel.items()))
-            for r in rs
-        ]
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if gone:
-            await self.store.mark_deleted(gone)
-        log.info(
-            "reconciled votes on %d recent memes: %d changes, %d deleted, %d in %d unreadable "
-            "channels, %d failed",
-            len(gens),
-            changes,
-            len(gone),
-            sum(unreadable.values()),
-            len(unreadable),
-            len(failed),
+        rec = Reconciliation(
+            self.store,
+            (self.emoji.up, self.emoji.down),
+            self.bot_user_id,
+            self.lock,
+            reactors,
+            counts,
+            concurrency,
         )
-        if failed:  # every read has ended: now the first unexpected error is raised
-            raise failed[0]
-        return changes
+        return await rec.run(gens)

@@ -192,3 +192,24 @@ def test_a_session_without_the_intent_gets_no_delete_events(
     without.guild_messages = False
     monkeypatch.setattr(app, "INTENTS", without)
     run(tmp_path, scenario)
+
+
+def test_reconciliation_reads_reactor_lists_only_where_counts_changed(tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        memes = [await earlier_meme(api, store, OTHER_CHANNEL, f"c{i}") for i in range(4)]
+        for mid, _gen in memes:
+            await api.react(mid, UP, int(api.bot_user["id"]), send=False)  # the bot's own
+            await api.react(mid, DOWN, int(api.bot_user["id"]), send=False)
+            await api.react(mid, UP, 1, send=False)
+            await store.set_vote(mid, 1, 1)  # stored as Discord shows it
+        changed, changed_gen = memes[2]
+        await api.react(changed, DOWN, 2, send=False)  # while the bot was away
+        async with running_bot(api, s, store):
+            pass
+        lists = [r for r in api.requests if "/reactions/" in r and r.startswith("GET")]
+        assert lists and all(f"/messages/{changed}/" in r for r in lists), lists
+        reads = [r for r in api.requests if r.startswith(f"GET /channels/{OTHER_CHANNEL}/")]
+        assert len(reads) == len(memes) + len(lists)  # one message read each, lists once
+        assert await store.votes(changed_gen) == {1: 1, 2: -1}
+
+    run(tmp_path, scenario)

@@ -5,12 +5,15 @@ reconciliation of votes cast or retracted while the bot was offline."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import discord
 from discord.ext import commands
 
 from bot.app import MemeBot
-from bot.votes import ChannelUnreadable, MessageGone, reaction_key
+from bot.reconcile import ChannelUnreadable, MessageGone
+from bot.votes import reaction_key
 from memebot.logs import get_logger
 
 log = get_logger(__name__)
@@ -73,7 +76,10 @@ class Votes(commands.Cog):
             self._reconcile_again = False
             try:
                 await self.bot.vote_book().reconcile_recent(
-                    self._reactors, hours=self.bot.settings.reconcile_hours, mine=self._mine
+                    self._reactors,
+                    counts=self._counts,
+                    hours=self.bot.settings.reconcile_hours,
+                    mine=self._mine,
                 )
             except Exception:
                 log.exception("start-up vote reconciliation failed; live votes still count")
@@ -87,22 +93,31 @@ class Votes(commands.Cog):
         count = self.bot.shard_count or 1
         return count == 1 or ((guild_id or 0) >> 22) % count == (self.bot.shard_id or 0)
 
+    async def _counts(self, channel_id: int, message_id: int) -> tuple[int, int]:
+        """How many others reacted 👍 and 👎 (one GET of the message, counts included)."""
+        with unreadable(message_id):
+            message = await self.bot.http.get_message(channel_id, message_id)
+        book = self.bot.vote_book()
+        up = down = 0
+        for r in message.get("reactions", []):
+            value = book.emoji.value(discord.PartialEmoji.from_dict(r["emoji"]))
+            others = int(r["count"]) - (1 if r.get("me") else 0)
+            if value == 1:
+                up = others
+            elif value == -1:
+                down = others
+        return up, down
+
     async def _reactors(
         self, channel_id: int, message_id: int, emoji: discord.PartialEmoji
     ) -> set[int]:
         users: set[int] = set()
         after: int | None = None
         while True:
-            try:
+            with unreadable(message_id):
                 page = await self.bot.http.get_reaction_users(
                     channel_id, message_id, reaction_key(emoji), 100, after=after
                 )
-            except discord.NotFound as e:
-                if e.code == UNKNOWN_MESSAGE:
-                    raise MessageGone(message_id) from e
-                raise ChannelUnreadable(f"404 {e.text or 'Not Found'}") from e  # channel, guild
-            except discord.Forbidden as e:
-                raise ChannelUnreadable(f"403 {e.text or 'Forbidden'}") from e
             users.update(int(u["id"]) for u in page)
             if len(page) < 100:
                 return users
@@ -111,6 +126,19 @@ class Votes(commands.Cog):
     async def cog_unload(self) -> None:
         if self._reconcile_task is not None:
             self._reconcile_task.cancel()
+
+
+@contextlib.contextmanager
+def unreadable(message_id: int) -> Iterator[None]:
+    """Discord's 404 and 403 on a read as what reconciliation does with them."""
+    try:
+        yield
+    except discord.NotFound as e:
+        if e.code == UNKNOWN_MESSAGE:
+            raise MessageGone(message_id) from e
+        raise ChannelUnreadable(f"404 {e.text or 'Not Found'}") from e  # the channel, the guild
+    except discord.Forbidden as e:
+        raise ChannelUnreadable(f"403 {e.text or 'Forbidden'}") from e
 
 
 async def setup(bot: MemeBot) -> None:

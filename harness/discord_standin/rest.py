@@ -311,7 +311,7 @@ class Rest(Payloads):
         bot = int(self.bot_user["id"])
         reactions = [
             {
-                "emoji": {"id": None, "name": e},
+                "emoji": {"id": e.partition(":")[2] or None, "name": e.partition(":")[0]},
                 "count": len(users),
                 "me": bot in users,
                 "count_details": {"burst": 0, "normal": len(users)},
