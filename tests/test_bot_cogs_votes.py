@@ -70,6 +70,7 @@ def test_reconciliation_skips_an_unreadable_channel_and_a_deleted_message(
     async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
         readable = [await earlier_meme(api, store, OTHER_CHANNEL) for _ in range(6)]
         deleted = await earlier_meme(api, store, OTHER_CHANNEL)
+        lost = await earlier_meme(api, store, 900_099)  # a channel deleted since: 404
         # The newest memes are in the forbidden channel: they are read (and refused) first,
         # while the readable channel's reads (two pages of reactors each) are still going.
         hidden = [await earlier_meme(api, store, api.channel_ids[0]) for _ in range(3)]
@@ -94,13 +95,19 @@ def test_reconciliation_skips_an_unreadable_channel_and_a_deleted_message(
         assert gone is not None and gone.deleted_at is not None, "missed delete caught up"
         ours = [r for r in caplog.records if r.name.startswith("memebot")]
         assert not [r for r in ours if r.levelno >= logging.ERROR], "never fatal"
-        (warning,) = [r for r in ours if r.levelno == logging.WARNING]
-        text = warning.getMessage()
-        assert str(api.channel_ids[0]) in text and "403" in text and "Read Message History" in text
-        assert warning.exc_info is None and "\n" not in text  # one line, no traceback
+        warnings = [r for r in ours if r.levelno == logging.WARNING]
+        assert len(warnings) == 2, [w.getMessage() for w in warnings]  # one per channel
+        text = next(w.getMessage() for w in warnings if str(api.channel_ids[0]) in w.getMessage())
+        assert "403" in text and "Read Message History" in text
+        assert "404 Unknown Channel" in next(
+            w.getMessage() for w in warnings if "900099" in w.getMessage()
+        )
+        assert all(w.exc_info is None and "\n" not in w.getMessage() for w in warnings)
+        kept = await store.generation(lost[1])
+        assert kept is not None and kept.deleted_at is None, "a lost channel is no delete"
         (summary,) = [r for r in ours if "reconciled votes on" in r.getMessage()]
-        assert "10 recent memes" in summary.getMessage()
-        assert "3 in 1 unreadable channels" in summary.getMessage()
+        assert "11 recent memes" in summary.getMessage()
+        assert "4 in 2 unreadable channels" in summary.getMessage()
         # The forbidden channel was asked once, not once per meme.
         forbidden = [r for r in api.requests if f"/channels/{api.channel_ids[0]}/" in r]
         assert len(forbidden) == 1, forbidden

@@ -28,6 +28,7 @@ def run(body: Body) -> None:
 def test_reaction_bucket_headers_and_429_with_retry_after() -> None:
     async def body(api: DiscordStandIn, http: aiohttp.ClientSession) -> None:
         api.rate_limits = RateLimits()
+        api.channel_ids.append(900010)
         a, b = api.post(api.channel_ids[0]), api.post(900010)
         url = f"{api.url}{API_PREFIX}/channels/{{}}/messages/{{}}/reactions/%F0%9F%91%8D/@me"
         first = await http.put(url.format(a.channel_id, a.id))

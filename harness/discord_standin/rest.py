@@ -28,6 +28,7 @@ class Rest(Payloads):
     forbid_reactions: bool
     forbid_reads: set[int]
     rate_limits: RateLimits | None
+    forbid_application: bool
     on_followup: Callable[[Sent], Awaitable[None]] | None
     messages: dict[int, dict[str, Any]]
     sent: list[Sent]
@@ -111,22 +112,10 @@ class Rest(Payloads):
         m = request.method
         if m == "GET" and path == "/users/@me":
             return json_response(self.bot_user)
-        if m == "GET" and path == "/oauth2/applications/@me":
-            return json_response(
-                {
-                    "id": str(self.app_id),
-                    "name": "memebot",
-                    "description": "",
-                    "icon": None,
-                    "bot_public": True,
-                    "bot_require_code_grant": False,
-                    "owner": self.owner,
-                    "verify_key": "0" * 64,
-                    "flags": 0,
-                    "team": None,
-                    "interactions_endpoint_url": None,
-                }
-            )
+        if m == "GET" and path == "/oauth2/applications/@me":  # what Bot.is_owner reads
+            if self.forbid_application:
+                return json_response({"message": "Missing Access", "code": 50001}, 403)
+            return json_response(self.application())
         if m == "GET" and path in ("/gateway", "/gateway/bot"):
             return json_response(
                 {
@@ -265,6 +254,8 @@ class Rest(Payloads):
         m = request.method
         if len(p) == 2 and m == "GET":
             return json_response(self.channel(int(p[1])))
+        if int(p[1]) not in self.channel_ids:  # not a channel of the guild (or deleted)
+            return json_response({"message": "Unknown Channel", "code": 10003}, status=404)
         if m == "GET" and len(p) >= 3 and int(p[1]) in self.forbid_reads:
             return json_response({"message": "Missing Access", "code": 50001}, status=403)
         if len(p) >= 4 and p[2] == "messages":

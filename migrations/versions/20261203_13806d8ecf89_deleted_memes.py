@@ -2,7 +2,7 @@
 /stats, reconciliation and curation; the row stays, so its id and votes are still known).
 
 Revision ID: 13806d8ecf89
-Revises: 62e52be382fe
+Revises: 5b7d2e9c4a16
 Create Date: 2026-12-03 06:30:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "13806d8ecf89"
-down_revision: str | Sequence[str] | None = "62e52be382fe"
+down_revision: str | Sequence[str] | None = "5b7d2e9c4a16"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
