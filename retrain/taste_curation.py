@@ -178,7 +178,7 @@ def taste_rows(
         if g.guild_id != guild_id:
             # A caller's mistake, not a rule: another server's votes never shape this taste.
             raise ValueError(f"meme {g.id} is guild {g.guild_id}'s, not {guild_id}'s")
-        if not meme.votes:
+        if not meme.votes or g.deleted_at is not None:  # a deleted meme teaches nothing
             continue
         out.rated += 1
         votes = counted_votes(meme)

@@ -4,6 +4,7 @@ the minimums and their messages, the salted held-out split, and the whole path f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -243,6 +244,11 @@ def test_from_the_store_one_servers_votes_without_forgotten_users(db_url: str) -
         assert (after.liked, after.disliked) == (12, 11)
         assert all(r.up + r.down == 1 for r in after.rows)
         assert after.n_votes == 23
+        # A meme deleted on Discord leaves the taste's training data.
+        assert await store.mark_deleted([101]) == 1
+        rated_now = await store.guild_rated_memes(GUILD)
+        assert 101 not in {m.generation.message_id for m in rated_now}
+        assert len(curate_taste(GUILD, rated_now).rows) == 22
 
     with_store(db_url, body)
 
@@ -269,3 +275,12 @@ def test_curate_guild_reads_the_store_with_the_standard_filter(db_url: str) -> N
             await curate_guild(store, OTHER)
 
     with_store(db_url, body)
+
+
+def test_a_deleted_meme_is_no_taste_data() -> None:
+    gone = rated(2, {2: 1, 3: 1})
+    gone = RatedMeme(
+        replace(gone.generation, deleted_at=datetime(2026, 12, 2, tzinfo=UTC)), gone.votes
+    )
+    out = taste_rows(GUILD, [rated(1, {2: 1}), gone])
+    assert out.rated == 1 and [r.generation_id for r in out.rows] == [1]
