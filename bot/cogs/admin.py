@@ -166,6 +166,7 @@ class Admin(commands.Cog):
     ) -> None:
         """Show or change this server's meme settings (admins only)."""
         assert interaction.guild_id is not None  # guild_only
+        await interaction.response.defer(ephemeral=True, thinking=True)  # Discord's 3 s
         store = self.bot.store
         gs = await store.guild_settings(interaction.guild_id)
         changes: dict[str, object] = {}
@@ -184,7 +185,7 @@ class Admin(commands.Cog):
             changes["allowed_channel_ids"] = sorted(channels)
         if changes:
             gs = await store.update_guild_settings(interaction.guild_id, **changes)
-        await interaction.response.send_message(format_settings(gs), ephemeral=True)
+        await interaction.followup.send(format_settings(gs), ephemeral=True)
 
 
 async def setup(bot: MemeBot) -> None:

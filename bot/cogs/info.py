@@ -64,12 +64,15 @@ class Info(commands.Cog):
         self, interaction: discord.Interaction, query: app_commands.Range[str, 0, 100] = ""
     ) -> None:
         """List the meme templates the bot knows."""
+        # Every command defers before its first engine or database call: Discord drops an
+        # interaction with no answer within 3 s, and either may be slow.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         found = await self.bot.get_engine().templates(query, 25)
         if not found:
             text = f"No template matches `{discord.utils.escape_markdown(query)}`."
         else:
             text = "\n".join(f"`{t.slug}`: {t.name} ({t.box_count} boxes)" for t in found)
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.followup.send(text, ephemeral=True)
 
     @app_commands.command(name="top")
     @app_commands.guild_only()  # in a DM guild_id is None: every guild's memes
@@ -84,23 +87,25 @@ class Info(commands.Cog):
         period: Period = "week",
     ) -> None:
         """The best-rated memes on this server."""
+        await interaction.response.defer(thinking=True)
         delta = PERIODS[period]
         since = datetime.now(UTC) - delta if delta is not None else None
         rows = await self.bot.store.top(
             interaction.guild_id, template=template, since=since, limit=10
         )
-        await interaction.response.send_message(format_top(rows, period=period, template=template))
+        await interaction.followup.send(format_top(rows, period=period, template=template))
 
     @app_commands.command(name="stats")
     @app_commands.guild_only()  # in a DM guild_id is None: every guild's memes
     async def stats(self, interaction: discord.Interaction) -> None:
         """How many memes and votes this server has, and which model wrote them."""
+        await interaction.response.defer(thinking=True)
         s = await self.bot.store.stats(interaction.guild_id)
         try:
             engine_model = (await self.bot.get_engine().ready()).model_version
         except EngineError:  # stats still answer when the engine is down
             engine_model = None
-        await interaction.response.send_message(format_stats(s, engine_model=engine_model))
+        await interaction.followup.send(format_stats(s, engine_model=engine_model))
 
 
 async def setup(bot: MemeBot) -> None:

@@ -18,6 +18,9 @@ Like Discord: the first followup after a deferred response replaces the "thinkin
 message (same id); an interaction whose first callback comes more than 3 s after the event is
 refused (404, code 10062, listed in `late_callbacks`); ids are time-based snowflakes; a guild
 is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403.
+`app_permissions` sets what the app may do per channel (sent with each interaction) and
+`overwrites` a channel's permission overwrites (private channels). Each interaction records
+when the bot first answered it (`responded_at`, `response_delay`).
 """
 
 from __future__ import annotations
@@ -84,6 +87,12 @@ class DiscordStandIn(Rest):
         self.unhandled: list[str] = []
         self.late_callbacks: list[Interaction] = []  # answered after Discord's 3 s: refused
         self.forbid_reactions = False  # True: adding a reaction answers 403 (no permission)
+        # The app's resolved permissions per channel (an interaction's `app_permissions`);
+        # a channel not listed: everything but Administrator.
+        self.app_permissions: dict[int, int] = {}
+        # Permission overwrites per channel (a private channel denies @everyone, whose role id
+        # is the guild id, VIEW_CHANNEL); members' permissions follow them in discord.py.
+        self.overwrites: dict[int, list[dict[str, Any]]] = {}
         # Awaited after a followup is stored and before the bot gets its answer.
         self.on_followup: Callable[[Sent], Awaitable[None]] | None = None
         self.requests: list[str] = []
@@ -170,7 +179,7 @@ class DiscordStandIn(Rest):
             "member": self.member(user_id, admin=admin, roles=roles),
             "token": token,
             "version": 1,
-            "app_permissions": str(ALL_BUT_ADMIN),
+            "app_permissions": str(self.app_permissions.get(int(channel["id"]), ALL_BUT_ADMIN)),
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
@@ -295,6 +304,14 @@ class DiscordStandIn(Rest):
             await self.dispatch(
                 "MESSAGE_REACTION_REMOVE", self._reaction(message_id, emoji, user_id, add=False)
             )
+
+    def post_message(
+        self, channel_id: int, content: str = "", *, components: list[dict[str, Any]] | None = None
+    ) -> Sent:
+        """A message from the bot, as if posted before the test (e.g. one with a button)."""
+        return self._new_message(
+            channel_id, {"content": content, "components": components or []}, [], None
+        )
 
     def _reaction(
         self, message_id: int, emoji: str, user_id: int, *, add: bool = True

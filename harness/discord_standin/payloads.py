@@ -16,6 +16,7 @@ class Payloads:
     channel_ids: list[int]
     admin_role_id: int
     url: str
+    overwrites: dict[int, list[dict[str, Any]]]
 
     @property
     def gateway_url(self) -> str:
@@ -54,7 +55,7 @@ class Payloads:
             "guild_id": str(self.guild_id),
             "name": f"memes-{channel_id}",
             "position": self.channel_ids.index(channel_id),
-            "permission_overwrites": [],
+            "permission_overwrites": self.overwrites.get(channel_id, []),
             "nsfw": False,
             "parent_id": None,
             "topic": None,
