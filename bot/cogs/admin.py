@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import MemeBot, admin_only
+from bot.permissions import require_here
 from engine.client import EngineError
 from memebot.choices import DEFAULT_RUN_MODE, DEFAULT_STYLE, FilterLevel, RunMode, Style
 from memebot.logs import get_logger
@@ -88,6 +89,8 @@ class Admin(commands.Cog):
         self, interaction: discord.Interaction, mode: RunMode = DEFAULT_RUN_MODE
     ) -> None:
         """Retrain the caption model from the votes (admins only)."""
+        # Its progress is posted in this channel: refuse before anything is queued if it cannot.
+        require_here("retrain", interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         # huey's storage is synchronous (it may create its tables): off the event loop.
         queue = await asyncio.to_thread(RunQueue, self.bot.settings.queue_url)

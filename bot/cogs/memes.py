@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import POSTED, MemeBot, reply_error
+from bot.errors import UserError
 from bot.memes import (
     UPLOAD_TEMPLATE,
     MemeAsk,
@@ -21,6 +22,7 @@ from bot.memes import (
     caption_text,
     make_clean_meme,
 )
+from bot.permissions import require_here
 from engine.client import EngineBadRequest, EngineClient, Meme, UnknownTemplate
 from engine.schema import TemplateInfo
 from memebot.choices import DEFAULT_STYLE, Style
@@ -44,10 +46,6 @@ NO_REACTIONS = (
 def engine_options(meme: Meme) -> dict[str, Any]:
     """The decoding options the engine used (defaults filled in); the seed is stored apart."""
     return {k: v for k, v in meme.options.items() if k != "seed"}
-
-
-class UserError(MemebotError):
-    """A mistake in the command's input; shown to the user as is."""
 
 
 class Cooldown:
@@ -180,6 +178,7 @@ class Memes(commands.Cog):
         boxes: int | None,
         image: discord.Attachment | None,
     ) -> None:
+        require_here("meme", interaction)  # before any work: a meme nobody can vote on
         if (template is None) == (image is None):
             raise UserError("Give either a template or an image (not both).")
         ctype = self._check_attachment(image) if image is not None else ""
@@ -292,6 +291,7 @@ class Memes(commands.Cog):
             raise
 
     async def _again(self, interaction: discord.Interaction, generation_id: int) -> None:
+        require_here("again", interaction)
         await interaction.response.defer(thinking=True)  # before the database (Discord's 3 s)
         info = await self.bot.store.generation(generation_id)
         if info is None:
