@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import MemeBot, admin_only
+from bot.errors import public_text
 from bot.permissions import require_here
 from engine.client import EngineError
 from memebot.choices import DEFAULT_RUN_MODE, DEFAULT_STYLE, FilterLevel, RunMode, Style
@@ -65,7 +66,8 @@ class Admin(commands.Cog):
     def _watch(self, run: RunInfo, message: discord.PartialMessage | discord.Message) -> None:
         async def edit(text: str) -> None:
             with contextlib.suppress(discord.HTTPException):  # deleted: the run goes on
-                await message.edit(content=text[:2000])
+                # A failed run's error may name an exception: the log gets it, not the channel.
+                await message.edit(content=public_text(text, where=f"retrain run #{run.id}")[:2000])
 
         async def follow() -> None:
             try:

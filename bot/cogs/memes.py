@@ -13,8 +13,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import POSTED, MemeBot, reply_error
-from bot.errors import UserError
+from bot.app import POSTED, MemeBot, interaction_context, reply_error
+from bot.errors import UserError, user_text
 from bot.memes import (
     UPLOAD_TEMPLATE,
     MemeAsk,
@@ -112,15 +112,11 @@ class AnotherOne(
         assert isinstance(cog, Memes)
         try:
             await cog.again(interaction, self.generation_id)
-        except MemebotError as e:
-            await reply_error(interaction, str(e))
-        except Exception:
-            log.exception(
-                "unexpected error in the 🔁 button (generation %s, user %s)",
-                self.generation_id,
-                interaction.user.id,
+        except Exception as e:  # noqa: BLE001 (a button's top: user_text logs the unexpected)
+            where = f"the 🔁 button (generation {self.generation_id})"
+            await reply_error(
+                interaction, user_text(e, where=where, context=interaction_context(interaction))
             )
-            await reply_error(interaction, "Something went wrong on my side; it has been logged.")
 
 
 class Memes(commands.Cog):
