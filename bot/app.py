@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import user_text
+from bot.owners import OwnerCheckFailed, is_owner
 from bot.votes import VoteBook, VoteEmoji
 from engine.client import EngineClient
 from memebot.filtering import shared_filter
@@ -34,6 +35,7 @@ COGS = (
     "bot.cogs.info",
     "bot.cogs.admin",
     "bot.cogs.privacy",
+    "bot.cogs.servers",
 )
 SHUTDOWN_GRACE = 15.0  # seconds close() waits for memes being posted
 AUTOCOMPLETE_TIMEOUT = 2.0  # seconds an autocomplete waits for the engine
@@ -267,15 +269,21 @@ def is_admin(interaction: discord.Interaction, settings: Settings) -> bool:
     return interaction.guild_id is not None and interaction.permissions.administrator
 
 
-def admin_only() -> Any:
+def admin_only(*, owners: bool = False) -> Any:
     """The bot's own check beside `default_permissions(administrator=True)`: a guild can hand
-    the command to anyone in its integration settings, so the bot checks again."""
+    the command to anyone in its integration settings, so the bot checks again. `owners`: the
+    bot's owners pass too (the commands that reach the shared base model, in any server)."""
 
     async def predicate(interaction: discord.Interaction) -> bool:
         bot = interaction.client
         assert isinstance(bot, MemeBot)
-        if not is_admin(interaction, bot.settings):
-            raise NotAllowed("Only server administrators (or the bot's allow-list) can do that.")
-        return True
+        if is_admin(interaction, bot.settings):
+            return True
+        try:
+            if owners and await is_owner(bot, interaction.user, bot.settings.owner_ids):
+                return True
+        except OwnerCheckFailed as e:  # only a CheckFailure from a check reaches on_error
+            raise NotAllowed(str(e)) from e
+        raise NotAllowed("Only server administrators (or the bot's allow-list) can do that.")
 
     return app_commands.check(predicate)

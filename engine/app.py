@@ -25,6 +25,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ValidationError
 
+from engine.decoding.jobs import Sampled
 from engine.openapi import openapi_document
 from engine.scheduler import QueueFull
 from engine.schema import (
@@ -255,6 +256,11 @@ def _negotiate(request: web.Request, opts: MemeOptions) -> tuple[bool, ImageForm
     return as_image, fmt
 
 
+def _score(c: Sampled) -> float:
+    assert c.score is not None, "every chosen caption is scored (engine/decoding/jobs.py)"
+    return c.score
+
+
 def _answer(result: MemeResult, as_image: bool) -> web.Response:
     first = result.captions[0]
     if as_image and result.image is not None:
@@ -272,7 +278,14 @@ def _answer(result: MemeResult, as_image: bool) -> web.Response:
             template=template_info(result.template),
             boxes=first.boxes,
             logprob=first.logprob,
-            captions=[CaptionResult(boxes=c.boxes, logprob=c.logprob) for c in result.captions],
+            score=_score(first),
+            score_parts=first.score_parts,
+            captions=[
+                CaptionResult(
+                    boxes=c.boxes, logprob=c.logprob, score=_score(c), score_parts=c.score_parts
+                )
+                for c in result.captions
+            ],
             options=result.options,
             model_version=result.model_version,
             timings_ms=result.timings_ms,

@@ -33,6 +33,7 @@ from memebot.choices import ImageFormat
 from memebot.decoding import (
     BEAM_MIN_SCORE,
     DEFAULT_BEAM_WIDTH,
+    DEFAULT_CANDIDATES,
     DEFAULT_METHOD,
     MIN_SCORE,
     Method,
@@ -50,6 +51,7 @@ UPLOAD_BOXES = 2  # an uploaded image gets top and bottom text unless told other
 MAX_START = 200
 MAX_TEMPLATE = 100
 MAX_N = 10
+MAX_CANDIDATES = 16  # per caption: a request decodes at most MAX_N * MAX_CANDIDATES rows
 MAX_BEAM_WIDTH = 16
 MAX_TOP_K = 1000
 MAX_TEMPERATURE = 10.0
@@ -165,6 +167,14 @@ class MemeOptions(BaseModel):
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same caption")
     n: int = Field(
         1, ge=1, le=MAX_N, description="captions to return, best first (the first is rendered)"
+    )
+    n_candidates: int = Field(
+        DEFAULT_CANDIDATES,
+        ge=1,
+        le=MAX_CANDIDATES,
+        description="candidates written per caption in the same batch; the one with the best "
+        "score is returned (score, score_parts). beam: its final beams are the candidates, "
+        "drawn by score per seed; greedy: always 1",
     )
     allow_empty_boxes: bool = Field(False, description="a box may be left empty")
     image: bool = Field(True, description="render the image")
@@ -286,6 +296,14 @@ class TemplatesResponse(BaseModel):
 class CaptionResult(BaseModel):
     boxes: list[str] = Field(description="one text per box")
     logprob: float = Field(description="sum of the characters' log-probabilities")
+    score: float = Field(
+        description="what the caption was chosen by, higher is better: the weighted sum of "
+        "score_parts"
+    )
+    score_parts: dict[str, float] = Field(
+        description="each score term, unweighted; well_formed: the model's mean "
+        "log-probability per generated character"
+    )
 
 
 class DecodingUsed(BaseModel):
@@ -305,6 +323,7 @@ class OptionsUsed(BaseModel):
     max_len: int
     seed: int | None
     n: int
+    n_candidates: int
     allow_empty_boxes: bool
     decoding: DecodingUsed
 
@@ -321,6 +340,8 @@ class MemeResponse(BaseModel):
     template: TemplateInfo
     boxes: list[str] = Field(description="the first caption's boxes")
     logprob: float
+    score: float = Field(description="the first caption's score")
+    score_parts: dict[str, float] = Field(description="the first caption's score terms")
     captions: list[CaptionResult]
     options: OptionsUsed
     model_version: str

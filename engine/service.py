@@ -111,6 +111,7 @@ class MemeService:
             seed=opts.seed,
             n=opts.n,
             allow_empty_boxes=opts.allow_empty_boxes,
+            n_candidates=opts.n_candidates,
         )
         captions = await self.scheduler.submit(req, timeout=self.settings.request_timeout)
         t1 = time.perf_counter()
@@ -211,6 +212,7 @@ def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:
         max_len=opts.max_len,
         seed=opts.seed,
         n=opts.n,
+        n_candidates=1 if opts.decoding == "greedy" else opts.n_candidates,
         allow_empty_boxes=opts.allow_empty_boxes,
         decoding=DecodingUsed(
             method=opts.decoding,

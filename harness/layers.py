@@ -61,8 +61,9 @@ NARROWER: tuple[Narrower, ...] = (
     Narrower(
         "bot",
         "retrain",
-        ("retrain.requests", "retrain.promotion", "retrain.queue"),
-        "the bot asks for runs and promotions; the worker runs elsewhere",
+        ("retrain.requests", "retrain.promotion", "retrain.queue", "retrain.guilds"),
+        "the bot asks for runs and promotions and sweeps servers it left; the worker runs"
+        " elsewhere",
     ),
 )
 

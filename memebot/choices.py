@@ -35,3 +35,8 @@ DEFAULT_FILTER_LEVEL: FilterLevel = "standard"
 RunMode = Literal["finetune", "full"]
 RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)
 DEFAULT_RUN_MODE: RunMode = "finetune"
+
+# What a retraining run changes: base, the shared generator (the bot owner's); taste, one
+# server's taste, fitted from that server's votes alone.
+RunKind = Literal["base", "taste"]
+RUN_KINDS: tuple[RunKind, ...] = get_args(RunKind)

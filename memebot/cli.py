@@ -18,6 +18,8 @@ from memebot.settings import Settings
 # Commands that need the `train` extra (TensorFlow, Keras, the language detector); serving
 # (`generate`, `engine`) needs none of it.
 TRAIN_EXTRA_COMMANDS = ("train", "eval", "data", "worker")
+# `data` subcommands that only use the store: they run on the base install.
+STORE_ONLY_DATA_COMMANDS = ("forget-guild",)
 _TRAIN_EXTRA_MODULES = ("tensorflow", "keras", "lingua")
 
 
@@ -108,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(settings, _command_of(argv))
     args = parser.parse_args(argv)
     try:
-        if args.command in TRAIN_EXTRA_COMMANDS:
+        if args.command in TRAIN_EXTRA_COMMANDS and (
+            getattr(args, "data_command", None) not in STORE_ONLY_DATA_COMMANDS
+        ):
             require_train_extra(args.command)
         return int(args.func(args, settings))
     except MemebotError as e:

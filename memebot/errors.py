@@ -20,6 +20,11 @@ class ArtifactError(MemebotError):
     """A model artifact (or checkpoint) is missing, corrupt or mismatched."""
 
 
+class ScorerError(ArtifactError):
+    """A caption scorer's file (e.g. crowd.npz) is missing, corrupt, of a format this memebot
+    does not read, or fitted for another model."""
+
+
 class UsageError(MemebotError):
     """A flag has a value the command cannot use."""
 

@@ -123,8 +123,18 @@ class Settings(BaseSettings):
     admin_ids: Annotated[tuple[int, ...], NoDecode, BeforeValidator(_ids)] = Field(
         (), alias="MEMEBOT_ADMIN_IDS"
     )
+    # Users who own the bot besides the Discord application's owner or team: they alone may
+    # retrain or roll back the shared base model from Discord (docs/RETRAIN.md).
+    owner_ids: Annotated[tuple[int, ...], NoDecode, BeforeValidator(_ids)] = Field(
+        (), alias="MEMEBOT_OWNER_IDS"
+    )
     meme_cooldown: float = Field(5.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_MEME_COOLDOWN")
     reconcile_hours: float = Field(48.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_RECONCILE_HOURS")
+    # Days a server's tastes, memes and votes are kept after the bot was removed from it (it may
+    # be added back); then the bot's hourly sweep deletes them (retrain/guilds.py).
+    guild_retention_days: float = Field(
+        30.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_GUILD_RETENTION_DAYS"
+    )
     # -- retraining (docs/RETRAIN.md)
     models_dir: Path = Field(
         default_factory=lambda: Path.cwd() / "var" / "models", alias="MEMEBOT_MODELS_DIR"
@@ -156,6 +166,8 @@ class Settings(BaseSettings):
     retrain_unlikelihood: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
         0.1, alias="MEMEBOT_RETRAIN_UNLIKELIHOOD"
     )
+    # Seconds between two taste retrains of one server: a taste fit is cheap, but not free.
+    taste_cooldown: float = Field(600.0, ge=0, allow_inf_nan=False, alias="MEMEBOT_TASTE_COOLDOWN")
     retrain_full_minutes: PositiveSeconds = Field(60.0, alias="MEMEBOT_RETRAIN_FULL_MINUTES")
     gate_val_limit: int = Field(2000, ge=1, alias="MEMEBOT_GATE_VAL_LIMIT")
 

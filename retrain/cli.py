@@ -1,5 +1,5 @@
-"""`memebot retrain`, `memebot worker`, `memebot model info|rollback` and
-`memebot data export-ratings` (docs/RETRAIN.md)."""
+"""`memebot retrain`, `memebot worker`, `memebot model info|rollback`,
+`memebot data export-ratings` and `memebot data forget-guild` (docs/RETRAIN.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from memebot.choices import DEFAULT_RUN_MODE, RUN_MODES
+from memebot.errors import UsageError
 from memebot.settings import Settings
 from memebot.store import RunInfo, Store
 from memebot.store.db import redacted
@@ -75,11 +76,48 @@ def register_data(dsub: argparse._SubParsersAction, settings: Settings) -> None:
     e.add_argument("--weight-cap", type=int, default=5, help="largest weight (default 5)")
     e.set_defaults(func=cmd_export_ratings)
 
+    f = dsub.add_parser(
+        "forget-guild",
+        help="delete a server's tastes, memes, votes and settings now",
+        description="Deletes everything the store keeps of one Discord server (its taste "
+        "versions and their files under MEMEBOT_MODELS_DIR, its memes, every vote on them, "
+        "its settings), whether or not the bot is still there. What the bot does by itself "
+        "MEMEBOT_GUILD_RETENTION_DAYS after it is removed from a server.",
+    )
+    # A string, checked by the command: argparse's own error would be two lines.
+    f.add_argument("guild_id", metavar="ID", help="the server's id (Discord shows it)")
+    f.set_defaults(func=cmd_forget_guild)
+
+
+def parse_guild_id(text: str) -> int:
+    """A Discord server id (a snowflake: a positive 64-bit integer); UsageError otherwise."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if not 0 < value < 2**63:
+        raise UsageError(f"server id {text!r}: expected the number Discord shows for it")
+    return value
+
+
+def cmd_forget_guild(args: argparse.Namespace, settings: Settings) -> int:
+    from retrain.guilds import forget_guild
+
+    guild_id = parse_guild_id(args.guild_id)
+    gone = asyncio.run(_with_store(settings, lambda s: forget_guild(s, settings, guild_id)))
+    if not gone.total:
+        print(f"server {guild_id}: nothing stored; nothing deleted")
+        return 0
+    print(
+        f"server {guild_id}: deleted {gone.tastes} taste version(s), {gone.generations}"
+        f" meme(s), {gone.votes} vote(s){' and its settings' if gone.settings else ''}"
+    )
+    return 0
+
 
 def cmd_export_ratings(args: argparse.Namespace, settings: Settings) -> int:
     import tempfile
 
-    from memebot.errors import UsageError
     from retrain.corpus import check_captions, content_filter
     from retrain.curation import CurationRules, curate, write_jsonl
     from retrain.subprocesses import Subprocess

@@ -200,12 +200,16 @@ def test_admin_commands_are_guarded(tiny_model: Path, tmp_path: Path) -> None:
             refused = await api.answered(await api.invoke("retrain", user_id=5))
             (reply,) = refused.replies
             assert reply.ephemeral and "administrators" in reply.content
-            ok = await api.answered(await api.invoke("retrain", user_id=6, admin=True))
+            # The shared model is the bot owner's (tests/test_bot_owners.py: who else is not).
+            owner = int(api.owner["id"])
+            ok = await api.answered(await api.invoke("retrain", {"base": True}, user_id=owner))
             (reply,) = ok.followups
             assert reply.ephemeral and reply.content == "no new ratings: nothing to retrain on"
             listed = await api.answered(await api.invoke("model", user_id=777))
             assert "serves" in listed.replies[-1].content  # 777 is on MEMEBOT_ADMIN_IDS
-            model = await api.answered(await api.invoke("model", {"rollback": True}, admin=True))
+            model = await api.answered(
+                await api.invoke("model", {"rollback": True, "base": True}, user_id=owner)
+            )
             assert model.replies[-1].content == "no previous model version to roll back to"
             # A role on MEMEBOT_ADMIN_IDS, not in the bot's cache: from the interaction.
             by_role = await api.answered(await api.invoke("model", user_id=5, roles=(900777,)))
@@ -232,8 +236,9 @@ def test_retrain_posts_its_progress_and_edits_it_until_the_outcome(
             rec = await meme(api, template="two-buttons")
             await store.set_vote(rec.followups[0].id, 800200, 1)  # a new rating
 
+            owner = int(api.owner["id"])  # the shared model is the bot owner's
             asked = await api.answered(
-                await api.invoke("retrain", {"mode": "full"}, user_id=6, admin=True)
+                await api.invoke("retrain", {"mode": "full", "base": True}, user_id=owner)
             )
             assert "run #1 queued" in asked.followups[-1].content
             assert asked.followups[-1].ephemeral
@@ -245,7 +250,9 @@ def test_retrain_posts_its_progress_and_edits_it_until_the_outcome(
             run = await store.run(1)
             assert run is not None and run.message_id == progress.id and run.mode == "full"
 
-            again = await api.answered(await api.invoke("retrain", user_id=6, admin=True))
+            again = await api.answered(
+                await api.invoke("retrain", {"base": True}, user_id=owner, admin=True)
+            )
             assert "run #1 (full by" in again.followups[-1].content  # one at a time
             assert "already queued" in again.followups[-1].content
 

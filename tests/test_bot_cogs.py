@@ -30,7 +30,7 @@ COMMANDS: list[tuple[str, dict[str, Any], bool]] = [
     ("forget-me", {}, False),
     ("settings", {"content_filter": "strict"}, True),
     ("model", {}, True),
-    ("retrain", {}, True),
+    ("retrain", {"base": True}, True),
 ]
 
 

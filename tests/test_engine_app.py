@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
 import json
 import logging
@@ -11,12 +12,13 @@ import os
 import shutil
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,10 +28,12 @@ from yarl import URL
 from engine.decoding.jobs import CaptionRequest
 from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
+from engine.decoding.scoring import Scorer
 from engine.service import MemeService
 from harness.engine import running_engine
 from harness.factories import StepGate, captions_alone
 from harness.factories import scratch_settings as settings
+from memebot.decoding import DEFAULT_CANDIDATES
 from memebot.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -122,6 +126,65 @@ def test_meme_json_and_image(tiny_model: Path, tmp_path: Path) -> None:
     run(go)
 
 
+class Longest:
+    """A score term preferring long captions, keeping what it was asked to score."""
+
+    name = "length"
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    def score(self, texts: Sequence[str], template: str) -> np.ndarray:
+        self.seen.append(list(texts))
+        return np.array([len(t) for t in texts], dtype=np.float32)
+
+
+def test_best_of_n_returns_the_best_scored_candidate_with_its_score(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """A score term on the served model decides which candidate each caption is; the reply
+    carries every chosen caption's score and its parts; same seed, same captions."""
+    term = Longest()
+    model = dataclasses.replace(load_model(tiny_model), scorer=Scorer(((term, 10.0),)))
+
+    async def go() -> None:
+        async with engine(model, settings(tmp_path)) as (http, _svc, url):
+            body = {"template": "two-buttons", "image": False, "seed": 8, "n": 2, "n_candidates": 5}
+            r = await http.post(f"{url}/v1/memes", json=body)
+            assert r.status == 200, await r.text()
+            got = await r.json()
+            (texts,) = term.seen
+            assert len(texts) == 10
+            best = {max(texts[:5], key=len), max(texts[5:], key=len)}
+            assert {"".join(b + "|" for b in c["boxes"]) for c in got["captions"]} == best
+            assert got["options"]["n_candidates"] == 5
+            for c in got["captions"]:
+                parts = c["score_parts"]
+                assert set(parts) == {"well_formed", "length"} and parts["well_formed"] < 0
+                assert c["score"] == pytest.approx(parts["well_formed"] + 10 * parts["length"])
+            assert got["captions"][0]["score"] >= got["captions"][1]["score"]
+            assert (got["score"], got["score_parts"], got["boxes"]) == (
+                got["captions"][0]["score"],
+                got["captions"][0]["score_parts"],
+                got["captions"][0]["boxes"],
+            )
+            again = await (await http.post(f"{url}/v1/memes", json=body)).json()
+            assert again["captions"] == got["captions"]
+            one = await (
+                await http.post(f"{url}/v1/memes", json=body | {"n": 1, "n_candidates": 1})
+            ).json()
+            assert len(term.seen[-1]) == 1 and one["options"]["n_candidates"] == 1
+            beams = set()
+            for seed in range(8):
+                b = body | {"n": 1, "seed": seed, "decoding": "beam"}
+                beams.add(
+                    tuple((await (await http.post(f"{url}/v1/memes", json=b)).json())["boxes"])
+                )
+            assert len(beams) > 1, "beam gave every seed the same caption"
+
+    run(go)
+
+
 def test_templates_health_ready_metrics_openapi(tiny_model: Path, tmp_path: Path) -> None:
     async def go() -> None:
         async with engine(tiny_model, settings(tmp_path)) as (http, svc, url):
@@ -169,6 +232,7 @@ def test_templates_health_ready_metrics_openapi(tiny_model: Path, tmp_path: Path
             assert doc["openapi"].startswith("3.") and "/v1/memes" in doc["paths"]
             assert "/v1/memes/upload" in doc["paths"]
             assert doc["components"]["schemas"]["MemeRequest"]["required"] == ["template"]
+            assert "n_candidates" in doc["components"]["schemas"]["MemeRequest"]["properties"]
 
     run(go)
 
@@ -185,6 +249,8 @@ def test_templates_health_ready_metrics_openapi(tiny_model: Path, tmp_path: Path
         ({"template": "drake", "top_p": 0}, 400, "top_p"),
         ({"template": "drake", "temperature": -1}, 400, "temperature"),
         ({"template": "drake", "n": 11}, 400, "n"),
+        ({"template": "drake", "n_candidates": 0}, 400, "n_candidates: must be at least 1"),
+        ({"template": "drake", "n_candidates": 17}, 400, "n_candidates: must be at most 16"),
         ({"template": "drake", "seed": -1}, 400, "seed"),
         ({"template": "drake", "format": "gif"}, 400, "format"),
         ({"template": "drake", "start": "caf\u00e9"}, 400, "start"),
@@ -264,7 +330,8 @@ def test_reload_in_flight_finish_on_the_old_model(
 ) -> None:
     """Requests admitted before a reload finish on the old model (its version, its captions);
     requests after it get the new one. The old model's steps are held until both are queued."""
-    reqs = [CaptionRequest("y-u-no", 2, seed=i) for i in range(4)]
+    # what POST /v1/memes asks for by default: the best of DEFAULT_CANDIDATES per caption
+    reqs = [CaptionRequest("y-u-no", 2, seed=i, n_candidates=DEFAULT_CANDIDATES) for i in range(4)]
     want_old = [c[0] for c in captions_alone(load_model(tiny_model), reqs)]
     want_new = [c[0] for c in captions_alone(load_model(other_tiny_model), reqs)]
     assert want_old != want_new  # the two models tell themselves apart

@@ -94,13 +94,16 @@ def test_batched_equals_unbatched(arch_model: Path) -> None:
             "success-kid", 1, start="when", seed=2, decoding=Decoding("top-p", top_p=0.9)
         ),
         CaptionRequest("distracted-boyfriend", 3, seed=3, n=3),
-        CaptionRequest("y-u-no", 2, decoding=Decoding("beam", beam_width=4, min_score=0.05), n=2),
+        CaptionRequest(
+            "y-u-no", 2, decoding=Decoding("beam", beam_width=4, min_score=0.05), n=2, seed=4
+        ),
+        CaptionRequest("two-buttons", 2, seed=5, n=2, n_candidates=3),
     ]
     alone = captions_alone(m, reqs)
     jobs = [make_job(m, r) for r in reqs]
     run_jobs(m, jobs)
     assert [[s.boxes for s in j.captions()] for j in jobs] == alone
-    assert len(alone[2]) == 3 and len(alone[3]) == 2
+    assert len(alone[2]) == 3 and len(alone[3]) == 2 and len(alone[4]) == 2
 
 
 @pytest.mark.slow
@@ -117,9 +120,11 @@ def test_beam_returns_best_of_collected_captions(arch_model: Path) -> None:
         ),
     )
     run_jobs(m, [job])
-    caps = job.captions()
+    caps = job.captions()  # n = beam_width: every final beam, best score first
     assert len(caps) == 5 and all(len(c.boxes) == 2 and all(c.boxes) for c in caps)
-    assert [c.logprob for c in caps] == sorted((c.logprob for c in caps), reverse=True)
+    assert {c.text for c in caps} == {c.text for c in job.results}
+    scores = [c.score for c in caps]
+    assert None not in scores and scores == sorted(scores, reverse=True)  # type: ignore[type-var]
 
 
 @pytest.mark.slow

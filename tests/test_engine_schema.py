@@ -58,6 +58,9 @@ T = {"template": "drake"}
         ({**T, "seed": -1}, "seed", "at least 0"),
         ({**T, "seed": 2**63}, "seed", "at most"),
         ({**T, "n": 11}, "n", "at most 10"),
+        ({**T, "n_candidates": 0}, "n_candidates", "at least 1"),
+        ({**T, "n_candidates": 17}, "n_candidates", "at most 16"),
+        ({**T, "n_candidates": 2.5}, "n_candidates", "expected an integer"),
         ({**T, "allow_empty_boxes": "yes"}, "allow_empty_boxes", "true or false"),
         ({**T, "image": 1}, "image", "true or false"),
         ({**T, "format": "gif"}, "format", "jpeg"),
@@ -80,6 +83,8 @@ def test_bad_bodies_name_the_field(body: Any, field: str, needle: str) -> None:
     ("body", "expect"),
     [
         (T, {"boxes": None, "max_len": 82, "decoding": "calibrated", "used_min_score": 0.1}),
+        (T, {"n": 1, "n_candidates": decoding.DEFAULT_CANDIDATES}),
+        ({**T, "n_candidates": 16, "n": 10}, {"n_candidates": 16, "n": 10}),
         ({**T, "decoding": "beam"}, {"used_min_score": 0.0001, "beam_width": 5}),
         ({**T, "decoding": "beam", "min_score": 0.5}, {"used_min_score": 0.5}),
         ({**T, "temperature": 2}, {"temperature": 2.0}),  # an integer is a number
@@ -157,6 +162,13 @@ def test_openapi_is_the_models() -> None:
     assert schemas["MemeRequest"]["additionalProperties"] is False
     assert schemas["MemeRequest"]["properties"]["decoding"]["enum"] == list(decoding.METHODS)
     assert schemas["MemeRequest"]["properties"]["max_len"]["default"] == schema.MAX_LEN
+    candidates = schemas["MemeRequest"]["properties"]["n_candidates"]
+    assert (candidates["default"], candidates["minimum"], candidates["maximum"]) == (
+        decoding.DEFAULT_CANDIDATES,
+        1,
+        schema.MAX_CANDIDATES,
+    )
+    assert {"score", "score_parts"} <= set(schemas["CaptionResult"]["required"])
     assert "template" not in schemas["UploadOptions"]["properties"]
     assert schemas["UploadOptions"]["properties"]["boxes"]["default"] == 2
     paths = {
@@ -194,6 +206,7 @@ def test_one_source_for_each_default() -> None:
     d = pickers.Decoding()
     assert d.method == schema.DEFAULT_METHOD == schema.MemeOptions().decoding
     assert d.beam_width == schema.DEFAULT_BEAM_WIDTH == schema.MemeOptions().beam_width
+    assert schema.MemeOptions().n_candidates == decoding.DEFAULT_CANDIDATES
     assert d.min_score == schema.MIN_SCORE == schema.MemeOptions().used_min_score
     beam = pickers.Decoding("beam")
     assert beam.min_score == beam.score == schema.BEAM_MIN_SCORE
@@ -233,6 +246,7 @@ def _parser() -> argparse.ArgumentParser:
         (["--top-p", "0"], "--top-p:"),
         (["--max-len", "1"], "--max-len:"),
         (["--beam-width", "99"], "--beam-width:"),
+        (["--n-candidates", "17"], "--n-candidates:"),
         (["--start", "caf\u00e9"], "--start:"),
         (["--boxes", "3", "--max-len", "5"], "--max-len:"),
     ],

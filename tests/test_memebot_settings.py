@@ -33,6 +33,7 @@ def test_defaults_are_embedded() -> None:
         ({"MEMEBOT_DISCORD_GUILDS": "12, 34"}, "discord_guilds", (12, 34)),
         ({"MEMEBOT_DISCORD_GUILDS": ""}, "discord_guilds", ()),
         ({"MEMEBOT_SHARDS": "3"}, "shards", 3),
+        ({"MEMEBOT_GUILD_RETENTION_DAYS": "0.5"}, "guild_retention_days", 0.5),
         (
             {"MEMEBOT_DATABASE_URL": "postgresql+asyncpg://x/y"},
             "database_url",
@@ -74,6 +75,10 @@ def test_values_are_read(env: dict[str, str], field: str, value: object) -> None
         ({"MEMEBOT_IMAGE_FORMAT": "gif"}, "MEMEBOT_IMAGE_FORMAT='gif': choose one of jpeg, png"),
         ({"MEMEBOT_DISCORD_GUILDS": "1,x"}, "MEMEBOT_DISCORD_GUILDS='1,x': expected an integer"),
         ({"MEMEBOT_SHARDS": "0"}, "MEMEBOT_SHARDS='0': must be at least 1"),
+        (
+            {"MEMEBOT_GUILD_RETENTION_DAYS": "-1"},
+            "MEMEBOT_GUILD_RETENTION_DAYS='-1': must be at least 0",
+        ),
         # discord.py would take these for a Unicode emoji's name: no reaction would ever count
         ({"MEMEBOT_VOTE_UP": "upvote:123"}, "MEMEBOT_VOTE_UP='upvote:123': expected a Unicode"),
         ({"MEMEBOT_VOTE_DOWN": "<:down:42>"}, "MEMEBOT_VOTE_DOWN='<:down:42>': expected a"),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from harness.databases import pg_available, postgres_url
@@ -29,6 +29,8 @@ TABLES = {
     "model_versions",
     "forgotten_users",
     "retrain_runs",
+    "guilds",
+    "taste_versions",
 }
 
 
@@ -163,3 +165,38 @@ def test_concurrent_upgrades_on_postgresql_take_turns() -> None:
                 )
 
     asyncio.run(go())
+
+
+def test_tastes_migration_keeps_runs_and_round_trips(blank_db_url: str) -> None:
+    # A store with runs from before tastes: they become base runs, a taste run can then be
+    # queued beside a base one, and going back down drops only what the older schema lacks.
+    before = "62e52be382fe"
+
+    async def go() -> None:
+        await upgrade(blank_db_url, before)
+        async with Store.from_url(blank_db_url) as store, store.db.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO retrain_runs (status, mode, stage, progress, gate,"
+                    " in_progress, created_at) VALUES ('running', 'finetune', 'training',"
+                    " '{}', '{}', true, CURRENT_TIMESTAMP)"
+                )
+            )
+        await upgrade(blank_db_url)
+        async with Store.from_url(blank_db_url) as store:
+            (old,) = await store.runs()
+            assert (old.kind, old.status) == ("base", "running")
+            assert await store.current_run() == old
+            taste = await store.create_run("finetune", kind="taste", guild_id=5)
+            await store.add_taste_version(5, base_version="v1", n_votes=20, blob=b"x")
+            assert await store.current_run("taste", guild_id=5) == taste
+        await downgrade(blank_db_url, before)
+        async with Store.from_url(blank_db_url) as store, store.db.connect() as conn:
+            ids = (await conn.execute(text("SELECT id FROM retrain_runs"))).scalars().all()
+            assert ids == [old.id]  # the taste run is gone, the base run kept
+            names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            assert not names & {"guilds", "taste_versions"}
+        await upgrade(blank_db_url)
+
+    asyncio.run(go())
+    assert schema_diff(blank_db_url) == []

@@ -1,7 +1,9 @@
 """Admin commands: /retrain, /model (info, rollback) and the per-guild /settings.
 
 Guarded twice: `default_permissions(administrator=True)` hides them from members, and the bot
-checks again (a guild may hand a command to others in its integration settings)."""
+checks again (a guild may hand a command to others in its integration settings). The shared
+base model serves every server, so retraining or rolling it back (`base:true`) is for the bot's
+owners alone (bot/owners.py); without `base` the commands are about the server's own taste."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import MemeBot, admin_only
+from bot.app import MemeBot, NotAllowed, admin_only
 from bot.errors import public_text
+from bot.owners import is_owner, owner_only_text
 from bot.permissions import require_here
 from engine.client import EngineError
 from memebot.choices import DEFAULT_RUN_MODE, DEFAULT_STYLE, FilterLevel, RunMode, Style
@@ -24,6 +27,16 @@ from retrain.queue import RunQueue
 from retrain.requests import describe, request_run, watch_run
 
 log = get_logger(__name__)
+
+RETRAIN_BASE = "retrain the shared model"
+ROLLBACK_BASE = "roll back the shared model"
+TASTE_RETRAIN_COMING = (
+    "Retraining this server's own taste from its votes is coming soon. "
+    + owner_only_text(RETRAIN_BASE + " (`/retrain base:true`)")
+)
+TASTE_ROLLBACK_COMING = "Rolling back this server's own taste is coming soon. " + owner_only_text(
+    ROLLBACK_BASE + " (`/model rollback:true base:true`)"
+)
 
 
 def format_settings(gs: GuildSettings) -> str:
@@ -80,20 +93,39 @@ class Admin(commands.Cog):
         if run.id not in self._watchers:
             self._watchers[run.id] = asyncio.create_task(follow())
 
+    async def require_owner(self, interaction: discord.Interaction, action: str) -> None:
+        """NotAllowed, naming who can, unless the caller owns the bot."""
+        if not await is_owner(self.bot, interaction.user, self.bot.settings.owner_ids):
+            raise NotAllowed(owner_only_text(action))
+
+    async def retrain_taste(self, interaction: discord.Interaction) -> None:
+        """`/retrain` without `base`: the server's own taste from its votes (its budget is
+        retrain/cooldown.py, MEMEBOT_TASTE_COOLDOWN). Not built yet: the caller is told."""
+        await interaction.response.send_message(TASTE_RETRAIN_COMING, ephemeral=True)
+
+    async def rollback_taste(self, interaction: discord.Interaction) -> None:
+        """`/model rollback:true` without `base`: the server's taste back one version."""
+        await interaction.followup.send(TASTE_ROLLBACK_COMING, ephemeral=True)
+
     @app_commands.command(name="retrain")
     @app_commands.describe(
-        mode="finetune (default): continue from the live model, minutes; full: from scratch"
+        mode="finetune (default): continue from the live model, minutes; full: from scratch",
+        base="retrain the shared model every server uses (the bot's owner only)",
     )
     @app_commands.default_permissions(administrator=True)
     @app_commands.guild_only()
-    @admin_only()
+    @admin_only(owners=True)
     async def retrain(
-        self, interaction: discord.Interaction, mode: RunMode = DEFAULT_RUN_MODE
+        self, interaction: discord.Interaction, mode: RunMode = DEFAULT_RUN_MODE, base: bool = False
     ) -> None:
-        """Retrain the caption model from the votes (admins only)."""
+        """Retrain from the votes; base:true retrains the shared model (the bot's owner only)."""
         # Its progress is posted in this channel: refuse before anything is queued if it cannot.
         require_here("retrain", interaction)
+        if not base:
+            await self.retrain_taste(interaction)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.require_owner(interaction, RETRAIN_BASE)
         # huey's storage is synchronous (it may create its tables): off the event loop.
         queue = await asyncio.to_thread(RunQueue, self.bot.settings.queue_url)
         try:
@@ -122,15 +154,24 @@ class Admin(commands.Cog):
         )
 
     @app_commands.command(name="model")
-    @app_commands.describe(rollback="go back to the previous model version (no gate)")
+    @app_commands.describe(
+        rollback="go back to the previous version (no gate)",
+        base="with rollback: the shared model every server uses (the bot's owner only)",
+    )
     @app_commands.default_permissions(administrator=True)
     @app_commands.guild_only()
-    @admin_only()
-    async def model(self, interaction: discord.Interaction, rollback: bool = False) -> None:
+    @admin_only(owners=True)
+    async def model(
+        self, interaction: discord.Interaction, rollback: bool = False, base: bool = False
+    ) -> None:
         """Which caption model is serving, and the versions kept (admins only)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        if rollback and not base:
+            await self.rollback_taste(interaction)
+            return
         lines = []
         if rollback:
+            await self.require_owner(interaction, ROLLBACK_BASE)
             # Every engine reloads the previous version, then the store and models/active
             # follow; a MemebotError (nothing to go back to, an engine refusing) is the answer.
             active, results = await rollback_model(self.bot.store, self.bot.settings)

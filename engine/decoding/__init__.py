@@ -2,7 +2,9 @@
 
     pickers.py    next-character rules and pickers, vectorised over rows (Decoding; the method
                   names and defaults are memebot/decoding.py's)
-    jobs.py       requests in flight: RowJob (rows in the RowTable), BeamJob (steps itself)
+    jobs.py       requests in flight: RowJob (rows in the RowTable), BeamJob (steps itself);
+                  best-of-N among a RowJob's candidates, a seeded draw among a BeamJob's beams
+    scoring.py    Scorer: what those choices go by (well-formedness + pluggable ScoreTerms)
     rowtable.py   the rows of every RowJob of a batch, as arrays
     batch.py      Batch (one model call per character for all jobs), run_jobs, sample_captions
     model.py      LoadedModel: vocabulary + template table + a stepper
@@ -16,6 +18,7 @@
                   its tf cell; build_stepper resolves MEMEBOT_DECODER
     loader.py     load_model: read + check an artifact, build its stepper, decode once
 
-Imports flow one way (pickers <- jobs <- rowtable <- batch <- loader; model <- archs <- loader;
-model <- batch); nothing here imports `training` or the rest of `engine` (harness/layers.py).
+Imports flow one way (pickers <- jobs <- rowtable <- batch <- loader; scoring <- model <- archs
+<- loader; model <- batch); nothing here imports `training` or the rest of `engine`
+(harness/layers.py).
 """

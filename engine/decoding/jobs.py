@@ -2,13 +2,19 @@
 batch's RowTable, which delivers each finished caption through `deliver`) and `BeamJob`
 (beam search: keeps its texts and steps itself, `inputs()` -> batched model call -> `step`).
 
+Best-of-N: a RowJob decodes `n_candidates` rows for each of its `n` captions, all in the same
+batch, and keeps the best of each group by the model's scorer (scoring.py). A BeamJob's
+candidates are its final beams: it samples among them by their scores (Gumbel-max with the
+request's generator), so each seed gets its own caption. Either way a caption depends only
+on its request and seed, and the chosen ones come best first with their score.
+
 Both follow the caption rules: exactly `n_boxes` boxes, no empty box unless allowed, every box
 closed within `max_len` (pickers.rule_code).
 """
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +34,9 @@ class Sampled:
     boxes: list[str]
     logprob: float  # natural log of the caption's probability under the model (generated part)
     template: str = ""
+    chars: int = 0  # characters generated (markers included; the start text is not)
+    score: float | None = None  # the scorer's total, once chosen (scoring.py)
+    score_parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -42,8 +51,9 @@ class CaptionRequest:
     max_len: int = MAX_CHARS  # characters of `box|box|`, markers included
     decoding: Decoding = Decoding()
     seed: int | None = None  # same seed, same caption
-    n: int = 1  # candidates returned
+    n: int = 1  # captions returned
     allow_empty_boxes: bool = False
+    n_candidates: int = 1  # rows decoded per caption; the best by score is kept (not beam)
 
 
 class _JobBase:
@@ -52,6 +62,8 @@ class _JobBase:
     def __init__(self, model: LoadedModel, req: CaptionRequest):
         if req.n_boxes < 1:
             raise ValueError("n_boxes must be at least 1")
+        if req.n < 1 or req.n_candidates < 1:
+            raise ValueError("n and n_candidates must be at least 1")
         limit = model.max_chars  # the transformer's positions: captions stop short of them
         if limit is not None and req.max_len > limit:
             per_box = 1 if req.allow_empty_boxes else 2  # schema.check_caption_fits' rule
@@ -76,11 +88,27 @@ class _JobBase:
 
     def _finish(self, text: str, logprob: float) -> Sampled:
         boxes = text.split(BOX_END)[: self.req.n_boxes]
-        return Sampled(boxes=boxes, logprob=logprob, template=self.req.template)
+        chars = len(text) - len(self.req.start)
+        return Sampled(boxes, logprob, self.req.template, chars)
+
+    def _scored(self, cands: list[Sampled]) -> tuple[list[Sampled], np.ndarray]:
+        """`cands` with their scores filled in, and the totals [k]."""
+        s = self.model.scorer.score(
+            [c.text for c in cands],
+            self.req.template,
+            [c.logprob for c in cands],
+            [c.chars for c in cands],
+        )
+        out = [
+            replace(c, score=float(s.total[i]), score_parts=s.parts_of(i))
+            for i, c in enumerate(cands)
+        ]
+        return out, s.total
 
 
 class RowJob(_JobBase):
-    """A per-row-sampled request: `n` independent rows, kept by the RowTable once joined."""
+    """A per-row-sampled request: `n * n_candidates` independent rows, kept by the RowTable
+    once joined; rows [i * n_candidates, (i + 1) * n_candidates) are caption i's candidates."""
 
     def __init__(self, model: LoadedModel, req: CaptionRequest):
         if req.decoding.method == "beam":
@@ -92,7 +120,12 @@ class RowJob(_JobBase):
             if req.decoding.method == "calibrated"
             else None
         )
-        self._open = 0 if self.results else req.n  # rows still going
+        # greedy rows are all alike: one candidate each is the same caption for less work
+        self.per_caption = 1 if req.decoding.method == "greedy" else req.n_candidates
+        self.rows = 0 if self.results else req.n * self.per_caption
+        self._by_row: list[Sampled | None] = [None] * self.rows
+        self._open = self.rows  # rows still going
+        self._chosen: list[Sampled] | None = None
 
     @property
     def done(self) -> bool:
@@ -108,14 +141,32 @@ class RowJob(_JobBase):
         """Rows it may take at most (its rows never grow)."""
         return self._open
 
-    def deliver(self, caption: Sampled) -> None:
-        """One of this job's rows finished (called by the RowTable)."""
-        assert self._open > 0, "more captions than rows"
-        self.results.append(caption)
+    def deliver(self, caption: Sampled, row: int) -> None:
+        """Row `row` of this job finished (called by the RowTable)."""
+        assert self._open > 0 and self._by_row[row] is None, "a row finished twice"
+        self._by_row[row] = caption
         self._open -= 1
 
     def captions(self) -> list[Sampled]:
-        return self.results[: self.req.n]
+        """The best candidate of each caption's group by score, best first (scored once the
+        job is done; before that, the groups finished so far)."""
+        if self._chosen is not None:
+            return self._chosen
+        if self.results:  # the start text closed every box: that is the one caption
+            chosen, _ = self._scored(self.results)
+        else:
+            k = self.per_caption
+            groups = [self._by_row[g * k : (g + 1) * k] for g in range(self.req.n)]
+            ready = [c for grp in groups if all(grp) for c in grp if c is not None]
+            cands, total = self._scored(ready)
+            best = [
+                g * k + int(np.argmax(total[g * k : (g + 1) * k])) for g in range(len(ready) // k)
+            ]
+            best.sort(key=lambda i: -total[i])  # stable: equal scores keep caption order
+            chosen = [cands[i] for i in best]
+        if self.done:
+            self._chosen = chosen
+        return chosen
 
 
 @dataclass(slots=True)
@@ -139,6 +190,8 @@ class BeamJob(_JobBase):
         self.id_char = ["", "", "?", *model.vocab.chars]  # id -> character (specials empty)
         self.end_id = model.vocab.box_end_id
         self.fed = 0  # prefix ids fed so far
+        self.rng = np.random.default_rng(req.seed)  # the choice among the final beams
+        self._chosen: list[Sampled] | None = None
         self.rows = (
             []
             if self.results
@@ -227,7 +280,21 @@ class BeamJob(_JobBase):
         return keep
 
     def captions(self) -> list[Sampled]:
-        return sorted(self.results, key=lambda s: -s.logprob)[: self.req.n]
+        """`n` of the final beams, sampled without replacement in proportion to exp(score)
+        (Gumbel-max with the request's generator): same seed, same captions; other seeds,
+        other beams. Drawn once, when the search is done."""
+        if self._chosen is not None:
+            return self._chosen
+        ranked = sorted(self.results, key=lambda s: -s.logprob)  # a fixed order to draw over
+        if not ranked:
+            return []
+        cands, total = self._scored(ranked)
+        keys = total.astype(np.float64) + self.rng.gumbel(size=len(cands))
+        chosen = [cands[int(i)] for i in np.argsort(-keys, kind="stable")[: self.req.n]]
+        chosen.sort(key=lambda s: -(s.score or 0.0))  # best first, as every reply
+        if self.done:
+            self._chosen = chosen
+        return chosen
 
 
 Job = RowJob | BeamJob

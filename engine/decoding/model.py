@@ -11,13 +11,14 @@ imported only then).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from engine.decoding import char_gru, gru_kernel
+from engine.decoding.scoring import Scorer
 from memebot.artifact.configs import CharGRUConfig, ModelConfig
 from memebot.artifact.meta import ArtifactMeta
 from memebot.artifact.templates import TemplateEntry, TemplateTable
@@ -85,6 +86,9 @@ class LoadedModel:
     stepper: Stepper
     meta: ArtifactMeta | None = None  # None: a model in training
     path: Path | None = None
+    # What best-of-N and beam search choose by: well-formedness, plus any terms shipped with
+    # the model (added at load, so they swap with it on a reload).
+    scorer: Scorer = field(default_factory=Scorer)
 
     @property
     def step_backend(self) -> str:

@@ -8,9 +8,10 @@ operations whatever the number of rows. Only a finished row costs Python (its te
 
 Each row draws from its own generator, pre-drawn at admission into its row of `floats`, in
 the order single draws would come: the length target of the first box, then two per picked
-character and one more target each time a box closes. A request with `n` > 1 candidates gives each
-candidate its own generator, spawned from the seed. So a row's caption depends only on its
-request, never on which other rows share the step (batched == unbatched).
+character and one more target each time a box closes. A request of more than one row (`n`
+captions of `n_candidates` candidates each) gives each row its own generator, spawned from the
+seed. So a row's caption depends only on its request, never on which other rows share the
+step (batched == unbatched).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class RowTable:
         self.decodings: dict[tuple[Any, ...], int] = {}  # decoding -> group id
         self.decoding_of: list[Any] = []
         self.ints = np.zeros((0, 15), dtype=np.int64)  # [R, 15], columns above
-        self.objs = np.empty((0, 2), dtype=object)  # [R, 2]: the row's RowJob, start text
+        self.objs = np.empty((0, 3), dtype=object)  # [R, 3]: its RowJob, start text, row in job
         self.floats = np.zeros((0, 2))  # [R, 1 + W]: log-probability, then the row's draws
         self.prefix = np.zeros((0, 1, 2), dtype=np.int64)  # [R, P, 2]: ids fed first, box
         self.gen = np.zeros((0, 1), dtype=np.int64)  # [R, G] generated ids
@@ -68,7 +69,7 @@ class RowTable:
         return self.objs[:, 0]
 
     def add(self, jobs: Sequence[RowJob]) -> int:
-        """Append the rows of `jobs` (n candidates each); returns how many."""
+        """Append the rows of `jobs` (`RowJob.rows` each); returns how many."""
         if not jobs:
             return 0
         parts: list[tuple[np.ndarray, ...]] = []
@@ -86,7 +87,7 @@ class RowTable:
         return len(self) - R
 
     def _rows_of(self, job: RowJob) -> tuple[np.ndarray, ...]:
-        req, n = job.req, job.req.n
+        req, n = job.req, job.rows
         seeds = [req.seed] if n == 1 else np.random.SeedSequence(req.seed).spawn(n)
         ids = job.prefix  # BOS + the start text's ids
         prefix = np.array([[c, req.start[:i].count(BOX_END)] for i, c in enumerate(ids)])
@@ -114,8 +115,8 @@ class RowTable:
         quant = np.zeros((n, req.n_boxes, len(LENGTH_LEVELS)))
         if job.lengths is not None:
             quant[:] = np.asarray(job.lengths)[None]
-        objs = np.empty((n, 2), dtype=object)
-        objs[:, 0], objs[:, 1] = job, req.start
+        objs = np.empty((n, 3), dtype=object)
+        objs[:, 0], objs[:, 1], objs[:, 2] = job, req.start, range(n)
         gen = np.zeros((n, req.max_len + 1), dtype=np.int64)
         return np.tile(row, (n, 1)), objs, floats, np.repeat(prefix[None], n, 0), gen, quant
 
@@ -249,10 +250,11 @@ class RowTable:
         self.ints[rows, TARGET] = np.maximum(1, np.round(value - self.close_early))
 
     def _finish(self, i: int) -> None:
-        job, start = self.objs[i]
-        text = start + "".join(self.id_char[self.gen[i, : self.ints[i, GLEN]]])
+        job, start, row = self.objs[i]
+        glen = int(self.ints[i, GLEN])
+        text = start + "".join(self.id_char[self.gen[i, :glen]])
         boxes = text.split(BOX_END)[: job.req.n_boxes]
-        job.deliver(Sampled(boxes, float(self.floats[i, 0]), job.req.template))
+        job.deliver(Sampled(boxes, float(self.floats[i, 0]), job.req.template, glen), row)
 
     def take(self, idx: np.ndarray) -> None:
         """Keep rows `idx` (in that order)."""

@@ -8,19 +8,21 @@ restores them). Tests inject INTERACTION_CREATE and MESSAGE_REACTION_ADD/REMOVE 
 interaction callbacks, followups with their attachments, reactions. `wait_until(predicate)`
 wakes on every recorded request (no sleeps).
 
-Scope: one application, one bot user, one guild with one text channel (more channels on
-request), any number of users. Messages and reactions are kept in memory; reaction routes
-behave like Discord's (PUT is idempotent, GET pages with `after` and `limit`). Replies are
-plain-text JSON frames whatever compression the client asks for, which discord.py accepts.
+Scope: one application (owned by `owner`, or by a `team`), one bot user, one guild with one
+text channel (more channels on request), any number of users. Messages and reactions are kept
+in memory; reaction routes behave like Discord's (PUT is idempotent, GET pages with `after` and
+`limit`). Replies are plain-text JSON frames whatever compression the client asks for, which
+discord.py accepts.
 Unknown routes answer 404 and are listed in `unhandled` so a test can assert there were none.
 
 Like Discord: the first followup after a deferred response replaces the "thinking" @original
 message (same id); an interaction whose first callback comes more than 3 s after the event is
 refused (404, code 10062, listed in `late_callbacks`); ids are time-based snowflakes; a guild
-is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403.
-`app_permissions` sets what the app may do per channel (sent with each interaction) and
-`overwrites` a channel's permission overwrites (private channels). Each interaction records
-when the bot first answered it (`responded_at`, `response_delay`).
+is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403,
+`forbid_application` the application info (who owns the bot). `app_permissions` sets what
+the app may do per channel (sent with each interaction) and `overwrites` a channel's
+permission overwrites (private channels). Each interaction records when the bot first
+answered it (`responded_at`, `response_delay`).
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ class DiscordStandIn(Rest):
     def __init__(self, *, guild_id: int = 900001, channel_id: int = 900002) -> None:
         self.app_id = 700001
         self.bot_user = self.user(700001, "memebot", bot=True)
-        self.owner = self.user(800001, "owner")
+        self.owner = self.user(800001, "owner")  # the application's owner and the guild's
+        # With a team ({user id: role}) the application is team-owned (Payloads.application).
+        self.team: dict[int, str] | None = None
+        self.forbid_application = False  # True: the application info answers 403
         self.guild_id = guild_id
         self.channel_ids = [channel_id]
         self.admin_role_id = 900003
@@ -284,6 +289,18 @@ class DiscordStandIn(Rest):
         )
         await self.dispatch("INTERACTION_CREATE", rec.payload)
         return rec
+
+    async def remove_bot(self, *, outage: bool = False) -> None:
+        """GUILD_DELETE of the stand-in's guild: the bot was removed from it (kicked, banned,
+        the guild deleted), or with `outage` the guild went unavailable (a Discord outage)."""
+        await self.dispatch(
+            "GUILD_DELETE", {"id": str(self.guild_id)} | ({"unavailable": True} if outage else {})
+        )
+
+    async def add_bot(self) -> None:
+        """GUILD_CREATE of the stand-in's guild: the bot was added (back) to it, or the guild
+        is available again after an outage."""
+        await self.dispatch("GUILD_CREATE", self.guild())
 
     async def react(self, message_id: int, emoji: str, user_id: int, *, send: bool = True) -> None:
         """A user adds a reaction; with send=False only the stored state changes (as if the

@@ -12,6 +12,7 @@ class Payloads:
     app_id: int
     bot_user: dict[str, Any]
     owner: dict[str, Any]
+    team: dict[int, str] | None
     guild_id: int
     channel_ids: list[int]
     admin_role_id: int
@@ -46,6 +47,47 @@ class Payloads:
             "pending": False,
             "nick": None,
             "permissions": str(ADMINISTRATOR | ALL_BUT_ADMIN if admin else ALL_BUT_ADMIN),
+        }
+
+    def application(self) -> dict[str, Any]:
+        """The application info (GET /oauth2/applications/@me). Owned by `owner`, or with
+        `team` set ({user id: role}) by a team: then, like Discord, `owner` is the team's
+        pseudo-user (flag TEAM_USER) and the members carry their roles (admin, developer,
+        read_only); discord.py counts admins and developers as owners."""
+        team = None
+        owner = self.owner
+        if self.team is not None:
+            team_id = str(self.app_id + 1)
+            first = next(iter(self.team), None)  # the team's owner: its first member
+            owner = self.user(self.app_id + 1, f"team{team_id}") | {"flags": 1 << 10}
+            team = {
+                "id": team_id,
+                "name": "memebot team",
+                "icon": None,
+                "owner_user_id": str(first) if first is not None else None,
+                "members": [
+                    {
+                        "user": self.user(uid, f"user{uid}"),
+                        "membership_state": 2,  # accepted
+                        "permissions": ["*"],
+                        "team_id": team_id,
+                        "role": role,
+                    }
+                    for uid, role in self.team.items()
+                ],
+            }
+        return {
+            "id": str(self.app_id),
+            "name": "memebot",
+            "description": "",
+            "icon": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": owner,
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "team": team,
+            "interactions_endpoint_url": None,
         }
 
     def channel(self, channel_id: int) -> dict[str, Any]:

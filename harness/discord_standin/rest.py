@@ -25,6 +25,7 @@ class Rest(Payloads):
     _ids: Iterator[int]
     late_callbacks: list[Interaction]
     forbid_reactions: bool
+    forbid_application: bool
     on_followup: Callable[[Sent], Awaitable[None]] | None
     messages: dict[int, dict[str, Any]]
     sent: list[Sent]
@@ -96,22 +97,10 @@ class Rest(Payloads):
         m = request.method
         if m == "GET" and path == "/users/@me":
             return json_response(self.bot_user)
-        if m == "GET" and path == "/oauth2/applications/@me":
-            return json_response(
-                {
-                    "id": str(self.app_id),
-                    "name": "memebot",
-                    "description": "",
-                    "icon": None,
-                    "bot_public": True,
-                    "bot_require_code_grant": False,
-                    "owner": self.owner,
-                    "verify_key": "0" * 64,
-                    "flags": 0,
-                    "team": None,
-                    "interactions_endpoint_url": None,
-                }
-            )
+        if m == "GET" and path == "/oauth2/applications/@me":  # what Bot.is_owner reads
+            if self.forbid_application:
+                return json_response({"message": "Missing Access", "code": 50001}, 403)
+            return json_response(self.application())
         if m == "GET" and path in ("/gateway", "/gateway/bot"):
             return json_response(
                 {

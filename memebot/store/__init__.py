@@ -1,5 +1,6 @@
 """The store every process shares (SQLite or PostgreSQL): the memes the bot posted and their
-👍/👎 votes, guild settings, model versions and retraining runs (docs/ARCHITECTURE.md). The bot
+👍/👎 votes, guild settings, model versions, retraining runs, and each guild's taste versions
+and when the bot left it (docs/ARCHITECTURE.md). The bot
 writes memes and votes, the retrain worker reads them and records runs and versions, the
 migrations read its tables' metadata.
 
@@ -16,27 +17,35 @@ from memebot.store.db import DatabaseError, make_db
 from memebot.store.migrate import current, downgrade, upgrade
 from memebot.store.runs import RunInProgress
 from memebot.store.store import Store
+from memebot.store.tastes import NoTaste
 from memebot.store.types import (
+    ForgottenGuild,
     GenerationInfo,
     GuildSettings,
     ModelVersion,
     NewGeneration,
+    RatedMeme,
     Reconciled,
     RunInfo,
     Stats,
+    TasteVersion,
 )
 
 __all__ = [
     "DatabaseError",
+    "ForgottenGuild",
     "GenerationInfo",
     "GuildSettings",
     "ModelVersion",
     "NewGeneration",
+    "NoTaste",
+    "RatedMeme",
     "Reconciled",
     "RunInProgress",
     "RunInfo",
     "Stats",
     "Store",
+    "TasteVersion",
     "current",
     "downgrade",
     "make_db",

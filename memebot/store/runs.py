@@ -1,8 +1,10 @@
 """Retraining runs in the store: what the bot and `memebot retrain` enqueue, the worker claims
 and updates, and /retrain shows. The training itself lives in retrain/ (never in the bot).
 
-One run at a time is a database rule (the partial unique index on `in_progress`), so two admins
-asking at once, from two shards or a shell, get one run and the other is told which.
+A run is of a kind: `base` (the shared generator) or `taste` (one guild's taste). One base run
+at a time, and one taste run per guild at a time, are database rules (partial unique indexes on
+`in_progress`), so two admins asking at once, from two shards or a shell, get one run and the
+other is told which.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memebot.choices import RUN_MODES
+from memebot.choices import RUN_KINDS, RUN_MODES
 from memebot.errors import UsageError
 from memebot.store.sql import rowcount, to_info, utc, with_tally
 from memebot.store.tables import GenerationRow, RetrainRunRow, VoteRow, utcnow
@@ -29,9 +31,13 @@ class RunInProgress(UsageError):
 
     def __init__(self, run: RunInfo) -> None:
         who = f" by {run.requested_by}" if run.requested_by else ""
+        if run.kind == "taste":
+            what, rule = "taste run", "one taste run per server at a time"
+        else:
+            what, rule = "retrain run", "one run at a time"
         super().__init__(
-            f"retrain run #{run.id} ({run.mode}{who}) is already {run.status}"
-            f" (stage {run.stage}); one run at a time"
+            f"{what} #{run.id} ({run.mode}{who}) is already {run.status}"
+            f" (stage {run.stage}); {rule}"
         )
         self.run = run
 
@@ -48,18 +54,25 @@ class RunsMixin:
         self,
         mode: str,
         *,
+        kind: str = "base",
         requested_by: str | None = None,
         guild_id: int | None = None,
         channel_id: int | None = None,
         message_id: int | None = None,
         parent_version: str | None = None,
     ) -> RunInfo:
-        """A new queued run; RunInProgress if one is queued or running."""
+        """A new queued run; RunInProgress if one of its kind (of a taste run: for the same
+        guild) is queued or running."""
         if mode not in RUN_MODES:
             raise UsageError(f"mode {mode!r}: choose {' or '.join(RUN_MODES)}")
+        if kind not in RUN_KINDS:
+            raise UsageError(f"kind {kind!r}: choose {' or '.join(RUN_KINDS)}")
+        if kind == "taste" and guild_id is None:
+            raise UsageError("a taste run is for one server: guild_id is needed")
         row = RetrainRunRow(
             status="queued",
             mode=mode,
+            kind=kind,
             requested_by=requested_by,
             guild_id=guild_id,
             channel_id=channel_id,
@@ -77,10 +90,11 @@ class RunsMixin:
                 await s.flush()
                 return to_run(row)
         except IntegrityError:
-            current = await self.current_run()
+            current = await self.current_run(kind, guild_id=guild_id)
             if current is None:  # finished between the insert and this read: try once more
                 return await self.create_run(
                     mode,
+                    kind=kind,
                     requested_by=requested_by,
                     guild_id=guild_id,
                     channel_id=channel_id,
@@ -160,16 +174,28 @@ class RunsMixin:
             row = await s.get(RetrainRunRow, run_id)
             return to_run(row) if row is not None else None
 
-    async def current_run(self) -> RunInfo | None:
-        """The queued or running run, if any."""
-        q = select(RetrainRunRow).where(RetrainRunRow.in_progress.is_(True))
+    async def current_run(
+        self, kind: str = "base", *, guild_id: int | None = None
+    ) -> RunInfo | None:
+        """The queued or running base run, or (kind taste) guild_id's taste run, if any."""
+        q = select(RetrainRunRow).where(
+            RetrainRunRow.in_progress.is_(True), RetrainRunRow.kind == kind
+        )
+        if kind == "taste":
+            q = q.where(RetrainRunRow.guild_id == guild_id)
         async with self._read() as s:
             row = (await s.execute(q)).scalar_one_or_none()
             return to_run(row) if row is not None else None
 
-    async def runs(self, limit: int = 20) -> list[RunInfo]:
-        """The newest runs first."""
+    async def runs(
+        self, limit: int = 20, *, kind: str | None = None, guild_id: int | None = None
+    ) -> list[RunInfo]:
+        """The newest runs first; only those of `kind` and of `guild_id` when given."""
         q = select(RetrainRunRow).order_by(RetrainRunRow.id.desc()).limit(limit)
+        if kind is not None:
+            q = q.where(RetrainRunRow.kind == kind)
+        if guild_id is not None:
+            q = q.where(RetrainRunRow.guild_id == guild_id)
         async with self._read() as s:
             return [to_run(r) for r in (await s.execute(q)).scalars()]
 
@@ -186,9 +212,14 @@ class RunsMixin:
         async with self._read() as s:
             return [to_info(*r) for r in (await s.execute(q)).all()]
 
-    async def votes_since(self, since: datetime | None) -> int:
-        """Votes cast or changed at or after `since` (None: all votes)."""
+    async def votes_since(self, since: datetime | None, *, guild_id: int | None = None) -> int:
+        """Votes cast or changed at or after `since` (None: all votes), on `guild_id`'s memes
+        when given."""
         q = select(func.count()).select_from(VoteRow)
+        if guild_id is not None:
+            q = q.join(GenerationRow, GenerationRow.id == VoteRow.generation_id).where(
+                GenerationRow.guild_id == guild_id
+            )
         if since is not None:
             q = q.where(VoteRow.updated_at >= since)
         async with self._read() as s:
@@ -200,6 +231,7 @@ def to_run(row: RetrainRunRow) -> RunInfo:
         id=row.id,
         status=row.status,
         mode=row.mode,
+        kind=row.kind,
         requested_by=row.requested_by,
         guild_id=row.guild_id,
         channel_id=row.channel_id,

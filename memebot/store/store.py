@@ -1,5 +1,6 @@
-"""The rating store: generations, votes and guild settings here; model versions (versions.py)
-and retraining runs (runs.py) mixed in; one class for the callers.
+"""The rating store: generations, votes and guild settings here; model versions (versions.py),
+retraining runs (runs.py) and guild tastes and lifecycle (tastes.py) mixed in; one class for
+the callers.
 
 Every public method is one transaction and takes/returns plain data (memebot.store.types). Votes
 are single upsert/delete statements keyed by (generation_id, user_id), so concurrent and
@@ -50,6 +51,7 @@ from memebot.store.tables import (
     VoteRow,
     utcnow,
 )
+from memebot.store.tastes import TastesMixin
 from memebot.store.types import (
     GenerationInfo,
     GuildSettings,
@@ -60,7 +62,7 @@ from memebot.store.types import (
 from memebot.store.versions import VersionsMixin
 
 
-class Store(RunsMixin, VersionsMixin):
+class Store(RunsMixin, VersionsMixin, TastesMixin):
     """Constructed from a database handle (see make_db); `close()` disposes of it."""
 
     def __init__(self, db: AsyncEngine) -> None:

@@ -15,9 +15,11 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -25,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from memebot.choices import DEFAULT_FILTER_LEVEL, FILTER_LEVELS, RUN_MODES
+from memebot.choices import DEFAULT_FILTER_LEVEL, FILTER_LEVELS, RUN_KINDS, RUN_MODES
 
 # Named constraints: Alembic can then drop/alter them by name, and SQLite batch migrations
 # (which recreate tables) keep them.
@@ -143,14 +145,68 @@ class ModelVersionRow(Base):
     )
 
 
+class GuildRow(Base):
+    """A guild the bot was removed from: `left_at` starts the retention clock after which its
+    tastes, memes and votes are deleted (retrain/guilds.py); NULL again when the bot rejoins.
+    A row appears the first time the bot leaves the guild."""
+
+    __tablename__ = "guilds"
+
+    guild_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    left_at: Mapped[datetime | None] = mapped_column(index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TasteVersionRow(Base):
+    """One fitted taste of one guild (the small per-server scorer over the base model's
+    captions): numbered per guild from 1, at most one active per guild (partial unique index).
+    `previous_version` is the guild's active version when this one was recorded, so a rollback
+    walks back the chain of promotions, as model_versions' `parent` does."""
+
+    __tablename__ = "taste_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[int]
+    version: Mapped[int] = mapped_column(Integer)
+    # The base model version it was fitted on: a taste scores that model's hidden states or
+    # captions and means nothing for another.
+    base_version: Mapped[str] = mapped_column(String(100))
+    n_votes: Mapped[int] = mapped_column(Integer)
+    heldout_auc: Mapped[float | None] = mapped_column(Float)
+    # Where the taste is: a file under the models location, or its few KB inline (every
+    # engine replica can then read it through the store); at least one of the two.
+    path: Mapped[str | None] = mapped_column(String(1000))
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    metrics: Mapped[dict[str, Any]]
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    previous_version: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+    __table_args__ = (
+        Index("uq_taste_versions_guild_id_version", "guild_id", "version", unique=True),
+        Index(
+            "uq_taste_versions_one_active",
+            "guild_id",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+        CheckConstraint("path IS NOT NULL OR blob IS NOT NULL", name="path_or_blob"),
+    )
+
+
 RUN_STATUSES = ("queued", "running", "succeeded", "rejected", "failed")
 
 
 class RetrainRunRow(Base):
     """One retraining run (retrain/): queued by /retrain or `memebot retrain`, run by a worker.
 
-    `in_progress` is true while queued or running and NULL after; its partial unique index makes
-    "one run at a time" a database rule, so two admins asking at once get one run.
+    `kind` base: the shared generator (the bot owner's); taste: one guild's taste (`guild_id`).
+    `in_progress` is true while queued or running and NULL after; two partial unique indexes
+    make "one base run at a time" and "one taste run per guild at a time" database rules, so
+    two admins asking at once get one run.
     """
 
     __tablename__ = "retrain_runs"
@@ -158,6 +214,7 @@ class RetrainRunRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     mode: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8), server_default=text("'base'"))
     requested_by: Mapped[str | None] = mapped_column(String(100))
     guild_id: Mapped[int | None]
     # Where the bot reports progress (the message it edits); None from the shell.
@@ -180,11 +237,20 @@ class RetrainRunRow(Base):
             f"status IN ({', '.join(repr(s) for s in RUN_STATUSES)})", name="status_known"
         ),
         CheckConstraint(f"mode IN ({', '.join(repr(m) for m in RUN_MODES)})", name="mode_known"),
+        CheckConstraint(f"kind IN ({', '.join(repr(k) for k in RUN_KINDS)})", name="kind_known"),
+        CheckConstraint("kind <> 'taste' OR guild_id IS NOT NULL", name="taste_has_guild"),
         Index(
             "uq_retrain_runs_one_in_progress",
             "in_progress",
             unique=True,
-            sqlite_where=text("in_progress"),
-            postgresql_where=text("in_progress"),
+            sqlite_where=text("in_progress AND kind = 'base'"),
+            postgresql_where=text("in_progress AND kind = 'base'"),
+        ),
+        Index(
+            "uq_retrain_runs_one_taste_per_guild",
+            "guild_id",
+            unique=True,
+            sqlite_where=text("in_progress AND kind = 'taste'"),
+            postgresql_where=text("in_progress AND kind = 'taste'"),
         ),
     )

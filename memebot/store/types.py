@@ -120,7 +120,52 @@ class RunInfo:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    kind: str = "base"  # base: the shared generator; taste: guild_id's taste
 
     @property
     def in_progress(self) -> bool:
         return self.status in ("queued", "running")
+
+
+@dataclass(frozen=True, slots=True)
+class TasteVersion:
+    """One fitted taste of one guild (memebot.store.tastes)."""
+
+    guild_id: int
+    version: int  # 1, 2, ... per guild
+    base_version: str  # the base model it was fitted on
+    n_votes: int
+    heldout_auc: float | None
+    path: str | None
+    blob: bytes | None
+    metrics: dict[str, Any]
+    run_id: int | None
+    created_by: str | None
+    created_at: datetime
+    previous_version: int | None  # the guild's active version when this one was recorded
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RatedMeme:
+    """A guild's generation with every vote on it that counts ({user_id: +1/-1}), what taste
+    curation reads (retrain/taste_curation.py)."""
+
+    generation: GenerationInfo
+    votes: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ForgottenGuild:
+    """What Store.forget_guild deleted; `taste_paths` are the taste files the caller removes."""
+
+    guild_id: int
+    tastes: int = 0
+    generations: int = 0
+    votes: int = 0
+    settings: int = 0
+    taste_paths: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return self.tastes + self.generations + self.votes + self.settings
