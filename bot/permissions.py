@@ -87,3 +87,19 @@ def require_here(action: str, interaction: discord.Interaction) -> None:
     """`require` with what the interaction says about its channel."""
     thread = isinstance(interaction.channel, discord.Thread)
     require(action, interaction.app_permissions, in_thread=thread)
+
+
+def readable_channels(interaction: discord.Interaction) -> set[int]:
+    """The ids of the guild's channels and cached threads where the caller can read the
+    messages (View Channel and Read Message History, roles and overwrites applied): what /top
+    and /stats may show them. Without the guild in the cache: the current channel alone."""
+    guild, member = interaction.guild, interaction.user
+    if guild is None or not isinstance(member, discord.Member):
+        return {interaction.channel_id} if interaction.channel_id else set()
+    places: list[discord.abc.GuildChannel | discord.Thread] = [*guild.channels, *guild.threads]
+    readable = set()
+    for place in places:
+        p = place.permissions_for(member)
+        if p.view_channel and p.read_message_history:
+            readable.add(place.id)
+    return readable

@@ -18,7 +18,7 @@ from bot.permissions import NAMES, NEEDS, missing, needed, require
 from harness.bot import bot_settings, migrated_store, running_bot, standin
 from harness.discord_standin import ALL_BUT_ADMIN, DiscordStandIn
 from memebot.settings import Settings
-from memebot.store import Store
+from memebot.store import NewGeneration, Store
 
 EVERYTHING = discord.Permissions(ALL_BUT_ADMIN)
 
@@ -138,5 +138,49 @@ def test_retrain_checks_it_can_post_before_it_queues(tmp_path: Path) -> None:
             assert "retrain's progress" in reply.content
             assert await store.current_run() is None, "nothing queued"
             assert not any(m.channel_id == PRIVATE and not m.ephemeral for m in api.sent)
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.slow
+def test_top_and_stats_show_only_channels_the_caller_can_read(tmp_path: Path) -> None:
+    members = 900030  # the role that may read the private channel
+
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        view = discord.Permissions(view_channel=True).value
+        api.overwrites[PRIVATE] = [
+            {"id": str(api.guild_id), "type": 0, "allow": "0", "deny": str(view)},  # @everyone
+            {"id": str(members), "type": 0, "allow": str(view), "deny": "0"},
+        ]
+        for message_id, channel, caption in [
+            (5001, api.channel_ids[0], "open caption"),
+            (5002, PRIVATE, "secret caption"),
+        ]:
+            await store.record_generation(
+                NewGeneration(
+                    guild_id=api.guild_id,
+                    channel_id=channel,
+                    user_id=31,
+                    template="two-buttons",
+                    boxes=[caption, ""],
+                    message_id=message_id,
+                    model_version="v1",
+                )
+            )
+            await store.set_vote(message_id, 32, 1)
+        async with running_bot(api, s, store):
+            outside = await api.answered(await api.invoke("top", {"period": "all"}))
+            text = outside.replies[-1].content
+            assert "open caption" in text and "secret" not in text and "5002" not in text
+            stats = await api.answered(await api.invoke("stats"))
+            assert "Memes made: 1" in stats.replies[-1].content
+            assert "Votes: 1 (1👍" in stats.replies[-1].content
+            inside = await api.answered(
+                await api.invoke("top", {"period": "all"}, roles=(members,))
+            )
+            assert "secret caption" in inside.replies[-1].content
+            assert "open caption" in inside.replies[-1].content
+            stats = await api.answered(await api.invoke("stats", roles=(members,)))
+            assert "Memes made: 2" in stats.replies[-1].content
 
     run(tmp_path, scenario)
