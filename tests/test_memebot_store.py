@@ -34,10 +34,11 @@ def new(
     template: str = "drake",
     created_at: datetime | None = None,
     model_version: str | None = "v1",
+    channel: int = 55,
 ) -> NewGeneration:
     return NewGeneration(
         guild_id=guild,
-        channel_id=55,
+        channel_id=channel,
         user_id=user,
         template=template,
         boxes=["top text", "bottom text"],
@@ -342,6 +343,31 @@ def test_stats(db_url: str) -> None:
     with_store(db_url, body)
 
 
+def test_top_and_stats_count_only_the_channels_given(db_url: str) -> None:
+    now = datetime.now(UTC)
+    PRIVATE = 66  # a channel the viewer cannot see
+
+    async def body(store: Store) -> None:
+        await store.record_generation(new(911, created_at=now - timedelta(hours=1)))
+        await store.record_generation(
+            new(912, channel=PRIVATE, created_at=now, model_version="secret")
+        )
+        await store.set_vote(911, 1, 1)
+        for user in (1, 2, 3):
+            await store.set_vote(912, user, 1)
+        assert [g.message_id for g in await store.top(GUILD)] == [912, 911]
+        assert [g.message_id for g in await store.top(GUILD, channels={55})] == [911]
+        assert [g.message_id for g in await store.top(GUILD, channels={55, PRIVATE})] == [912, 911]
+        assert await store.top(GUILD, channels=set()) == []
+        seen = await store.stats(GUILD, channels=[55])
+        assert (seen.generations, seen.votes, seen.up, seen.last_model_version) == (1, 1, 1, "v1")
+        nothing = await store.stats(GUILD, channels=())
+        assert (nothing.generations, nothing.votes, nothing.last_model_version) == (0, 0, None)
+        assert (await store.stats(GUILD)).generations == 2
+
+    with_store(db_url, body)
+
+
 def test_guild_settings_defaults_and_updates(db_url: str) -> None:
     async def body(store: Store) -> None:
         assert await store.guild_settings(GUILD) == GuildSettings(guild_id=GUILD)
@@ -443,3 +469,47 @@ def test_sqlite_file_directory_is_created(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'state' / 'deeper' / 'memebot.db'}"
     asyncio.run(upgrade(url))
     assert (tmp_path / "state" / "deeper" / "memebot.db").is_file()
+
+
+def test_deleted_memes_count_nowhere_and_cleared_reactions_retract(db_url: str) -> None:
+    async def body(store: Store) -> None:
+        since = datetime.now(UTC) - timedelta(hours=1)
+        kept = await store.record_generation(new(901))
+        gone = await store.record_generation(new(902, model_version="v-gone"))
+        purged = await store.record_generation(new(903))
+        for mid in (901, 902, 903):
+            for user, value in ((1, 1), (2, 1), (3, -1)):
+                assert await store.set_vote(mid, user, value)
+        before = await store.stats(GUILD)
+        assert (before.generations, before.votes, before.last_model_version) == (3, 9, "v1")
+        assert await store.mark_deleted([902]) == 1
+        assert await store.mark_deleted([903, 904]) == 1  # 904 is no meme
+        assert await store.mark_deleted([902]) == 0  # already marked
+        assert await store.mark_deleted([]) == 0
+        after = await store.stats(GUILD)
+        assert (after.generations, after.votes, after.up, after.down) == (1, 3, 2, 1)
+        assert after.last_model_version == "v1"
+        assert [g.id for g in await store.top(GUILD)] == [kept]
+        assert [g.id for g in await store.top(None)] == [kept]
+        assert [g.id for g in await store.recent_generations(since)] == [kept]
+        assert [g.id for g in await store.rated_generations()] == [kept]
+        info = await store.generation(gone)
+        assert info is not None and info.deleted_at is not None  # the row stays, marked
+        assert info.deleted_at >= since
+        still = await store.generation(kept)
+        assert still is not None and still.deleted_at is None
+        assert not await store.set_vote(902, 4, 1), "no new vote on a deleted meme"
+        assert await store.votes(gone) == {1: 1, 2: 1, 3: -1}  # kept, counted nowhere
+        assert await store.votes(purged) == {1: 1, 2: 1, 3: -1}
+
+        # Reactions cleared: one emoji's votes, then all of them.
+        assert await store.clear_votes(901, 1) == 2
+        assert await store.votes(kept) == {3: -1}
+        assert await store.clear_votes(901, 1) == 0
+        assert await store.clear_votes(901) == 1
+        assert await store.votes(kept) == {}
+        assert await store.clear_votes(904) == 0  # no meme
+        with pytest.raises(ValueError, match="must be"):
+            await store.clear_votes(901, 2)
+
+    with_store(db_url, body)

@@ -13,20 +13,25 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import POSTED, MemeBot, reply_error
+from bot.app import POSTED, MemeBot, interaction_context, reply_error
+from bot.errors import UserError, user_text
 from bot.memes import (
     UPLOAD_TEMPLATE,
     MemeAsk,
     StartTextBlocked,
     caption_text,
+    channel_is_nsfw,
     make_clean_meme,
 )
+from bot.permissions import require_here
 from engine.client import EngineBadRequest, EngineClient, Meme, UnknownTemplate
 from engine.schema import TemplateInfo
 from memebot.choices import DEFAULT_STYLE, Style
 from memebot.errors import MemebotError
+from memebot.filtering import level_in_channel
 from memebot.logs import get_logger
 from memebot.store import GuildSettings, NewGeneration
+from memebot.text import Unwritable, fold
 
 log = get_logger(__name__)
 
@@ -44,10 +49,6 @@ NO_REACTIONS = (
 def engine_options(meme: Meme) -> dict[str, Any]:
     """The decoding options the engine used (defaults filled in); the seed is stored apart."""
     return {k: v for k, v in meme.options.items() if k != "seed"}
-
-
-class UserError(MemebotError):
-    """A mistake in the command's input; shown to the user as is."""
 
 
 class Cooldown:
@@ -75,7 +76,7 @@ class Cooldown:
 
 
 # Refused before anything was made: the user's cooldown turn is given back.
-REFUSALS = (UserError, UnknownTemplate, StartTextBlocked, EngineBadRequest)
+REFUSALS = (UserError, UnknownTemplate, StartTextBlocked, EngineBadRequest, Unwritable)
 
 
 def _size(n: int) -> str:
@@ -114,15 +115,11 @@ class AnotherOne(
         assert isinstance(cog, Memes)
         try:
             await cog.again(interaction, self.generation_id)
-        except MemebotError as e:
-            await reply_error(interaction, str(e))
-        except Exception:
-            log.exception(
-                "unexpected error in the 🔁 button (generation %s, user %s)",
-                self.generation_id,
-                interaction.user.id,
+        except Exception as e:  # noqa: BLE001 (a button's top: user_text logs the unexpected)
+            where = f"the 🔁 button (generation {self.generation_id})"
+            await reply_error(
+                interaction, user_text(e, where=where, context=interaction_context(interaction))
             )
-            await reply_error(interaction, "Something went wrong on my side; it has been logged.")
 
 
 class Memes(commands.Cog):
@@ -180,16 +177,18 @@ class Memes(commands.Cog):
         boxes: int | None,
         image: discord.Attachment | None,
     ) -> None:
+        require_here("meme", interaction)  # before any work: a meme nobody can vote on
         if (template is None) == (image is None):
             raise UserError("Give either a template or an image (not both).")
         ctype = self._check_attachment(image) if image is not None else ""
+        start_text = fold(start_text or "")  # phone punctuation, accents; Unwritable names a 😀
         # Defer before any database or engine call: Discord drops an interaction that has no
         # answer within 3 s. A refusal below is then an ephemeral followup (reply_error).
         await interaction.response.defer(thinking=True)
         gs = await self._guild_settings(interaction)
         req = MemeAsk(
             template=template or UPLOAD_TEMPLATE,
-            start_text=start_text or "",
+            start_text=start_text,
             style=style or gs.default_style or DEFAULT_STYLE,
             boxes=boxes,
         )
@@ -242,7 +241,9 @@ class Memes(commands.Cog):
         """Generate (filtered), store, post the image with its caption, add the vote emoji.
         close() waits for this: a meme half posted would lose its record or its reactions."""
         async with self.bot.busy():
-            meme = await make_clean_meme(generate, start_text=req.start_text, level=gs.filter_level)
+            # A guild's `off` holds in age-restricted channels only.
+            level = level_in_channel(gs.filter_level, nsfw=channel_is_nsfw(interaction.channel))
+            meme = await make_clean_meme(generate, start_text=req.start_text, level=level)
             gid = await self.bot.store.record_generation(
                 NewGeneration(
                     guild_id=interaction.guild_id,
@@ -292,6 +293,7 @@ class Memes(commands.Cog):
             raise
 
     async def _again(self, interaction: discord.Interaction, generation_id: int) -> None:
+        require_here("again", interaction)
         await interaction.response.defer(thinking=True)  # before the database (Discord's 3 s)
         info = await self.bot.store.generation(generation_id)
         if info is None:
