@@ -3,7 +3,9 @@
 interaction (gateway) -> defer -> engine over HTTP (caption + render) -> store -> followup with
 the image (multipart upload) -> 👍/👎 reactions -> message id stored. Latency is from sending
 INTERACTION_CREATE to the stand-in receiving the followup, at 1 and 32 concurrent users; then
-reaction events sent back to back and the votes written per second.
+reaction events sent back to back and the votes written per second; last, 32 users again with
+Discord's rate limits on in the stand-in (per-route buckets, the global limit, 429s), each
+reacting to their meme: `meme_p95_ms_32_ratelimited`, and every /meme answered.
 
     python bench/bot.py [--json] [--model DIR] [--database URL] [--memes 40] [--votes 2000]
 """
@@ -42,6 +44,44 @@ async def one_meme(api: Any, i: int, user: int) -> tuple[float, int]:
     if not rec.followups[0].attachments:
         raise RuntimeError(f"/meme answered without an image: {rec.followups[0].content}")
     return elapsed, rec.followups[0].id
+
+
+async def ratelimited(api: Any, book: Any, per_user: int) -> dict[str, Any]:
+    """32 users again with Discord's rate limits on in the stand-in (per-route buckets: the
+    bot's 👍/👎 adds are 1 per 0.25 s per channel; the global 50 requests/s), each user
+    reacting to the meme they got. Every /meme must be answered, and every meme get its
+    reactions and its vote."""
+    from harness.discord_standin import RateLimits
+
+    api.rate_limits = RateLimits()
+    start = book.handled
+    t0 = time.perf_counter()
+
+    async def user(u: int) -> list[tuple[float, int]]:
+        out = []
+        for i in range(per_user):
+            ms, mid = await one_meme(api, u + i, 5000 + u)
+            await api.react(mid, "👍", 5000 + u)
+            out.append((ms, mid))
+        return out
+
+    done = [x for xs in await asyncio.gather(*(user(u) for u in range(32))) for x in xs]
+    answered_s = time.perf_counter() - t0
+    messages = [mid for _ms, mid in done]
+    await api.wait_until(lambda: all(len(api.bot_reactions(m)) == 2 for m in messages), timeout=600)
+    reacted_s = time.perf_counter() - t0
+    await book.wait_handled(start + len(messages))
+    limits = api.rate_limits.limited
+    api.rate_limits = None
+    return {
+        "meme_p50_ms_32_ratelimited": round(pct([ms for ms, _ in done], 50), 1),
+        "meme_p95_ms_32_ratelimited": round(pct([ms for ms, _ in done], 95), 1),
+        "memes_answered_ratelimited": len(done),
+        "memes_asked_ratelimited": 32 * per_user,
+        "answered_s_ratelimited": round(answered_s, 1),
+        "reactions_done_s_ratelimited": round(reacted_s, 1),
+        "responses_429_ratelimited": len(limits),
+    }
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,6 +127,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 await api.react(mid, "👍" if i % 3 else "👎", 10_000 + i % 500)
             await book.wait_handled(start + args.votes)
             vote_s = time.perf_counter() - t0
+
+            limited = await ratelimited(api, book, per_user)
     return {
         "database": s.database_url.split("://")[0],
         "model": str(args.model),
@@ -98,6 +140,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "votes_per_s": round(args.votes / vote_s, 1),
         "memes_timed": len(single) + len(concurrent),
         "votes_timed": args.votes,
+        **limited,
     }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from discord.ext import commands
 
 from bot.errors import user_text
 from bot.owners import OwnerCheckFailed, is_owner
+from bot.sync import sync_commands
 from bot.votes import VoteBook, VoteEmoji
 from engine.client import EngineClient
 from memebot.filtering import shared_filter
@@ -40,11 +40,13 @@ COGS = (
 SHUTDOWN_GRACE = 15.0  # seconds close() waits for memes being posted
 AUTOCOMPLETE_TIMEOUT = 2.0  # seconds an autocomplete waits for the engine
 
-# Only what the bot uses: guilds (channel/guild cache, interactions) and reactions (votes).
+# Only what the bot uses: guilds (channel/guild cache, interactions), reactions (votes, clears)
+# and guild messages (deletes: MESSAGE_DELETE and MESSAGE_DELETE_BULK come with this intent).
 # No message content, members or presences: the privileged intents are not needed.
 INTENTS = discord.Intents.none()
 INTENTS.guilds = True
 INTENTS.guild_reactions = True
+INTENTS.guild_messages = True
 
 
 class NotAllowed(app_commands.CheckFailure):
@@ -75,7 +77,9 @@ class MemeBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=MemeTree,
-            **options,
+            # No message cache: the intent for deletes also brings every new message, and the
+            # bot reads none of them (raw events carry what it needs).
+            **({"max_messages": None} | options),
         )
         self.settings = settings
         self._own_store = store is None
@@ -175,38 +179,9 @@ class MemeBot(commands.Bot):
 
     # -- command sync ------------------------------------------------------------------------
 
-    def _command_payload(self) -> list[dict[str, Any]]:
-        return [c.to_dict(self.tree) for c in self.tree.get_commands()]
-
     async def sync_commands(self) -> bool:
-        """Sync to MEMEBOT_DISCORD_GUILDS (instant) or globally (Discord takes up to an hour),
-        unless the command set is the one synced last time (Discord rate-limits syncs)."""
-        if self.shard_id not in (None, 0):
-            return False  # one process syncs; the others serve the same commands
-        payload = self._command_payload()
-        guilds = self.settings.discord_guilds
-        key = json.dumps(
-            {"app": self.application_id, "guilds": guilds, "commands": payload}, sort_keys=True
-        )
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        state = self.sync_state_dir / f"discord-commands-{self.application_id}.sha256"
-        if state.is_file() and state.read_text().strip() == digest:
-            log.info("slash commands unchanged since the last sync; not syncing")
-            return False
-        if guilds:
-            for gid in guilds:
-                guild = discord.Object(id=gid)
-                self.tree.copy_global_to(guild=guild)
-                await self.tree.sync(guild=guild)
-            log.info("synced %d commands to guilds %s", len(payload), guilds)
-        else:
-            await self.tree.sync()
-            log.info(
-                "synced %d commands globally (Discord shows them within an hour)", len(payload)
-            )
-        state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_text(digest + "\n")
-        return True
+        """Sync to MEMEBOT_DISCORD_GUILDS or globally, only when changed (bot/sync.py)."""
+        return await sync_commands(self, self.settings.discord_guilds, self.sync_state_dir)
 
     # -- errors ------------------------------------------------------------------------------
 

@@ -113,6 +113,12 @@ async def make_clean_meme(
     raise AllCaptionsFiltered(retries + 1)
 
 
+def channel_is_nsfw(channel: object) -> bool:
+    """Whether a channel is age-restricted (a thread: its parent). Unknown kinds are not."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
+
+
 def caption_text(meme: Meme) -> str:
     """The message text under the image: the caption, one box per line (Discord markdown
     escaped so a caption cannot ping or format)."""

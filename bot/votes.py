@@ -1,6 +1,6 @@
 """Votes from reactions: which reactions count, one lock per message so a message's events
-apply in order, events that arrive before their meme is recorded, and reconciliation from the
-reactions Discord holds."""
+apply in order, events that arrive before their meme is recorded, deleted memes and cleared
+reactions, and reconciliation from the reactions Discord holds (a pass: bot/reconcile.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import discord
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.reconcile import Counts, Reactors, Reconciliation
 from memebot.logs import get_logger
 from memebot.store import Store
 
@@ -70,7 +71,7 @@ class VoteBook:
         # message id -> (monotonic time, user id, value, added), in arrival order
         self._early: OrderedDict[int, list[tuple[float, int, int, bool]]] = OrderedDict()
         self.replayed = 0  # early events applied once their meme was recorded
-        self.handled = 0  # reaction events fully processed (tests and the bench wait on it)
+        self.handled = 0  # events fully processed (tests and the bench wait on it)
         self._handled_changed = asyncio.Condition()
 
     def lock(self, message_id: int) -> asyncio.Lock:
@@ -90,9 +91,7 @@ class VoteBook:
                     self._keep_early(message_id, (time.monotonic(), user_id, value, added))
                 return changed
         finally:
-            async with self._handled_changed:
-                self.handled += 1
-                self._handled_changed.notify_all()
+            await self._count_handled()
 
     async def _apply(self, message_id: int, user_id: int, value: int, added: bool) -> bool:
         """One vote write; a failed one (database error) is logged and tried once more."""
@@ -135,45 +134,76 @@ class VoteBook:
                     await self._apply(message_id, user_id, value, added)
                     self.replayed += 1
 
+    async def deleted(self, message_ids: Collection[int]) -> int:
+        """Messages deleted on Discord (one, or a bulk delete): their memes leave /top, /stats,
+        reconciliation and curation. Returns how many memes were marked."""
+        try:
+            for mid in message_ids:
+                self._early.pop(mid, None)
+            return await self._write_or_log(
+                self.store.mark_deleted(message_ids),
+                f"the deletion of {len(message_ids)} message(s)",
+            )
+        finally:
+            await self._count_handled()
+
+    async def cleared(self, message_id: int, emoji: discord.PartialEmoji | None) -> int:
+        """A moderator removed every reaction on a message (`emoji` None), or every one of
+        one emoji: those votes are retracted. Returns how many."""
+        try:
+            value = None if emoji is None else self.emoji.value(emoji)
+            if emoji is not None and value is None:
+                return 0  # not a vote emoji
+            async with self.lock(message_id):
+                self._early.pop(message_id, None)
+                return await self._write_or_log(
+                    self.store.clear_votes(message_id, value),
+                    f"the cleared reactions on message {message_id}",
+                )
+        finally:
+            await self._count_handled()
+
+    async def _write_or_log(self, write: Awaitable[int], what: str) -> int:
+        try:
+            return await write
+        except (SQLAlchemyError, OSError) as e:
+            log.error("could not store %s (%s); the next reconciliation does not fix it", what, e)
+            return 0
+
+    async def _count_handled(self) -> None:
+        async with self._handled_changed:
+            self.handled += 1
+            self._handled_changed.notify_all()
+
     async def wait_handled(self, n: int) -> None:
-        """Until `n` reaction events have been processed since start."""
+        """Until `n` events (reactions, deletes, clears) have been processed since start."""
         async with self._handled_changed:
             await self._handled_changed.wait_for(lambda: self.handled >= n)
 
     async def reconcile_recent(
         self,
-        reactors: Callable[[int, int, discord.PartialEmoji], Awaitable[set[int]]],
+        reactors: Reactors,
         *,
         hours: float,
+        counts: Counts | None = None,
         mine: Callable[[int | None], bool] = lambda _guild: True,
         concurrency: int = 4,
     ) -> int:
-        """Make stored votes match the reactions on recent memes; `reactors(channel, message,
-        emoji)` reads the users who reacted (through REST). Returns the number of changes."""
+        """Make stored votes match the reactions on the memes of the last `hours`
+        (bot/reconcile.py); returns the number of changes."""
         since = datetime.now(UTC) - timedelta(hours=hours)
         gens = [
             g
             for g in await self.store.recent_generations(since, limit=5000)
             if g.message_id is not None and g.channel_id is not None and mine(g.guild_id)
         ]
-        changes = 0
-        sem = asyncio.Semaphore(concurrency)
-
-        async def one(channel_id: int, message_id: int, generation_id: int) -> None:
-            nonlocal changes
-            async with sem, self.lock(message_id):
-                try:
-                    up = await reactors(channel_id, message_id, self.emoji.up)
-                    down = await reactors(channel_id, message_id, self.emoji.down)
-                except LookupError:
-                    return  # the message was deleted: its votes stay as they were
-                up.discard(self.bot_user_id)
-                down.discard(self.bot_user_id)
-                result = await self.store.reconcile(generation_id, up, down)
-                changes += result.total
-
-        await asyncio.gather(
-            *(one(g.channel_id, g.message_id, g.id) for g in gens)  # type: ignore[arg-type]
+        rec = Reconciliation(
+            self.store,
+            (self.emoji.up, self.emoji.down),
+            self.bot_user_id,
+            self.lock,
+            reactors,
+            counts,
+            concurrency,
         )
-        log.info("reconciled votes on %d recent memes: %d changes", len(gens), changes)
-        return changes
+        return await rec.run(gens)

@@ -165,15 +165,19 @@ def build_app(service: MemeService) -> web.Application:
             resp = _error(400, str(e))
         except web.HTTPException as e:
             resp = _error(e.status, e.reason)
-        except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError):
-            # The client left mid-request: nobody to answer, nothing to log as an error.
-            log.debug("client went away during %s %s", request.method, request.path)
-            raise
+            if "Allow" in e.headers:  # 405: the methods the path has (RFC 9110)
+                resp.headers["Allow"] = e.headers["Allow"]
+        except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError) as e:
+            # The client left mid-request (mid-body, most often): one line, no traceback, and
+            # nobody to answer; the connection is closed with nothing sent.
+            log.info("client left during %s %s (%s)", request.method, request.path, e or "")
+            request.protocol.force_close()
+            resp = web.Response(status=CLIENT_GONE)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             resp = _error(500, "internal error (logged)")
         finally:
-            status = CLIENT_GONE if resp is None else resp.status
+            status = CLIENT_GONE if resp is None else resp.status  # None: cancelled
             metrics.requests.labels(route, str(status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - started)
         return resp

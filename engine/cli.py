@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import socket
@@ -33,6 +34,12 @@ def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     e.add_argument("--host", default=settings.engine_host, help="bind address")
     e.add_argument("--port", type=int, default=settings.engine_port, help="TCP port")
     e.add_argument("--model", type=Path, default=settings.model_dir, help="artifact directory")
+    e.add_argument(
+        "--insecure-no-token",
+        action="store_true",
+        help="serve on a non-loopback --host without MEMEBOT_ENGINE_TOKEN (anyone who can "
+        "reach it can make memes and reload the model); refused otherwise",
+    )
     e.set_defaults(func=cmd_engine)
 
     g = sub.add_parser(
@@ -67,6 +74,7 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
 
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: must be between 1 and 65535")
+    _check_token(args.host, settings.engine_secret, insecure=args.insecure_no_token)
     _check_can_listen(args.host, args.port)  # before the model loads: seconds saved
     loop, loop_name = new_event_loop(settings.event_loop)  # before the model: a bad choice is quick
     try:
@@ -95,6 +103,40 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as e:  # taken between the check and now
         raise UsageError(f"--port {args.port}: cannot listen on {args.host} ({e.strerror})") from e
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` reaches this machine only: a loopback address, `localhost`, or a name that
+    resolves to loopback addresses only. "" and 0.0.0.0 listen on every interface."""
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass  # a name: what it resolves to decides
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False  # unresolvable: listening will fail with its own message
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def _check_token(host: str, token: str | None, *, insecure: bool) -> None:
+    """Safe by default: without a token the engine answers anyone, /v1/model/reload included,
+    so it listens beyond this machine only when told to."""
+    if token or is_loopback(host):
+        return
+    if not insecure:
+        raise UsageError(
+            f"--host {host or '(every interface)'} is reachable from other machines and "
+            "MEMEBOT_ENGINE_TOKEN is not set: set it (clients send it as a bearer token), "
+            "or pass --insecure-no-token to serve without one"
+        )
+    log.warning(
+        "serving on %s without MEMEBOT_ENGINE_TOKEN (--insecure-no-token): anyone who can "
+        "reach it can make memes and reload the model",
+        host,
+    )
 
 
 def _check_can_listen(host: str, port: int) -> None:

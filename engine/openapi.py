@@ -127,6 +127,7 @@ def openapi_document() -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "required": ["image"],
+                                    "additionalProperties": False,  # another part: 400
                                     "properties": {
                                         "image": {"type": "string", "format": "binary"},
                                         "options": _ref(UploadOptions),
@@ -191,7 +192,10 @@ def openapi_document() -> dict[str, Any]:
             METRICS_PATH: {
                 "get": {
                     "summary": "Prometheus metrics",
-                    "responses": {"200": {"description": "Prometheus text format"}},
+                    "responses": {
+                        "200": {"description": "Prometheus text format"},
+                        **_errors(401),
+                    },
                 }
             },
             OPENAPI_PATH: {

@@ -197,7 +197,7 @@ class Scheduler:
                 done: list[tuple[_Pending, list[Sampled] | BaseException]] = []
                 try:
                     finished, rows = _step(cohort)
-                    done = [(i, i.job.captions()) for i in finished]
+                    done = [(i, _captions(i)) for i in finished]
                 except Exception as e:  # a decoding bug fails its cohort, not the engine
                     log.exception("decoding step failed; failing %d requests", len(cohort.items))
                     done = [(i, e) for i in cohort.items]
@@ -209,6 +209,16 @@ class Scheduler:
                 self._hand_back(done)
                 if not cohort.items:
                     self._cohorts.remove(cohort)
+
+
+def _captions(item: _Pending) -> list[Sampled] | BaseException:
+    """A finished job's chosen captions, or what choosing them raised: a failing score term
+    fails its own request only (the finished item has left its cohort already)."""
+    try:
+        return item.job.captions()
+    except Exception as e:
+        log.exception("scoring a finished request failed")
+        return e
 
 
 def _resolve(done: list[tuple[_Pending, list[Sampled] | BaseException]]) -> None:

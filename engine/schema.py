@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import cache
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
@@ -102,7 +103,10 @@ def _printable(v: str) -> str:
     return v
 
 
-Ascii = Annotated[str, AfterValidator(_printable)]
+PRINTABLE_PATTERN = "^[ -~]*$"  # the rule `_printable` enforces, as /openapi.json states it
+Ascii = Annotated[
+    str, AfterValidator(_printable), Field(json_schema_extra={"pattern": PRINTABLE_PATTERN})
+]
 
 
 def _file_path(v: str) -> str:
@@ -173,8 +177,8 @@ class MemeOptions(BaseModel):
         ge=1,
         le=MAX_CANDIDATES,
         description="candidates written per caption in the same batch; the one with the best "
-        "score is returned (score, score_parts). beam: its final beams are the candidates, "
-        "drawn by score per seed; greedy: always 1",
+        "score is returned (score, score_parts). beam: its final beams are the candidates "
+        "(beam_width), drawn by score per seed; greedy: always 1",
     )
     allow_empty_boxes: bool = Field(False, description="a box may be left empty")
     image: bool = Field(True, description="render the image")
@@ -225,6 +229,8 @@ class MemeRequest(MemeOptions):
         min_length=1,
         max_length=MAX_TEMPLATE,
         description="slug, name, alias or Imgflip id (see GET /v1/templates)",
+        # printable ASCII with something besides spaces (`_template_not_blank`)
+        json_schema_extra={"pattern": "^[ -~]*[!-~][ -~]*$"},
     )
 
     @model_validator(mode="after")
@@ -273,7 +279,12 @@ class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     path: Annotated[str, AfterValidator(_file_path)] = Field(
-        min_length=1, max_length=MAX_PATH, description="artifact directory on the engine's machine"
+        min_length=1,
+        max_length=MAX_PATH,
+        description="artifact directory on the engine's machine (no NUL; each name at most "
+        f"{MAX_PATH_COMPONENT} bytes of UTF-8)",
+        # The byte rule as characters: 63 of any script fit in 255 bytes of UTF-8.
+        json_schema_extra={"pattern": "^[^\\x00/]{0,63}(/[^\\x00/]{0,63})*$"},
     )
 
 
@@ -383,9 +394,29 @@ def parse(model: type[M], body: Any) -> M:
     if not isinstance(body, Mapping):
         raise BadRequest("body", "expected a JSON object")
     try:
-        return model.model_validate(body)
+        return model.model_validate(_integral_floats(model, body))
     except ValidationError as e:
         raise bad_request(e, known=sorted(model.model_fields)) from None
+
+
+@cache
+def _int_fields(model: type[BaseModel]) -> frozenset[str]:
+    def has_int(ann: Any) -> bool:
+        return ann is int or any(has_int(a) for a in get_args(ann))
+
+    return frozenset(n for n, f in model.model_fields.items() if has_int(f.annotation))
+
+
+def _integral_floats(model: type[BaseModel], body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """JSON Schema's integer is any number without a fraction, so `8.0` is one: it becomes 8
+    for the strict models (a fraction, `8.5`, is still refused)."""
+    ints = _int_fields(model)
+    fix = {
+        k: int(v)
+        for k, v in body.items()
+        if k in ints and type(v) is float and v.is_integer() and abs(v) < 2**64
+    }
+    return {**body, **fix} if fix else body
 
 
 def parse_json(model: type[M], raw: bytes | str) -> M:

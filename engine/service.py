@@ -191,7 +191,12 @@ def load_engine_model(settings: Settings, path: Path, *, warm: bool = True) -> L
     """An artifact loaded with the engine's decoding settings (start-up and reloads alike).
     `warm`: prepare the step for MEMEBOT_MAX_BATCH rows before serving (the tf decoder
     compiles its programs then, not during requests; `memebot generate` skips it)."""
-    model = load_model(path, decoder=settings.decoder, threads=settings.decode_threads)
+    model = load_model(
+        path,
+        decoder=settings.decoder,
+        threads=settings.decode_threads,
+        crowd_weight=settings.crowd_weight,
+    )
     if warm:
         model.warm(settings.max_batch_rows)
     return model
@@ -212,7 +217,7 @@ def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:
         max_len=opts.max_len,
         seed=opts.seed,
         n=opts.n,
-        n_candidates=1 if opts.decoding == "greedy" else opts.n_candidates,
+        n_candidates=candidates_used(opts),
         allow_empty_boxes=opts.allow_empty_boxes,
         decoding=DecodingUsed(
             method=opts.decoding,
@@ -223,6 +228,14 @@ def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:
             beam_width=opts.beam_width,
         ),
     )
+
+
+def candidates_used(opts: MemeOptions) -> int:
+    """Candidates a caption is chosen from: greedy writes one (its rows would be alike), beam
+    draws among its final beams (up to beam_width), any other method n_candidates."""
+    if opts.decoding == "greedy":
+        return 1
+    return opts.beam_width if opts.decoding == "beam" else opts.n_candidates
 
 
 def template_info(t: Template) -> TemplateInfo:

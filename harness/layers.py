@@ -61,9 +61,15 @@ NARROWER: tuple[Narrower, ...] = (
     Narrower(
         "bot",
         "retrain",
-        ("retrain.requests", "retrain.promotion", "retrain.queue", "retrain.guilds"),
-        "the bot asks for runs and promotions and sweeps servers it left; the worker runs"
-        " elsewhere",
+        (
+            "retrain.requests",
+            "retrain.promotion",
+            "retrain.queue",
+            "retrain.guilds",
+            "retrain.taste_curation",
+        ),
+        "the bot asks for runs and promotions, checks a server has votes enough for a taste,"
+        " and sweeps servers it left; the worker runs elsewhere",
     ),
 )
 

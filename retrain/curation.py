@@ -3,6 +3,7 @@
 Pure functions over plain data (memebot.store.GenerationInfo); the caller supplies the base corpus,
 the content filter and the cleaning function, so each rule is testable on its own.
 
+Memes deleted on Discord are left out before any rule (not counted as rated).
 Rules, in order (a caption is counted under the first one it fails):
   negative      net score < 0: never trained on as a positive. A stable hash sends
                 `negative_heldout_share` of them to the gate's held-out negatives, the rest
@@ -147,7 +148,7 @@ def curate(
     candidates: list[GenerationInfo] = []
     negatives: list[CuratedRow] = []
     for g in generations:
-        if g.up + g.down == 0:
+        if g.up + g.down == 0 or g.deleted_at is not None:  # a deleted meme teaches nothing
             continue
         out.rated += 1
         why = vote_rule(g, rules)

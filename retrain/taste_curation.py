@@ -31,10 +31,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from memebot import filtering
+from memebot.choices import FilterLevel
 from memebot.errors import UsageError
+from memebot.store import Store
 from memebot.store.types import RatedMeme
 
 RULES = ("own_vote_only", "tie", "filtered", "duplicate")
+CURATION_FILTER: FilterLevel = "standard"  # as the base curation
 BOX_END = "|"
 
 
@@ -133,6 +137,18 @@ def counted_votes(meme: RatedMeme) -> dict[int, int]:
     return {u: v for u, v in meme.votes.items() if u != own}
 
 
+async def curate_guild(
+    store: Store, guild_id: int, *, rules: TasteRules = TasteRules()
+) -> TasteCurated:
+    """The server's rated memes from the store, curated with the bot's `standard` content
+    filter: what a taste run fits on, and what /retrain checks first (NotEnoughVotes: nothing
+    is queued)."""
+    memes = await store.guild_rated_memes(guild_id)
+    return curate_taste(
+        guild_id, memes, rules=rules, blocked=lambda text: filtering.blocked(text, CURATION_FILTER)
+    )
+
+
 def curate_taste(
     guild_id: int,
     memes: Iterable[RatedMeme],
@@ -162,7 +178,7 @@ def taste_rows(
         if g.guild_id != guild_id:
             # A caller's mistake, not a rule: another server's votes never shape this taste.
             raise ValueError(f"meme {g.id} is guild {g.guild_id}'s, not {guild_id}'s")
-        if not meme.votes:
+        if not meme.votes or g.deleted_at is not None:  # a deleted meme teaches nothing
             continue
         out.rated += 1
         votes = counted_votes(meme)

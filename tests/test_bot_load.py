@@ -15,7 +15,7 @@ import pytest
 from bot.app import MemeBot
 from harness.bot import bot_settings, migrated_store, running_bot, standin, vote_book
 from harness.databases import pg_available, postgres_url
-from harness.discord_standin import DiscordStandIn
+from harness.discord_standin import DiscordStandIn, RateLimits
 from harness.engine import running_engine
 from harness.skips import skip_or_fail
 from memebot.store import Store
@@ -118,5 +118,58 @@ def test_200_concurrent_memes_and_1000_reactions(
             assert await store.votes(gen.id) == want
         total_up = sum(1 for v in expected.values() if v == 1)
         assert (await store.stats(api.guild_id)).up == total_up
+
+    asyncio.run(go())
+
+
+def test_memes_under_discords_rate_limits_all_answered_and_ping_no_one(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Discord's buckets on, and a global limit low enough that the bot's reaction adds run
+    into it: discord.py waits out every 429, no /meme is lost, every meme gets its 👍/👎, and
+    no message the bot sends pings anyone (a start text of @everyone included)."""
+    n = 8
+
+    async def go() -> None:
+        s = bot_settings(tmp_path)
+        async with (
+            standin() as api,
+            migrated_store(s.database_url) as store,
+            running_engine(tiny_model, s) as eng,
+        ):
+            s = s.model_copy(update={"engine_url": eng.url})
+            async with running_bot(api, s, store) as bot:
+                api.rate_limits = RateLimits(global_per_s=3)
+                recs = await asyncio.gather(
+                    *(
+                        api.invoke("meme", {"template": "y-u-no", "start_text": "@everyone"})
+                        if i == 0
+                        else api.invoke("meme", {"template": "two-buttons"}, user_id=20_000 + i)
+                        for i in range(n)
+                    )
+                )
+                await api.wait_until(
+                    lambda: all(
+                        r.followups and len(api.bot_reactions(r.followups[0].id)) == 2 for r in recs
+                    ),
+                    timeout=120,
+                )
+                assert api.late_callbacks == []
+                posted = [r.followups[0] for r in recs]
+                assert all(m.attachments and not m.ephemeral for m in posted)
+                assert all(len(r.followups) == 1 for r in recs), "no error notice"
+                assert "everyone" in posted[0].content  # shown (escaped), never a ping
+                # Users' reactions meanwhile all count.
+                for i, m in enumerate(posted):
+                    await api.react(m.id, UP, 30_000 + i)
+                await vote_book(bot).wait_handled(n)
+                for m in posted:
+                    gen = await store.generation_by_message(m.id)
+                    assert gen is not None and await store.tally(gen.id) == (1, 0)
+                limited = api.rate_limits.limited
+                assert any(is_global for _route, is_global in limited), limited
+            assert [m.pings for m in api.sent] == [[] for _ in api.sent]
+            assert all(m.allowed_mentions is not None for m in api.sent if m.content)
+            assert api.unhandled == []
 
     asyncio.run(go())

@@ -11,6 +11,8 @@ import logging
 import os
 import shutil
 import struct
+import time
+import urllib.request
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -30,7 +32,7 @@ from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
 from engine.decoding.scoring import Scorer
 from engine.service import MemeService
-from harness.engine import running_engine
+from harness.engine import running_engine, start_engine_process, stop_engine_process
 from harness.factories import StepGate, captions_alone
 from harness.factories import scratch_settings as settings
 from memebot.decoding import DEFAULT_CANDIDATES
@@ -176,10 +178,10 @@ def test_best_of_n_returns_the_best_scored_candidate_with_its_score(
             assert len(term.seen[-1]) == 1 and one["options"]["n_candidates"] == 1
             beams = set()
             for seed in range(8):
-                b = body | {"n": 1, "seed": seed, "decoding": "beam"}
-                beams.add(
-                    tuple((await (await http.post(f"{url}/v1/memes", json=b)).json())["boxes"])
-                )
+                b = body | {"n": 1, "seed": seed, "decoding": "beam", "beam_width": 6}
+                beam = await (await http.post(f"{url}/v1/memes", json=b)).json()
+                assert beam["options"]["n_candidates"] == 6  # its final beams
+                beams.add(tuple(beam["boxes"]))
             assert len(beams) > 1, "beam gave every seed the same caption"
 
     run(go)
@@ -765,3 +767,46 @@ def test_bad_uploads_name_the_part(
 
     run(go)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/v1/memes", request_bytes("/v1/memes", b'{"templ', length=5000)),
+        ("/v1/model/reload", request_bytes("/v1/model/reload", b'{"pa', length=5000)),
+        (
+            "/v1/memes/upload",
+            request_bytes(
+                "/v1/memes/upload",
+                b'--xx\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+                b"\r\n\x89P",
+                b"Content-Type: multipart/form-data; boundary=xx",
+                length=5000,
+            ),
+        ),
+    ],
+)
+def test_a_client_leaving_mid_body_is_one_log_line(
+    tiny_model: Path, tmp_path: Path, path: str, data: bytes
+) -> None:
+    """`memebot engine` as users run it: the departure is one line in its log, no traceback."""
+    log_path = tmp_path / "engine.log"
+    with log_path.open("wb") as out:
+        eng = start_engine_process(tiny_model, output=out, env={"MEMEBOT_LOG_LEVEL": "INFO"})
+        try:
+            asyncio.run(raw_http(eng.url, data, hang_up=True))
+            end = time.monotonic() + 30
+            while "client left during" not in log_path.read_text():
+                assert time.monotonic() < end, log_path.read_text()
+                time.sleep(0.02)
+            time.sleep(0.3)  # anything aiohttp would log after it has had its turn
+            with urllib.request.urlopen(f"{eng.url}/healthz", timeout=5) as r:
+                assert r.status == 200  # the engine goes on
+        finally:
+            stop_engine_process(eng.proc)
+    text = log_path.read_text()
+    lines = [ln for ln in text.splitlines() if "client left during" in ln]
+    assert len(lines) == 1 and lines[0].endswith(
+        f"client left during POST {path} (Connection lost)"
+    )
+    assert "Traceback" not in text and "ERROR" not in text, text

@@ -174,3 +174,19 @@ def test_beam_samples_its_final_beams_per_seed(model: LoadedModel) -> None:
     longest = Scorer(((Recorder("length", len), 1000.0),))
     top = max(len(c.text) for c in five)
     assert {len(beam(s, longest)[0].text) for s in range(5)} == {top}
+
+
+def test_the_crowd_scorer_is_a_score_term(model: LoadedModel) -> None:
+    """memebot/crowd.py's CrowdScorer plugs into a model's scorer as it is."""
+    from memebot.crowd import CrowdScorer
+    from memebot.ngrams import N_BUCKETS
+
+    rng = np.random.default_rng(0)
+    crowd = CrowdScorer(rng.normal(size=N_BUCKETS).astype(np.float32), 0.1, model.version)
+    assert isinstance(crowd, ScoreTerm)
+    m = with_scorer(model, Scorer().with_term(crowd, 0.5))
+    (c,) = decode(m, CaptionRequest("success-kid", 2, seed=3, n_candidates=4))
+    assert set(c.score_parts) == {WELL_FORMED, "crowd"}
+    want = crowd.score([c.text], "success-kid")[0]
+    assert c.score_parts["crowd"] == pytest.approx(float(want), rel=1e-5)
+    assert c.score == pytest.approx(c.score_parts[WELL_FORMED] + 0.5 * float(want), rel=1e-5)

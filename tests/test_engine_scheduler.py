@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import gc
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from engine.decoding.jobs import CaptionRequest
 from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
+from engine.decoding.scoring import Scorer
 from engine.scheduler import QueueFull, Scheduler
 from harness.factories import StepGate, captions_alone
 
@@ -56,6 +58,37 @@ def test_failed_step_fails_its_requests_and_decoding_goes_on(tiny_model: Path) -
         finally:
             await s.stop()
         assert not s.running
+
+    asyncio.run(scenario())
+
+
+class Broken:
+    """A score term with a bug."""
+
+    name = "broken"
+
+    def score(self, texts: Sequence[str], template: str) -> np.ndarray:
+        if template == "y-u-no":
+            raise RuntimeError("boom in a score term")
+        return np.zeros(len(texts), dtype=np.float32)
+
+
+def test_a_failing_score_term_fails_its_request_only(tiny_model: Path) -> None:
+    model = load_model(tiny_model)
+    model.scorer = Scorer(((Broken(), 1.0),))
+
+    async def scenario() -> None:
+        s = Scheduler(model)
+        s.start()
+        try:
+            bad = s.submit(CaptionRequest("y-u-no", 2, seed=1, n_candidates=2), timeout=20)
+            good = s.submit(CaptionRequest("two-buttons", 2, seed=1, n_candidates=2), timeout=20)
+            got = await asyncio.gather(bad, good, return_exceptions=True)
+            assert isinstance(got[0], RuntimeError) and "score term" in str(got[0])
+            assert isinstance(got[1], list) and got[1][0].score_parts["broken"] == 0.0
+            assert s.running and s.in_flight == 0
+        finally:
+            await s.stop()
 
     asyncio.run(scenario())
 

@@ -14,8 +14,17 @@ import pytest
 from bot.memes import AllCaptionsFiltered, StartTextBlocked, make_clean_meme
 from engine.client import Meme
 from engine.schema import TemplateInfo
+from harness.bot import bot_settings, migrated_store, running_bot, standin
+from harness.engine import running_engine
 from memebot.choices import FILTER_LEVELS, FilterLevel
-from memebot.filtering import ContentFilter, blocked, normalise
+from memebot.filtering import (
+    ContentFilter,
+    FilterOffNeedsNsfw,
+    blocked,
+    check_level_allowed,
+    level_in_channel,
+    normalise,
+)
 
 # (text, the lowest level that blocks it, its category there)
 BLOCKED = [
@@ -327,3 +336,345 @@ def test_the_checks_run_off_the_event_loop() -> None:
     assert meme.boxes == ["when the wifi", "works"]
     assert checked_texts == ["hello", "when the wifi works"]
     assert ticks >= 10  # the loop ran on during the 0.4 s of checks (a blocking call: 0)
+
+
+# -- variants that dodge a plain word list, and innocent words that hold a listed one -------
+
+# Blocked at `standard` (and so at `strict`): spacing, punctuation, digits and symbols,
+# repeated letters, misspellings, compounds, and words split across spaces or boxes (`|`).
+VARIANTS = [
+    # spacing and punctuation between letters
+    "n i g g e r",
+    "n.i.g.g.e.r",
+    "n-i-g-g-e-r",
+    "n_i_g_g_a",
+    "f a g g o t",
+    "f.a.g",
+    "k.y.s",
+    "k-y-s",
+    "k  y  s",
+    "s e x y",
+    "s.e.x",
+    "p o r n",
+    "p.o.r.n",
+    "c u m",
+    "r a p e",
+    "n u d e s",
+    "d i c k",
+    "t i t s",
+    "s l u t",
+    "w h o r e",
+    "k i l l yourself",
+    "r.e.t.a.r.d",
+    # digits and symbols for letters
+    "n1gg3r",
+    "n1gga",
+    "ni99er",
+    "ni99a",
+    "f4gg0t",
+    "f@ggot",
+    "r3tard",
+    "k1ll yourself",
+    "k!ll yourself",
+    "ki11 yourself",
+    "k1ll y0urs3lf",
+    "s3x",
+    "s3xy",
+    "p0rn",
+    "pr0n hub",
+    "p0rnhub",
+    "nud3s",
+    "h0rny",
+    "b00bs",
+    "t1ts",
+    "d1ck pic",
+    "c0ck",
+    "pu$$y",
+    "pu55y",
+    "5lut",
+    "wh0re",
+    "r4pe",
+    "r@pist",
+    "m0lest",
+    "p3do",
+    "bl0wjob",
+    "0nlyfans",
+    "dr1nk bleach",
+    "d!ck",
+    "f*ggot",
+    "n#gger",
+    # repeated letters
+    "niiiiggggerrrr",
+    "niggaaaa",
+    "faaaggot",
+    "kyyyyys",
+    "kysss",
+    "seeeexy",
+    "hoooorny",
+    "pooorn",
+    "nuuudes",
+    "sluuuut",
+    "kill yourselffff",
+    "kiiiill yourself",
+    # misspellings
+    "nigah",
+    "nibba",
+    "fagget",
+    "fagot",
+    "secks",
+    "peenis",
+    "kil yourself",
+    "kill yoself",
+    # compounds
+    "dickhead",
+    "dickheads",
+    "cockhead",
+    "cumshot",
+    "sandnigger",
+    # split across spaces
+    "fa ggot",
+    "nig ger",
+    "ni gg er",
+    "ki ll yourself",
+    "kill your self",
+    "blow job",
+    "por n",
+    "s ex",
+    "ra pe",
+    "hor ny",
+    # split across boxes
+    "nig|ger",
+    "fag|got",
+    "kill|yourself",
+    "kill your|self",
+    "k|y|s",
+    "ki|ll yourself",
+    "send|nudes",
+    "drink|bleach",
+    "por|n hub",
+    "so|sexy",
+    "what a|slut",
+    "go hang|yourself",
+    # with accents and case
+    "N\u00cdGGER",
+    "S\u00c9XY",
+    "P\u00d6RN",
+    "KiLl YoUrSeLf",
+]
+
+# Pass at `standard` and `strict`: words that hold a listed one, words that meet when
+# spacing is undone, contractions, numbers, and ordinary captions.
+INNOCENT = [
+    "scunthorpe",
+    "scunthorpe united",
+    "classic",
+    "a classic movie",
+    "assessment",
+    "the assessment is due",
+    "cocktail",
+    "a cocktail party",
+    "therapist",
+    "my therapist says hi",
+    "cockatoo",
+    "peacock",
+    "hancock",
+    "shuttlecock",
+    "dickens",
+    "charles dickens",
+    "dickson",
+    "cumin",
+    "cumulative",
+    "cucumber",
+    "document",
+    "circumstances",
+    "grape",
+    "drape",
+    "scrape",
+    "grapefruit",
+    "skyscraper",
+    "sextant",
+    "sussex",
+    "essex",
+    "middlesex",
+    "sextet",
+    "analysis",
+    "analyst",
+    "canal",
+    "banal",
+    "analog",
+    "spicy",
+    "spice girls",
+    "despicable me",
+    "niger river",
+    "snigger",
+    "pornography laws",
+    "titanic",
+    "titan",
+    "title",
+    "constitution",
+    "petition",
+    "appetite",
+    "pedometer",
+    "pedal",
+    "encyclopedia",
+    "torpedo",
+    "nudge",
+    "semantic",
+    "semester",
+    "basement",
+    "penistone",
+    "pennsylvania",
+    "happiness",
+    "sexton",
+    "hoedown",
+    "shoe",
+    "shoehorn",
+    "cocktails and dreams",
+    "skills",
+    "kills",
+    "kill the lights",
+    "this exam will kill me",
+    "killing it",
+    "you killed it",
+    "go diego go",
+    "pen is mightier than the sword",
+    "the pen is mightier",
+    "go ok",
+    "an al capone movie",
+    "an ai wrote this",
+    "who're you",
+    "he'll do it",
+    "she'll be fine",
+    "we'll see",
+    "i'll be back",
+    "he's ill",
+    "wait till its quiet",
+    "the earth is 4.55 billion years old",
+    "i have $5",
+    "class of 2019",
+    "hello",
+    "shell",
+    "assassin",
+    "massive",
+    "passion",
+    "bass guitar",
+    "grass",
+    "glasses",
+    "embarrassed",
+    "cockpit",
+    "hitchcock",
+    "bumper",
+    "button",
+    "buttons",
+    "assume",
+    "kyshawn",
+    "skys the limit",
+    "whose line is it",
+    "whoreson welles",
+    "slutsky",
+    "raper street",
+    "bigger",
+    "trigger",
+    "niggle",
+    "faggio",
+    "retardant",
+    "flame retardant",
+    "transmission fluid",
+    "spick and span",
+    "pakistan",
+    "gooky",
+    "y u no",
+    "me: i will sleep early",
+    "one does not simply walk into mordor",
+    "when the wifi works",
+]
+
+
+@pytest.mark.parametrize("text", VARIANTS)
+def test_variants_are_blocked(content_filter: ContentFilter, text: str) -> None:
+    assert content_filter.check(text, "standard").blocked, text
+    assert content_filter.check(text, "strict").blocked, text
+    assert not content_filter.check(text, "off").blocked
+
+
+@pytest.mark.parametrize("text", INNOCENT)
+def test_innocent_words_pass(content_filter: ContentFilter, text: str) -> None:
+    assert not content_filter.check(text, "standard").blocked, content_filter.check(
+        text, "standard"
+    )
+    assert not content_filter.check(text, "strict").blocked, content_filter.check(text, "strict")
+
+
+def test_the_tables_are_large_enough() -> None:
+    assert len(set(VARIANTS)) >= 100 and len(set(INNOCENT)) >= 100
+
+
+def test_strict_is_stricter(content_filter: ContentFilter) -> None:
+    texts = VARIANTS + INNOCENT + [t for t, _, _ in BLOCKED] + PASSES_STRICT + STRICT_BLOCKS
+    for text in texts:
+        if content_filter.check(text, "standard").blocked:
+            assert content_filter.check(text, "strict").blocked, text
+    assert all(content_filter.check(t, "strict").blocked for t in STRICT_BLOCKS)
+
+
+def test_off_holds_in_age_restricted_channels_only() -> None:
+    assert level_in_channel("off", nsfw=True) == "off"
+    assert level_in_channel("off", nsfw=False) == "standard"
+    assert level_in_channel("strict", nsfw=False) == "strict"
+    assert level_in_channel("standard", nsfw=True) == "standard"
+    check_level_allowed("off", nsfw=True)
+    check_level_allowed("strict", nsfw=False)
+    with pytest.raises(FilterOffNeedsNsfw, match="age-restricted"):
+        check_level_allowed("off", nsfw=False)
+
+
+def test_curation_uses_the_same_filter() -> None:
+    from retrain.corpus import content_filter as curation_filter
+
+    check = curation_filter()
+    assert all(check(t) for t in VARIANTS[:20])
+    assert not any(check(t) for t in INNOCENT[:20])
+
+
+@pytest.mark.slow
+def test_the_bot_allows_off_from_age_restricted_channels_only(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    nsfw_channel = 900020
+
+    async def go() -> None:
+        s = bot_settings(tmp_path)
+        async with standin() as api, migrated_store(s.database_url) as store:
+            api.channel_ids.append(nsfw_channel)
+            api.nsfw_channel_ids.add(nsfw_channel)
+            async with running_engine(tiny_model, s) as eng:
+                s = s.model_copy(update={"engine_url": eng.url})
+                async with running_bot(api, s, store):
+                    off = {"content_filter": "off"}
+                    refused = await api.answered(await api.invoke("settings", off, admin=True))
+                    (reply,) = refused.replies
+                    assert reply.ephemeral and "age-restricted" in reply.content
+                    assert (await store.guild_settings(api.guild_id)).filter_level == "standard"
+
+                    done = await api.answered(
+                        await api.invoke("settings", off, admin=True, channel_id=nsfw_channel)
+                    )
+                    assert "`off` (in age-restricted channels; `standard` elsewhere)" in (
+                        done.replies[0].content
+                    )
+                    assert (await store.guild_settings(api.guild_id)).filter_level == "off"
+
+                    # A stored `off` acts as standard outside age-restricted channels.
+                    rude = {"template": "two-buttons", "start_text": "send nudes"}
+                    elsewhere = await api.answered(await api.invoke("meme", rude))
+                    assert "content filter" in elsewhere.replies[-1].content
+                    assert elsewhere.replies[-1].ephemeral
+                    there = await api.answered(
+                        await api.invoke("meme", rude, channel_id=nsfw_channel)
+                    )
+                    (msg,) = there.followups
+                    assert msg.attachments and not msg.ephemeral
+                    await api.wait_until(lambda: len(api.bot_reactions(msg.id)) == 2)
+            assert api.unhandled == [], api.unhandled
+
+    asyncio.run(go())

@@ -469,3 +469,47 @@ def test_sqlite_file_directory_is_created(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'state' / 'deeper' / 'memebot.db'}"
     asyncio.run(upgrade(url))
     assert (tmp_path / "state" / "deeper" / "memebot.db").is_file()
+
+
+def test_deleted_memes_count_nowhere_and_cleared_reactions_retract(db_url: str) -> None:
+    async def body(store: Store) -> None:
+        since = datetime.now(UTC) - timedelta(hours=1)
+        kept = await store.record_generation(new(901))
+        gone = await store.record_generation(new(902, model_version="v-gone"))
+        purged = await store.record_generation(new(903))
+        for mid in (901, 902, 903):
+            for user, value in ((1, 1), (2, 1), (3, -1)):
+                assert await store.set_vote(mid, user, value)
+        before = await store.stats(GUILD)
+        assert (before.generations, before.votes, before.last_model_version) == (3, 9, "v1")
+        assert await store.mark_deleted([902]) == 1
+        assert await store.mark_deleted([903, 904]) == 1  # 904 is no meme
+        assert await store.mark_deleted([902]) == 0  # already marked
+        assert await store.mark_deleted([]) == 0
+        after = await store.stats(GUILD)
+        assert (after.generations, after.votes, after.up, after.down) == (1, 3, 2, 1)
+        assert after.last_model_version == "v1"
+        assert [g.id for g in await store.top(GUILD)] == [kept]
+        assert [g.id for g in await store.top(None)] == [kept]
+        assert [g.id for g in await store.recent_generations(since)] == [kept]
+        assert [g.id for g in await store.rated_generations()] == [kept]
+        info = await store.generation(gone)
+        assert info is not None and info.deleted_at is not None  # the row stays, marked
+        assert info.deleted_at >= since
+        still = await store.generation(kept)
+        assert still is not None and still.deleted_at is None
+        assert not await store.set_vote(902, 4, 1), "no new vote on a deleted meme"
+        assert await store.votes(gone) == {1: 1, 2: 1, 3: -1}  # kept, counted nowhere
+        assert await store.votes(purged) == {1: 1, 2: 1, 3: -1}
+
+        # Reactions cleared: one emoji's votes, then all of them.
+        assert await store.clear_votes(901, 1) == 2
+        assert await store.votes(kept) == {3: -1}
+        assert await store.clear_votes(901, 1) == 0
+        assert await store.clear_votes(901) == 1
+        assert await store.votes(kept) == {}
+        assert await store.clear_votes(904) == 0  # no meme
+        with pytest.raises(ValueError, match="must be"):
+            await store.clear_votes(901, 2)
+
+    with_store(db_url, body)

@@ -222,6 +222,14 @@ def test_guild_lifecycle_left_rejoined_and_due(db_url: str) -> None:
         await store.guild_left(GUILD, t0 + timedelta(days=20))  # left again: a new clock
         assert await store.guild_left_at(GUILD) == t0 + timedelta(days=20)
 
+        # What the bot compares with the servers the gateway lists at start-up.
+        assert await store.known_guilds() == set()
+        await store.record_generation(meme(1))
+        await store.record_generation(meme(2, guild=None))  # a DM: no server
+        await store.update_guild_settings(OTHER, filter_level="off")
+        await store.add_taste_version(5, base_version="b", n_votes=1, blob=b"t")
+        assert await store.known_guilds() == {GUILD, OTHER, 5}
+
     with_store(db_url, body)
 
 

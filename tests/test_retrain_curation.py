@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +54,14 @@ def gen(i: int, up: int, down: int, boxes: tuple[str, ...] = (), template: str =
 )
 def test_vote_rules(up: int, down: int, rule: str | None) -> None:
     assert vote_rule(gen(1, up, down), CurationRules()) == rule
+
+
+def test_a_deleted_meme_is_no_training_data() -> None:
+    deleted = replace(gen(2, 9, 0), deleted_at=datetime(2026, 1, 2, tzinfo=UTC))
+    down_deleted = replace(gen(3, 0, 9), deleted_at=datetime(2026, 1, 2, tzinfo=UTC))
+    out = curate([gen(1, 9, 0), deleted, down_deleted], rules=NO_HOLDOUT)
+    assert [r.generation_id for r in out.rows] == [1]
+    assert out.rated == 1 and sum(out.dropped.values()) == 0
 
 
 def test_rules_are_configurable() -> None:

@@ -192,3 +192,22 @@ async def _no_tables(url: str) -> bool:
             return not await conn.run_sync(lambda c: inspect(c).get_table_names())
     finally:
         await db.dispose()
+
+
+def test_forget_guild_needs_no_training_extra(
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # As on a base install: the training extra's modules are missing. The other data
+    # commands say so; forget-guild only needs the store.
+    import memebot.cli
+
+    for k, v in (scratch_env(tmp_path) | {"MEMEBOT_DATABASE_URL": db_url}).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(memebot.cli, "_TRAIN_EXTRA_MODULES", ("memebot_no_such_module",))
+    assert memebot_main(["data", "export-ratings", "--out", str(tmp_path / "r.jsonl")]) == 2
+    assert "needs the training extra" in capsys.readouterr().err
+    assert memebot_main(["data", "forget-guild", "42"]) == 0
+    assert capsys.readouterr().out == "server 42: nothing stored; nothing deleted\n"

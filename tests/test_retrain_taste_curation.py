@@ -4,6 +4,7 @@ the minimums and their messages, the salted held-out split, and the whole path f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from memebot.store.types import GenerationInfo
 from retrain.taste_curation import (
     NotEnoughVotes,
     TasteRules,
+    curate_guild,
     curate_taste,
     heldout_rank,
     is_heldout,
@@ -242,5 +244,43 @@ def test_from_the_store_one_servers_votes_without_forgotten_users(db_url: str) -
         assert (after.liked, after.disliked) == (12, 11)
         assert all(r.up + r.down == 1 for r in after.rows)
         assert after.n_votes == 23
+        # A meme deleted on Discord leaves the taste's training data.
+        assert await store.mark_deleted([101]) == 1
+        rated_now = await store.guild_rated_memes(GUILD)
+        assert 101 not in {m.generation.message_id for m in rated_now}
+        assert len(curate_taste(GUILD, rated_now).rows) == 22
 
     with_store(db_url, body)
+
+
+def test_curate_guild_reads_the_store_with_the_standard_filter(db_url: str) -> None:
+    async def body(store: Store) -> None:
+        for i in range(21):
+            await store.record_generation(
+                NewGeneration(
+                    guild_id=GUILD,
+                    channel_id=5,
+                    user_id=REQUESTER,
+                    template="drake",
+                    boxes=["send nudes" if i == 0 else f"caption {i}", "x"],
+                    message_id=100 + i,
+                )
+            )
+            await store.set_vote(100 + i, 2, 1 if i % 2 else -1)
+        out = await curate_guild(store, GUILD)
+        assert out.dropped["filtered"] == 1 and len(out.rows) == 20
+        with pytest.raises(NotEnoughVotes, match="20 rated memes count"):
+            await curate_guild(store, GUILD, rules=TasteRules(min_rated=21))
+        with pytest.raises(NotEnoughVotes, match="0 rated memes count"):
+            await curate_guild(store, OTHER)
+
+    with_store(db_url, body)
+
+
+def test_a_deleted_meme_is_no_taste_data() -> None:
+    gone = rated(2, {2: 1, 3: 1})
+    gone = RatedMeme(
+        replace(gone.generation, deleted_at=datetime(2026, 12, 2, tzinfo=UTC)), gone.votes
+    )
+    out = taste_rows(GUILD, [rated(1, {2: 1}), gone])
+    assert out.rated == 1 and [r.generation_id for r in out.rows] == [1]

@@ -16,10 +16,12 @@ from discord.ext import commands
 
 from bot.app import MemeBot, NotAllowed, admin_only
 from bot.errors import public_text
+from bot.memes import channel_is_nsfw
 from bot.owners import is_owner, owner_only_text
 from bot.permissions import require_here
 from engine.client import EngineError
 from memebot.choices import DEFAULT_RUN_MODE, DEFAULT_STYLE, FilterLevel, RunMode, Style
+from memebot.filtering import check_level_allowed
 from memebot.logs import get_logger
 from memebot.store import GuildSettings, RunInfo
 from retrain.promotion import rollback as rollback_model
@@ -44,7 +46,12 @@ def format_settings(gs: GuildSettings) -> str:
     return "\n".join(
         [
             "**Meme settings for this server**",
-            f"Content filter: `{gs.filter_level}`",
+            f"Content filter: `{gs.filter_level}`"
+            + (
+                " (in age-restricted channels; `standard` elsewhere)"
+                if gs.filter_level == "off"
+                else ""
+            ),
             f"Default style: `{gs.default_style or DEFAULT_STYLE}`",
             f"Memes allowed in: {channels}",
         ]
@@ -192,7 +199,7 @@ class Admin(commands.Cog):
 
     @app_commands.command(name="settings")
     @app_commands.describe(
-        content_filter="off, standard (slurs, sexual content, self-harm) or strict (any swearing)",
+        content_filter="standard (slurs, sex, self-harm), strict (any swearing), off (NSFW only)",
         default_style="the style /meme uses when none is given",
         allow_channel="add a channel where /meme works (none set: every channel)",
         remove_channel="remove a channel from the list",
@@ -217,6 +224,7 @@ class Admin(commands.Cog):
         gs = await store.guild_settings(interaction.guild_id)
         changes: dict[str, object] = {}
         if content_filter is not None:
+            check_level_allowed(content_filter, nsfw=channel_is_nsfw(interaction.channel))
             changes["filter_level"] = content_filter
         if default_style is not None:
             changes["default_style"] = default_style

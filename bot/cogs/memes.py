@@ -20,6 +20,7 @@ from bot.memes import (
     MemeAsk,
     StartTextBlocked,
     caption_text,
+    channel_is_nsfw,
     make_clean_meme,
 )
 from bot.permissions import require_here
@@ -27,8 +28,10 @@ from engine.client import EngineBadRequest, EngineClient, Meme, UnknownTemplate
 from engine.schema import TemplateInfo
 from memebot.choices import DEFAULT_STYLE, Style
 from memebot.errors import MemebotError
+from memebot.filtering import level_in_channel
 from memebot.logs import get_logger
 from memebot.store import GuildSettings, NewGeneration
+from memebot.text import Unwritable, fold
 
 log = get_logger(__name__)
 
@@ -73,7 +76,7 @@ class Cooldown:
 
 
 # Refused before anything was made: the user's cooldown turn is given back.
-REFUSALS = (UserError, UnknownTemplate, StartTextBlocked, EngineBadRequest)
+REFUSALS = (UserError, UnknownTemplate, StartTextBlocked, EngineBadRequest, Unwritable)
 
 
 def _size(n: int) -> str:
@@ -178,13 +181,14 @@ class Memes(commands.Cog):
         if (template is None) == (image is None):
             raise UserError("Give either a template or an image (not both).")
         ctype = self._check_attachment(image) if image is not None else ""
+        start_text = fold(start_text or "")  # phone punctuation, accents; Unwritable names a 😀
         # Defer before any database or engine call: Discord drops an interaction that has no
         # answer within 3 s. A refusal below is then an ephemeral followup (reply_error).
         await interaction.response.defer(thinking=True)
         gs = await self._guild_settings(interaction)
         req = MemeAsk(
             template=template or UPLOAD_TEMPLATE,
-            start_text=start_text or "",
+            start_text=start_text,
             style=style or gs.default_style or DEFAULT_STYLE,
             boxes=boxes,
         )
@@ -237,7 +241,9 @@ class Memes(commands.Cog):
         """Generate (filtered), store, post the image with its caption, add the vote emoji.
         close() waits for this: a meme half posted would lose its record or its reactions."""
         async with self.bot.busy():
-            meme = await make_clean_meme(generate, start_text=req.start_text, level=gs.filter_level)
+            # A guild's `off` holds in age-restricted channels only.
+            level = level_in_channel(gs.filter_level, nsfw=channel_is_nsfw(interaction.channel))
+            meme = await make_clean_meme(generate, start_text=req.start_text, level=level)
             gid = await self.bot.store.record_generation(
                 NewGeneration(
                     guild_id=interaction.guild_id,

@@ -23,6 +23,7 @@ class Privacy(commands.Cog):
             f"Done: I deleted {votes} vote(s) and {gens} meme record(s) of yours. "
             "Your reactions already on memes stay on Discord but are ignored from now on "
             "(reactions on memes made later count again). "
+            "Each server's taste leaves your votes out from its next retrain. "
             "Memes already posted stay in the channels; delete those messages if you want.",
             ephemeral=True,
         )

@@ -6,6 +6,7 @@ hourly sweep deletes the data of servers left more than MEMEBOT_GUILD_RETENTION_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import discord
 from discord.ext import commands
@@ -23,6 +24,7 @@ class Servers(commands.Cog):
         self.sweep_every = SWEEP_EVERY.total_seconds()
         self.sweeps = 0  # sweeps finished (tests wait on it)
         self._sweep_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     async def cog_load(self) -> None:
         # One process sweeps (as one syncs the commands): the others would only repeat it.
@@ -30,8 +32,17 @@ class Servers(commands.Cog):
             self._sweep_task = asyncio.create_task(self._sweep_loop())
 
     async def cog_unload(self) -> None:
-        if self._sweep_task is not None:
-            self._sweep_task.cancel()
+        task = self._sweep_task
+        if task is None:
+            return
+        if not self.bot.is_ready():
+            task.cancel()  # still waiting for the gateway: nothing under way
+        else:
+            # A sweep under way ends first (a few statements): cancelled in the middle of a
+            # query, its connection would be left unreturned while the store closes.
+            self._stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
@@ -75,9 +86,10 @@ class Servers(commands.Cog):
         # After the gateway listed the servers: one that added the bot back while it was
         # offline has its clock stopped before the first sweep could delete its data.
         await self.bot.wait_until_ready()
-        while True:
+        while not self._stop.is_set():
             await self.sweep()
-            await asyncio.sleep(self.sweep_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.sweep_every)
 
     async def sweep(self) -> None:
         try:

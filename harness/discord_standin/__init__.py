@@ -4,7 +4,9 @@ One aiohttp server serves the REST routes the bot uses (under /api/v10) and the 
 websocket (/gateway). Point discord.py at it with `standin.patch_discord()` (sets
 `discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`; the fixture
 restores them). Tests inject INTERACTION_CREATE and MESSAGE_REACTION_ADD/REMOVE events with
-`invoke`, `autocomplete`, `press_button`, `react` and `unreact`, and read back what the bot sent:
+`invoke`, `autocomplete`, `press_button`, `react` and `unreact`, message deletes (`delete_message`,
+`bulk_delete`) and reaction clears (`clear_reactions`), each sent only to a session whose
+intents ask for it (`identify_intents`), and read back what the bot sent:
 interaction callbacks, followups with their attachments, reactions. `wait_until(predicate)`
 wakes on every recorded request (no sleeps).
 
@@ -19,10 +21,18 @@ Like Discord: the first followup after a deferred response replaces the "thinkin
 message (same id); an interaction whose first callback comes more than 3 s after the event is
 refused (404, code 10062, listed in `late_callbacks`); ids are time-based snowflakes; a guild
 is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403,
-`forbid_application` the application info (who owns the bot). `app_permissions` sets what
-the app may do per channel (sent with each interaction) and `overwrites` a channel's
-permission overwrites (private channels). Each interaction records when the bot first
-answered it (`responded_at`, `response_delay`).
+`forbid_application` the application info (who owns the bot); a channel in `forbid_reads`
+answers 403 (Missing Access) to every read of its messages, and a channel not in
+`channel_ids` (deleted, or another guild's) 404 (Unknown Channel) to every route.
+Command syncs (PUT) replace the set registered globally or in one guild (`registered`,
+`visible_commands`); a guild in `forbid_command_sync` answers 403 to its command routes.
+With `rate_limits = RateLimits()` every REST answer carries Discord's rate limit headers and
+a request over a route's bucket or the global limit is answered 429 with `Retry-After`
+(ratelimits.py). Each message keeps the `allowed_mentions` it was sent with, and
+`Sent.pings` says whom it would notify.
+`app_permissions` sets what the app may do per channel (sent with each interaction) and
+`overwrites` a channel's permission overwrites (private channels). Each interaction records
+when the bot first answered it (`responded_at`, `response_delay`).
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from typing import Any
 
 from aiohttp import web
 
+from harness.discord_standin.ratelimits import RateLimits
 from harness.discord_standin.records import (
     ADMINISTRATOR,
     ALL_BUT_ADMIN,
@@ -54,12 +65,26 @@ __all__ = [
     "ADMINISTRATOR",
     "ALL_BUT_ADMIN",
     "API_PREFIX",
+    "GUILD_MESSAGES",
+    "GUILD_MESSAGE_REACTIONS",
+    "PRIVILEGED_INTENTS",
     "Attachment",
     "ChannelRef",
     "DiscordStandIn",
     "Interaction",
+    "RateLimits",
     "Sent",
 ]
+
+
+# Which intent bit an event needs (Discord's gateway intents); events not listed need none.
+GUILD_MESSAGES = 1 << 9
+GUILD_MESSAGE_REACTIONS = 1 << 10
+PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
+EVENT_INTENTS = (
+    ("MESSAGE_REACTION_", GUILD_MESSAGE_REACTIONS),
+    ("MESSAGE_", GUILD_MESSAGES),
+)
 
 
 def emoji_payload(emoji: str) -> dict[str, Any]:
@@ -78,6 +103,7 @@ class DiscordStandIn(Rest):
         self.forbid_application = False  # True: the application info answers 403
         self.guild_id = guild_id
         self.channel_ids = [channel_id]
+        self.nsfw_channel_ids: set[int] = set()  # age-restricted; set before the bot connects
         self.admin_role_id = 900003
         self._ids = Snowflakes()
         self._seq = itertools.count(2)
@@ -89,6 +115,9 @@ class DiscordStandIn(Rest):
         self.uploads: dict[int, Attachment] = {}  # attachments users sent with a command
         self.command_ids: dict[str, int] = {}
         self.command_puts: list[tuple[str, list[dict[str, Any]]]] = []  # (path, payload)
+        # The commands registered now, globally (None) and per guild, as Discord keeps them.
+        self.registered: dict[int | None, list[dict[str, Any]]] = {}
+        self.forbid_command_sync: set[int] = set()  # guilds whose command routes answer 403
         self.unhandled: list[str] = []
         self.late_callbacks: list[Interaction] = []  # answered after Discord's 3 s: refused
         self.forbid_reactions = False  # True: adding a reaction answers 403 (no permission)
@@ -98,10 +127,15 @@ class DiscordStandIn(Rest):
         # Permission overwrites per channel (a private channel denies @everyone, whose role id
         # is the guild id, VIEW_CHANNEL); members' permissions follow them in discord.py.
         self.overwrites: dict[int, list[dict[str, Any]]] = {}
+        # Channels whose messages the bot may not read (lost Read Message History): 403.
+        self.forbid_reads: set[int] = set()
+        self.rate_limits: RateLimits | None = None  # set: Discord's buckets and global limit
         # Awaited after a followup is stored and before the bot gets its answer.
         self.on_followup: Callable[[Sent], Awaitable[None]] | None = None
         self.requests: list[str] = []
         self.identifies = 0
+        self.identify_intents: list[int] = []  # what each IDENTIFY asked for
+        self._intents: dict[int, int] = {}  # id(socket) -> its session's intents
         self._sockets: list[web.WebSocketResponse] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -147,11 +181,15 @@ class DiscordStandIn(Rest):
     # -- injecting events --------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send an event to every connected session whose intents ask for it (like Discord,
+        a session without the event's intent never gets it)."""
         frame = json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data})
         if not self._sockets:
             raise RuntimeError("no bot is connected to the stand-in gateway")
+        need = next((bit for prefix, bit in EVENT_INTENTS if event.startswith(prefix)), 0)
         for ws in list(self._sockets):
-            await ws.send_str(frame)
+            if need & self._intents.get(id(ws), 0) == need:
+                await ws.send_str(frame)
 
     async def invalidate_session(self) -> None:
         """Op 9 (not resumable): the bot must IDENTIFY again; events meanwhile are lost."""
@@ -348,6 +386,54 @@ class DiscordStandIn(Rest):
             data["message_author_id"] = self.bot_user["id"]
         return data
 
+    def post(self, channel_id: int, content: str = "") -> Sent:
+        """A message the bot posted before this test looked (e.g. a meme of an earlier run)."""
+        return self._new_message(channel_id, {"content": content}, [], None)
+
+    async def delete_message(self, message_id: int) -> None:
+        """A moderator deletes one message (MESSAGE_DELETE)."""
+        msg = self.messages.pop(message_id)
+        await self.dispatch(
+            "MESSAGE_DELETE",
+            {
+                "id": str(message_id),
+                "channel_id": msg["channel_id"],
+                "guild_id": str(self.guild_id),
+            },
+        )
+
+    async def bulk_delete(self, message_ids: list[int]) -> None:
+        """A moderator purges messages of one channel at once (MESSAGE_DELETE_BULK)."""
+        channel = self.messages[message_ids[0]]["channel_id"]
+        for mid in message_ids:
+            self.messages.pop(mid)
+        data = {"ids": [str(m) for m in message_ids], "channel_id": channel}
+        await self.dispatch("MESSAGE_DELETE_BULK", data | {"guild_id": str(self.guild_id)})
+
+    async def clear_reactions(self, message_id: int, emoji: str | None = None) -> None:
+        """A moderator removes every reaction on a message (MESSAGE_REACTION_REMOVE_ALL), or
+        every reaction of one emoji (MESSAGE_REACTION_REMOVE_EMOJI)."""
+        for key in [k for k in self.reactions if k[0] == message_id]:
+            if emoji is None or key[1] == emoji:
+                self.reactions[key].clear()
+        data: dict[str, Any] = {
+            "channel_id": self.messages[message_id]["channel_id"],
+            "message_id": str(message_id),
+            "guild_id": str(self.guild_id),
+        }
+        if emoji is None:
+            await self.dispatch("MESSAGE_REACTION_REMOVE_ALL", data)
+        else:
+            await self.dispatch(
+                "MESSAGE_REACTION_REMOVE_EMOJI", data | {"emoji": emoji_payload(emoji)}
+            )
+
+    def visible_commands(self, guild_id: int | None = None) -> list[str]:
+        """The command names a member of the guild sees: global ones and the guild's own (a
+        name twice is a command shown twice)."""
+        scopes = [None] if guild_id is None else [None, guild_id]
+        return sorted(c["name"] for sc in scopes for c in self.registered.get(sc, []))
+
     # -- waiting -----------------------------------------------------------------------------
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -380,6 +466,8 @@ class DiscordStandIn(Rest):
                 await ws.send_str(json.dumps({"op": 11}))
             elif op == 2:
                 self.identifies += 1
+                self._intents[id(ws)] = int(frame["d"].get("intents", 0))
+                self.identify_intents.append(self._intents[id(ws)])
                 shard = frame["d"].get("shard") or [0, 1]
                 ready = {
                     "v": 10,

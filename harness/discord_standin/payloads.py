@@ -15,6 +15,7 @@ class Payloads:
     team: dict[int, str] | None
     guild_id: int
     channel_ids: list[int]
+    nsfw_channel_ids: set[int]  # age-restricted channels
     admin_role_id: int
     url: str
     overwrites: dict[int, list[dict[str, Any]]]
@@ -98,7 +99,7 @@ class Payloads:
             "name": f"memes-{channel_id}",
             "position": self.channel_ids.index(channel_id),
             "permission_overwrites": self.overwrites.get(channel_id, []),
-            "nsfw": False,
+            "nsfw": channel_id in self.nsfw_channel_ids,
             "parent_id": None,
             "topic": None,
             "last_message_id": None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,24 @@ class Sent:
     components: list[dict[str, Any]]
     flags: int
     interaction_token: str | None
+    # As the bot sent it; None: not sent, and Discord then pings whatever the content mentions.
+    allowed_mentions: dict[str, Any] | None = None
+
+    @property
+    def pings(self) -> list[str]:
+        """The mentions in the content that would notify someone, by Discord's rules for
+        `allowed_mentions` (e.g. ["@everyone", "<@123>"]); [] for a message that pings no one."""
+        allowed = self.allowed_mentions
+        parse = {"users", "roles", "everyone"} if allowed is None else set(allowed.get("parse", []))
+        users = {str(u) for u in (allowed or {}).get("users", [])}
+        roles = {str(r) for r in (allowed or {}).get("roles", [])}
+        out = [m for m in ("@everyone", "@here") if m in self.content and "everyone" in parse]
+        for kind, ident in re.findall(r"<@([!&]?)(\d+)>", self.content):
+            if kind == "&" and ("roles" in parse or ident in roles):
+                out.append(f"<@&{ident}>")
+            elif kind != "&" and ("users" in parse or ident in users):
+                out.append(f"<@{ident}>")
+        return out
 
     @property
     def ephemeral(self) -> bool:

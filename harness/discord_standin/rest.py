@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from harness.discord_standin.payloads import Payloads
+from harness.discord_standin.ratelimits import RateLimits
 from harness.discord_standin.records import (
     INTERACTION_DEADLINE,
     Attachment,
@@ -25,6 +26,8 @@ class Rest(Payloads):
     _ids: Iterator[int]
     late_callbacks: list[Interaction]
     forbid_reactions: bool
+    forbid_reads: set[int]
+    rate_limits: RateLimits | None
     forbid_application: bool
     on_followup: Callable[[Sent], Awaitable[None]] | None
     messages: dict[int, dict[str, Any]]
@@ -32,6 +35,8 @@ class Rest(Payloads):
     reactions: dict[tuple[int, str], list[int]]
     interactions: dict[str, Interaction]
     command_puts: list[tuple[str, list[dict[str, Any]]]]
+    registered: dict[int | None, list[dict[str, Any]]]
+    forbid_command_sync: set[int]
     unhandled: list[str]
     requests: list[str]
     uploads: dict[int, Attachment]
@@ -80,6 +85,7 @@ class Rest(Payloads):
             components=body.get("components") or [],
             flags=int(body.get("flags") or 0),
             interaction_token=token,
+            allowed_mentions=body.get("allowed_mentions"),
         )
         self.sent.append(sent)
         self.messages[sent.id] = self._message(sent)
@@ -88,8 +94,17 @@ class Rest(Payloads):
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
         self.requests.append(f"{request.method} {path}")
+        parts = [unquote(p) for p in path.split("/")[1:]]
         try:
-            return await self._route(request, path, [unquote(p) for p in path.split("/")[1:]])
+            if self.rate_limits is None:
+                return await self._route(request, path, parts)
+            verdict = self.rate_limits.take(request.method, parts)
+            if verdict.retry_after is not None:
+                response: web.StreamResponse = json_response(verdict.body, status=429)
+            else:
+                response = await self._route(request, path, parts)
+            response.headers.update(verdict.headers)
+            return response
         finally:
             await self._notify()
 
@@ -114,6 +129,13 @@ class Rest(Payloads):
                     },
                 }
             )
+        if p[0] == "applications" and p[-1] == "commands":
+            scope = int(p[3]) if len(p) == 5 and p[2] == "guilds" else None  # None: global
+            if scope is not None and scope in self.forbid_command_sync:
+                # A guild that invited the bot without the applications.commands scope.
+                return json_response({"message": "Missing Access", "code": 50001}, status=403)
+            if m == "GET":
+                return json_response(self.registered.get(scope, []))
         if p[0] == "applications" and p[-1] == "commands" and m == "PUT":
             cmds = await request.json()
             self.command_puts.append((path, cmds))
@@ -129,9 +151,8 @@ class Rest(Payloads):
                         "type": c.get("type", 1),
                     }
                 )
+            self.registered[scope] = out  # a PUT replaces that scope's whole set
             return json_response(out)
-        if p[0] == "applications" and p[-1] == "commands" and m == "GET":
-            return json_response([])
         if p[0] == "interactions" and p[-1] == "callback" and m == "POST":
             rec = self.interactions[p[2]]
             body, atts = await self._body(request)
@@ -191,6 +212,7 @@ class Rest(Payloads):
                 sent.content = body.get("content") or ""
                 sent.attachments = atts
                 sent.components = body.get("components") or []
+                sent.allowed_mentions = body.get("allowed_mentions")
                 sent.flags &= ~128
                 self.messages[sent.id] = self._message(sent)
             else:
@@ -234,6 +256,10 @@ class Rest(Payloads):
         m = request.method
         if len(p) == 2 and m == "GET":
             return json_response(self.channel(int(p[1])))
+        if int(p[1]) not in self.channel_ids:  # not a channel of the guild (or deleted)
+            return json_response({"message": "Unknown Channel", "code": 10003}, status=404)
+        if m == "GET" and len(p) >= 3 and int(p[1]) in self.forbid_reads:
+            return json_response({"message": "Missing Access", "code": 50001}, status=403)
         if len(p) >= 4 and p[2] == "messages":
             msg_id = int(p[3])
             if msg_id not in self.messages:
@@ -278,7 +304,7 @@ class Rest(Payloads):
         bot = int(self.bot_user["id"])
         reactions = [
             {
-                "emoji": {"id": None, "name": e},
+                "emoji": {"id": e.partition(":")[2] or None, "name": e.partition(":")[0]},
                 "count": len(users),
                 "me": bot in users,
                 "count_details": {"burst": 0, "normal": len(users)},

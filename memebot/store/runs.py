@@ -202,11 +202,12 @@ class RunsMixin:
     # -- what curation reads -----------------------------------------------------------------
 
     async def rated_generations(self) -> list[GenerationInfo]:
-        """Every generation with at least one vote, with its tally, oldest first."""
+        """Every generation with at least one vote, with its tally, oldest first (a meme
+        deleted on Discord is no training data)."""
         voted = select(VoteRow.generation_id).distinct()
         q = (
             with_tally(select(GenerationRow))
-            .where(GenerationRow.id.in_(voted))
+            .where(GenerationRow.id.in_(voted), GenerationRow.deleted_at.is_(None))
             .order_by(GenerationRow.id)
         )
         async with self._read() as s:

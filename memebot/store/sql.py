@@ -47,6 +47,11 @@ def with_tally(q: Select[Any]) -> Select[Any]:
     return q.add_columns(count(VoteRow.value > 0), count(VoteRow.value < 0))
 
 
+def live() -> Any:
+    """The generations whose message was not deleted on Discord."""
+    return GenerationRow.deleted_at.is_(None)
+
+
 def compile_once(stmt: Any, dialect: str) -> TextClause:
     """`stmt` compiled now into a cacheable text() with the same typed parameters.
 
@@ -86,6 +91,7 @@ def to_info(row: GenerationRow, up: int = 0, down: int = 0) -> GenerationInfo:
         created_at=utc(row.created_at),
         up=int(up or 0),
         down=int(down or 0),
+        deleted_at=utc(row.deleted_at) if row.deleted_at is not None else None,
     )
 
 

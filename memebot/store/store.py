@@ -37,6 +37,7 @@ from memebot.store.runs import RunsMixin
 from memebot.store.sql import (
     compile_once,
     down_count,
+    live,
     rowcount,
     tally_subquery,
     to_guild_settings,
@@ -142,6 +143,7 @@ class Store(RunsMixin, VersionsMixin, TastesMixin):
             bindparam("updated_at", type_=DateTime(timezone=True)),
         ).where(
             GenerationRow.message_id == bindparam("message_id", type_=BigInteger),
+            live(),
             ~_forgotten_before(bindparam("user_id", type_=BigInteger)),
         )
         # (SQLite needs the WHERE: it tells its parser that ON CONFLICT is not a join's ON.)
@@ -197,10 +199,15 @@ class Store(RunsMixin, VersionsMixin, TastesMixin):
         return to_info(*rows[0]) if rows else None
 
     async def recent_generations(self, since: datetime, limit: int = 500) -> list[GenerationInfo]:
-        """Posted generations (message id set) created at or after `since`, newest first."""
+        """Posted generations (message id set, not deleted) created at or after `since`,
+        newest first."""
         q = (
             with_tally(select(GenerationRow))
-            .where(GenerationRow.message_id.is_not(None), GenerationRow.created_at >= since)
+            .where(
+                GenerationRow.message_id.is_not(None),
+                GenerationRow.created_at >= since,
+                live(),
+            )
             .order_by(GenerationRow.created_at.desc(), GenerationRow.id.desc())
             .limit(limit)
         )
@@ -241,6 +248,33 @@ class Store(RunsMixin, VersionsMixin, TastesMixin):
         )
         async with self._transaction() as conn:
             return rowcount(await conn.execute(stmt)) > 0
+
+    async def mark_deleted(self, message_ids: Collection[int]) -> int:
+        """The memes posted as these messages were deleted on Discord; returns how many memes
+        that newly were (other messages and memes already marked are left alone)."""
+        if not message_ids:
+            return 0
+        stmt = (
+            update(GenerationRow)
+            .where(GenerationRow.message_id.in_(list(message_ids)), live())
+            .values(deleted_at=utcnow())
+        )
+        async with self._transaction() as conn:
+            return rowcount(await conn.execute(stmt))
+
+    async def clear_votes(self, message_id: int, value: int | None = None) -> int:
+        """Every vote on the meme posted as `message_id` (only those of `value` if given) is
+        retracted: its reactions were removed all at once. Returns how many."""
+        if value is not None:
+            check_vote_value(value)
+        generation_id = (
+            select(GenerationRow.id).where(GenerationRow.message_id == message_id)
+        ).scalar_subquery()
+        stmt = delete(VoteRow).where(VoteRow.generation_id == generation_id)
+        if value is not None:
+            stmt = stmt.where(VoteRow.value == value)
+        async with self._transaction() as conn:
+            return rowcount(await conn.execute(stmt))
 
     async def reconcile(self, generation_id: int, up: set[int], down: set[int]) -> Reconciled:
         """Makes the stored votes equal what the message's reactions say now.
@@ -332,8 +366,9 @@ class Store(RunsMixin, VersionsMixin, TastesMixin):
         channels: Collection[int] | None = None,
     ) -> list[GenerationInfo]:
         """Best-rated generations with at least one vote: net score, then upvote share, then
-        more votes, then the oldest first. `guild_id=None`: every guild. `channels`: only memes
-        posted in these channels (those the viewer can see); None: every channel."""
+        more votes, then the oldest first; deleted memes never. `guild_id=None`: every guild.
+        `channels`: only memes posted in these channels (those the viewer can see); None: every
+        channel."""
         tally = tally_subquery()
         up = func.coalesce(tally.c.up, 0)
         down = func.coalesce(tally.c.down, 0)
@@ -341,6 +376,7 @@ class Store(RunsMixin, VersionsMixin, TastesMixin):
         q = (
             select(GenerationRow, up, down)
             .join(tally, tally.c.generation_id == GenerationRow.id)
+            .where(live())
             .order_by(
                 (up - down).desc(),
                 share.desc(),
@@ -364,14 +400,18 @@ class Store(RunsMixin, VersionsMixin, TastesMixin):
     async def stats(
         self, guild_id: int | None, *, channels: Collection[int] | None = None
     ) -> Stats:
-        """Counts for one guild (`None`: every guild); `channels`: only memes posted in these
-        channels (None: every channel)."""
-        gens = select(func.count(GenerationRow.id))
-        votes = select(up_count(), down_count()).join(
-            GenerationRow, GenerationRow.id == VoteRow.generation_id
+        """Counts for one guild (`None`: every guild), deleted memes left out; `channels`: only
+        memes posted in these channels (None: every channel)."""
+        gens = select(func.count(GenerationRow.id)).where(live())
+        votes = (
+            select(up_count(), down_count())
+            .join(GenerationRow, GenerationRow.id == VoteRow.generation_id)
+            .where(live())
         )
-        last = select(GenerationRow.model_version).order_by(
-            GenerationRow.created_at.desc(), GenerationRow.id.desc()
+        last = (
+            select(GenerationRow.model_version)
+            .where(live())
+            .order_by(GenerationRow.created_at.desc(), GenerationRow.id.desc())
         )
         if guild_id is not None:
             gens = gens.where(GenerationRow.guild_id == guild_id)

@@ -73,6 +73,9 @@ class GenerationRow(Base):
     model_version: Mapped[str | None] = mapped_column(String(100))
     timings: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when the message was deleted on Discord: the meme then counts nowhere (top, stats,
+    # reconciliation, curation); the row and its votes stay.
+    deleted_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_generations_guild_id_created_at", "guild_id", "created_at"),)
 

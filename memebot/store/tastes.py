@@ -200,6 +200,7 @@ class TastesMixin:
             .where(
                 GenerationRow.guild_id == guild_id,
                 GenerationRow.id.in_(select(VoteRow.generation_id)),
+                GenerationRow.deleted_at.is_(None),  # deleted on Discord: no training data
             )
             .order_by(GenerationRow.id)
         )

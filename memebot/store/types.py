@@ -42,6 +42,7 @@ class GenerationInfo:
     created_at: datetime  # UTC, aware
     up: int = 0
     down: int = 0
+    deleted_at: datetime | None = None  # the message was deleted on Discord
 
     @property
     def score(self) -> int:
