@@ -21,7 +21,7 @@ from memebot.store import NewGeneration, RunInProgress, Store
 from memebot.taste_file import load_taste, read_active, read_pointer, save_taste, taste_file
 from retrain.queue import RunQueue
 from retrain.taste_curation import NotEnoughVotes
-from retrain.taste_run import describe_taste, request_taste_run, rollback_taste
+from retrain.taste_requests import describe_taste, request_taste_run, rollback_taste
 from retrain.worker import execute_run, recover_abandoned
 
 GUILD = 700001
