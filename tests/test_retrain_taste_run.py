@@ -18,7 +18,14 @@ from harness.databases import with_store
 from harness.factories import scratch_settings
 from memebot.settings import Settings
 from memebot.store import NewGeneration, RunInProgress, Store
-from memebot.taste_file import load_taste, read_active, read_pointer, save_taste, taste_file
+from memebot.taste_file import (
+    load_taste,
+    read_active,
+    read_pointer,
+    save_taste,
+    taste_file,
+    write_active,
+)
 from retrain.queue import RunQueue
 from retrain.taste_curation import NotEnoughVotes
 from retrain.taste_requests import describe_taste, request_taste_run, rollback_taste
@@ -216,5 +223,39 @@ def test_a_run_ended_by_forget_guild_records_nothing(tmp_path: Path, db_url: str
         assert run is not None and run.status == "failed" and "forget-guild" in (run.error or "")
         assert await store.taste_versions(GUILD) == []
         assert not taste_file(s.models_dir, GUILD, 1).exists()
+
+    with_store(db_url, body)
+
+
+def test_a_run_killed_after_its_pointer_is_followed_by_the_store(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The kill between writing the pointer and activating the record: v2 serves (the pointer),
+    the store still says v1; the server's next run makes the store say v2 before it fits."""
+    s = settings(tmp_path, db_url)
+
+    async def body(store: Store) -> None:
+        await rate(store, GUILD, 30)
+        await request(store, s)
+        assert await asyncio.to_thread(work, s)
+        v1 = load_taste(taste_file(s.models_dir, GUILD, 1), base_version=BASE)
+        v1.version = 2
+        path = save_taste(taste_file(s.models_dir, GUILD, 2), v1)
+        await store.add_taste_version(
+            GUILD, base_version=BASE, n_votes=30, path=str(path), activate=False
+        )
+        write_active(s.models_dir, GUILD, 2)
+        assert (await store.active_taste(GUILD)).version == 1  # type: ignore[union-attr]
+        rid = await request(store, s)
+        assert await asyncio.to_thread(work, s)
+        run = await store.run(rid)
+        assert run is not None and run.status == "rejected"  # the same votes: no better
+        assert run.gate["baseline"] == "taste v2"
+        tv = await store.active_taste(GUILD)
+        assert tv is not None and tv.version == 2 and tv.previous_version == 1
+        assert read_pointer(s.models_dir, GUILD).version == 2  # type: ignore[union-attr]
+        back = await rollback_taste(store, s, GUILD)
+        assert back is not None and back.version == 1
+        assert read_active(s.models_dir, GUILD) == taste_file(s.models_dir, GUILD, 1)
 
     with_store(db_url, body)
