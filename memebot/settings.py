@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     decoder: Annotated[Decoder, Lower] = Field("auto", alias="MEMEBOT_DECODER")
     decode_threads: int = Field(0, ge=0, alias="MEMEBOT_DECODE_THREADS")
     event_loop: Annotated[EventLoopChoice, Lower] = Field("auto", alias="MEMEBOT_EVENT_LOOP")
+    # Servers whose taste the engine keeps loaded (a few KB each; engine/tastes.py).
+    taste_cache: int = Field(1024, ge=1, alias="MEMEBOT_TASTE_CACHE")
     # -- every process
     log_level: Annotated[LogLevel, Lower] = Field("info", alias="MEMEBOT_LOG_LEVEL")
     log_format: Annotated[LogFormat, Lower] = Field("text", alias="MEMEBOT_LOG_FORMAT")
