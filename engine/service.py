@@ -202,7 +202,12 @@ def load_engine_model(settings: Settings, path: Path, *, warm: bool = True) -> L
     """An artifact loaded with the engine's decoding settings (start-up and reloads alike).
     `warm`: prepare the step for MEMEBOT_MAX_BATCH rows before serving (the tf decoder
     compiles its programs then, not during requests; `memebot generate` skips it)."""
-    model = load_model(path, decoder=settings.decoder, threads=settings.decode_threads)
+    model = load_model(
+        path,
+        decoder=settings.decoder,
+        threads=settings.decode_threads,
+        crowd_weight=settings.crowd_weight,
+    )
     if warm:
         model.warm(settings.max_batch_rows)
     return model

@@ -17,7 +17,7 @@ from memebot.settings import Settings
 
 # Commands that need the `train` extra (TensorFlow, Keras, the language detector); serving
 # (`generate`, `engine`) needs none of it.
-TRAIN_EXTRA_COMMANDS = ("train", "eval", "data", "worker")
+TRAIN_EXTRA_COMMANDS = ("train", "eval", "data", "worker", "crowd")
 # `data` subcommands that only use the store: they run on the base install.
 STORE_ONLY_DATA_COMMANDS = ("forget-guild",)
 _TRAIN_EXTRA_MODULES = ("tensorflow", "keras", "lingua")
@@ -53,6 +53,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "data": ("training.cli", "retrain.cli"),
     "train": ("training.cli",),
     "eval": ("training.cli",),
+    "crowd": ("training.crowd_cli",),
     "engine": ("engine.cli",),
     "generate": ("engine.cli",),
     "bot": ("bot.cli",),

@@ -112,6 +112,7 @@ class CrowdScorer:
                 )
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users' engines
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

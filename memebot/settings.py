@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, alias="MEMEBOT_ACCESS_LOG")
     decoder: Annotated[Decoder, Lower] = Field("auto", alias="MEMEBOT_DECODER")
     decode_threads: int = Field(0, ge=0, alias="MEMEBOT_DECODE_THREADS")
+    # best-of-N: the crowd's taste (MODEL/crowd.npz) beside well-formedness; 0 leaves it out
+    crowd_weight: float = Field(0.3, ge=0, le=100, alias="MEMEBOT_CROWD_WEIGHT")
     event_loop: Annotated[EventLoopChoice, Lower] = Field("auto", alias="MEMEBOT_EVENT_LOOP")
     # Servers whose taste the engine keeps loaded (a few KB each; engine/tastes.py).
     taste_cache: int = Field(1024, ge=1, alias="MEMEBOT_TASTE_CACHE")

@@ -225,6 +225,7 @@ sys.exit(main(sys.argv[1:]))
         ["train", "--out", "{tmp}/m"],
         ["eval", "models/default"],
         ["data", "prepare", "--out", "{tmp}/p"],
+        ["crowd", "fit", "--out", "{tmp}/c.npz"],
     ],
 )
 def test_training_commands_without_the_train_extra(args: list[str], tmp_path: Path) -> None:

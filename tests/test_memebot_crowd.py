@@ -5,12 +5,15 @@ where length has none."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engine.decoding.scoring import ScoreTerm
 from memebot.crowd import CROWD_FILE, CrowdScorer, crowd_for, load_crowd
 from memebot.errors import ArtifactError, ScorerError
 from memebot.ngrams import N_BUCKETS
@@ -48,6 +51,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert back.model_version == VERSION and back.bias == 0.25
     assert path.stat().st_size < 200_000  # float16: ~128 KB
     assert not [p for p in tmp_path.iterdir() if p.name != CROWD_FILE]  # no temp file left
+    assert path.stat().st_mode & 0o044 == 0o044  # readable like any other artifact file
     assert crowd_for(tmp_path, VERSION) is not None
     assert crowd_for(tmp_path / "none", VERSION) is None
 
@@ -58,8 +62,21 @@ def test_score_shape_dtype_and_order() -> None:
     assert out.shape == (4,) and out.dtype == np.float32 and np.isfinite(out).all()
     assert s.score([], "t").shape == (0,)
     assert s.name == "crowd"
+    assert isinstance(s, ScoreTerm)  # what the engine's best-of-N adds to a model's scorer
     # the same caption scores the same wherever it stands in the batch
     assert s.score(["x|", "c|"], "t")[1] == pytest.approx(out[1])
+
+
+def test_scoring_imports_no_training_library(tmp_path: Path) -> None:
+    """Serving loads and scores with NumPy alone: no scikit-learn, SciPy or TensorFlow."""
+    path = _scorer().save(tmp_path / CROWD_FILE)
+    code = (
+        "import sys; from pathlib import Path; from memebot.crowd import load_crowd;"
+        f"s = load_crowd(Path({str(path)!r}), {VERSION!r}); s.score(['a|b|'], 't');"
+        "print(sorted(m for m in ('sklearn', 'scipy', 'tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_checksum_mismatch_refused(tmp_path: Path) -> None:

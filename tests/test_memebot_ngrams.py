@@ -106,13 +106,15 @@ def test_empty_batch_and_other_bucket_counts() -> None:
 
 
 def test_fast_enough_for_serving() -> None:
-    """Best-of-N scores a request's candidates together: well under 0.1 ms a caption."""
+    """Best-of-N scores a request's candidates together: well under 0.1 ms a caption (~16 µs
+    in a batch of 8 on the 2-core development machine). CPU time, so that other work on a
+    shared machine does not count."""
     texts = [f"when my {i} friends|say the {i % 7}th thing again and again|" for i in range(8)]
     hash_features(texts)
     best = float("inf")
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(50):
             hash_features(texts)
-        best = min(best, (time.perf_counter() - t0) / 50 / len(texts))
+        best = min(best, (time.process_time() - t0) / 50 / len(texts))
     assert best < 1e-4, f"{best * 1e6:.1f} µs a caption"

@@ -10,14 +10,21 @@ from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
 from memebot.artifact.load import read_artifact
 from memebot.choices import DECODERS
+from memebot.crowd import crowd_for
 from memebot.errors import ArtifactError
 
 
-def load_model(path: Path, *, decoder: str = "auto", threads: int = 0) -> LoadedModel:
+def load_model(
+    path: Path, *, decoder: str = "auto", threads: int = 0, crowd_weight: float = 0.3
+) -> LoadedModel:
     """Read and check the whole artifact (schema, checksums, vocabulary, weight shapes), build
     its stepper and decode one short caption with it; any failure is an ArtifactError, raised
     before the caller swaps anything in (a decoder this machine or architecture cannot run:
-    a UsageError). `decoder` (MEMEBOT_DECODER): see archs.build_stepper, char_gru_stepper."""
+    a UsageError). `decoder` (MEMEBOT_DECODER): see archs.build_stepper, char_gru_stepper.
+    `crowd_weight` (MEMEBOT_CROWD_WEIGHT): the weight of the crowd's taste (`MODEL/crowd.npz`,
+    memebot/crowd.py) beside well-formedness in best-of-N; 0 leaves it out. A crowd file that
+    is corrupt or fitted for another model refuses the whole load (a ScorerError), so a reload
+    keeps the model serving with its own scorer."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
     art = read_artifact(path, weights=False)  # the architecture's stepper reads its weights
@@ -25,6 +32,10 @@ def load_model(path: Path, *, decoder: str = "auto", threads: int = 0) -> Loaded
     model = LoadedModel(
         art.meta.arch, art.config, art.vocab, art.templates, stepper, art.meta, path
     )
+    if crowd_weight > 0:
+        crowd = crowd_for(path, model.version)
+        if crowd is not None:
+            model.scorer = model.scorer.with_term(crowd, crowd_weight)
     test_decode(model)
     return model
 
