@@ -24,6 +24,7 @@ per change, which costs less than handing it to a thread.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -65,12 +66,18 @@ def _taste_file() -> Any:
     return importlib.import_module("memebot.taste_file")
 
 
+def _have_taste_files() -> bool:
+    return importlib.util.find_spec("memebot.taste_file") is not None
+
+
 def _load_taste(path: Path, base_version: str) -> ScoreTerm:
     term: ScoreTerm = _taste_file().load_taste(path, base_version=base_version)
     return term
 
 
 def _read_active(models_dir: Path, guild_id: int) -> Path | None:
+    if not _have_taste_files():  # a memebot without taste files: every server the default
+        return None
     found: Path | None = _taste_file().read_active(models_dir, guild_id)
     return found
 
@@ -134,7 +141,7 @@ class TasteCache:
                 entry.key, entry.taste, entry.refused = None, None, ""
                 return
             st = path.stat()
-        except (MemebotError, OSError) as e:  # a corrupt pointer, a file gone
+        except (MemebotError, OSError, ValueError) as e:  # a corrupt pointer, a file gone
             self._refuse(gid, entry, base_version, str(e))
             return
         key: _Key = (str(path), st.st_mtime_ns, st.st_size, base_version)
@@ -142,7 +149,7 @@ class TasteCache:
             return
         try:
             taste = self._load(path, base_version)
-        except (MemebotError, OSError) as e:  # corrupt, or fitted on another base model
+        except (MemebotError, OSError, ValueError) as e:  # corrupt, or of another base model
             entry.refused_key = key
             self._refuse(gid, entry, base_version, str(e))
             return

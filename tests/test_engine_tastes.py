@@ -196,6 +196,8 @@ def test_the_lru_evicts_the_least_recently_used_server(tmp_path: Path) -> None:
     assert tastes.get(2, "m") is not None and tastes.loads == 4, "an evicted server is read again"
     with pytest.raises(ValueError, match="at least one"):
         TasteCache(tmp_path, size=0)
+    # The engine's own loaders: a server with no taste under the models location: the default.
+    assert TasteCache(tmp_path / "none", size=1).terms("5", "m") == ()
 
 
 def test_the_service_picks_by_the_requests_server(tiny_model: Path, tmp_path: Path) -> None:
