@@ -183,6 +183,13 @@ class MemeOptions(BaseModel):
         "(beam_width), drawn by score per seed; greedy: always 1",
     )
     allow_empty_boxes: bool = Field(False, description="a box may be left empty")
+    server: str | None = Field(
+        None,
+        pattern=r"^[0-9]{1,20}$",
+        description="the Discord server (guild) id the meme is for, as a string of digits "
+        "(a snowflake does not fit a JSON number everywhere): the pick among the candidates "
+        "uses that server's taste, if it has one (docs/ENGINE.md); none: the default taste",
+    )
     image: bool = Field(True, description="render the image")
     format: ImageFormat | None = Field(
         None,
@@ -338,6 +345,7 @@ class OptionsUsed(BaseModel):
     n: int
     n_candidates: int
     allow_empty_boxes: bool
+    server: str | None = Field(None, description="the server whose taste picked, if named")
     decoding: DecodingUsed
 
 
