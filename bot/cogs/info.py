@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot.app import MemeBot
 from bot.cogs.memes import Memes
+from bot.permissions import readable_channels
 from engine.client import EngineError
 from memebot.store import GenerationInfo, Stats
 
@@ -46,7 +47,7 @@ def format_stats(s: Stats, *, engine_model: str | None) -> str:
     share = f"{s.upvote_share:.0%}" if s.upvote_share is not None else "n/a"
     return "\n".join(
         [
-            "**Meme stats for this server**",
+            "**Meme stats for this server** (the channels you can see)",
             f"Memes made: {s.generations}",
             f"Votes: {s.votes} ({s.up}👍 {s.down}👎, {share} up)",
             f"Model of the latest meme: `{s.last_model_version or 'none yet'}`",
@@ -72,12 +73,18 @@ class Info(commands.Cog):
         period: Period = "week",
     ) -> None:
         """The best-rated memes on this server."""
+        await interaction.response.defer(thinking=True)
         delta = PERIODS[period]
         since = datetime.now(UTC) - delta if delta is not None else None
+        # Only memes from channels the caller can read: a private channel's captions stay there.
         rows = await self.bot.store.top(
-            interaction.guild_id, template=template, since=since, limit=10
+            interaction.guild_id,
+            template=template,
+            since=since,
+            limit=10,
+            channels=readable_channels(interaction),
         )
-        await interaction.response.send_message(format_top(rows, period=period, template=template))
+        await interaction.followup.send(format_top(rows, period=period, template=template))
 
     @top.autocomplete("template")
     async def top_template(
@@ -91,12 +98,15 @@ class Info(commands.Cog):
     @app_commands.guild_only()  # in a DM guild_id is None: every guild's memes
     async def stats(self, interaction: discord.Interaction) -> None:
         """How many memes and votes this server has, and which model wrote them."""
-        s = await self.bot.store.stats(interaction.guild_id)
+        await interaction.response.defer(thinking=True)
+        s = await self.bot.store.stats(
+            interaction.guild_id, channels=readable_channels(interaction)
+        )
         try:
             engine_model = (await self.bot.get_engine().ready()).model_version
         except EngineError:  # stats still answer when the engine is down
             engine_model = None
-        await interaction.response.send_message(format_stats(s, engine_model=engine_model))
+        await interaction.followup.send(format_stats(s, engine_model=engine_model))
 
 
 async def setup(bot: MemeBot) -> None:
