@@ -190,10 +190,14 @@ class EngineClient:
         return _parse(ReadyResponse, await self._request("GET", READY_PATH))
 
     async def templates(self, query: str = "", limit: int = 25) -> list[TemplateInfo]:
-        body = await self._request(
-            "GET", TEMPLATES_PATH, params={"q": query, "limit": str(max(1, min(limit, 25)))}
-        )
-        return _parse(TemplatesResponse, body).templates
+        return (await self.templates_page(query, limit)).templates
+
+    async def templates_page(
+        self, query: str = "", limit: int = 25, offset: int = 0
+    ) -> TemplatesResponse:
+        """One page of the matches (`total`: how many there are, for paging)."""
+        params = {"q": query, "limit": str(max(1, min(limit, 25))), "offset": str(max(0, offset))}
+        return _parse(TemplatesResponse, await self._request("GET", TEMPLATES_PATH, params=params))
 
     async def meme(
         self, template: str, options: MemeOptions | None = None, *, server: int | None = None

@@ -99,6 +99,22 @@ class MemeService:
         Raises BadRequest when `start`/`max_len` cannot fit the template's boxes."""
         t0 = time.perf_counter()
         n_boxes = opts.boxes or template.box_count
+        written = opts.written_boxes(n_boxes)
+        if written is not None:  # a caption given as is: rendered, nothing decoded
+            return await self._render(
+                MemeResult(
+                    template,
+                    [Sampled(written, 0.0, template.slug, score=0.0)],  # nothing to score
+                    self.model.version,
+                    options_used(opts, n_boxes),
+                ),
+                opts,
+                n_boxes,
+                t0,
+                fmt=fmt,
+                image=image,
+                as_written=True,
+            )
         check_caption_fits(opts, n_boxes)
         model = self.model
         limit = model.max_chars  # a transformer writes at most its positions: max_len is cut
@@ -129,14 +145,32 @@ class MemeService:
         result = MemeResult(
             template, captions, model.version, used, timings_ms={"decode": (t1 - t0) * 1000}
         )
+        return await self._render(result, opts, n_boxes, t1, fmt=fmt, image=image)
+
+    async def _render(
+        self,
+        result: MemeResult,
+        opts: MemeOptions,
+        n_boxes: int,
+        t1: float,
+        *,
+        fmt: ImageFormat | None,
+        image: Image.Image | None,
+        as_written: bool = False,
+    ) -> MemeResult:
+        """Render the first caption unless `opts.image` is false. `as_written`: the boxes keep
+        the caption's case (a caption the user wrote), not the template's capitals."""
         if opts.image:
             fmt = fmt or opts.format or self.settings.image_format
-            base = image if image is not None else await self.image_for(template)
+            base = image if image is not None else await self.image_for(result.template)
+            layout = result.template.layout(n_boxes)
+            if as_written:
+                layout = [replace(b, style="as-is") for b in layout]
             data, _ = await asyncio.to_thread(
                 render,
                 image=base,
-                boxes=template.layout(n_boxes),
-                texts=captions[0].boxes,
+                boxes=layout,
+                texts=result.captions[0].boxes,
                 fmt=fmt,
                 max_width=self.settings.max_width,
             )
