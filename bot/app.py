@@ -17,11 +17,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import user_text
 from bot.owners import OwnerCheckFailed, is_owner
 from bot.sync import sync_commands
 from bot.votes import VoteBook, VoteEmoji
 from engine.client import EngineClient
-from memebot.errors import MemebotError
 from memebot.filtering import shared_filter
 from memebot.logs import get_logger
 from memebot.settings import Settings
@@ -191,23 +191,23 @@ class MemeBot(commands.Bot):
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         if isinstance(cause, app_commands.CommandOnCooldown):
             text = f"Slow down a little: try again in {max(1, round(cause.retry_after))} s."
-        elif isinstance(cause, NotAllowed | MemebotError):
+        elif isinstance(cause, NotAllowed):
             text = str(cause)
         elif isinstance(cause, app_commands.CheckFailure):
             text = "You cannot use this command here."
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
-            log.error(
-                "unexpected error in /%s (guild %s, channel %s, user %s, options %s)",
-                command,
-                interaction.guild_id,
-                interaction.channel_id,
-                interaction.user.id,
-                json.dumps(interaction.data.get("options") if interaction.data else None)[:500],
-                exc_info=cause,
-            )
-            text = "Something went wrong on my side; it has been logged. Please try again."
+            text = user_text(cause, where=f"/{command}", context=interaction_context(interaction))
         await reply_error(interaction, text)
+
+
+def interaction_context(interaction: discord.Interaction) -> str:
+    """Where an interaction came from and what it asked, for a log line."""
+    options = json.dumps(interaction.data.get("options") if interaction.data else None)[:500]
+    return (
+        f"guild {interaction.guild_id}, channel {interaction.channel_id}, "
+        f"user {interaction.user.id}, options {options}"
+    )
 
 
 POSTED = "memebot.posted"  # interaction.extras key: the meme is the @original message now

@@ -51,6 +51,7 @@ class EngineUnavailable(EngineError):
             "The meme engine is not reachable right now; try again in a minute."
             + (f" ({detail})" if detail else "")
         )
+        self.detail = detail  # for logs and shells: the bot shows users the sentence alone
 
 
 class EngineOverloaded(EngineError):

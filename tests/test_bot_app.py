@@ -7,20 +7,18 @@ import asyncio
 import io
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from bot.app import MemeBot
 from harness.bot import bot_settings, migrated_store, running_bot, standin, vote_book
 from harness.discord_standin import Attachment, ChannelRef, DiscordStandIn, Interaction, Sent
 from harness.engine import running_engine
+from harness.slow import hung_engine
 from memebot.settings import Settings
 from memebot.store import Store
 
@@ -583,29 +581,6 @@ def test_guild_sync_and_templates(tiny_model: Path, tmp_path: Path) -> None:
     run(tiny_model, tmp_path, scenario, discord_guilds=(900001,))
 
 
-@asynccontextmanager
-async def failing_engine(*, overloaded: bool) -> AsyncIterator[str]:
-    """An HTTP server answering the engine's meme route the way a busy engine does (503 with
-    Retry-After), or never (a hung engine: the bot's timeout has to end the wait)."""
-    never = asyncio.Event()
-
-    async def memes(request: web.Request) -> web.StreamResponse:
-        if overloaded:
-            return web.json_response({"error": "busy"}, status=503, headers={"Retry-After": "7"})
-        await never.wait()
-        raise AssertionError("unreachable")
-
-    app = web.Application()
-    app.router.add_post("/v1/memes", memes)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        never.set()
-        await server.close()
-
-
 @pytest.mark.parametrize(
     ("overloaded", "words"), [(True, "busy; try again in 7 s"), (False, "took longer than")]
 )
@@ -613,8 +588,8 @@ def test_engine_busy_or_hung_is_an_ephemeral_error(
     overloaded: bool, words: str, tiny_model: Path, tmp_path: Path
 ) -> None:
     async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
-        async with failing_engine(overloaded=overloaded) as url:
-            bad = s.model_copy(update={"engine_url": url, "request_timeout": 0.1})
+        async with hung_engine(overloaded=overloaded) as engine:
+            bad = s.model_copy(update={"engine_url": engine.url, "request_timeout": 0.1})
             async with running_bot(api, bad, store):
                 rec = await meme(api, template="two-buttons")
                 (reply,) = rec.followups

@@ -34,10 +34,11 @@ def new(
     template: str = "drake",
     created_at: datetime | None = None,
     model_version: str | None = "v1",
+    channel: int = 55,
 ) -> NewGeneration:
     return NewGeneration(
         guild_id=guild,
-        channel_id=55,
+        channel_id=channel,
         user_id=user,
         template=template,
         boxes=["top text", "bottom text"],
@@ -338,6 +339,31 @@ def test_stats(db_url: str) -> None:
         assert stats.last_model_version == "v2"
         everywhere = await store.stats(None)
         assert (everywhere.generations, everywhere.votes) == (3, 5)
+
+    with_store(db_url, body)
+
+
+def test_top_and_stats_count_only_the_channels_given(db_url: str) -> None:
+    now = datetime.now(UTC)
+    PRIVATE = 66  # a channel the viewer cannot see
+
+    async def body(store: Store) -> None:
+        await store.record_generation(new(911, created_at=now - timedelta(hours=1)))
+        await store.record_generation(
+            new(912, channel=PRIVATE, created_at=now, model_version="secret")
+        )
+        await store.set_vote(911, 1, 1)
+        for user in (1, 2, 3):
+            await store.set_vote(912, user, 1)
+        assert [g.message_id for g in await store.top(GUILD)] == [912, 911]
+        assert [g.message_id for g in await store.top(GUILD, channels={55})] == [911]
+        assert [g.message_id for g in await store.top(GUILD, channels={55, PRIVATE})] == [912, 911]
+        assert await store.top(GUILD, channels=set()) == []
+        seen = await store.stats(GUILD, channels=[55])
+        assert (seen.generations, seen.votes, seen.up, seen.last_model_version) == (1, 1, 1, "v1")
+        nothing = await store.stats(GUILD, channels=())
+        assert (nothing.generations, nothing.votes, nothing.last_model_version) == (0, 0, None)
+        assert (await store.stats(GUILD)).generations == 2
 
     with_store(db_url, body)
 

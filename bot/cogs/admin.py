@@ -15,8 +15,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import MemeBot, NotAllowed, admin_only
+from bot.errors import public_text
 from bot.memes import channel_is_nsfw
 from bot.owners import is_owner, owner_only_text
+from bot.permissions import require_here
 from engine.client import EngineError
 from memebot.choices import DEFAULT_RUN_MODE, DEFAULT_STYLE, FilterLevel, RunMode, Style
 from memebot.filtering import check_level_allowed
@@ -84,7 +86,8 @@ class Admin(commands.Cog):
     def _watch(self, run: RunInfo, message: discord.PartialMessage | discord.Message) -> None:
         async def edit(text: str) -> None:
             with contextlib.suppress(discord.HTTPException):  # deleted: the run goes on
-                await message.edit(content=text[:2000])
+                # A failed run's error may name an exception: the log gets it, not the channel.
+                await message.edit(content=public_text(text, where=f"retrain run #{run.id}")[:2000])
 
         async def follow() -> None:
             try:
@@ -123,6 +126,8 @@ class Admin(commands.Cog):
         self, interaction: discord.Interaction, mode: RunMode = DEFAULT_RUN_MODE, base: bool = False
     ) -> None:
         """Retrain from the votes; base:true retrains the shared model (the bot's owner only)."""
+        # Its progress is posted in this channel: refuse before anything is queued if it cannot.
+        require_here("retrain", interaction)
         if not base:
             await self.retrain_taste(interaction)
             return
@@ -214,6 +219,7 @@ class Admin(commands.Cog):
     ) -> None:
         """Show or change this server's meme settings (admins only)."""
         assert interaction.guild_id is not None  # guild_only
+        await interaction.response.defer(ephemeral=True, thinking=True)  # Discord's 3 s
         store = self.bot.store
         gs = await store.guild_settings(interaction.guild_id)
         changes: dict[str, object] = {}
@@ -233,7 +239,7 @@ class Admin(commands.Cog):
             changes["allowed_channel_ids"] = sorted(channels)
         if changes:
             gs = await store.update_guild_settings(interaction.guild_id, **changes)
-        await interaction.response.send_message(format_settings(gs), ephemeral=True)
+        await interaction.followup.send(format_settings(gs), ephemeral=True)
 
 
 async def setup(bot: MemeBot) -> None:

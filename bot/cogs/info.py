@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import MemeBot
+from bot.permissions import readable_channels
 from engine.client import EngineError
 from memebot.store import GenerationInfo, Stats
 
@@ -45,7 +46,7 @@ def format_stats(s: Stats, *, engine_model: str | None) -> str:
     share = f"{s.upvote_share:.0%}" if s.upvote_share is not None else "n/a"
     return "\n".join(
         [
-            "**Meme stats for this server**",
+            "**Meme stats for this server** (the channels you can see)",
             f"Memes made: {s.generations}",
             f"Votes: {s.votes} ({s.up}👍 {s.down}👎, {share} up)",
             f"Model of the latest meme: `{s.last_model_version or 'none yet'}`",
@@ -64,12 +65,15 @@ class Info(commands.Cog):
         self, interaction: discord.Interaction, query: app_commands.Range[str, 0, 100] = ""
     ) -> None:
         """List the meme templates the bot knows."""
+        # Every command defers before its first engine or database call: Discord drops an
+        # interaction with no answer within 3 s, and either may be slow.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         found = await self.bot.get_engine().templates(query, 25)
         if not found:
             text = f"No template matches `{discord.utils.escape_markdown(query)}`."
         else:
             text = "\n".join(f"`{t.slug}`: {t.name} ({t.box_count} boxes)" for t in found)
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.followup.send(text, ephemeral=True)
 
     @app_commands.command(name="top")
     @app_commands.guild_only()  # in a DM guild_id is None: every guild's memes
@@ -84,23 +88,32 @@ class Info(commands.Cog):
         period: Period = "week",
     ) -> None:
         """The best-rated memes on this server."""
+        await interaction.response.defer(thinking=True)
         delta = PERIODS[period]
         since = datetime.now(UTC) - delta if delta is not None else None
+        # Only memes from channels the caller can read: a private channel's captions stay there.
         rows = await self.bot.store.top(
-            interaction.guild_id, template=template, since=since, limit=10
+            interaction.guild_id,
+            template=template,
+            since=since,
+            limit=10,
+            channels=readable_channels(interaction),
         )
-        await interaction.response.send_message(format_top(rows, period=period, template=template))
+        await interaction.followup.send(format_top(rows, period=period, template=template))
 
     @app_commands.command(name="stats")
     @app_commands.guild_only()  # in a DM guild_id is None: every guild's memes
     async def stats(self, interaction: discord.Interaction) -> None:
         """How many memes and votes this server has, and which model wrote them."""
-        s = await self.bot.store.stats(interaction.guild_id)
+        await interaction.response.defer(thinking=True)
+        s = await self.bot.store.stats(
+            interaction.guild_id, channels=readable_channels(interaction)
+        )
         try:
             engine_model = (await self.bot.get_engine().ready()).model_version
         except EngineError:  # stats still answer when the engine is down
             engine_model = None
-        await interaction.response.send_message(format_stats(s, engine_model=engine_model))
+        await interaction.followup.send(format_stats(s, engine_model=engine_model))
 
 
 async def setup(bot: MemeBot) -> None:

@@ -13,7 +13,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import POSTED, MemeBot, reply_error
+from bot.app import POSTED, MemeBot, interaction_context, reply_error
+from bot.errors import UserError, user_text
 from bot.memes import (
     UPLOAD_TEMPLATE,
     MemeAsk,
@@ -22,6 +23,7 @@ from bot.memes import (
     channel_is_nsfw,
     make_clean_meme,
 )
+from bot.permissions import require_here
 from engine.client import EngineBadRequest, EngineClient, Meme, UnknownTemplate
 from engine.schema import TemplateInfo
 from memebot.choices import DEFAULT_STYLE, Style
@@ -47,10 +49,6 @@ NO_REACTIONS = (
 def engine_options(meme: Meme) -> dict[str, Any]:
     """The decoding options the engine used (defaults filled in); the seed is stored apart."""
     return {k: v for k, v in meme.options.items() if k != "seed"}
-
-
-class UserError(MemebotError):
-    """A mistake in the command's input; shown to the user as is."""
 
 
 class Cooldown:
@@ -117,15 +115,11 @@ class AnotherOne(
         assert isinstance(cog, Memes)
         try:
             await cog.again(interaction, self.generation_id)
-        except MemebotError as e:
-            await reply_error(interaction, str(e))
-        except Exception:
-            log.exception(
-                "unexpected error in the 🔁 button (generation %s, user %s)",
-                self.generation_id,
-                interaction.user.id,
+        except Exception as e:  # noqa: BLE001 (a button's top: user_text logs the unexpected)
+            where = f"the 🔁 button (generation {self.generation_id})"
+            await reply_error(
+                interaction, user_text(e, where=where, context=interaction_context(interaction))
             )
-            await reply_error(interaction, "Something went wrong on my side; it has been logged.")
 
 
 class Memes(commands.Cog):
@@ -183,6 +177,7 @@ class Memes(commands.Cog):
         boxes: int | None,
         image: discord.Attachment | None,
     ) -> None:
+        require_here("meme", interaction)  # before any work: a meme nobody can vote on
         if (template is None) == (image is None):
             raise UserError("Give either a template or an image (not both).")
         ctype = self._check_attachment(image) if image is not None else ""
@@ -298,6 +293,7 @@ class Memes(commands.Cog):
             raise
 
     async def _again(self, interaction: discord.Interaction, generation_id: int) -> None:
+        require_here("again", interaction)
         await interaction.response.defer(thinking=True)  # before the database (Discord's 3 s)
         info = await self.bot.store.generation(generation_id)
         if info is None:

@@ -17,8 +17,9 @@ class Privacy(commands.Cog):
     @app_commands.command(name="forget-me")
     async def forget_me(self, interaction: discord.Interaction) -> None:
         """Delete every vote you cast and every meme you made from the bot's records."""
+        await interaction.response.defer(ephemeral=True, thinking=True)  # Discord's 3 s
         votes, gens = await self.bot.store.forget_user(interaction.user.id)
-        await interaction.response.send_message(
+        await interaction.followup.send(
             f"Done: I deleted {votes} vote(s) and {gens} meme record(s) of yours. "
             "Your reactions already on memes stay on Discord but are ignored from now on "
             "(reactions on memes made later count again). "

@@ -29,7 +29,10 @@ Command syncs (PUT) replace the set registered globally or in one guild (`regist
 With `rate_limits = RateLimits()` every REST answer carries Discord's rate limit headers and
 a request over a route's bucket or the global limit is answered 429 with `Retry-After`
 (ratelimits.py). Each message keeps the `allowed_mentions` it was sent with, and
-`Sent.pings` says whom it would notify.
+`Sent.pings` says whom it would notify. `app_permissions` sets what the app may do per
+channel (sent with each interaction) and `overwrites` a channel's permission overwrites
+(private channels). Each interaction records when the bot first
+answered it (`responded_at`, `response_delay`).
 """
 
 from __future__ import annotations
@@ -121,6 +124,12 @@ class DiscordStandIn(Rest):
         # Channels whose messages the bot may not read (lost Read Message History): 403.
         self.forbid_reads: set[int] = set()
         self.rate_limits: RateLimits | None = None  # set: Discord's buckets and global limit
+        # The app's resolved permissions per channel (an interaction's `app_permissions`);
+        # a channel not listed: everything but Administrator.
+        self.app_permissions: dict[int, int] = {}
+        # Permission overwrites per channel (a private channel denies @everyone, whose role id
+        # is the guild id, VIEW_CHANNEL); members' permissions follow them in discord.py.
+        self.overwrites: dict[int, list[dict[str, Any]]] = {}
         # Awaited after a followup is stored and before the bot gets its answer.
         self.on_followup: Callable[[Sent], Awaitable[None]] | None = None
         self.requests: list[str] = []
@@ -213,7 +222,7 @@ class DiscordStandIn(Rest):
             "member": self.member(user_id, admin=admin, roles=roles),
             "token": token,
             "version": 1,
-            "app_permissions": str(ALL_BUT_ADMIN),
+            "app_permissions": str(self.app_permissions.get(int(channel["id"]), ALL_BUT_ADMIN)),
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
@@ -350,6 +359,14 @@ class DiscordStandIn(Rest):
             await self.dispatch(
                 "MESSAGE_REACTION_REMOVE", self._reaction(message_id, emoji, user_id, add=False)
             )
+
+    def post_message(
+        self, channel_id: int, content: str = "", *, components: list[dict[str, Any]] | None = None
+    ) -> Sent:
+        """A message from the bot, as if posted before the test (e.g. one with a button)."""
+        return self._new_message(
+            channel_id, {"content": content, "components": components or []}, [], None
+        )
 
     def _reaction(
         self, message_id: int, emoji: str, user_id: int, *, add: bool = True

@@ -18,6 +18,7 @@ class Payloads:
     nsfw_channel_ids: set[int]  # age-restricted channels
     admin_role_id: int
     url: str
+    overwrites: dict[int, list[dict[str, Any]]]
 
     @property
     def gateway_url(self) -> str:
@@ -97,7 +98,7 @@ class Payloads:
             "guild_id": str(self.guild_id),
             "name": f"memes-{channel_id}",
             "position": self.channel_ids.index(channel_id),
-            "permission_overwrites": [],
+            "permission_overwrites": self.overwrites.get(channel_id, []),
             "nsfw": channel_id in self.nsfw_channel_ids,
             "parent_id": None,
             "topic": None,

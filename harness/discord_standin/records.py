@@ -114,6 +114,12 @@ class Interaction:
     original: Sent | None = None  # the @original message once the bot replied or deferred
     deleted_original: bool = False
     dispatched_at: float = 0.0  # time.monotonic() when the event was sent to the bot
+    responded_at: float | None = None  # time.monotonic() of the bot's first callback
+
+    @property
+    def response_delay(self) -> float | None:
+        """Seconds from the event to the bot's first callback (Discord allows 3)."""
+        return None if self.responded_at is None else self.responded_at - self.dispatched_at
 
     @property
     def deferred(self) -> bool:

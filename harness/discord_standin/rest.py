@@ -156,6 +156,8 @@ class Rest(Payloads):
         if p[0] == "interactions" and p[-1] == "callback" and m == "POST":
             rec = self.interactions[p[2]]
             body, atts = await self._body(request)
+            if rec.responded_at is None:
+                rec.responded_at = time.monotonic()
             if not rec.callbacks and time.monotonic() - rec.dispatched_at > INTERACTION_DEADLINE:
                 self.late_callbacks.append(rec)  # Discord has given up on this interaction
                 return json_response({"message": "Unknown interaction", "code": 10062}, 404)

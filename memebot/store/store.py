@@ -363,9 +363,12 @@ class Store(RunsMixin, VersionsMixin, TastesMixin):
         template: str | None = None,
         since: datetime | None = None,
         limit: int = 10,
+        channels: Collection[int] | None = None,
     ) -> list[GenerationInfo]:
         """Best-rated generations with at least one vote: net score, then upvote share, then
-        more votes, then the oldest first; deleted memes never. `guild_id=None`: every guild."""
+        more votes, then the oldest first; deleted memes never. `guild_id=None`: every guild.
+        `channels`: only memes posted in these channels (those the viewer can see); None: every
+        channel."""
         tally = tally_subquery()
         up = func.coalesce(tally.c.up, 0)
         down = func.coalesce(tally.c.down, 0)
@@ -387,13 +390,18 @@ class Store(RunsMixin, VersionsMixin, TastesMixin):
             q = q.where(GenerationRow.guild_id == guild_id)
         if template is not None:
             q = q.where(GenerationRow.template == template)
+        if channels is not None:
+            q = q.where(GenerationRow.channel_id.in_(sorted(channels)))
         if since is not None:
             q = q.where(GenerationRow.created_at >= since)
         async with self._read() as s:
             return [to_info(*r) for r in (await s.execute(q)).all()]
 
-    async def stats(self, guild_id: int | None) -> Stats:
-        """Counts for one guild (`None`: every guild), deleted memes left out."""
+    async def stats(
+        self, guild_id: int | None, *, channels: Collection[int] | None = None
+    ) -> Stats:
+        """Counts for one guild (`None`: every guild), deleted memes left out; `channels`: only
+        memes posted in these channels (None: every channel)."""
         gens = select(func.count(GenerationRow.id)).where(live())
         votes = (
             select(up_count(), down_count())
@@ -409,6 +417,9 @@ class Store(RunsMixin, VersionsMixin, TastesMixin):
             gens = gens.where(GenerationRow.guild_id == guild_id)
             votes = votes.where(GenerationRow.guild_id == guild_id)
             last = last.where(GenerationRow.guild_id == guild_id)
+        if channels is not None:
+            seen = GenerationRow.channel_id.in_(sorted(channels))
+            gens, votes, last = gens.where(seen), votes.where(seen), last.where(seen)
         async with self._read() as s:
             n = (await s.execute(gens)).scalar_one()
             up, down = (await s.execute(votes)).one()

@@ -1,0 +1,186 @@
+"""The bot's permission checks: the table of what each action needs (plain values, no Discord),
+then /meme, 🔁 and /retrain through the real discord.py client and the stand-in in channels
+where the app lacks permissions: refused at once, ephemerally, naming what is missing, and
+nothing made or queued."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from bot.errors import MissingPermissions
+from bot.permissions import NAMES, NEEDS, missing, needed, require
+from harness.bot import bot_settings, migrated_store, running_bot, standin
+from harness.discord_standin import ALL_BUT_ADMIN, DiscordStandIn
+from memebot.settings import Settings
+from memebot.store import NewGeneration, Store
+
+EVERYTHING = discord.Permissions(ALL_BUT_ADMIN)
+
+
+def without(*names: str, base: discord.Permissions = EVERYTHING) -> discord.Permissions:
+    p = discord.Permissions(base.value)
+    p.update(**dict.fromkeys(names, False))
+    return p
+
+
+MEME_ALL = [
+    "View Channel",
+    "Send Messages",
+    "Attach Files",
+    "Add Reactions",
+    "Read Message History",
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "granted", "in_thread", "lacking"),
+    [
+        ("meme", EVERYTHING, False, []),
+        ("meme", discord.Permissions.none(), False, MEME_ALL),
+        ("meme", without("attach_files"), False, ["Attach Files"]),
+        (
+            "meme",
+            without("add_reactions", "read_message_history"),
+            False,
+            ["Add Reactions", "Read Message History"],
+        ),
+        ("meme", without("embed_links", "manage_messages"), False, []),  # not used by a meme
+        ("meme", discord.Permissions(administrator=True), False, []),  # grants everything
+        ("meme", without("send_messages"), True, []),  # a thread asks the thread permission
+        ("meme", without("send_messages_in_threads"), True, ["Send Messages in Threads"]),
+        ("meme", without("send_messages_in_threads"), False, []),
+        ("again", without("view_channel"), False, ["View Channel"]),
+        ("again", discord.Permissions.none(), False, MEME_ALL),
+        ("retrain", discord.Permissions(view_channel=True), False, ["Send Messages"]),
+        ("retrain", without("attach_files", "add_reactions"), False, []),
+        ("retrain", discord.Permissions.none(), False, ["View Channel", "Send Messages"]),
+    ],
+)
+def test_what_each_action_needs(
+    action: str, granted: discord.Permissions, in_thread: bool, lacking: list[str]
+) -> None:
+    assert missing(needed(action, in_thread=in_thread), granted) == lacking
+    if not lacking:
+        require(action, granted, in_thread=in_thread)
+        return
+    with pytest.raises(MissingPermissions) as e:
+        require(action, granted, in_thread=in_thread)
+    assert e.value.missing == lacking
+    text = str(e.value)
+    assert all(f"**{n}**" in text for n in lacking)
+    assert not any(attr in text for attr in NAMES), "Discord's names, not discord.py's"
+
+
+def test_every_permission_needed_has_a_name() -> None:
+    assert {p for need in NEEDS.values() for p in need} <= set(NAMES)
+    assert all(hasattr(discord.Permissions, p) for p in NAMES)
+
+
+# -- through the stand-in ---------------------------------------------------------------------
+
+Scenario = Callable[[DiscordStandIn, Settings, Store], Coroutine[Any, Any, None]]
+PRIVATE = 900020  # a channel where the app lacks permissions
+
+
+def run(tmp_path: Path, scenario: Scenario) -> None:
+    async def go() -> None:
+        # No engine listens: a command that passes the check fails later, at the engine.
+        s = bot_settings(tmp_path, engine_url="http://127.0.0.1:9")
+        async with standin() as api, migrated_store(s.database_url) as store:
+            api.channel_ids.append(PRIVATE)
+            await scenario(api, s, store)
+            assert api.unhandled == [], api.unhandled
+
+    asyncio.run(go())
+
+
+@pytest.mark.slow
+def test_meme_and_again_refuse_where_the_bot_cannot_post_or_see_votes(tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        api.app_permissions[PRIVATE] = without("attach_files", "view_channel").value
+        async with running_bot(api, s, store):
+            rec = await api.answered(
+                await api.invoke("meme", {"template": "two-buttons"}, channel_id=PRIVATE)
+            )
+            (reply,) = rec.replies
+            assert rec.callbacks[0]["type"] == 4 and reply.ephemeral  # refused, not deferred
+            assert "**View Channel**" in reply.content and "**Attach Files**" in reply.content
+            assert "Send Messages" not in reply.content
+            # The refusal gave the cooldown turn back; in a channel with every permission the
+            # check passes (and the meme fails later, at the engine nobody runs).
+            ok = await api.answered(await api.invoke("meme", {"template": "two-buttons"}))
+            assert ok.deferred and "not reachable" in ok.replies[-1].content
+            button = {"type": 2, "style": 2, "label": "again", "custom_id": "memebot:again:1"}
+            old = api.post_message(PRIVATE, components=[{"type": 1, "components": [button]}])
+            again = await api.answered(await api.press_button(old.id, "memebot:again:1"))
+            (reply,) = again.replies
+            assert again.callbacks[0]["type"] == 4 and reply.ephemeral
+            assert "**View Channel**" in reply.content
+            assert (await store.stats(api.guild_id)).generations == 0
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.slow
+def test_retrain_checks_it_can_post_before_it_queues(tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        api.app_permissions[PRIVATE] = without("send_messages").value
+        async with running_bot(api, s, store):
+            rec = await api.answered(await api.invoke("retrain", admin=True, channel_id=PRIVATE))
+            (reply,) = rec.replies
+            assert reply.ephemeral and "**Send Messages**" in reply.content
+            assert "retrain's progress" in reply.content
+            assert await store.current_run() is None, "nothing queued"
+            assert not any(m.channel_id == PRIVATE and not m.ephemeral for m in api.sent)
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.slow
+def test_top_and_stats_show_only_channels_the_caller_can_read(tmp_path: Path) -> None:
+    members = 900030  # the role that may read the private channel
+
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        view = discord.Permissions(view_channel=True).value
+        api.overwrites[PRIVATE] = [
+            {"id": str(api.guild_id), "type": 0, "allow": "0", "deny": str(view)},  # @everyone
+            {"id": str(members), "type": 0, "allow": str(view), "deny": "0"},
+        ]
+        for message_id, channel, caption in [
+            (5001, api.channel_ids[0], "open caption"),
+            (5002, PRIVATE, "secret caption"),
+        ]:
+            await store.record_generation(
+                NewGeneration(
+                    guild_id=api.guild_id,
+                    channel_id=channel,
+                    user_id=31,
+                    template="two-buttons",
+                    boxes=[caption, ""],
+                    message_id=message_id,
+                    model_version="v1",
+                )
+            )
+            await store.set_vote(message_id, 32, 1)
+        async with running_bot(api, s, store):
+            outside = await api.answered(await api.invoke("top", {"period": "all"}))
+            text = outside.replies[-1].content
+            assert "open caption" in text and "secret" not in text and "5002" not in text
+            stats = await api.answered(await api.invoke("stats"))
+            assert "Memes made: 1" in stats.replies[-1].content
+            assert "Votes: 1 (1👍" in stats.replies[-1].content
+            inside = await api.answered(
+                await api.invoke("top", {"period": "all"}, roles=(members,))
+            )
+            assert "secret caption" in inside.replies[-1].content
+            assert "open caption" in inside.replies[-1].content
+            stats = await api.answered(await api.invoke("stats", roles=(members,)))
+            assert "Memes made: 2" in stats.replies[-1].content
+
+    run(tmp_path, scenario)
