@@ -160,7 +160,9 @@ async def round_of(
     """One server's round: memes recorded in the store, each voted on by its members."""
     guild = guild_id(index)
     rng = random.Random(args.seed * 1_000_003 + index * 101 + round_no)
-    made = await make_memes(url, guild, args.memes, round_no * 1_000_000 + index * 10_000)
+    # Seeds differ per run seed, server and round: each round's captions are fresh samples.
+    first_seed = args.seed * 10**8 + round_no * 10**6 + index * 10**4
+    made = await make_memes(url, guild, args.memes, first_seed)
     votes: list[int] = []
     for i, (template, boxes, version) in enumerate(made):
         message = 10**15 + index * 10**8 + round_no * 10**6 + i  # unique per server, round
