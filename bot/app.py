@@ -36,6 +36,8 @@ COGS = (
     "bot.cogs.admin",
     "bot.cogs.privacy",
     "bot.cogs.servers",
+    "bot.cogs.templates",
+    "bot.cogs.help",
 )
 SHUTDOWN_GRACE = 15.0  # seconds close() waits for memes being posted
 AUTOCOMPLETE_TIMEOUT = 2.0  # seconds an autocomplete waits for the engine

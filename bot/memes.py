@@ -20,6 +20,11 @@ def style_options(style: Style) -> MemeOptions:
     """The engine decoding options (docs/ENGINE.md) behind each style /meme offers; mypy checks
     that every style in memebot.choices has a case."""
     match style:
+        case "natural":
+            # Captions as varied as people's, box lengths as theirs (docs/ENGINE.md, "The
+            # default style"); one candidate: picking the likeliest of several makes them
+            # alike again.
+            return MemeOptions(decoding="natural", n_candidates=1)
         case "calibrated":
             return MemeOptions(decoding="calibrated")
         case "threshold":
@@ -47,6 +52,13 @@ class StartTextBlocked(MemebotError):
         )
 
 
+class CaptionBlocked(MemebotError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This server's content filter does not allow that caption; try other words."
+        )
+
+
 class AllCaptionsFiltered(MemebotError):
     def __init__(self, tries: int) -> None:
         super().__init__(
@@ -63,18 +75,26 @@ class MemeAsk:
     start_text: str = ""
     style: Style = DEFAULT_STYLE
     boxes: int | None = None
+    text: str = ""  # a caption the user wrote ('|' between boxes): rendered as is
 
     def engine_options(self, seed: int) -> MemeOptions:
         options: dict[str, Any] = {**STYLE_OPTIONS[self.style].to_body(), "seed": seed}
         if self.start_text:
             options["start"] = self.start_text
+        if self.text:
+            options["text"] = self.text
         if self.boxes is not None:
             options["boxes"] = self.boxes
         return checked(MemeOptions, **options)
 
     def stored_options(self) -> dict[str, Any]:
         """What the store keeps so 🔁 can make another with the same options."""
-        return {"style": self.style, "start_text": self.start_text, "boxes": self.boxes}
+        out: dict[str, Any] = {
+            "style": self.style,
+            "start_text": self.start_text,
+            "boxes": self.boxes,
+        }
+        return out | ({"text": self.text} if self.text else {})
 
     @classmethod
     def from_stored(cls, template: str, options: dict[str, Any]) -> MemeAsk:
@@ -85,6 +105,7 @@ class MemeAsk:
             start_text=str(options.get("start_text") or ""),
             style=style,
             boxes=options.get("boxes"),
+            text=str(options.get("text") or ""),
         )
 
 
@@ -96,10 +117,19 @@ async def make_clean_meme(
     rng: random.Random | None = None,
     retries: int = FILTER_RETRIES,
     check: Callable[[str, FilterLevel | str], bool] = blocked,
+    written: str = "",
 ) -> Meme:
     """Call `generate(seed)` until a caption passes the filter (at most `retries` + 1 tries).
 
-    The start text is checked first: a blocked start text is the user's mistake, not a retry."""
+    The start text is checked first: a blocked start text is the user's mistake, not a retry.
+    A `written` caption (the user's own) is checked before the engine renders it, as written
+    and with its boxes joined by spaces (a word split across boxes); it is made once."""
+    if written:
+        joined = " ".join(written.split("|"))
+        for text in (written, joined):
+            if await asyncio.to_thread(check, text, level):
+                raise CaptionBlocked()
+        return await generate((rng or random.Random()).randint(0, MAX_SEED))
     # The checks run in a thread: a strict one takes ~7 ms (the first loads a model, ~2 s).
     start_blocked: bool = bool(start_text) and await asyncio.to_thread(check, start_text, level)
     if start_blocked:

@@ -376,8 +376,9 @@ async def templates(request: web.Request) -> web.Response:
         q = TemplateQuery.model_validate(dict(request.query))
     except ValidationError as e:
         raise bad_request(e) from None
-    hits = service.catalog.search(q.q, q.limit)
-    return _json(TemplatesResponse(templates=[template_info(t) for t in hits]))
+    hits = service.catalog.search(q.q, len(service.catalog))  # every match, for the total
+    page = hits[q.offset : q.offset + q.limit]
+    return _json(TemplatesResponse(templates=[template_info(t) for t in page], total=len(hits)))
 
 
 async def reload(request: web.Request) -> web.Response:

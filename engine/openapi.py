@@ -15,6 +15,7 @@ from engine.schema import (
     HEADER_BOXES,
     HEADER_MODEL,
     HEALTH_PATH,
+    MAX_OFFSET,
     MEMES_PATH,
     METRICS_PATH,
     OPENAPI_PATH,
@@ -153,6 +154,11 @@ def openapi_document() -> dict[str, Any]:
                             "name": "limit",
                             "in": "query",
                             "schema": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT},
+                        },
+                        {
+                            "name": "offset",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
                         },
                     ],
                     "responses": {

@@ -58,6 +58,7 @@ MAX_TOP_K = 1000
 MAX_TEMPERATURE = 10.0
 MAX_SEED = 2**63 - 1
 SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
+MAX_OFFSET = 100_000  # a templates page offset (far beyond any catalog)
 MAX_PATH = 4096  # PATH_MAX and NAME_MAX (bytes) on Linux: longer cannot name a file
 MAX_PATH_COMPONENT = 255
 
@@ -137,6 +138,13 @@ class MemeOptions(BaseModel):
         description="the caption starts with this text (lowercased: the model writes lowercase); "
         f"'{BOX_END}' ends a box. Must leave room for the remaining boxes within max_len",
     )
+    text: Ascii | None = Field(
+        None,
+        max_length=MAX_LEN_LIMIT,
+        description=f"a caption to render exactly as written, case kept ('{BOX_END}' between "
+        "boxes; fewer boxes than the template leaves the rest empty): nothing is decoded, and "
+        "start and the decoding options are ignored",
+    )
     max_len: int = Field(
         MAX_LEN,
         ge=2,
@@ -146,8 +154,10 @@ class MemeOptions(BaseModel):
     )
     decoding: Method = Field(
         DEFAULT_METHOD,
-        description="calibrated: the article's threshold rule with box lengths drawn from the "
-        "template's real captions; threshold: the rule as written; threshold-weighted, beam, "
+        description="natural: nucleus sampling (all of a word's first character, 0.9 of the "
+        "mass inside words) with box lengths drawn from the template's real captions; "
+        "calibrated: the article's threshold rule with those lengths; threshold: the rule as "
+        "written; threshold-weighted, beam, "
         "greedy, temperature, top-k, top-p, top-k-top-p (docs/ENGINE.md)",
     )
     min_score: float | None = Field(
@@ -181,6 +191,13 @@ class MemeOptions(BaseModel):
         "(beam_width), drawn by score per seed; greedy: always 1",
     )
     allow_empty_boxes: bool = Field(False, description="a box may be left empty")
+    server: str | None = Field(
+        None,
+        pattern=r"^[0-9]{1,20}$",
+        description="the Discord server (guild) id the meme is for, as a string of digits "
+        "(a snowflake does not fit a JSON number everywhere): the pick among the candidates "
+        "uses that server's taste, if it has one (docs/ENGINE.md); none: the default taste",
+    )
     image: bool = Field(True, description="render the image")
     format: ImageFormat | None = Field(
         None,
@@ -200,6 +217,20 @@ class MemeOptions(BaseModel):
         if self.boxes is not None:
             check_caption_fits(self, self.boxes)
         return self
+
+    def written_boxes(self, n_boxes: int) -> list[str] | None:
+        """`text` as one string per box (the last ones empty when it has fewer), or None
+        when the caption is to be generated; BadRequest when it has more boxes than there are."""
+        if self.text is None:
+            return None
+        parts = [p.strip() for p in self.text.split(BOX_END)]
+        if len(parts) > 1 and not parts[-1]:  # a trailing '|' closes the last box
+            parts.pop()
+        if len(parts) > n_boxes:
+            raise BadRequest("text", f"has {len(parts)} boxes; the template has {n_boxes}")
+        if not any(parts):
+            raise BadRequest("text", "has no text in any box")
+        return parts + [""] * (n_boxes - len(parts))
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body (or upload `options` part) a client sends: the fields it set."""
@@ -271,6 +302,7 @@ class TemplateQuery(BaseModel):
 
     q: str = Field("", max_length=MAX_TEMPLATE, description="prefix or substring; blank: first")
     limit: int = Field(SEARCH_LIMIT, ge=1, le=SEARCH_LIMIT, description="templates returned")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="matches skipped (paging)")
 
 
 class ReloadRequest(BaseModel):
@@ -302,6 +334,7 @@ class TemplateInfo(BaseModel):
 
 class TemplatesResponse(BaseModel):
     templates: list[TemplateInfo]
+    total: int = Field(0, ge=0, description="templates matching the query, on every page")
 
 
 class CaptionResult(BaseModel):
@@ -336,6 +369,7 @@ class OptionsUsed(BaseModel):
     n: int
     n_candidates: int
     allow_empty_boxes: bool
+    server: str | None = Field(None, description="the server whose taste picked, if named")
     decoding: DecodingUsed
 
 

@@ -31,6 +31,7 @@ from engine.schema import (
     TemplateInfo,
     check_caption_fits,
 )
+from engine.tastes import TasteCache
 from memebot.choices import ImageFormat
 from memebot.errors import ArtifactError
 from memebot.settings import Settings
@@ -55,9 +56,17 @@ class MemeResult:
 
 
 class MemeService:
-    def __init__(self, settings: Settings, model: LoadedModel, catalog: Catalog | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        model: LoadedModel,
+        catalog: Catalog | None = None,
+        tastes: TasteCache | None = None,
+    ):
         self.settings = settings
         self.catalog = catalog or Catalog.load()
+        # Every server's taste, read from the models location as requests name servers.
+        self.tastes = tastes or TasteCache(settings.models_dir, size=settings.taste_cache)
         self.scheduler = Scheduler(
             model, max_queue=settings.max_queue, max_rows=settings.max_batch_rows
         )
@@ -90,6 +99,22 @@ class MemeService:
         Raises BadRequest when `start`/`max_len` cannot fit the template's boxes."""
         t0 = time.perf_counter()
         n_boxes = opts.boxes or template.box_count
+        written = opts.written_boxes(n_boxes)
+        if written is not None:  # a caption given as is: rendered, nothing decoded
+            return await self._render(
+                MemeResult(
+                    template,
+                    [Sampled(written, 0.0, template.slug, score=0.0)],  # nothing to score
+                    self.model.version,
+                    options_used(opts, n_boxes),
+                ),
+                opts,
+                n_boxes,
+                t0,
+                fmt=fmt,
+                image=image,
+                as_written=True,
+            )
         check_caption_fits(opts, n_boxes)
         model = self.model
         limit = model.max_chars  # a transformer writes at most its positions: max_len is cut
@@ -112,20 +137,40 @@ class MemeService:
             n=opts.n,
             allow_empty_boxes=opts.allow_empty_boxes,
             n_candidates=opts.n_candidates,
+            # the server's taste joins the model's scorer for this request's pick only
+            terms=self.tastes.terms(opts.server, model.version),
         )
         captions = await self.scheduler.submit(req, timeout=self.settings.request_timeout)
         t1 = time.perf_counter()
         result = MemeResult(
             template, captions, model.version, used, timings_ms={"decode": (t1 - t0) * 1000}
         )
+        return await self._render(result, opts, n_boxes, t1, fmt=fmt, image=image)
+
+    async def _render(
+        self,
+        result: MemeResult,
+        opts: MemeOptions,
+        n_boxes: int,
+        t1: float,
+        *,
+        fmt: ImageFormat | None,
+        image: Image.Image | None,
+        as_written: bool = False,
+    ) -> MemeResult:
+        """Render the first caption unless `opts.image` is false. `as_written`: the boxes keep
+        the caption's case (a caption the user wrote), not the template's capitals."""
         if opts.image:
             fmt = fmt or opts.format or self.settings.image_format
-            base = image if image is not None else await self.image_for(template)
+            base = image if image is not None else await self.image_for(result.template)
+            layout = result.template.layout(n_boxes)
+            if as_written:
+                layout = [replace(b, style="as-is") for b in layout]
             data, _ = await asyncio.to_thread(
                 render,
                 image=base,
-                boxes=template.layout(n_boxes),
-                texts=captions[0].boxes,
+                boxes=layout,
+                texts=result.captions[0].boxes,
                 fmt=fmt,
                 max_width=self.settings.max_width,
             )
@@ -219,6 +264,7 @@ def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:
         n=opts.n,
         n_candidates=candidates_used(opts),
         allow_empty_boxes=opts.allow_empty_boxes,
+        server=opts.server,
         decoding=DecodingUsed(
             method=opts.decoding,
             min_score=opts.used_min_score,

@@ -5,7 +5,7 @@ bot's settings (the engine comes from harness.engine)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -73,3 +73,26 @@ async def standin() -> AsyncIterator[DiscordStandIn]:
 def vote_book(bot: MemeBot) -> VoteBook:
     """The running bot's vote book (tests wait on its count of handled reaction events)."""
     return bot.vote_book()
+
+
+Scenario = Callable[[DiscordStandIn, Settings, Store], Coroutine[Any, Any, None]]
+
+
+def run_scenario(
+    tiny_model: Path, tmp_path: Path, scenario: Scenario, *, engine: bool = True, **over: Any
+) -> None:
+    """`scenario(stand-in, settings, store)` with a running engine on `tiny_model` (unless
+    `engine` is false); fails if the bot made a request the stand-in does not know."""
+    from harness.engine import running_engine
+
+    async def go() -> None:
+        s = bot_settings(tmp_path, **over)
+        async with standin() as api, migrated_store(s.database_url) as store:
+            if engine:
+                async with running_engine(tiny_model, s) as eng:
+                    await scenario(api, s.model_copy(update={"engine_url": eng.url}), store)
+            else:
+                await scenario(api, s, store)
+            assert api.unhandled == [], api.unhandled
+
+    asyncio.run(go())

@@ -810,3 +810,55 @@ def test_a_client_leaving_mid_body_is_one_log_line(
         f"client left during POST {path} (Connection lost)"
     )
     assert "Traceback" not in text and "ERROR" not in text, text
+
+
+def test_templates_page_through_the_catalog(tiny_model: Path, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with engine(tiny_model, settings(tmp_path)) as (http, svc, url):
+            seen: list[str] = []
+            offset = 0
+            while True:
+                params = {"limit": "25", "offset": str(offset)}
+                page = await (await http.get(f"{url}/v1/templates", params=params)).json()
+                assert page["total"] == len(svc.catalog)
+                if not page["templates"]:
+                    break
+                seen += [t["slug"] for t in page["templates"]]
+                offset += 25
+            assert seen == [t.slug for t in svc.catalog.templates], "every template once, in order"
+            q = await (await http.get(f"{url}/v1/templates", params={"q": "spongebob"})).json()
+            assert q["total"] == len(q["templates"]) < len(svc.catalog)
+            r = await http.get(f"{url}/v1/templates", params={"offset": "-1"})
+            assert r.status == 400 and (await r.json())["field"] == "offset"
+
+    run(go)
+
+
+def test_a_written_caption_is_rendered_as_is(tiny_model: Path, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
+            body = {"template": "two-buttons", "text": "Top Text|bottom TEXT", "seed": 1}
+            r = await http.post(f"{url}/v1/memes", json=body | {"format": "png"})
+            assert r.status == 200, await r.text()
+            got = await r.json()
+            assert got["boxes"] == ["Top Text", "bottom TEXT"], "case kept, nothing decoded"
+            assert got["image"]["alt_text"] == "Top Text / bottom TEXT"
+            written = base64.b64decode(got["image"]["data_base64"])
+            # The template's capitals are not applied: the same words in capitals draw
+            # differently.
+            r = await http.post(
+                f"{url}/v1/memes", json=body | {"format": "png", "text": "TOP TEXT|BOTTOM TEXT"}
+            )
+            assert base64.b64decode((await r.json())["image"]["data_base64"]) != written
+            one = await (await http.post(f"{url}/v1/memes", json=body | {"text": "only"})).json()
+            assert one["boxes"] == ["only", ""]
+            for text, needle in (
+                ("a|b|c", "boxes"),
+                ("|", "no text"),
+                ("caf\u00e9", "printable ASCII"),
+            ):
+                r = await http.post(f"{url}/v1/memes", json=body | {"text": text})
+                assert r.status == 400 and (await r.json())["field"] == "text", text
+                assert needle in (await r.json())["error"], text
+
+    run(go)

@@ -1,4 +1,4 @@
-"""/templates, /top and /stats: reading the catalog and the store."""
+"""/top and /stats: reading the store."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import MemeBot
+from bot.cogs.memes import Memes
 from bot.permissions import readable_channels
 from engine.client import EngineError
 from memebot.store import GenerationInfo, Stats
@@ -59,22 +60,6 @@ class Info(commands.Cog):
     def __init__(self, bot: MemeBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="templates")
-    @app_commands.describe(query="part of a template's name (empty: the first ones)")
-    async def templates(
-        self, interaction: discord.Interaction, query: app_commands.Range[str, 0, 100] = ""
-    ) -> None:
-        """List the meme templates the bot knows."""
-        # Every command defers before its first engine or database call: Discord drops an
-        # interaction with no answer within 3 s, and either may be slow.
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        found = await self.bot.get_engine().templates(query, 25)
-        if not found:
-            text = f"No template matches `{discord.utils.escape_markdown(query)}`."
-        else:
-            text = "\n".join(f"`{t.slug}`: {t.name} ({t.box_count} boxes)" for t in found)
-        await interaction.followup.send(text, ephemeral=True)
-
     @app_commands.command(name="top")
     @app_commands.guild_only()  # in a DM guild_id is None: every guild's memes
     @app_commands.describe(
@@ -100,6 +85,14 @@ class Info(commands.Cog):
             channels=readable_channels(interaction),
         )
         await interaction.followup.send(format_top(rows, period=period, template=template))
+
+    @top.autocomplete("template")
+    async def top_template(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        memes = self.bot.get_cog("Memes")  # the same source (and cache) as /meme's
+        assert isinstance(memes, Memes)
+        return await memes.template_choices(current)
 
     @app_commands.command(name="stats")
     @app_commands.guild_only()  # in a DM guild_id is None: every guild's memes

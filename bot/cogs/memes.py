@@ -3,6 +3,7 @@ custom_id carries the generation id, so it works on messages posted before a res
 
 from __future__ import annotations
 
+import asyncio
 import io
 import mimetypes
 import time
@@ -14,9 +15,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import POSTED, MemeBot, interaction_context, reply_error
+from bot.catalog import random_template
 from bot.errors import UserError, user_text
 from bot.memes import (
     UPLOAD_TEMPLATE,
+    CaptionBlocked,
     MemeAsk,
     StartTextBlocked,
     caption_text,
@@ -24,6 +27,7 @@ from bot.memes import (
     make_clean_meme,
 )
 from bot.permissions import require_here
+from bot.uploads import STILL_NOTE, is_animated
 from engine.client import EngineBadRequest, EngineClient, Meme, UnknownTemplate
 from engine.schema import TemplateInfo
 from memebot.choices import DEFAULT_STYLE, Style
@@ -76,7 +80,15 @@ class Cooldown:
 
 
 # Refused before anything was made: the user's cooldown turn is given back.
-REFUSALS = (UserError, UnknownTemplate, StartTextBlocked, EngineBadRequest, Unwritable)
+REFUSALS = (
+    UserError,
+    UnknownTemplate,
+    StartTextBlocked,
+    CaptionBlocked,
+    EngineBadRequest,
+    Unwritable,
+)
+STILL = "memebot.still"  # interaction.extras key: an animated upload, captioned as a still
 
 
 def _size(n: int) -> str:
@@ -149,6 +161,7 @@ class Memes(commands.Cog):
         style=f"how the caption is written (default: the server's, else {DEFAULT_STYLE})",
         boxes="number of text boxes (default: the template's)",
         image="caption your own image instead of a template (JPEG, PNG, WebP or GIF)",
+        text="your own caption, drawn exactly as written ('|' between boxes)",
     )
     @app_commands.guild_only()
     async def meme(
@@ -159,11 +172,12 @@ class Memes(commands.Cog):
         style: Style | None = None,
         boxes: app_commands.Range[int, 1, 8] | None = None,
         image: discord.Attachment | None = None,
+        text: app_commands.Range[str, 1, 200] | None = None,
     ) -> None:
         """Make a meme: the bot writes the caption with its own neural network."""
         self._meme_cooldown.take(interaction.user.id, self.bot.settings.meme_cooldown)
         try:
-            await self._meme(interaction, template, start_text, style, boxes, image)
+            await self._meme(interaction, template, start_text, style, boxes, image, text)
         except REFUSALS:
             self._meme_cooldown.refund(interaction.user.id)
             raise
@@ -176,26 +190,41 @@ class Memes(commands.Cog):
         style: Style | None,
         boxes: int | None,
         image: discord.Attachment | None,
+        text: str | None = None,
     ) -> None:
         require_here("meme", interaction)  # before any work: a meme nobody can vote on
-        if (template is None) == (image is None):
+        if template is not None and image is not None:
             raise UserError("Give either a template or an image (not both).")
         ctype = self._check_attachment(image) if image is not None else ""
         start_text = fold(start_text or "")  # phone punctuation, accents; Unwritable names a 😀
+        written = fold(text or "").strip()  # the user's own caption, case kept
+        if text is not None and not written.strip("| "):
+            raise UserError("That caption has no words; write some text ('|' between boxes).")
         # Defer before any database or engine call: Discord drops an interaction that has no
         # answer within 3 s. A refusal below is then an ephemeral followup (reply_error).
         await interaction.response.defer(thinking=True)
         gs = await self._guild_settings(interaction)
+        if template is None and image is None:  # neither: a template drawn at random
+            template = (await random_template(self.engine, interaction.id)).slug
         req = MemeAsk(
             template=template or UPLOAD_TEMPLATE,
             start_text=start_text,
             style=style or gs.default_style or DEFAULT_STYLE,
             boxes=boxes,
+            text=written,
         )
         if image is None:
-            await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
+            await self.post(
+                interaction,
+                req,
+                gs,
+                lambda seed: self._template_meme(req, seed, interaction.guild_id),
+                again=not written,  # 🔁 of a caption the user wrote would make the same meme
+            )
         else:
             data = await image.read()
+            if await asyncio.to_thread(is_animated, data):
+                interaction.extras[STILL] = True
             await self.post(
                 interaction,
                 req,
@@ -205,6 +234,7 @@ class Memes(commands.Cog):
                     filename=image.filename,
                     content_type=ctype,
                     options=req.engine_options(seed),
+                    server=interaction.guild_id,
                 ),
                 again=False,
             )
@@ -226,8 +256,9 @@ class Memes(commands.Cog):
             )
         return ctype
 
-    async def _template_meme(self, req: MemeAsk, seed: int) -> Meme:
-        return await self.engine.meme(req.template, req.engine_options(seed))
+    async def _template_meme(self, req: MemeAsk, seed: int, server: int | None) -> Meme:
+        # The guild names the taste the engine picks the caption by (a server's own votes).
+        return await self.engine.meme(req.template, req.engine_options(seed), server=server)
 
     async def post(
         self,
@@ -243,7 +274,9 @@ class Memes(commands.Cog):
         async with self.bot.busy():
             # A guild's `off` holds in age-restricted channels only.
             level = level_in_channel(gs.filter_level, nsfw=channel_is_nsfw(interaction.channel))
-            meme = await make_clean_meme(generate, start_text=req.start_text, level=level)
+            meme = await make_clean_meme(
+                generate, start_text=req.start_text, level=level, written=req.text
+            )
             gid = await self.bot.store.record_generation(
                 NewGeneration(
                     guild_id=interaction.guild_id,
@@ -283,6 +316,8 @@ class Memes(commands.Cog):
                     interaction.guild_id,
                 )
                 await interaction.followup.send(NO_REACTIONS, ephemeral=True)
+            if interaction.extras.get(STILL):
+                await interaction.followup.send(STILL_NOTE, ephemeral=True)
 
     async def again(self, interaction: discord.Interaction, generation_id: int) -> None:
         self._again_cooldown.take(interaction.user.id, self.bot.settings.meme_cooldown)
@@ -300,12 +335,18 @@ class Memes(commands.Cog):
             raise UserError("That meme is no longer in my records, so I cannot make another.")
         gs = await self._guild_settings(interaction)
         req = MemeAsk.from_stored(info.template, info.options)
-        await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
+        await self.post(
+            interaction, req, gs, lambda seed: self._template_meme(req, seed, interaction.guild_id)
+        )
 
     @meme.autocomplete("template")
     async def template_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
+        return await self.template_choices(current)
+
+    async def template_choices(self, current: str) -> list[app_commands.Choice[str]]:
+        """Templates matching what the user typed (also /top's and /templates' suggestions)."""
         query = current.strip().lower()[:100]
         cached = self._templates.get(query)
         now = time.monotonic()
