@@ -194,7 +194,7 @@ async def round_of(
 
 async def retrain_taste(store: Store, queue: Any, settings: Settings, index: int) -> dict[str, Any]:
     """The server's /retrain: a queued taste run, then the worker's path runs it."""
-    from retrain.taste_run import request_taste_run
+    from retrain.taste_requests import request_taste_run
 
     guild = guild_id(index)
     t0 = time.monotonic()
