@@ -7,6 +7,7 @@ are fine for timing).
     python bench/engine.py [--json] [--model DIR] [--seconds 8] [--plot docs/engine_latency.png]
     python bench/engine.py --startup-only   # start-up time and memory of `memebot engine` only
     python bench/engine.py --decoder tf     # the TensorFlow step (on the GPU if TF sees one)
+    python bench/engine.py --tastes-only    # captions/s at 64 clients, with and without tastes
 
 `--decoder` (default: MEMEBOT_DECODER, else auto) picks the step of the in-process figures and
 of the `memebot engine` it load-tests; `step_ms` times one batched model call at 1 to 256 rows
@@ -16,6 +17,12 @@ The in-process `threshold_*`, `calibrated_*` and `beam5_*` figures write one can
 caption (N = 1, the decoding alone); `default_*` is the default style as the API writes it, the
 best of `default_n_candidates` (targets: threshold p50 <= 10 ms at N = 1, default p50 <= 25 ms
 at its N). The HTTP load and the calibrated length ratios use the API's defaults too.
+`styles` and `default_style_*` are the bot's styles against real captions
+(bench/caption_stats.py: distinct2_ratio, oov_ratio, length_ratio_worst).
+
+`captions_per_s_64_plain` and `captions_per_s_64_tastes` load one `memebot engine` at 64 HTTP
+clients twice: requests naming no server, then requests spread over 100 servers, each with a
+random taste of its own written to a temporary models location (target: tastes >= 60% of plain).
 """
 
 from __future__ import annotations
@@ -213,23 +220,31 @@ def length_ratios(
     return same, every, overruns
 
 
-async def http_load(url: str, clients: int, seconds: float) -> dict[str, float]:
+async def http_load(
+    url: str, clients: int, seconds: float, servers: list[str] | None = None
+) -> dict[str, float]:
+    """`clients` clients posting memes for `seconds`; with `servers`, each request names one
+    of them in turn (their tastes pick)."""
     import aiohttp
 
     lat: list[float] = []
-    errors = 0
+    errors = tasted = 0
     deadline = time.perf_counter() + seconds
 
     async def client(i: int, http: aiohttp.ClientSession) -> None:
-        nonlocal errors
+        nonlocal errors, tasted
         k = 0
         while time.perf_counter() < deadline:
-            body = {"template": "success-kid", "image": False, "seed": i * 100_000 + k}
+            body: dict[str, Any] = {"template": "success-kid", "image": False}
+            body["seed"] = i * 100_000 + k
+            if servers:
+                body["server"] = servers[(i + k * clients) % len(servers)]
             t0 = time.perf_counter()
             async with http.post(f"{url}/v1/memes", json=body) as r:
-                await r.read()
+                data = await r.read()
                 if r.status == 200:
                     lat.append((time.perf_counter() - t0) * 1000)
+                    tasted += b'"taste"' in data  # the server's taste was in the score
                 else:
                     errors += 1
             k += 1
@@ -246,6 +261,7 @@ async def http_load(url: str, clients: int, seconds: float) -> dict[str, float]:
         "p95_ms": pct(lat, 95),
         "p99_ms": pct(lat, 99),
         "errors": errors,
+        "tasted_share": tasted / max(len(lat), 1),
     }
 
 
@@ -287,6 +303,52 @@ def run_http(
     with engine_process(model_dir, env=engine_env(decoder)) as engine:
         results = [asyncio.run(http_load(engine.url, c, seconds)) for c in (1, 8, 64)]
         return results, rss_mb(engine.proc.pid), engine.start_s
+
+
+def write_random_tastes(models_dir: Path, base_version: str, n: int, seed: int = 0) -> list[str]:
+    """`n` servers' tastes of random weights (the size a fitted taste has) for `base_version`,
+    each its server's active one; returns the server ids."""
+    import importlib
+
+    taste_file: Any = importlib.import_module("memebot.taste_file")
+    rng = np.random.default_rng(seed)
+    servers = []
+    for g in range(n):
+        gid = 900_000_000_000_000_000 + g  # snowflake-sized
+        weights = rng.normal(0.0, 0.5, taste_file.TASTE_BUCKETS).astype(np.float16)
+        scorer = taste_file.TasteScorer(
+            weights=weights, bias=0.0, guild_id=gid, base_version=base_version, version=1
+        )
+        taste_file.save_taste(taste_file.taste_file(models_dir, gid, 1), scorer)
+        taste_file.write_active(models_dir, gid, 1)
+        servers.append(str(gid))
+    return servers
+
+
+def run_tastes(model_dir: Path, seconds: float, decoder: str, n: int = 100) -> dict[str, float]:
+    """Captions/s at 64 clients naming no server, then spread over `n` servers' tastes."""
+    import tempfile
+
+    from memebot.artifact.meta import read_meta
+
+    version = read_meta(model_dir).version
+    with tempfile.TemporaryDirectory(prefix="memebot-tastes-") as tmp:
+        servers = write_random_tastes(Path(tmp), version, n)
+        env = {**engine_env(decoder), "MEMEBOT_MODELS_DIR": tmp}
+        with engine_process(model_dir, env=env) as engine:
+            asyncio.run(http_load(engine.url, 8, min(2.0, seconds)))  # warm the engine up
+            plain = asyncio.run(http_load(engine.url, 64, seconds))
+            tastes = asyncio.run(http_load(engine.url, 64, seconds, servers))
+    return {
+        "captions_per_s_64_plain": plain["captions_per_s"],
+        "captions_per_s_64_tastes": tastes["captions_per_s"],
+        "tastes_vs_plain": tastes["captions_per_s"] / plain["captions_per_s"],
+        "tastes_servers": n,
+        "tastes_p50_ms_64": tastes["p50_ms"],
+        "plain_p50_ms_64": plain["p50_ms"],
+        "tastes_errors": tastes["errors"] + plain["errors"],
+        "tastes_used_share": tastes["tasted_share"],  # replies whose score had a taste term
+    }
 
 
 def plot(results: list[dict[str, float]], path: Path) -> None:
@@ -336,6 +398,11 @@ def main() -> int:
         help="the decoding step measured (MEMEBOT_DECODER for the engine it starts too)",
     )
     p.add_argument(
+        "--tastes-only",
+        action="store_true",
+        help="only captions/s at 64 clients with no taste and with 100 servers' tastes",
+    )
+    p.add_argument(
         "--startup-only",
         action="store_true",
         help="only start `memebot engine`: startup_s, RSS when ready and after 20 memes",
@@ -345,7 +412,12 @@ def main() -> int:
     if args.startup_only:
         print(json.dumps(startup(args.model, args.decoder), indent=None if args.json else 1))
         return 0
+    if args.tastes_only:
+        got = run_tastes(args.model, args.seconds, args.decoder)
+        print(json.dumps(got, indent=None if args.json else 1))
+        return 0
 
+    from bench.caption_stats import engine_figures as caption_figures
     from engine.decoding.loader import load_model
     from engine.service import load_engine_model
     from memebot.decoding import DEFAULT_CANDIDATES, DEFAULT_METHOD
@@ -374,11 +446,14 @@ def main() -> int:
         model, real, args.per_template, DEFAULT_METHOD, DEFAULT_CANDIDATES
     )
     article, _, _ = length_ratios(model, real, args.per_template, "threshold")
+    # how much each style's captions read like people's (bench/caption_stats.py)
+    captions = caption_figures(model, prepared)
 
     def worst(r: dict[str, float]) -> tuple[str, float]:
         return max(r.items(), key=lambda kv: abs(kv[1] - 1))
 
     http, rss, start_s = run_http(args.model, args.seconds, args.decoder)
+    tastes = run_tastes(args.model, args.seconds, args.decoder)
     if args.plot:
         plot(http, args.plot)
     result = {
@@ -408,6 +483,7 @@ def main() -> int:
         "beam5_p95_ms": pct(beam, 95),
         "http": http,
         "http_captions_per_s_64": http[-1]["captions_per_s"],
+        **tastes,
         "render_p50_ms": pct(rend, 50),
         "render_p95_ms": pct(rend, 95),
         "rss_mb": rss,
@@ -421,6 +497,7 @@ def main() -> int:
         "length_overruns": overruns,
         "threshold_length_ratio_worst": worst(article)[1],
         "threshold_length_ratio_mean": statistics.mean(article.values()),
+        **captions,
     }
     if args.json:
         print(json.dumps(result))

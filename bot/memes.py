@@ -20,6 +20,11 @@ def style_options(style: Style) -> MemeOptions:
     """The engine decoding options (docs/ENGINE.md) behind each style /meme offers; mypy checks
     that every style in memebot.choices has a case."""
     match style:
+        case "natural":
+            # Captions as varied as people's, box lengths as theirs (docs/ENGINE.md, "The
+            # default style"); one candidate: picking the likeliest of several makes them
+            # alike again.
+            return MemeOptions(decoding="natural", n_candidates=1)
         case "calibrated":
             return MemeOptions(decoding="calibrated")
         case "threshold":

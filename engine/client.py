@@ -199,8 +199,11 @@ class EngineClient:
         params = {"q": query, "limit": str(max(1, min(limit, 25))), "offset": str(max(0, offset))}
         return _parse(TemplatesResponse, await self._request("GET", TEMPLATES_PATH, params=params))
 
-    async def meme(self, template: str, options: MemeOptions | None = None) -> Meme:
-        fields = options.to_body() if options is not None else {}
+    async def meme(
+        self, template: str, options: MemeOptions | None = None, *, server: int | None = None
+    ) -> Meme:
+        """A meme of `template`; `server`: the Discord guild it is for (its taste picks)."""
+        fields = _with_server(options.to_body() if options is not None else {}, server)
         req = checked(MemeRequest, template=template, **fields)
         body = await self._request("POST", MEMES_PATH, json=req.to_body())
         return Meme.from_response(_parse(MemeResponse, body))
@@ -212,9 +215,11 @@ class EngineClient:
         filename: str,
         content_type: str,
         options: MemeOptions | None = None,
+        server: int | None = None,
     ) -> Meme:
-        """Caption an uploaded image; boxes left unset are the upload's default (top, bottom)."""
-        fields = options.to_body() if options is not None else {}
+        """Caption an uploaded image; boxes left unset are the upload's default (top, bottom).
+        `server`: the Discord guild it is for (its taste picks)."""
+        fields = _with_server(options.to_body() if options is not None else {}, server)
         opts = checked(UploadOptions, **fields)
         form = aiohttp.FormData()
         form.add_field("image", image, filename=filename, content_type=content_type)
@@ -255,6 +260,11 @@ async def reload_all(
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _with_server(fields: dict[str, Any], server: int | None) -> dict[str, Any]:
+    """`fields` naming `server` (the API takes a guild id as a string of digits)."""
+    return fields if server is None else {**fields, "server": str(server)}
 
 
 def _parse(model: type[M], body: dict[str, Any]) -> M:

@@ -154,8 +154,10 @@ class MemeOptions(BaseModel):
     )
     decoding: Method = Field(
         DEFAULT_METHOD,
-        description="calibrated: the article's threshold rule with box lengths drawn from the "
-        "template's real captions; threshold: the rule as written; threshold-weighted, beam, "
+        description="natural: nucleus sampling (all of a word's first character, 0.9 of the "
+        "mass inside words) with box lengths drawn from the template's real captions; "
+        "calibrated: the article's threshold rule with those lengths; threshold: the rule as "
+        "written; threshold-weighted, beam, "
         "greedy, temperature, top-k, top-p, top-k-top-p (docs/ENGINE.md)",
     )
     min_score: float | None = Field(
@@ -189,6 +191,13 @@ class MemeOptions(BaseModel):
         "(beam_width), drawn by score per seed; greedy: always 1",
     )
     allow_empty_boxes: bool = Field(False, description="a box may be left empty")
+    server: str | None = Field(
+        None,
+        pattern=r"^[0-9]{1,20}$",
+        description="the Discord server (guild) id the meme is for, as a string of digits "
+        "(a snowflake does not fit a JSON number everywhere): the pick among the candidates "
+        "uses that server's taste, if it has one (docs/ENGINE.md); none: the default taste",
+    )
     image: bool = Field(True, description="render the image")
     format: ImageFormat | None = Field(
         None,
@@ -360,6 +369,7 @@ class OptionsUsed(BaseModel):
     n: int
     n_candidates: int
     allow_empty_boxes: bool
+    server: str | None = Field(None, description="the server whose taste picked, if named")
     decoding: DecodingUsed
 
 

@@ -31,6 +31,7 @@ from engine.schema import (
     TemplateInfo,
     check_caption_fits,
 )
+from engine.tastes import TasteCache
 from memebot.choices import ImageFormat
 from memebot.errors import ArtifactError
 from memebot.settings import Settings
@@ -55,9 +56,17 @@ class MemeResult:
 
 
 class MemeService:
-    def __init__(self, settings: Settings, model: LoadedModel, catalog: Catalog | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        model: LoadedModel,
+        catalog: Catalog | None = None,
+        tastes: TasteCache | None = None,
+    ):
         self.settings = settings
         self.catalog = catalog or Catalog.load()
+        # Every server's taste, read from the models location as requests name servers.
+        self.tastes = tastes or TasteCache(settings.models_dir, size=settings.taste_cache)
         self.scheduler = Scheduler(
             model, max_queue=settings.max_queue, max_rows=settings.max_batch_rows
         )
@@ -128,6 +137,8 @@ class MemeService:
             n=opts.n,
             allow_empty_boxes=opts.allow_empty_boxes,
             n_candidates=opts.n_candidates,
+            # the server's taste joins the model's scorer for this request's pick only
+            terms=self.tastes.terms(opts.server, model.version),
         )
         captions = await self.scheduler.submit(req, timeout=self.settings.request_timeout)
         t1 = time.perf_counter()
@@ -253,6 +264,7 @@ def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:
         n=opts.n,
         n_candidates=candidates_used(opts),
         allow_empty_boxes=opts.allow_empty_boxes,
+        server=opts.server,
         decoding=DecodingUsed(
             method=opts.decoding,
             min_score=opts.used_min_score,

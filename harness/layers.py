@@ -67,9 +67,12 @@ NARROWER: tuple[Narrower, ...] = (
             "retrain.queue",
             "retrain.guilds",
             "retrain.taste_curation",
+            "retrain.taste_requests",
+            "retrain.cooldown",
         ),
-        "the bot asks for runs and promotions, checks a server has votes enough for a taste,"
-        " and sweeps servers it left; the worker runs elsewhere",
+        "the bot asks for runs and promotions, checks a server has votes enough for a taste"
+        " and its budget, rolls a server's taste back, and sweeps servers it left; the worker"
+        " runs elsewhere",
     ),
 )
 

@@ -21,9 +21,9 @@ FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
 
 # The caption styles /meme offers (each is a set of engine options: bot/memes.py) and a guild's
 # default style (/settings).
-Style = Literal["calibrated", "threshold", "beam", "greedy", "creative"]
+Style = Literal["natural", "calibrated", "threshold", "beam", "greedy", "creative"]
 STYLES: tuple[Style, ...] = get_args(Style)
-DEFAULT_STYLE: Style = "calibrated"
+DEFAULT_STYLE: Style = "natural"
 
 # The content filter's levels (memebot/filtering.py), a guild's `/settings content_filter`.
 FilterLevel = Literal["off", "standard", "strict"]

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     # best-of-N: the crowd's taste (MODEL/crowd.npz) beside well-formedness; 0 leaves it out
     crowd_weight: float = Field(0.3, ge=0, le=100, alias="MEMEBOT_CROWD_WEIGHT")
     event_loop: Annotated[EventLoopChoice, Lower] = Field("auto", alias="MEMEBOT_EVENT_LOOP")
+    # Servers whose taste the engine keeps loaded (a few KB each; engine/tastes.py).
+    taste_cache: int = Field(1024, ge=1, alias="MEMEBOT_TASTE_CACHE")
     # -- every process
     log_level: Annotated[LogLevel, Lower] = Field("info", alias="MEMEBOT_LOG_LEVEL")
     log_format: Annotated[LogFormat, Lower] = Field("text", alias="MEMEBOT_LOG_FORMAT")

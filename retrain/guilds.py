@@ -17,6 +17,7 @@ from memebot.logs import get_logger
 from memebot.settings import Settings
 from memebot.store import ForgottenGuild, Store
 from memebot.store.tables import utcnow
+from memebot.taste_file import clear_active
 
 log = get_logger(__name__)
 
@@ -32,6 +33,7 @@ async def forget_guild(
     if not gone.total:
         return gone
     removed = remove_taste_files(gone.taste_paths, settings.models_dir)
+    clear_active(settings.models_dir, guild_id)  # engines serve it the default from now on
     log.info(
         "forgot guild %s: %d taste versions (%d files), %d memes, %d votes",
         guild_id,

@@ -54,6 +54,8 @@ async def request_run(
 
 def describe(run: RunInfo) -> str:
     """One or two lines for a shell or a Discord message: stage, epoch, val loss, ETA, outcome."""
+    if run.kind == "taste":
+        return _describe_taste(run)
     head = f"run #{run.id} ({run.mode}) {run.status}"
     p = run.progress
     if run.status == "running":
@@ -79,6 +81,24 @@ def describe(run: RunInfo) -> str:
             f"downvoted ll/char {_f(a['down_ll'])} -> {_f(c['down_ll'])}"
         )
     return f"{head}: {detail}".rstrip(": ")
+
+
+def _describe_taste(run: RunInfo) -> str:
+    head = f"taste run #{run.id} {run.status}"
+    if run.status == "running":
+        return f"{head}: stage {run.stage}"
+    if run.status == "queued":
+        return f"{head}: waiting for a worker (`memebot worker`)"
+    g = run.gate
+    if run.status == "succeeded":
+        numbers = ""
+        if "candidate_auc" in g:
+            numbers = (
+                f"; held-out AUC {g['candidate_auc']:.3f} vs {g['baseline_auc']:.3f}"
+                f" ({g['baseline']}) on {g['heldout_rows']} held-out memes"
+            )
+        return f"{head}: {run.candidate_version} now serves this server{numbers}"
+    return f"{head}: {run.error or ''}".rstrip(": ")
 
 
 async def watch_run(

@@ -5,6 +5,8 @@
     -> promote (retrain/promotion.py: every engine reloads, then the store records the version
     as active and models/active points at it) -> finished
 
+A taste run (kind `taste`, one server's) takes retrain/taste_run.py's shorter way instead.
+
 Training, evaluation and the caption checks run as CLI subprocesses (retrain/subprocesses.py;
 the worker imports no training code): a crash, a kill or a full disk there is the
 subprocess's non-zero exit, recorded as the run's error, and nothing has touched the active
@@ -32,6 +34,7 @@ from retrain.curation import Curated, CurationRules, curate, write_jsonl
 from retrain.gate import GateResult, Scores, judge
 from retrain.promotion import ensure_active, promote, read_meta
 from retrain.subprocesses import RunFailed, Subprocess
+from retrain.taste_run import taste_steps
 
 log = get_logger(__name__)
 
@@ -80,7 +83,10 @@ async def _execute(run_id: int, settings: Settings, proc: Subprocess) -> None:
         workdir = settings.models_dir / "runs" / f"run-{run.id}"
         ctx = RunContext(run, settings, store, asyncio.get_running_loop(), workdir)
         try:
-            status, error, gate, candidate = await _steps(ctx, proc)
+            if run.kind == "taste":
+                status, error, gate, candidate = await taste_steps(store, settings, run)
+            else:
+                status, error, gate, candidate = await _steps(ctx, proc)
         except MemebotError as e:
             status, error, gate, candidate = "failed", str(e), None, None
         except Exception as e:  # the top-level handler: any failure is recorded, with context

@@ -78,6 +78,7 @@ def test_meme_posts_image_caption_votes_and_stores(tiny_model: Path, tmp_path: P
             assert used["decoding"]["method"] == "greedy" and used["start"] == "when"
             assert "temperature" in used["decoding"] and used["boxes"] == 2
             assert "seed" not in used  # stored as gen.seed
+            assert used["server"] == str(api.guild_id), "the guild's taste picks its captions"
         # A second start with the same commands does not sync again.
         async with running_bot(api, s, store) as bot:
             assert bot.synced is False and len(api.command_puts) == 1
@@ -137,6 +138,7 @@ def test_again_button_works_after_restart(tiny_model: Path, tmp_path: Path) -> N
             second = await store.generation_by_message(again.id)
             assert second is not None and second.id != first.id
             assert second.template == first.template and second.options == first.options
+            assert second.options["engine"]["server"] == str(api.guild_id)
             assert second.user_id == 800200 and second.seed != first.seed
             assert again.components[0]["components"][0]["custom_id"] == (
                 f"memebot:again:{second.id}"

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -82,6 +83,9 @@ def test_meme_templates_and_typed_errors(tiny_model: Path, tmp_path: Path) -> No
             assert meme.template.slug == "two-buttons" and len(meme.boxes) == 2
             assert meme.image[:3] == b"\xff\xd8\xff" and meme.seed == 3
             assert meme.alt_text == " / ".join(meme.boxes) and meme.timings_ms
+            assert meme.options["server"] is None
+            for_guild = await client.meme("two-buttons", MemeOptions(seed=3), server=2**60)
+            assert for_guild.options["server"] == str(2**60)  # a snowflake, as digits
             assert "two-buttons" in [t.slug for t in await client.templates("two")]
             assert (await client.ready()).model_version == meme.model_version
             with pytest.raises(UnknownTemplate, match=r"(?i)unknown template"):
@@ -106,12 +110,14 @@ def test_caption_upload_with_schema_options(tiny_model: Path, tmp_path: Path) ->
     async def go() -> None:
         async with running_engine(tiny_model, bot_settings(tmp_path)) as eng:
             client = EngineClient(eng.http, eng.url)
-            up = {"filename": "a.png", "content_type": "image/png"}
+            up: dict[str, Any] = {"filename": "a.png", "content_type": "image/png"}
             meme = await client.caption_upload(buf.getvalue(), **up, options=MemeOptions(seed=2))
             assert len(meme.boxes) == 2 and meme.seed == 2  # the upload's default: top, bottom
             three = MemeOptions(seed=2, boxes=3, decoding="greedy")
             meme = await client.caption_upload(buf.getvalue(), **up, options=three)
             assert len(meme.boxes) == 3 and meme.options["decoding"]["method"] == "greedy"
+            meme = await client.caption_upload(buf.getvalue(), **up, options=three, server=7)
+            assert meme.options["server"] == "7"
 
     asyncio.run(go())
 

@@ -166,7 +166,15 @@ def test_threshold_weighted_keeps_candidates_and_follows_probabilities() -> None
 
 # --- vectorised picking and the calibrated rule -------------------------------------------------
 
-PER_ROW = ["threshold", "threshold-weighted", "calibrated", "greedy", "temperature", "top-k"]
+PER_ROW = [
+    "threshold",
+    "threshold-weighted",
+    "calibrated",
+    "natural",
+    "greedy",
+    "temperature",
+    "top-k",
+]
 
 
 @pytest.mark.parametrize("method", [*PER_ROW, "top-p", "top-k-top-p"])
@@ -200,9 +208,9 @@ def test_row_codes_are_obeyed(method: str) -> None:
     assert end not in forbid
     assert (pick_rows(logp, d, u, np.full(500, FORCE_END), end) == end).all()
     prefer = pick_rows(logp, d, u, np.full(500, PREFER_END), end)
-    if method == "calibrated":  # the marker is always a candidate here (it is the top)
+    if method in ("calibrated", "natural"):  # the marker is always a candidate (the top)
         assert (prefer == end).all()
-    elif method != "greedy":  # only calibrated acts on PREFER_END
+    elif method != "greedy":  # only the length-targeted methods act on PREFER_END
         assert (prefer != end).any()
 
 
@@ -299,3 +307,77 @@ def test_calibrated_boxes_follow_the_template_lengths(
         assert np.mean(lens) > free_mean
     else:
         assert np.mean(lens) < length + 12
+
+
+# --- natural: nucleus at word starts, a narrower one inside words, drawn lengths -------------
+
+
+def test_natural_keeps_each_positions_nucleus() -> None:
+    from engine.decoding.pickers import FREE, pick_rows
+
+    n = 3000
+    logp = np.repeat(TOY[None], n, axis=0)
+    u = np.random.default_rng(4).random((n, 2))
+    codes = np.full(n, FREE)
+    d = Decoding("natural", start_top_p=0.6, word_top_p=0.75)
+    start = np.arange(n) % 2 == 0  # every other row begins a word
+    got = pick_rows(logp, d, u, codes, end_id=5, word_start=start)
+    assert set(got[start].tolist()) == {0, 1}  # 0.4 + 0.25 reaches 0.6
+    assert set(got[~start].tolist()) == {0, 1, 2}  # + 0.15 reaches 0.75
+    # within the nucleus, in proportion to probability
+    share = np.bincount(got[~start], minlength=6)[:3] / (~start).sum()
+    assert share == pytest.approx([0.5, 0.3125, 0.1875], abs=0.04)
+    # the same draws, the same picks; others, others
+    assert (pick_rows(logp, d, u, codes, end_id=5, word_start=start) == got).all()
+    u2 = np.random.default_rng(5).random((n, 2))
+    assert (pick_rows(logp, d, u2, codes, end_id=5, word_start=start) != got).any()
+
+
+def test_natural_is_deterministic_per_seed(tiny_model: Path) -> None:
+    from engine.decoding.batch import sample_captions
+    from engine.decoding.loader import load_model
+
+    m = load_model(tiny_model)
+
+    def write(seed: int) -> list[str]:
+        caps = sample_captions(
+            m, ["two-buttons"] * 8, n_boxes=[2] * 8, seed=seed, decoding=Decoding("natural")
+        )
+        return [c.text for c in caps]
+
+    first = write(3)
+    assert write(3) == first
+    assert write(4) != first
+    assert all(t.count("|") == 2 for t in first)
+
+
+@pytest.mark.slow
+def test_natural_length_scale_moves_mean_length(tiny_model: Path) -> None:
+    """Every quantile at 20 characters a box: the drawn lengths, scaled, set where boxes end."""
+    import dataclasses
+
+    from engine.decoding.batch import CLOSE_EARLY, sample_captions
+    from engine.decoding.loader import load_model
+    from memebot.artifact.templates import LENGTH_LEVELS, TemplateTable
+
+    m = load_model(tiny_model)
+    q = tuple(20.0 for _ in LENGTH_LEVELS)
+    m.templates = TemplateTable(
+        dataclasses.replace(e, box_lengths=(q, q)) if e.slug == "two-buttons" else e
+        for e in m.templates.entries
+    )
+
+    def box_lengths(scale: float) -> list[int]:
+        caps = sample_captions(
+            m,
+            ["two-buttons"] * 40,
+            n_boxes=[2] * 40,
+            max_len=200,
+            seed=7,
+            decoding=Decoding("natural", length_scale=scale),
+        )
+        return [len(b) for c in caps for b in c.boxes]
+
+    short, long = box_lengths(0.5), box_lengths(1.5)
+    assert min(long) >= 30 - CLOSE_EARLY  # the marker is masked before the drawn length
+    assert np.mean(long) > np.mean(short) + 8

@@ -66,6 +66,9 @@ T = {"template": "drake"}
         ({**T, "format": "gif"}, "format", "jpeg"),
         ({**T, "response": "xml"}, "response", "json"),
         ({**T, "image": False, "response": "image"}, "image", "cannot be false"),
+        ({**T, "server": 123}, "server", "string"),  # a snowflake is a string of digits
+        ({**T, "server": "12a"}, "server", "pattern"),
+        ({**T, "server": "1" * 21}, "server", "pattern"),
         ({**T, "colour": "red"}, "colour", "unknown field"),
         ({**T, "boxes": 2, "start": "y" * 81}, "start", "too little room"),
         ([1, 2], "body", "JSON object"),
@@ -91,6 +94,8 @@ def test_bad_bodies_name_the_field(body: Any, field: str, needle: str) -> None:
         ({**T, "start": "When|I"}, {"start": "When|I", "used_start": "when|i"}),
         ({**T, "seed": 2**63 - 1, "n": 10}, {"seed": 2**63 - 1, "n": 10}),
         ({**T, "format": "webp", "response": "image"}, {"format": "webp", "response": "image"}),
+        (T, {"server": None}),
+        ({**T, "server": "1234567890123456789"}, {"server": "1234567890123456789"}),
     ],
 )
 def test_good_bodies_and_their_defaults(body: dict[str, Any], expect: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 
 import discord
 from discord import app_commands
@@ -23,22 +24,18 @@ from engine.client import EngineError
 from memebot.choices import DEFAULT_RUN_MODE, DEFAULT_STYLE, FilterLevel, RunMode, Style
 from memebot.filtering import check_level_allowed
 from memebot.logs import get_logger
-from memebot.store import GuildSettings, RunInfo
+from memebot.store import GuildSettings, RunInfo, RunInProgress
+from retrain.cooldown import TasteCooldown, last_start
 from retrain.promotion import rollback as rollback_model
 from retrain.queue import RunQueue
 from retrain.requests import describe, request_run, watch_run
+from retrain.taste_curation import curate_guild
+from retrain.taste_requests import describe_taste, request_taste_run, rollback_taste
 
 log = get_logger(__name__)
 
 RETRAIN_BASE = "retrain the shared model"
 ROLLBACK_BASE = "roll back the shared model"
-TASTE_RETRAIN_COMING = (
-    "Retraining this server's own taste from its votes is coming soon. "
-    + owner_only_text(RETRAIN_BASE + " (`/retrain base:true`)")
-)
-TASTE_ROLLBACK_COMING = "Rolling back this server's own taste is coming soon. " + owner_only_text(
-    ROLLBACK_BASE + " (`/model rollback:true base:true`)"
-)
 
 
 def format_settings(gs: GuildSettings) -> str:
@@ -69,15 +66,18 @@ class Admin(commands.Cog):
     def __init__(self, bot: MemeBot) -> None:
         self.bot = bot
         self._watchers: dict[int, asyncio.Task[None]] = {}
+        self._taste_cooldown = TasteCooldown(bot.settings.taste_cooldown, self._last_taste_start)
+
+    async def _last_taste_start(self, guild_id: int) -> datetime | None:
+        return last_start(await self.bot.store.runs(20, kind="taste", guild_id=guild_id))
 
     async def cog_load(self) -> None:
-        # A run queued or running when the bot (re)started: keep editing its message.
-        current = await self.bot.store.current_run()
-        if current is not None and current.channel_id and current.message_id:
-            message = self.bot.get_partial_messageable(current.channel_id).get_partial_message(
-                current.message_id
-            )
-            self._watch(current, message)
+        # Runs queued or running when the bot (re)started: keep editing their messages.
+        runs = await self.bot.store.runs(50)
+        for current in [r for r in runs if r.in_progress]:
+            if current.channel_id and current.message_id:
+                channel = self.bot.get_partial_messageable(current.channel_id)
+                self._watch(current, channel.get_partial_message(current.message_id))
 
     async def cog_unload(self) -> None:
         for task in self._watchers.values():
@@ -106,13 +106,55 @@ class Admin(commands.Cog):
             raise NotAllowed(owner_only_text(action))
 
     async def retrain_taste(self, interaction: discord.Interaction) -> None:
-        """`/retrain` without `base`: the server's own taste from its votes (its budget is
-        retrain/cooldown.py, MEMEBOT_TASTE_COOLDOWN). Not built yet: the caller is told."""
-        await interaction.response.send_message(TASTE_RETRAIN_COMING, ephemeral=True)
+        """`/retrain` without `base`: the server's own taste from its votes (retrain/taste_run.py).
+        Refused first, in this order: too few votes (how many more), one of its taste runs
+        already going, its budget (retrain/cooldown.py, MEMEBOT_TASTE_COOLDOWN: how long to
+        wait). Then a progress message in the channel, as for a base run."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        assert interaction.guild_id is not None  # guild_only
+        guild_id, store = interaction.guild_id, self.bot.store
+        await curate_guild(store, guild_id)  # NotEnoughVotes
+        current = await store.current_run("taste", guild_id=guild_id)
+        if current is not None:
+            raise RunInProgress(current)
+        await self._taste_cooldown.begin(guild_id)  # CoolingDown
+        try:
+            queue = await asyncio.to_thread(RunQueue, self.bot.settings.queue_url)
+            try:
+                run = await request_taste_run(
+                    store,
+                    queue,
+                    guild_id,
+                    requested_by=f"{interaction.user.name} ({interaction.user.id})"[:100],
+                    channel_id=interaction.channel_id,
+                )
+            finally:
+                await asyncio.to_thread(queue.close)
+        except BaseException:  # nothing was queued: the budget is given back
+            self._taste_cooldown.undo(guild_id)
+            raise
+        assert interaction.channel is not None  # guild_only
+        message = await interaction.channel.send(  # type: ignore[union-attr]
+            f"{interaction.user.mention} asked to retrain this server's taste.\n{describe(run)}"
+        )
+        await store.update_run(run.id, channel_id=message.channel.id, message_id=message.id)
+        self._watch(run, message)
+        await interaction.followup.send(
+            f"Taste run #{run.id} queued; its progress is posted in this channel.",
+            ephemeral=True,
+        )
 
     async def rollback_taste(self, interaction: discord.Interaction) -> None:
-        """`/model rollback:true` without `base`: the server's taste back one version."""
-        await interaction.followup.send(TASTE_ROLLBACK_COMING, ephemeral=True)
+        """`/model rollback:true` without `base`: the server's taste back one version (the
+        store, then the pointer engines follow); NoTaste when it has none of its own."""
+        assert interaction.guild_id is not None  # guild_only
+        back = await rollback_taste(self.bot.store, self.bot.settings, interaction.guild_id)
+        text = (
+            "Rolled this server's taste back to the default (it has no taste of its own now)."
+            if back is None
+            else f"Rolled this server's taste back to v{back.version}."
+        )
+        await interaction.followup.send(text, ephemeral=True)
 
     @app_commands.command(name="retrain")
     @app_commands.describe(
@@ -189,6 +231,8 @@ class Admin(commands.Cog):
         except EngineError:  # the answer says the engine is not reachable
             serving = "the engine is not reachable"
         versions = await self.bot.store.model_versions()
+        assert interaction.guild_id is not None  # guild_only
+        lines.append(describe_taste(await self.bot.store.active_taste(interaction.guild_id)))
         lines.append(f"Engine serves: `{serving}`")
         lines += [
             f"{'▶' if v.active else '•'} `{v.version}` ({v.created_at:%Y-%m-%d})"

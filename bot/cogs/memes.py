@@ -218,7 +218,7 @@ class Memes(commands.Cog):
                 interaction,
                 req,
                 gs,
-                lambda seed: self._template_meme(req, seed),
+                lambda seed: self._template_meme(req, seed, interaction.guild_id),
                 again=not written,  # 🔁 of a caption the user wrote would make the same meme
             )
         else:
@@ -234,6 +234,7 @@ class Memes(commands.Cog):
                     filename=image.filename,
                     content_type=ctype,
                     options=req.engine_options(seed),
+                    server=interaction.guild_id,
                 ),
                 again=False,
             )
@@ -255,8 +256,9 @@ class Memes(commands.Cog):
             )
         return ctype
 
-    async def _template_meme(self, req: MemeAsk, seed: int) -> Meme:
-        return await self.engine.meme(req.template, req.engine_options(seed))
+    async def _template_meme(self, req: MemeAsk, seed: int, server: int | None) -> Meme:
+        # The guild names the taste the engine picks the caption by (a server's own votes).
+        return await self.engine.meme(req.template, req.engine_options(seed), server=server)
 
     async def post(
         self,
@@ -333,7 +335,9 @@ class Memes(commands.Cog):
             raise UserError("That meme is no longer in my records, so I cannot make another.")
         gs = await self._guild_settings(interaction)
         req = MemeAsk.from_stored(info.template, info.options)
-        await self.post(interaction, req, gs, lambda seed: self._template_meme(req, seed))
+        await self.post(
+            interaction, req, gs, lambda seed: self._template_meme(req, seed, interaction.guild_id)
+        )
 
     @meme.autocomplete("template")
     async def template_autocomplete(

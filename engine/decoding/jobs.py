@@ -8,6 +8,10 @@ candidates are its final beams: it samples among them by their scores (Gumbel-ma
 request's generator), so each seed gets its own caption. Either way a caption depends only
 on its request and seed, and the chosen ones come best first with their score.
 
+A request may bring score terms of its own (`CaptionRequest.terms`, e.g. the taste of the
+server it is for): they join the model's scorer for that request's pick only, so requests with
+different terms still share the batch, and one request's terms never touch another's captions.
+
 Both follow the caption rules: exactly `n_boxes` boxes, no empty box unless allowed, every box
 closed within `max_len` (pickers.rule_code).
 """
@@ -19,7 +23,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.decoding.pickers import FORBID_END, FORCE_END, Decoding, beam_floor, rule_code
+from engine.decoding.pickers import (
+    FORBID_END,
+    FORCE_END,
+    LENGTH_TARGETED,
+    Decoding,
+    beam_floor,
+    rule_code,
+)
+from engine.decoding.scoring import Scorer, ScoreTerm
 from memebot.artifact.vocab import BOS
 from memebot.caption_format import BOX_END, MAX_CHARS
 
@@ -54,6 +66,8 @@ class CaptionRequest:
     n: int = 1  # captions returned
     allow_empty_boxes: bool = False
     n_candidates: int = 1  # rows decoded per caption; the best by score is kept (not beam)
+    # (term, weight) added to the model's scorer for this request's pick (a server's taste)
+    terms: tuple[tuple[ScoreTerm, float], ...] = field(default=(), compare=False)
 
 
 class _JobBase:
@@ -86,6 +100,14 @@ class _JobBase:
         if self.start_boxes >= req.n_boxes:  # the start text already closes every box
             self.results = [self._finish(req.start, 0.0)]
 
+    @property
+    def scorer(self) -> Scorer:
+        """What this request's candidates are chosen by: the model's scorer plus its terms."""
+        scorer = self.model.scorer
+        for term, weight in self.req.terms:
+            scorer = scorer.with_term(term, weight)
+        return scorer
+
     def _finish(self, text: str, logprob: float) -> Sampled:
         boxes = text.split(BOX_END)[: self.req.n_boxes]
         chars = len(text) - len(self.req.start)
@@ -93,7 +115,7 @@ class _JobBase:
 
     def _scored(self, cands: list[Sampled]) -> tuple[list[Sampled], np.ndarray]:
         """`cands` with their scores filled in, and the totals [k]."""
-        s = self.model.scorer.score(
+        s = self.scorer.score(
             [c.text for c in cands],
             self.req.template,
             [c.logprob for c in cands],
@@ -117,7 +139,7 @@ class RowJob(_JobBase):
         self.group = astuple(req.decoding)  # rows with equal decodings are picked together
         self.lengths: list[tuple[float, ...]] | None = (
             model.templates.length_quantiles(req.template, req.n_boxes)
-            if req.decoding.method == "calibrated"
+            if req.decoding.method in LENGTH_TARGETED
             else None
         )
         # greedy rows are all alike: one candidate each is the same caption for less work

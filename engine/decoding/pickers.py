@@ -7,8 +7,8 @@ not depend on which other rows share the batch (batched == unbatched for the sam
 
 Row controls (the caption rules, decided per row by the row table and beam jobs) arrive as codes:
 FREE, FORBID_END (the box may not close yet), FORCE_END (it must close now) and PREFER_END
-(`calibrated` only: the box has reached its drawn length, so close it as soon as the marker is
-a candidate).
+(`calibrated` and `natural`: the box has reached its drawn length, so close it as soon as the
+marker is a candidate).
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memebot.decoding import DEFAULT_BEAM_WIDTH, DEFAULT_METHOD, METHODS, default_min_score
+from memebot.decoding import (
+    DEFAULT_BEAM_WIDTH,
+    DEFAULT_METHOD,
+    METHODS,
+    NATURAL_START_TOP_P,
+    NATURAL_WORD_TOP_P,
+    default_length_scale,
+    default_min_score,
+)
 
 FREE, FORBID_END, FORCE_END, PREFER_END = 0, 1, 2, 3
 
@@ -35,18 +43,33 @@ class Decoding:
     top_k: int = 0  # top-k: keep the k most likely characters (0 = off)
     top_p: float = 1.0  # top-p: keep the smallest set whose mass reaches p
     beam_width: int = DEFAULT_BEAM_WIDTH  # beam: texts kept per step
+    # natural: the nucleus (probability mass) kept for a word's first character and for the
+    # rest of it. Not in the API: the method's own settings (memebot/decoding.py).
+    start_top_p: float = NATURAL_START_TOP_P
+    word_top_p: float = NATURAL_WORD_TOP_P
+    # calibrated, natural: drawn box lengths are scaled by this (not in the API either);
+    # None: the method's default (default_length_scale).
+    length_scale: float | None = None
 
     def __post_init__(self) -> None:
         if self.min_score is None:  # frozen: set once, here
             object.__setattr__(self, "min_score", default_min_score(self.method))
+        if self.length_scale is None:
+            object.__setattr__(self, "length_scale", default_length_scale(self.method))
 
     @property
     def score(self) -> float:
         """`min_score` as a float (never None once constructed)."""
         return default_min_score(self.method) if self.min_score is None else self.min_score
 
+    @property
+    def lengths(self) -> float:
+        """`length_scale` as a float (never None once constructed)."""
+        return default_length_scale(self.method) if self.length_scale is None else self.length_scale
+
 
 THRESHOLD_FAMILY = ("threshold", "threshold-weighted", "calibrated")
+LENGTH_TARGETED = ("calibrated", "natural")  # box lengths drawn from the template's real ones
 LOG_END_FLOOR = math.log(0.02)  # calibrated: see pick_rows
 
 
@@ -79,9 +102,11 @@ def pick_rows(
     codes: np.ndarray,
     end_id: int,
     space_id: int = -1,
+    word_start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Character ids [R] from log-probabilities [R,V] (disallowed ids at -inf), draws [R,2]
-    and row codes [R]. Does not modify `logp`."""
+    and row codes [R]; `word_start` [R] (natural): whether the row's next character begins a
+    word (None: every row does). Does not modify `logp`."""
     if d.method not in METHODS or d.method == "beam":
         raise ValueError(f"not a per-row picking method: {d.method!r}")
     lp = logp
@@ -113,6 +138,19 @@ def pick_rows(
             if space_id >= 0:
                 close = close | (cand[:, space_id] & (lp[:, end_id] >= top[:, 0] + LOG_END_FLOOR))
             out = np.where((codes == PREFER_END) & close, end_id, out)
+    elif d.method == "natural":
+        p = np.exp((lp - top) / max(d.temperature, 1e-6))  # [R,V], unnormalised
+        mass = np.full(len(p), d.start_top_p)
+        if word_start is not None:
+            mass = np.where(word_start, d.start_top_p, d.word_top_p)
+        cand = (p >= _nucleus_floor(p, mass)) & (p > 0)
+        out = _inverse_cdf(np.where(cand, p, 0.0), u[:, 1])
+        # Past its drawn length a box closes as calibrated closes it: at the first word end
+        # the nucleus holds (the marker, or a space while the marker keeps END_FLOOR of top).
+        close = cand[:, end_id]
+        if space_id >= 0:
+            close = close | (cand[:, space_id] & (lp[:, end_id] >= top[:, 0] + LOG_END_FLOOR))
+        out = np.where((codes == PREFER_END) & close, end_id, out)
     else:
         p = np.exp((lp - top) / max(d.temperature, 1e-6))  # [R,V], unnormalised
         if d.method in ("top-k", "top-k-top-p") and d.top_k > 0:
@@ -120,13 +158,18 @@ def pick_rows(
             kth = np.sort(p, axis=1)[:, -k, None]  # [R,1]: the k-th largest
             p = np.where(p >= kth, p, 0.0)
         if d.method in ("top-p", "top-k-top-p") and d.top_p < 1.0:
-            desc = -np.sort(-p, axis=1)
-            cum = np.cumsum(desc, axis=1) / desc.sum(axis=1, keepdims=True)
-            last = np.minimum((cum < d.top_p).sum(axis=1), p.shape[1] - 1)  # last kept rank
-            floor = np.take_along_axis(desc, last[:, None], axis=1)
-            p = np.where(p >= floor, p, 0.0)
+            p = np.where(p >= _nucleus_floor(p, np.full(len(p), d.top_p)), p, 0.0)
         out = _inverse_cdf(p, u[:, 1])
     return np.where(codes == FORCE_END, end_id, out).astype(np.int64)
+
+
+def _nucleus_floor(p: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """Per row, the smallest weight [R,1] of the smallest set of `p` [R,V] (non-negative)
+    whose share of the row's total reaches `mass` [R]: p >= floor is that set."""
+    desc = -np.sort(-p, axis=1)
+    cum = np.cumsum(desc, axis=1) / desc.sum(axis=1, keepdims=True)
+    last = np.minimum((cum < mass[:, None]).sum(axis=1), p.shape[1] - 1)  # last kept rank
+    return np.take_along_axis(desc, last[:, None], axis=1)
 
 
 def _inverse_cdf(weights: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -174,11 +174,12 @@ class RowTable:
             v[FED] += 1
             if v[FED] < v[PLEN]:
                 return np.arange(1)
-        fed, _, boxes, box_len, length, target, ptr, glen = v[:8].tolist()
+        fed, last, boxes, box_len, length, target, ptr, glen = v[:8].tolist()
         _, group, _, n_boxes, max_len, empty_ok, _ = v[8:].tolist()
         code = rule_code(length, boxes, box_len, target, n_boxes, max_len, bool(empty_ok))
         u = self.floats[:1, 1 + ptr : 3 + ptr]  # [1, 2]
-        c = int(self._pick_group(group, logp[:1], u, np.array([code], dtype=np.int8))[0])
+        start = np.array([box_len == 0 or last == self.space_id])
+        c = int(self._pick_group(group, logp[:1], u, np.array([code], dtype=np.int8), start)[0])
         self.floats[0, 0] += logp[0, c]
         self.gen[0, glen] = c
         end = c == self.end_id
@@ -207,14 +208,16 @@ class RowTable:
         v[:, PTR] += 2
         lp = logp[rows]
         groups = v[:, GROUP]
+        # the next character begins a word: the box is empty so far or the last one is a space
+        start = (v[:, BOX_LEN] == 0) | (v[:, LAST] == self.space_id)
         if (groups == groups[0]).all():
-            chars = self._pick_group(int(groups[0]), lp, u, self.codes(v))
+            chars = self._pick_group(int(groups[0]), lp, u, self.codes(v), start)
         else:
             codes = self.codes(v)
             chars = np.empty(len(rows), dtype=np.int64)
             for g in np.unique(groups):
                 sel = np.flatnonzero(groups == g)
-                chars[sel] = self._pick_group(int(g), lp[sel], u[sel], codes[sel])
+                chars[sel] = self._pick_group(int(g), lp[sel], u[sel], codes[sel], start[sel])
         self.floats[rows, 0] += lp[np.arange(len(rows)), chars]
         self.gen[rows, v[:, GLEN]] = chars
         end = chars == self.end_id
@@ -228,13 +231,16 @@ class RowTable:
         closed = rows[end]
         self._draw_targets(closed[v[end, BOXES] < v[end, NBOX]])
 
-    def _pick_group(self, g: int, lp: np.ndarray, u: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    def _pick_group(
+        self, g: int, lp: np.ndarray, u: np.ndarray, codes: np.ndarray, word_start: np.ndarray
+    ) -> np.ndarray:
         d = self.decoding_of[g]
-        return pick_rows(lp, d, u, codes, self.end_id, self.space_id)
+        return pick_rows(lp, d, u, codes, self.end_id, self.space_id, word_start)
 
     def _draw_targets(self, rows: np.ndarray) -> None:
-        """calibrated rows among `rows` draw a length for their open box from its quantiles
-        (np.interp over LENGTH_LEVELS, vectorised); others keep no target."""
+        """Length-targeted rows (calibrated, natural) among `rows` draw a length for their
+        open box from its quantiles (np.interp over LENGTH_LEVELS, vectorised), scaled by their
+        decoding's `length_scale`; others keep no target."""
         rows = rows[self.ints[rows, CALIBRATED] == 1]
         if not len(rows):
             return
@@ -247,6 +253,8 @@ class RowTable:
         lo, hi = _LEVELS[i], _LEVELS[i + 1]
         k = np.arange(len(rows))
         value = q[k, i] + (draw - lo) / (hi - lo) * (q[k, i + 1] - q[k, i])
+        scale = np.array([d.lengths for d in self.decoding_of])
+        value = value * scale[self.ints[rows, GROUP]]
         self.ints[rows, TARGET] = np.maximum(1, np.round(value - self.close_early))
 
     def _finish(self, i: int) -> None:

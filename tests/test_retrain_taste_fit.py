@@ -1,0 +1,126 @@
+"""Fitting a server's taste (retrain/taste_fit.py): the fit finds a server's topic in a few
+dozen memes, quickly; the AUC matches the pair count; the gate accepts a better scorer and
+rejects a worse or equal one, against the current taste, the crowd's or chance."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from memebot.taste_file import TASTE_BUCKETS, TasteScorer
+from retrain.taste_curation import TasteCurated, TasteRow
+from retrain.taste_fit import auc, fit_logistic, fit_taste, gate_taste, heldout_auc
+
+BASE = "char-gru-test"
+WORDS = [
+    "when",
+    "you",
+    "finally",
+    "get",
+    "the",
+    "monday",
+    "coffee",
+    "boss",
+    "homework",
+    "meeting",
+    "weekend",
+    "code",
+    "bug",
+]
+
+
+def _rows(n: int, seed: int, split: str, topic: str = "cat") -> list[TasteRow]:
+    """Captions of random words; the server likes the ones about its topic."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        words = list(rng.choice(WORDS, size=5))
+        liked = bool(rng.random() < 0.4)
+        if liked:
+            words[int(rng.integers(5))] = topic
+        out.append(
+            TasteRow(
+                generation_id=seed * 10_000 + i,
+                template=f"t{i % 3}",
+                boxes=(" ".join(words[:2]), " ".join(words[2:])),
+                label=1 if liked else -1,
+                weight=1 + int(rng.integers(2)),
+                up=1 if liked else 0,
+                down=0 if liked else 1,
+                split=split,
+            )
+        )
+    return out
+
+
+def _curated(n_train: int = 60, n_held: int = 30) -> TasteCurated:
+    return TasteCurated(
+        guild_id=7, train=_rows(n_train, 1, "train"), heldout=_rows(n_held, 2, "heldout")
+    )
+
+
+def test_auc_counts_pairs_with_ties_half() -> None:
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, 40).astype(float)  # many ties
+    y = rng.choice([1, -1], 40)
+    pairs = [(a, b) for a, b in itertools.product(s[y > 0], s[y < 0])]
+    want = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
+    assert auc(s, y) == pytest.approx(want)
+    assert np.isnan(auc(s, np.ones(40)))
+
+
+def test_fit_finds_the_servers_topic_quickly() -> None:
+    cur = _curated()
+    t0 = time.perf_counter()
+    taste = fit_taste(cur, base_version=BASE)
+    assert time.perf_counter() - t0 < 5
+    assert isinstance(taste, TasteScorer) and taste.guild_id == 7 and taste.base_version == BASE
+    assert taste.n_votes == cur.n_votes and taste.weights.shape == (TASTE_BUCKETS,)
+    assert heldout_auc(taste, cur.heldout) > 0.9
+    s = taste.score(["me|my cat|", "me|my homework|"])
+    assert s[0] > s[1]
+    # Deterministic: a refit gives the same weights.
+    again = fit_taste(cur, base_version=BASE)
+    assert np.array_equal(again.weights, taste.weights) and again.bias == taste.bias
+
+
+def test_fit_is_seconds_for_thousands_of_rows() -> None:
+    rows = _rows(3000, 5, "train")
+    t0 = time.perf_counter()
+    fit_logistic([r.text for r in rows], np.array([r.label for r in rows]))
+    assert time.perf_counter() - t0 < 10
+
+
+def test_gate_accepts_better_and_rejects_worse() -> None:
+    cur = _curated()
+    good = fit_taste(cur, base_version=BASE)
+    good.version = 2
+    bad = TasteScorer(-good.weights, -good.bias, 7, BASE, version=1)  # ranks them backwards
+    # Against no taste and no crowd scorer: chance.
+    g = gate_taste(good, cur.heldout)
+    assert g.promoted and g.baseline == "chance" and g.baseline_auc == 0.5
+    assert not gate_taste(bad, cur.heldout).promoted
+    # Against the current taste, on the same held-out rows.
+    g = gate_taste(good, cur.heldout, current=bad)
+    assert g.promoted and g.baseline == "taste v1" and g.candidate_auc > g.baseline_auc
+    g = gate_taste(bad, cur.heldout, current=good)
+    assert not g.promoted and g.baseline == "taste v2"
+    assert "kept the current taste" in g.summary()
+    # Equal is not better: a refit of the same rows does not replace the taste.
+    assert not gate_taste(fit_taste(cur, base_version=BASE), cur.heldout, current=good).promoted
+    # Against the default (crowd) scorer when the server has no taste: a current taste wins
+    # over the default as the baseline.
+    assert gate_taste(bad, cur.heldout, default=good).baseline == "crowd"
+    assert not gate_taste(bad, cur.heldout, default=good).promoted
+    assert gate_taste(good, cur.heldout, current=bad, default=good).baseline == "taste v1"
+    assert gate_taste(good, cur.heldout).to_json()["promoted"] is True
+
+
+def test_gate_with_no_heldout_pair_never_promotes() -> None:
+    cur = _curated()
+    good = fit_taste(cur, base_version=BASE)
+    only_liked = [r for r in cur.heldout if r.label > 0]
+    assert not gate_taste(good, only_liked).promoted
