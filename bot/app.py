@@ -231,6 +231,12 @@ async def reply_error(interaction: discord.Interaction, text: str) -> None:
         log.warning("could not tell user %s: %s", interaction.user.id, text)
 
 
+async def defer_ephemeral(interaction: discord.Interaction) -> None:
+    """Acknowledge within Discord's 3 s (ephemeral "thinking"), unless a check already did."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+
 def is_admin(interaction: discord.Interaction, settings: Settings) -> bool:
     """A guild administrator, or a user or role on MEMEBOT_ADMIN_IDS."""
     user = interaction.user
@@ -256,6 +262,11 @@ def admin_only(*, owners: bool = False) -> Any:
         assert isinstance(bot, MemeBot)
         if is_admin(interaction, bot.settings):
             return True
+        known = bot.owner_id or bot.owner_ids or interaction.user.id in bot.settings.owner_ids
+        if owners and not known:
+            # Asking Discord who owns the app may take longer than the 3 s an interaction
+            # waits for its first answer: acknowledge first (the command then follows up).
+            await defer_ephemeral(interaction)
         try:
             if owners and await is_owner(bot, interaction.user, bot.settings.owner_ids):
                 return True

@@ -169,3 +169,22 @@ def test_discord_not_answering_who_owns_the_bot_is_a_polite_refusal(tmp_path: Pa
             )
 
     run(tmp_path, scenario)
+
+
+def test_a_slow_owner_lookup_still_answers_within_three_seconds(tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        owner = int(api.owner["id"])
+        async with running_bot(api, s, store):
+            api.route_delays[APP_INFO] = 5.0  # Discord slow to say who owns the application
+            for name, options in (("retrain", {"base": True}), ("model", {"rollback": True})):
+                rec = await api.invoke(name, options | {"base": True}, user_id=owner)
+                await api.answered(rec, timeout=20)
+                assert rec not in api.late_callbacks
+                delay = rec.response_delay
+                assert delay is not None and delay < 3.0, (name, delay)
+                assert rec.deferred and all(r.ephemeral for r in rec.replies)
+                assert rec.replies[-1].content.startswith("no ")  # nothing to retrain / roll back
+            assert api.requests.count(APP_INFO) >= 2  # login's read, then is_owner's (slow)
+            assert await store.runs() == []
+
+    run(tmp_path, scenario)

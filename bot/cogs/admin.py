@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import MemeBot, NotAllowed, admin_only
+from bot.app import MemeBot, NotAllowed, admin_only, defer_ephemeral
 from bot.errors import public_text
 from bot.memes import channel_is_nsfw
 from bot.owners import is_owner, owner_only_text
@@ -110,7 +110,7 @@ class Admin(commands.Cog):
         Refused first, in this order: too few votes (how many more), one of its taste runs
         already going, its budget (retrain/cooldown.py, MEMEBOT_TASTE_COOLDOWN: how long to
         wait). Then a progress message in the channel, as for a base run."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer_ephemeral(interaction)
         assert interaction.guild_id is not None  # guild_only
         guild_id, store = interaction.guild_id, self.bot.store
         await curate_guild(store, guild_id)  # NotEnoughVotes
@@ -173,7 +173,7 @@ class Admin(commands.Cog):
         if not base:
             await self.retrain_taste(interaction)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer_ephemeral(interaction)
         await self.require_owner(interaction, RETRAIN_BASE)
         # huey's storage is synchronous (it may create its tables): off the event loop.
         queue = await asyncio.to_thread(RunQueue, self.bot.settings.queue_url)
@@ -214,7 +214,7 @@ class Admin(commands.Cog):
         self, interaction: discord.Interaction, rollback: bool = False, base: bool = False
     ) -> None:
         """Which caption model is serving, and the versions kept (admins only)."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer_ephemeral(interaction)
         if rollback and not base:
             await self.rollback_taste(interaction)
             return

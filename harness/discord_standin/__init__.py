@@ -32,7 +32,10 @@ a request over a route's bucket or the global limit is answered 429 with `Retry-
 `Sent.pings` says whom it would notify. `app_permissions` sets what the app may do per
 channel (sent with each interaction) and `overwrites` a channel's permission overwrites
 (private channels). Each interaction records when the bot first
-answered it (`responded_at`, `response_delay`).
+answered it (`responded_at`, `response_delay`). `route_delays` slows a route
+(`"GET /oauth2/applications/@me"`: seconds); an interaction token expires after
+`token_lifetime` (15 min; its followups and edits then answer 401, code 50027); a followup
+whose attachments exceed `attachment_limit` (10 MiB) answers 413 (code 40005).
 """
 
 from __future__ import annotations
@@ -123,6 +126,13 @@ class DiscordStandIn(Rest):
         self.forbid_reactions = False  # True: adding a reaction answers 403 (no permission)
         # Channels whose messages the bot may not read (lost Read Message History): 403.
         self.forbid_reads: set[int] = set()
+        # "METHOD /path" (as in `requests`) -> seconds the stand-in waits before answering.
+        self.route_delays: dict[str, float] = {}
+        # An interaction's token (followups, edits of its messages) lasts 15 minutes; after
+        # that its webhook routes answer 401 (code 50027).
+        self.token_lifetime = 15 * 60.0
+        # A followup whose attachments together exceed this answers 413 (code 40005).
+        self.attachment_limit = 10 * 1024 * 1024
         self.rate_limits: RateLimits | None = None  # set: Discord's buckets and global limit
         # The app's resolved permissions per channel (an interaction's `app_permissions`);
         # a channel not listed: everything but Administrator.
@@ -228,7 +238,7 @@ class DiscordStandIn(Rest):
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(self.guild_id)},
             "context": 0,
-            "attachment_size_limit": 10 * 1024 * 1024,
+            "attachment_size_limit": self.attachment_limit,
         }
         if message is not None:
             payload["message"] = message

@@ -42,6 +42,9 @@ class Rest(Payloads):
     uploads: dict[int, Attachment]
     command_ids: dict[str, int]
     _changed: asyncio.Condition
+    route_delays: dict[str, float]
+    token_lifetime: float
+    attachment_limit: int
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -96,6 +99,9 @@ class Rest(Payloads):
         self.requests.append(f"{request.method} {path}")
         parts = [unquote(p) for p in path.split("/")[1:]]
         try:
+            delay = self.route_delays.get(f"{request.method} {path}")
+            if delay:  # a slow Discord route (e.g. the application info)
+                await asyncio.sleep(delay)
             if self.rate_limits is None:
                 return await self._route(request, path, parts)
             verdict = self.rate_limits.take(request.method, parts)
@@ -203,8 +209,14 @@ class Rest(Payloads):
         if rec is None:
             return json_response({"message": "Unknown Webhook", "code": 10015}, status=404)
         channel_id = int(rec.payload["channel_id"])
+        if time.monotonic() - rec.dispatched_at > self.token_lifetime:
+            return json_response({"message": "Invalid Webhook Token", "code": 50027}, 401)
         if len(p) == 3 and m == "POST":
             body, atts = await self._body(request)
+            if sum(len(a.data) for a in atts) > self.attachment_limit:
+                return json_response(
+                    {"message": "Request entity too large", "code": 40005}, status=413
+                )
             if rec.original is not None and rec.original.loading:
                 # Like Discord: the first followup after a defer replaces the "thinking"
                 # message (same id, the defer's ephemeral flag; the followup's is ignored).
