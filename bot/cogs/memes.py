@@ -17,6 +17,7 @@ from discord.ext import commands
 from bot.app import POSTED, MemeBot, interaction_context, reply_error
 from bot.catalog import random_template
 from bot.errors import UserError, user_text
+from bot.fit import fit_image
 from bot.memes import (
     UPLOAD_TEMPLATE,
     CaptionBlocked,
@@ -292,15 +293,18 @@ class Memes(commands.Cog):
                     timings=meme.timings_ms,
                 )
             )
-            file = discord.File(
-                io.BytesIO(meme.image), filename=meme.filename, description=meme.alt_text[:1024]
-            )
             view = discord.ui.View(timeout=None)
             if again:
                 view.add_item(AnotherOne(gid))
-            msg = await interaction.followup.send(
-                content=caption_text(meme), file=file, view=view, wait=True
-            )
+            # Over the guild's upload limit Discord refuses the followup (413): re-encode.
+            image = fit_image(meme.image, meme.filename, interaction.filesize_limit)
+            try:
+                msg = await self._send_meme(interaction, meme, image, view)
+            except discord.HTTPException as e:
+                if e.status != 413:  # the limit the interaction named was not Discord's own
+                    raise
+                image = fit_image(image[0], image[1], len(image[0]) // 2)
+                msg = await self._send_meme(interaction, meme, image, view)
             # The followup replaced the "thinking" message: an error from here on must not
             # delete it (reply_error), it is the meme.
             interaction.extras[POSTED] = True
@@ -318,6 +322,20 @@ class Memes(commands.Cog):
                 await interaction.followup.send(NO_REACTIONS, ephemeral=True)
             if interaction.extras.get(STILL):
                 await interaction.followup.send(STILL_NOTE, ephemeral=True)
+
+    @staticmethod
+    async def _send_meme(
+        interaction: discord.Interaction,
+        meme: Meme,
+        image: tuple[bytes, str],
+        view: discord.ui.View,
+    ) -> discord.WebhookMessage:
+        file = discord.File(
+            io.BytesIO(image[0]), filename=image[1], description=meme.alt_text[:1024]
+        )
+        return await interaction.followup.send(
+            content=caption_text(meme), file=file, view=view, wait=True
+        )
 
     async def again(self, interaction: discord.Interaction, generation_id: int) -> None:
         self._again_cooldown.take(interaction.user.id, self.bot.settings.meme_cooldown)
