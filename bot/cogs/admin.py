@@ -8,7 +8,6 @@ owners alone (bot/owners.py); without `base` the commands are about the server's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime
 
 import discord
@@ -84,10 +83,16 @@ class Admin(commands.Cog):
             task.cancel()
 
     def _watch(self, run: RunInfo, message: discord.PartialMessage | discord.Message) -> None:
+        failed: list[int] = []  # the first failed edit is logged, later ones are not
+
         async def edit(text: str) -> None:
-            with contextlib.suppress(discord.HTTPException):  # deleted: the run goes on
+            try:
                 # A failed run's error may name an exception: the log gets it, not the channel.
                 await message.edit(content=public_text(text, where=f"retrain run #{run.id}")[:2000])
+            except discord.HTTPException as e:  # deleted, or no access: the run goes on
+                if not failed:
+                    log.warning("cannot edit retrain run #%s's message: %s", run.id, e)
+                failed.append(e.status)
 
         async def follow() -> None:
             try:

@@ -56,6 +56,10 @@ def engine_options(meme: Meme) -> dict[str, Any]:
     return {k: v for k, v in meme.options.items() if k != "seed"}
 
 
+# Discord's answer to a followup or edit once the interaction's token has expired (15 min).
+INVALID_WEBHOOK_TOKEN = 50027
+
+
 class Cooldown:
     """One use per user per `per` seconds, in memory. A refused call gives its use back, so
     a typo (unknown template, wrong channel) does not make the user wait."""
@@ -301,6 +305,10 @@ class Memes(commands.Cog):
             try:
                 msg = await self._send_meme(interaction, meme, image, view)
             except discord.HTTPException as e:
+                if e.code == INVALID_WEBHOOK_TOKEN:
+                    # Made after the interaction's 15 minutes: nothing can answer it now.
+                    log.warning("meme #%s was ready after its interaction expired", gid)
+                    return
                 if e.status != 413:  # the limit the interaction named was not Discord's own
                     raise
                 image = fit_image(image[0], image[1], len(image[0]) // 2)
