@@ -308,9 +308,8 @@ def run_http(
 def write_random_tastes(models_dir: Path, base_version: str, n: int, seed: int = 0) -> list[str]:
     """`n` servers' tastes of random weights (the size a fitted taste has) for `base_version`,
     each its server's active one; returns the server ids."""
-    import importlib
+    from memebot import taste_file
 
-    taste_file: Any = importlib.import_module("memebot.taste_file")
     rng = np.random.default_rng(seed)
     servers = []
     for g in range(n):

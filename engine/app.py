@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from aiohttp import BodyPartReader, ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -343,8 +344,11 @@ async def _read_upload(request: web.Request, limit: int) -> tuple[bytes, UploadO
                 opts = _upload_options(await _read_part(part, JSON_BODY_LIMIT, "options"))
             else:
                 raise BadRequest(str(part.name), "unknown part (expected 'image' and 'options')")
-    except ValueError as e:  # aiohttp's word for a malformed multipart body
-        raise BadRequest("body", f"not valid multipart/form-data ({e})") from None
+    # aiohttp's words for a malformed multipart body: ValueError, or a part's headers that
+    # do not parse (InvalidHeader, an HttpProcessingError).
+    except (ValueError, HttpProcessingError) as e:
+        why = e.message if isinstance(e, HttpProcessingError) else str(e)
+        raise BadRequest("body", f"not valid multipart/form-data ({why.strip()})") from None
     if not data:
         raise BadRequest("image", "required: an image file part")
     return data, opts

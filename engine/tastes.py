@@ -12,10 +12,10 @@ uses it (engine/decoding/jobs.py), so requests of many servers share one decodin
   model version: a promotion or a rollback (the pointer names another file) or a model reload
   is seen without an engine reload. The pointer is looked at again at most every
   `recheck` seconds per server, so a busy server costs no file system calls per request.
-- A taste file that is corrupt, or fitted on another base model, is refused with one log line
-  (not repeated until the file changes), and the server's previous taste keeps serving; a
-  server with no taste (or none valid for this base model) gets the default: the model's
-  scorer as it is.
+- A taste file that is corrupt, fitted on another base model or of another server is refused
+  with one log line (not repeated until the file changes), and the server's previous taste
+  keeps serving; a server with no taste (or none valid for this base model) gets the
+  default: the model's scorer as it is.
 
 Loading runs on the caller's thread (the event loop): the file is a few KB and is read once
 per change, which costs less than handing it to a thread.
@@ -23,16 +23,14 @@ per change, which costs less than handing it to a thread.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.decoding.scoring import ScoreTerm
+from memebot import taste_file
 from memebot.errors import MemebotError
 from memebot.logs import get_logger
 
@@ -45,7 +43,8 @@ RECHECK_SECONDS = 2.0  # how stale a server's pointer may be: a promotion shows 
 # At weight 1 a taste decides among well-formed candidates without promoting broken ones.
 TASTE_WEIGHT = 1.0
 
-LoadTaste = Callable[[Path, str], ScoreTerm]  # (taste file, base model version) -> term
+# (taste file, base model version, the server it must be of) -> its term
+LoadTaste = Callable[[Path, str, int], ScoreTerm]
 ReadActive = Callable[[Path, int], "Path | None"]  # (models dir, guild id) -> its taste file
 _Key = tuple[str, int, int, str]  # taste file, mtime_ns, size, base model version
 
@@ -60,26 +59,8 @@ class _Entry:
     refused_key: _Key | None = None  # the file last refused: not read again until it changes
 
 
-def _taste_file() -> Any:
-    # memebot/taste_file.py reads and checks the files; imported when first needed so tests
-    # may stand in their own loader.
-    return importlib.import_module("memebot.taste_file")
-
-
-def _have_taste_files() -> bool:
-    return importlib.util.find_spec("memebot.taste_file") is not None
-
-
-def _load_taste(path: Path, base_version: str) -> ScoreTerm:
-    term: ScoreTerm = _taste_file().load_taste(path, base_version=base_version)
-    return term
-
-
-def _read_active(models_dir: Path, guild_id: int) -> Path | None:
-    if not _have_taste_files():  # a memebot without taste files: every server the default
-        return None
-    found: Path | None = _taste_file().read_active(models_dir, guild_id)
-    return found
+def _load_taste(path: Path, base_version: str, guild_id: int) -> ScoreTerm:
+    return taste_file.load_taste(path, base_version=base_version, guild_id=guild_id)
 
 
 class TasteCache:
@@ -93,7 +74,7 @@ class TasteCache:
         recheck: float = RECHECK_SECONDS,
         weight: float = TASTE_WEIGHT,
         load: LoadTaste = _load_taste,
-        read_active: ReadActive = _read_active,
+        read_active: ReadActive = taste_file.read_active,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if size < 1:
@@ -148,7 +129,7 @@ class TasteCache:
         if key in (entry.key, entry.refused_key):
             return
         try:
-            taste = self._load(path, base_version)
+            taste = self._load(path, base_version, gid)
         except (MemebotError, OSError, ValueError) as e:  # corrupt, or of another base model
             entry.refused_key = key
             self._refuse(gid, entry, base_version, str(e))

@@ -9,8 +9,8 @@ bot's machine.
 The gate: a new taste is promoted only if its held-out AUC (how well it ranks the server's
 held-out liked memes over its held-out disliked ones) is strictly better than that of what
 serves the server now, on the same held-out rows: the server's current taste, or, when it has
-none, the default taste (the crowd's scorer, or chance, 0.5, without one). Otherwise the
-numbers are reported and nothing changes.
+none, the default taste (the crowd's scorer, or chance, 0.5, without one), and better than
+chance in any case. Otherwise the numbers are reported and nothing changes.
 """
 
 from __future__ import annotations
@@ -139,8 +139,10 @@ class TasteGate:
 
     @property
     def promoted(self) -> bool:
-        # NaN (no held-out pair) never passes.
-        return bool(self.candidate_auc > self.baseline_auc)
+        # NaN (no held-out pair) never passes; nor does a taste that ranks the server's
+        # held-out memes no better than chance, whatever serves now (a crowd scorer or an old
+        # taste can rank a small server's memes below chance: beating it is no taste).
+        return bool(self.candidate_auc > max(self.baseline_auc, 0.5))
 
     def summary(self) -> str:
         verdict = "promoted" if self.promoted else "kept the current taste"

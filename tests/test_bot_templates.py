@@ -148,5 +148,13 @@ def test_an_animated_upload_is_captioned_still_and_the_user_is_told(
             still = await meme(api, image=Attachment("still.gif", "image/gif", gif(1), None))
             await api.wait_until(lambda: len(api.bot_reactions(still.followups[0].id)) == 2)
             assert [f.content for f in still.followups if f.ephemeral] == []
+            # A caption of one's own on one's own image: kept as written too.
+            own = await meme(
+                api, image=Attachment("still.gif", "image/gif", gif(1), None), text="My Cat|Sir"
+            )
+            assert own.followups[0].content == "> My Cat\n> Sir"
+            await reacted(api, own.followups[0])
+            gen = await store.generation_by_message(own.followups[0].id)
+            assert gen is not None and gen.template == "upload" and gen.boxes == ["My Cat", "Sir"]
 
     run(tiny_model, tmp_path, scenario, meme_cooldown=0)

@@ -862,3 +862,18 @@ def test_a_written_caption_is_rendered_as_is(tiny_model: Path, tmp_path: Path) -
                 assert needle in (await r.json())["error"], text
 
     run(go)
+
+
+def test_a_multipart_part_with_broken_headers_is_400(tiny_model: Path, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with engine(tiny_model, settings(tmp_path)) as (http, _svc, url):
+            bound = "4bbb43756433833462b7de382ee5b6f6"
+            r = await http.post(
+                f"{url}/v1/memes/upload",
+                data=f"--{bound}\r\n[[{{}}]]--{bound}--\r\n".encode(),
+                headers={"Content-Type": f"multipart/form-data; boundary={bound}"},
+            )
+            assert r.status == 400 and (await r.json())["field"] == "body"
+            assert "not valid multipart" in (await r.json())["error"]
+
+    run(go)

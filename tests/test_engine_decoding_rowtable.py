@@ -71,7 +71,7 @@ def test_joining_mid_way_and_dropping_change_no_other_caption(model: LoadedModel
     reqs = [
         CaptionRequest("two-buttons", 2, seed=11),
         CaptionRequest("success-kid", 2, seed=12, n=2, decoding=Decoding("top-k", top_k=5)),
-        CaptionRequest("y-u-no", 2, decoding=Decoding("beam", beam_width=3)),
+        CaptionRequest("y-u-no", 2, seed=14, decoding=Decoding("beam", beam_width=3)),
         CaptionRequest("distracted-boyfriend", 3, seed=13, start="me|"),
     ]
     alone = captions_alone(model, reqs)

@@ -36,7 +36,9 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def model() -> LoadedModel:
-    return load_model(SHIPPED, threads=1)
+    # Well-formedness alone: these tests check the pick against its own formula; the shipped
+    # crowd term joins at MEMEBOT_CROWD_WEIGHT (tests/test_engine_decoding_loader.py).
+    return load_model(SHIPPED, threads=1, crowd_weight=0)
 
 
 def with_scorer(model: LoadedModel, scorer: Scorer) -> LoadedModel:

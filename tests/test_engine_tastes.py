@@ -23,6 +23,7 @@ from engine.schema import MemeOptions
 from engine.tastes import TasteCache
 from harness.engine import running_engine
 from harness.factories import scratch_settings
+from memebot import taste_file
 from memebot.errors import ScorerError
 
 # A stand-in of memebot/taste_file.py's files: {"base": version, "sign": +1 | -1}, a taste for
@@ -39,7 +40,7 @@ class LengthTaste:
         return np.asarray([self.sign * len(t) for t in texts], dtype=np.float32)
 
 
-def load_length_taste(path: Path, base_version: str) -> LengthTaste:
+def load_length_taste(path: Path, base_version: str, guild_id: int) -> LengthTaste:
     try:
         body = json.loads(path.read_text())
         sign = float(body["sign"])
@@ -236,3 +237,50 @@ def test_the_service_picks_by_the_requests_server(tiny_model: Path, tmp_path: Pa
             assert "server" in json.dumps(spec["components"])
 
     asyncio.run(go())
+
+
+def real_taste(models_dir: Path, guild: int, version: int, base: str, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(0.0, 1.0, taste_file.TASTE_BUCKETS).astype(np.float16)
+    scorer = taste_file.TasteScorer(weights, 0.0, guild, base, version=version)
+    path = taste_file.save_taste(taste_file.taste_file(models_dir, guild, version), scorer)
+    taste_file.write_active(models_dir, guild, version)
+    return path
+
+
+def test_real_taste_files_and_their_refusals(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    tastes = TasteCache(tmp_path, size=4, clock=clock)  # the engine's own loaders
+    real_taste(tmp_path, 1, 1, "base-a", seed=1)
+    first = tastes.get(1, "base-a")
+    assert isinstance(first, taste_file.TasteScorer) and first.version == 1
+    caplog.set_level(logging.WARNING)
+    bad = real_taste(tmp_path, 1, 2, "base-a", seed=2)
+    bad.write_bytes(bad.read_bytes()[:100])  # a torn file
+    taste_file.write_active(tmp_path, 1, 2)
+    clock.t += 2.5
+    assert tastes.get(1, "base-a") is first and "v2.npz" in caplog.records[-1].message
+    real_taste(tmp_path, 1, 3, "base-b", seed=3)
+    clock.t += 2.5
+    assert tastes.get(1, "base-a") is first and "base-b" in caplog.records[-1].message
+    # another server's file copied in: refused, it is not this server's taste
+    theirs = real_taste(tmp_path, 2, 1, "base-a", seed=4)
+    taste_file.taste_file(tmp_path, 1, 4).write_bytes(theirs.read_bytes())
+    taste_file.write_active(tmp_path, 1, 4)
+    clock.t += 2.5
+    assert tastes.get(1, "base-a") is first and "server 2" in caplog.records[-1].message
+    # a corrupt pointer keeps the taste too; a promotion to a good file serves it
+    (taste_file.taste_dir(tmp_path, 1) / "active.json").write_text("{")
+    clock.t += 2.5
+    assert tastes.get(1, "base-a") is first and "pointer" in caplog.records[-1].message
+    real_taste(tmp_path, 1, 5, "base-a", seed=5)
+    clock.t += 2.5
+    fifth = tastes.get(1, "base-a")
+    assert isinstance(fifth, taste_file.TasteScorer) and fifth.version == 5
+    texts = ["a|b|", "when the|code works|"]
+    assert not np.allclose(fifth.score(texts), first.score(texts))
+    taste_file.clear_active(tmp_path, 1)  # rolled back past its first taste: the default
+    clock.t += 2.5
+    assert tastes.get(1, "base-a") is None

@@ -119,6 +119,18 @@ def test_gate_accepts_better_and_rejects_worse() -> None:
     assert gate_taste(good, cur.heldout).to_json()["promoted"] is True
 
 
+def test_a_taste_below_chance_is_never_promoted() -> None:
+    cur = _curated()
+    good = fit_taste(cur, base_version=BASE)
+    bad = TasteScorer(-good.weights, -good.bias, 7, BASE, version=1)
+    worse = TasteScorer(-2 * good.weights, -good.bias, 7, BASE, version=1)
+    # A default or a current taste that ranks backwards is no bar to clear with another one.
+    g = gate_taste(bad, cur.heldout, default=good.__class__(-good.weights * 3, 0.0, 7, BASE))
+    assert g.candidate_auc < 0.5 and not g.promoted
+    assert not gate_taste(bad, cur.heldout, current=worse).promoted
+    assert gate_taste(good, cur.heldout, current=bad).promoted
+
+
 def test_gate_with_no_heldout_pair_never_promotes() -> None:
     cur = _curated()
     good = fit_taste(cur, base_version=BASE)

@@ -10,13 +10,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import MemeBot, reply_error
+from bot.app import MemeBot, interaction_context, reply_error
 from bot.catalog import Page, templates_page
 from bot.cogs.memes import Memes
-from memebot.errors import MemebotError
-from memebot.logs import get_logger
-
-log = get_logger(__name__)
+from bot.errors import user_text
 
 QUERY_IN_ID = 60  # characters of the query kept in a button's custom_id (at most 100 in all)
 
@@ -57,8 +54,11 @@ class TemplatePage(
         await interaction.response.defer()
         try:
             page = await templates_page(bot.get_engine(), self.query, self.page)
-        except MemebotError as e:
-            await reply_error(interaction, str(e))
+        except Exception as e:  # noqa: BLE001 (a button's top: user_text logs the unexpected)
+            where = f"the /templates page button (page {self.page})"
+            await reply_error(
+                interaction, user_text(e, where=where, context=interaction_context(interaction))
+            )
             return
         await interaction.edit_original_response(content=page.text, view=pager(page, self.query))
 
