@@ -360,7 +360,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("upvote share")
     ax.set_xticks(rounds)
     ax.set_ylim(0, max(top, *control) * 1.1)
-    ax.set_title("dotted: target 2 x round 0; band: control +-15%", fontsize="small")
+    ax.set_title(
+        f"style {result['style']}; dotted: target 2 x round 0; band: control +-15%",
+        fontsize="small",
+    )
     ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
