@@ -20,6 +20,10 @@ at its N). The HTTP load and the calibrated length ratios use the API's defaults
 `styles` and `default_style_*` are the bot's styles against real captions
 (bench/caption_stats.py: distinct2_ratio, oov_ratio, length_ratio_worst).
 
+`crowd_auc_val`, `crowd_auc_unseen_templates` (beside `_length` and `_loglik` baselines) and
+`crowd_cost_fraction` (the crowd's term's added time per caption at N = 8, target <= 0.30):
+bench/crowd_figures.py.
+
 `captions_per_s_64_plain` and `captions_per_s_64_tastes` load one `memebot engine` at 64 HTTP
 clients twice: requests naming no server, then requests spread over 100 servers, each with a
 random taste of its own written to a temporary models location (target: tastes >= 60% of plain).
@@ -388,6 +392,12 @@ def main() -> int:
     p.add_argument(
         "--val-captions", type=int, default=2000, help="val captions scored through each step"
     )
+    p.add_argument(
+        "--crowd-captions",
+        type=int,
+        default=500,
+        help="captions per set for the crowd scorer's likelihood baseline (bench/crowd_figures.py)",
+    )
     p.add_argument("--plot", type=Path, default=None, help="write the latency/throughput plot here")
     p.add_argument("--json", action="store_true")
     p.add_argument(
@@ -417,6 +427,7 @@ def main() -> int:
         return 0
 
     from bench.caption_stats import engine_figures as caption_figures
+    from bench.crowd_figures import crowd_auc_figures, crowd_cost
     from engine.decoding.loader import load_model
     from engine.service import load_engine_model
     from memebot.decoding import DEFAULT_CANDIDATES, DEFAULT_METHOD
@@ -447,6 +458,9 @@ def main() -> int:
     article, _, _ = length_ratios(model, real, args.per_template, "threshold")
     # how much each style's captions read like people's (bench/caption_stats.py)
     captions = caption_figures(model, prepared)
+    # the crowd scorer beside its baselines, and its term's cost at N = 8
+    crowd = crowd_auc_figures(args.model, settings.data_dir, prepared, args.crowd_captions)
+    crowd |= crowd_cost(settings, args.model, max(20, args.captions // 2))
 
     def worst(r: dict[str, float]) -> tuple[str, float]:
         return max(r.items(), key=lambda kv: abs(kv[1] - 1))
@@ -497,6 +511,7 @@ def main() -> int:
         "threshold_length_ratio_worst": worst(article)[1],
         "threshold_length_ratio_mean": statistics.mean(article.values()),
         **captions,
+        **crowd,
     }
     if args.json:
         print(json.dumps(result))
