@@ -184,6 +184,7 @@ def generate(
                 # the same box lengths on each, and their noise would not average out
                 seed=seed + t * per_template + i,
                 n_candidates=used.n_candidates,
+                well_formed_weight=used.well_formed_weight,
             )
             jobs.append(make_job(model, req))
     run_jobs(model, jobs)
