@@ -1,10 +1,11 @@
 """Per-server taste's proof: each simulated server teaches its own bot what it likes.
 
     python bench/communities.py [--json] [--smoke] [--rounds 3] [--memes 200] [--plot FILE]
+                                [--style STYLE] [--sample N]
 
 Servers (Discord guilds), each with a hidden taste the others do not share (TASTES): one likes
 food and school words, one likes questions, one likes short captions (a length band), and a
-control server, which likes exclamations, votes every round but never retrains. Each taste is
+control server, which likes family words, votes every round but never retrains. Each taste is
 liked by 5-15% of the shipped model's captions with the bot's default style (`--sample N`
 measures it). Everything runs as the bot would run it, with the project's shipped settings:
 
@@ -21,7 +22,8 @@ measures it). Everything runs as the bot would run it, with the project's shippe
 Round 0 is before any retrain. Targets: every retraining server's upvote share at least
 doubles within 3 rounds; the control's stays within +-15% of its round 0; a taste retrain
 takes <= 60 s; the base model's val nats/char (`memebot eval`, the gate's val captions) is the
-same before and after (a taste is not a base retrain). `--smoke`: 1 round of 40 memes.
+same before and after (a taste is not a base retrain). `--smoke`: 1 round of 40 memes;
+`--style`: another style /meme offers (default: the bot's).
 """
 
 from __future__ import annotations
@@ -47,14 +49,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.feedback_loop import TOPIC
 from bot.memes import MemeAsk
 from harness.engine import free_port, start_engine_process, stop_engine_process
+from memebot.choices import DEFAULT_STYLE, STYLES, Style
 from memebot.errors import MemebotError
 from memebot.settings import Settings
 from memebot.store import NewGeneration, Store, upgrade
 
 WORDS = re.compile(r"[a-z]+")
-# Food and school words: about 11% of the shipped model's captions use one (the base loop's).
+# Food and school words (the base loop's); the shares of the shipped model's captions each
+# taste likes, with the bot's default style: `--sample`, docs/BENCHMARKS.md.
 FOOD_SCHOOL = TOPIC
-SHORT_CHARS = 36  # a caption of at most this many characters (boxes together) is "short"
+SHORT_CHARS = 26  # a caption of at most this many characters (boxes together) is "short"
+FAMILY = frozenset(
+    {
+        "mom",
+        "dad",
+        "mother",
+        "father",
+        "parents",
+        "brother",
+        "sister",
+        "family",
+        "wife",
+        "girlfriend",
+        "boyfriend",
+        "kids",
+        "son",
+        "daughter",
+        "grandma",
+        "friend",
+        "friends",
+    }
+)
 # P(a meme gets 0, 1, 2, 3 votes): mean 1.0, most memes zero to two, as in real channels.
 VOTE_COUNTS = (0.35, 0.40, 0.15, 0.10)
 MEMBERS = 40  # per server; member 0 of a server asks for every meme (its votes never count)
@@ -76,8 +101,8 @@ def likes_short(boxes: list[str]) -> bool:
     return sum(len(b) for b in boxes) <= SHORT_CHARS
 
 
-def likes_exclamations(boxes: list[str]) -> bool:
-    return any("!" in b for b in boxes)
+def likes_family(boxes: list[str]) -> bool:
+    return bool(_words(boxes) & FAMILY)
 
 
 @dataclass(frozen=True)
@@ -91,7 +116,7 @@ TASTES = (
     Taste("food-school", likes_food_school),
     Taste("questions", likes_questions),
     Taste("short", likes_short),
-    Taste("control", likes_exclamations, retrains=False),
+    Taste("control", likes_family, retrains=False),
 )
 
 
@@ -120,10 +145,10 @@ def upvote_share(votes: list[int]) -> float | None:
     return sum(v > 0 for v in votes) / len(votes) if votes else None
 
 
-def meme_body(template: str, seed: int, guild: int) -> dict[str, Any]:
+def meme_body(template: str, seed: int, guild: int, style: Style = DEFAULT_STYLE) -> dict[str, Any]:
     """The engine request the bot makes for /meme in `guild` with its default style; the bench
     asks for no image (rendering does not change the caption)."""
-    options = MemeAsk(template=template).engine_options(seed).to_body()
+    options = MemeAsk(template=template, style=style).engine_options(seed).to_body()
     return options | {"template": template, "server": str(guild), "image": False}
 
 
@@ -133,7 +158,13 @@ async def templates_of(http: aiohttp.ClientSession, url: str) -> list[str]:
 
 
 async def make_memes(
-    url: str, guild: int, n: int, first_seed: int, *, server: bool = True
+    url: str,
+    guild: int,
+    n: int,
+    first_seed: int,
+    *,
+    server: bool = True,
+    style: Style = DEFAULT_STYLE,
 ) -> list[tuple[str, list[str], str]]:
     """`n` memes for `guild` through the engine (16 at a time): (template, boxes, version)."""
     async with aiohttp.ClientSession() as http:
@@ -142,7 +173,7 @@ async def make_memes(
 
         async def one(i: int) -> tuple[str, list[str], str]:
             template = templates[i % len(templates)]
-            body = meme_body(template, first_seed + i, guild)
+            body = meme_body(template, first_seed + i, guild, style)
             if not server:
                 body.pop("server")
             async with sem, http.post(f"{url}/v1/memes", json=body) as r:
@@ -162,7 +193,7 @@ async def round_of(
     rng = random.Random(args.seed * 1_000_003 + index * 101 + round_no)
     # Seeds differ per run seed, server and round: each round's captions are fresh samples.
     first_seed = args.seed * 10**8 + round_no * 10**6 + index * 10**4
-    made = await make_memes(url, guild, args.memes, first_seed)
+    made = await make_memes(url, guild, args.memes, first_seed, style=args.style)
     votes: list[int] = []
     for i, (template, boxes, version) in enumerate(made):
         message = 10**15 + index * 10**8 + round_no * 10**6 + i  # unique per server, round
@@ -173,7 +204,7 @@ async def round_of(
                 template=template,
                 boxes=boxes,
                 guild_id=guild,
-                options=MemeAsk(template=template).stored_options(),
+                options=MemeAsk(template=template, style=args.style).stored_options(),
                 model_version=version,
                 message_id=message,
             )
@@ -275,7 +306,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "base_val_nats_after": val_after,
         "memes_per_server_round": args.memes,
         "noise": args.noise,
-        "style": MemeAsk(template="x").style,
+        "style": args.style,
     }
 
 
@@ -329,18 +360,21 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("upvote share")
     ax.set_xticks(rounds)
     ax.set_ylim(0, max(top, *control) * 1.1)
-    ax.set_title("dotted: target 2 x round 0; band: control +-15%", fontsize="small")
+    ax.set_title(
+        f"style {result['style']}; dotted: target 2 x round 0; band: control +-15%",
+        fontsize="small",
+    )
     ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
-async def sample_likes(n: int) -> dict[str, float]:
+async def sample_likes(n: int, style: Style) -> dict[str, float]:
     """Share of `n` captions of the shipped model (default style, no taste) each taste likes."""
     settings = Settings.from_env()
     engine = start_engine_process(settings.model_dir, env={"MEMEBOT_DOWNLOAD_IMAGES": "0"})
     try:
-        made = await make_memes(engine.url, guild_id(0), n, 0, server=False)
+        made = await make_memes(engine.url, guild_id(0), n, 0, server=False, style=style)
     finally:
         stop_engine_process(engine.proc)
     return {t.name: sum(t.likes(b) for _, b, _ in made) / n for t in TASTES}
@@ -356,13 +390,16 @@ def main() -> int:
     p.add_argument("--memes", type=int, default=200, help="memes per server per round")
     p.add_argument("--noise", type=float, default=0.1, help="chance a vote is flipped")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--style", choices=STYLES, default=DEFAULT_STYLE, help="the /meme style (the bot's default)"
+    )
     p.add_argument("--no-eval", action="store_true", help="skip the base model's val nats")
     p.add_argument("--sample", type=int, default=0, help="only: share each taste likes")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of the shares")
     p.add_argument("--tmp", type=Path, default=None, help="scratch directory parent")
     args = p.parse_args()
     if args.sample:
-        print(json.dumps(asyncio.run(sample_likes(args.sample))))
+        print(json.dumps(asyncio.run(sample_likes(args.sample, args.style))))
         return 0
     if args.smoke:
         args.rounds, args.memes = 1, 40

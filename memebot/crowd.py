@@ -23,11 +23,6 @@ format or features version this memebot does not know, or that was fitted for an
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,17 +33,11 @@ import numpy as np
 
 from memebot.errors import ScorerError
 from memebot.ngrams import FEATURES_VERSION, N_BUCKETS, hash_features
+from memebot.scorer_file import read_scorer, rounded, weights_sha256, write_scorer
 
 CROWD_FILE = "crowd.npz"
 FORMAT = "memebot-crowd"
 FORMAT_VERSION = 1
-
-
-def weights_sha256(weights: np.ndarray, bias: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(weights, dtype=np.float16).tobytes())
-    h.update(np.ascontiguousarray(bias, dtype=np.float32).tobytes())
-    return h.hexdigest()
 
 
 @dataclass
@@ -96,72 +85,17 @@ class CrowdScorer:
     def save(self, path: Path) -> Path:
         """Write `path` whole or not at all. Weights are stored float16: the scorer in memory
         is rounded to them too, so what is saved is what scores."""
-        if not np.isfinite(self.weights).all() or np.abs(self.weights).max(initial=0) > 6e4:
-            raise ValueError("weights are not finite float16 values")
-        self.weights = self.weights.astype(np.float16).astype(np.float32)
-        header = json.dumps(self.header(), sort_keys=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    weights=self.weights.astype(np.float16),
-                    bias=np.array([self.bias], dtype=np.float32),
-                    header=np.array(header),
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users' engines
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self.weights = rounded(self.weights)
+        write_scorer(path, self.weights, self.bias, self.header())
         return path
-
-
-def _read(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            weights, bias, raw = z["weights"], z["bias"], str(z["header"][()])
-    except FileNotFoundError as e:
-        raise ScorerError(f"{path}: missing (the crowd scorer's file)") from e
-    except (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile) as e:
-        raise ScorerError(f"{path}: corrupt crowd scorer file ({e})") from e
-    try:
-        header = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ScorerError(f"{path}: corrupt header ({e.msg})") from e
-    if not isinstance(header, dict):
-        raise ScorerError(f"{path}: corrupt header (not a JSON object)")
-    return weights, bias, header
 
 
 def load_crowd(path: Path, model_version: str | None) -> CrowdScorer:
     """Read and check `path`. `model_version`: the version of the model it must have been
     fitted for (the artifact's meta.json `version`); None accepts any (evaluation, tests)."""
-    weights, bias, h = _read(path)
-    if h.get("format") != FORMAT or h.get("format_version") != FORMAT_VERSION:
-        raise ScorerError(
-            f"{path}: format {h.get('format')!r} version {h.get('format_version')!r}, "
-            f"this memebot reads {FORMAT!r} version {FORMAT_VERSION}"
-        )
-    if h.get("features") != FEATURES_VERSION:
-        raise ScorerError(
-            f"{path}: features {h.get('features')!r}, this memebot computes {FEATURES_VERSION!r}"
-        )
-    n = h.get("n_buckets")
-    if (
-        not isinstance(n, int)
-        or weights.dtype != np.float16
-        or weights.shape != (n,)
-        or bias.shape != (1,)
-    ):
-        raise ScorerError(f"{path}: weights do not fit the header ({weights.shape} vs {n})")
-    if h.get("weights_sha256") != weights_sha256(weights, bias):
-        raise ScorerError(f"{path}: checksum mismatch, the file is corrupt or was modified")
-    if not np.isfinite(weights).all() or not np.isfinite(bias).all():
-        raise ScorerError(f"{path}: weights are not finite")
+    weights, bias, h = read_scorer(
+        path, what="the crowd scorer's file", format=FORMAT, format_version=FORMAT_VERSION
+    )
     fitted_for = h.get("model_version")
     if model_version is not None and fitted_for != model_version:
         raise ScorerError(
@@ -172,12 +106,12 @@ def load_crowd(path: Path, model_version: str | None) -> CrowdScorer:
         raise ScorerError(f"{path}: header has no model_version")
     return CrowdScorer(
         weights=weights,
-        bias=float(bias[0]),
+        bias=bias,
         model_version=fitted_for,
         fitted=str(h.get("fitted", "")),
         labels=dict(h.get("labels") or {}),
         metrics=dict(h.get("metrics") or {}),
-        n_buckets=n,
+        n_buckets=int(h["n_buckets"]),
     )
 
 

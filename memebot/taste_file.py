@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,19 +37,13 @@ import numpy as np
 
 from memebot.errors import ScorerError
 from memebot.ngrams import FEATURES_VERSION, hash_features
+from memebot.scorer_file import atomic_write, read_scorer, rounded, weights_sha256, write_scorer
 
 FORMAT = "memebot-taste"
 FORMAT_VERSION = 1
 TASTE_BUCKETS = 1 << 12
 ACTIVE_FILE = "active.json"
 _FILE_RE = re.compile(r"v[1-9][0-9]*\.npz")  # what a pointer may name: a file of its own dir
-
-
-def weights_sha256(weights: np.ndarray, bias: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(weights, dtype=np.float16).tobytes())
-    h.update(np.ascontiguousarray(bias, dtype=np.float32).tobytes())
-    return h.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -109,84 +100,20 @@ class TasteScorer:
         }
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """`write(binary file)` into a temp file beside `path`, fsynced, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_taste(path: Path, scorer: TasteScorer) -> Path:
     """Write `path` whole or not at all. Weights are stored float16; the scorer in memory is
     rounded to them too, so what is saved is what scores."""
-    if not np.isfinite(scorer.weights).all() or np.abs(scorer.weights).max(initial=0) > 6e4:
-        raise ValueError("weights are not finite float16 values")
-    scorer.weights = scorer.weights.astype(np.float16).astype(np.float32)
-    header = json.dumps(scorer.header(), sort_keys=True)
-
-    def write(f: Any) -> None:
-        np.savez(
-            f,
-            weights=scorer.weights.astype(np.float16),
-            bias=np.array([scorer.bias], dtype=np.float32),
-            header=np.array(header),
-        )
-
-    _atomic_write(path, write)
+    scorer.weights = rounded(scorer.weights)
+    write_scorer(path, scorer.weights, scorer.bias, scorer.header())
     return path
-
-
-def _read(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            weights, bias, raw = z["weights"], z["bias"], str(z["header"][()])
-    except FileNotFoundError as e:
-        raise ScorerError(f"{path}: missing (a server's taste file)") from e
-    except (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile) as e:
-        raise ScorerError(f"{path}: corrupt taste file ({e})") from e
-    try:
-        header = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ScorerError(f"{path}: corrupt header ({e.msg})") from e
-    if not isinstance(header, dict):
-        raise ScorerError(f"{path}: corrupt header (not a JSON object)")
-    return weights, bias, header
 
 
 def load_taste(path: Path, *, base_version: str | None, guild_id: int | None = None) -> TasteScorer:
     """Read and check `path`. `base_version`: the base model the taste must have been fitted
     on (None accepts any: evaluation, tests); `guild_id`, if given, the server it must be of."""
-    weights, bias, h = _read(path)
-    if h.get("format") != FORMAT or h.get("format_version") != FORMAT_VERSION:
-        raise ScorerError(
-            f"{path}: format {h.get('format')!r} version {h.get('format_version')!r}, "
-            f"this memebot reads {FORMAT!r} version {FORMAT_VERSION}"
-        )
-    if h.get("features") != FEATURES_VERSION:
-        raise ScorerError(
-            f"{path}: features {h.get('features')!r}, this memebot computes {FEATURES_VERSION!r}"
-        )
-    n = h.get("n_buckets")
-    if (
-        not isinstance(n, int)
-        or weights.dtype != np.float16
-        or weights.shape != (n,)
-        or bias.shape != (1,)
-        or bias.dtype != np.float32
-    ):
-        raise ScorerError(f"{path}: weights do not fit the header ({weights.shape} vs {n})")
-    if h.get("weights_sha256") != weights_sha256(weights, bias):
-        raise ScorerError(f"{path}: checksum mismatch, the file is corrupt or was modified")
-    if not np.isfinite(weights).all() or not np.isfinite(bias).all():
-        raise ScorerError(f"{path}: weights are not finite")
+    weights, bias, h = read_scorer(
+        path, what="a server's taste file", format=FORMAT, format_version=FORMAT_VERSION
+    )
     fitted_on = h.get("base_version")
     if not isinstance(fitted_on, str):
         raise ScorerError(f"{path}: header has no base_version")
@@ -203,7 +130,7 @@ def load_taste(path: Path, *, base_version: str | None, guild_id: int | None = N
     auc = h.get("heldout_auc")
     return TasteScorer(
         weights=weights,
-        bias=float(bias[0]),
+        bias=bias,
         guild_id=int(gid),  # type: ignore[arg-type]
         base_version=fitted_on,
         version=int(version),  # type: ignore[arg-type]
@@ -211,7 +138,7 @@ def load_taste(path: Path, *, base_version: str | None, guild_id: int | None = N
         heldout_auc=float(auc) if isinstance(auc, int | float) else None,
         fitted=str(h.get("fitted", "")),
         metrics=dict(h.get("metrics") or {}),
-        n_buckets=n,
+        n_buckets=int(h["n_buckets"]),
     )
 
 
@@ -245,7 +172,7 @@ def write_active(models_dir: Path, guild_id: int, version: int) -> ActivePointer
         {"version": pointer.version, "file": pointer.file, "sha256": pointer.sha256},
         sort_keys=True,
     ).encode()
-    _atomic_write(taste_dir(models_dir, guild_id) / ACTIVE_FILE, lambda f: f.write(body))
+    atomic_write(taste_dir(models_dir, guild_id) / ACTIVE_FILE, lambda f: f.write(body))
     return pointer
 
 

@@ -11,7 +11,7 @@ from bench.communities import (
     VOTE_COUNTS,
     draw_votes,
     guild_id,
-    likes_exclamations,
+    likes_family,
     likes_food_school,
     likes_questions,
     likes_short,
@@ -29,8 +29,8 @@ def test_each_taste_likes_its_own_captions() -> None:
     assert not likes_food_school(["when the pizzeria", "is late"])  # whole words only
     assert likes_food_school(["my HOMEWORK", ""])
     assert likes_questions(["why", "would you?"]) and not likes_questions(["why", "not"])
-    assert likes_short(["a" * 20, "b" * 16]) and not likes_short(["a" * 20, "b" * 17])
-    assert likes_exclamations(["no!"]) and not likes_exclamations(["no"])
+    assert likes_short(["a" * 20, "b" * 6]) and not likes_short(["a" * 20, "b" * 7])
+    assert likes_family(["my mom", "says"]) and not likes_family(["my momentum"])
 
 
 def test_tastes_are_distinct_and_one_is_the_control() -> None:
@@ -43,7 +43,7 @@ def test_tastes_are_distinct_and_one_is_the_control() -> None:
             "food-school": ["lunch at school", "is a long story about nothing much at all"],
             "questions": ["what if i told you", "that this caption is quite long indeed?"],
             "short": ["me", "you"],
-            "control": ["brace yourselves", "the long long long long caption is coming!"],
+            "control": ["brace yourselves", "my brother's long long caption is coming"],
         }[t.name]
         assert t.likes(liked)
         assert [o.name for o in TASTES if o.likes(liked)] == [t.name]

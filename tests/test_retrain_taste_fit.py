@@ -5,11 +5,11 @@ rejects a worse or equal one, against the current taste, the crowd's or chance."
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
 
+from memebot.ngrams import hash_features
 from memebot.taste_file import TASTE_BUCKETS, TasteScorer
 from retrain.taste_curation import TasteCurated, TasteRow
 from retrain.taste_fit import auc, fit_logistic, fit_taste, gate_taste, heldout_auc
@@ -72,11 +72,9 @@ def test_auc_counts_pairs_with_ties_half() -> None:
     assert np.isnan(auc(s, np.ones(40)))
 
 
-def test_fit_finds_the_servers_topic_quickly() -> None:
+def test_fit_finds_the_servers_topic() -> None:
     cur = _curated()
-    t0 = time.perf_counter()
     taste = fit_taste(cur, base_version=BASE)
-    assert time.perf_counter() - t0 < 5
     assert isinstance(taste, TasteScorer) and taste.guild_id == 7 and taste.base_version == BASE
     assert taste.n_votes == cur.n_votes and taste.weights.shape == (TASTE_BUCKETS,)
     assert heldout_auc(taste, cur.heldout) > 0.9
@@ -87,11 +85,13 @@ def test_fit_finds_the_servers_topic_quickly() -> None:
     assert np.array_equal(again.weights, taste.weights) and again.bias == taste.bias
 
 
-def test_fit_is_seconds_for_thousands_of_rows() -> None:
+def test_fit_on_thousands_of_rows_ranks_them() -> None:
+    # How long it takes is bench/communities.py's `taste_retrain_seconds`, not a test's.
     rows = _rows(3000, 5, "train")
-    t0 = time.perf_counter()
-    fit_logistic([r.text for r in rows], np.array([r.label for r in rows]))
-    assert time.perf_counter() - t0 < 10
+    y = np.array([r.label for r in rows])
+    texts = [r.text for r in rows]
+    w, b = fit_logistic(texts, y)
+    assert auc(hash_features(texts, TASTE_BUCKETS).dot(w) + b, y) > 0.9
 
 
 def test_gate_accepts_better_and_rejects_worse() -> None:
