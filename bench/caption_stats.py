@@ -20,7 +20,8 @@ lowercased, the model's alphabet):
 
 and the ratios generated / real: `distinct2_ratio` (target >= 0.90), `oov_ratio` (<= 1.0).
 
-    python bench/caption_stats.py [--styles natural top-p-0.9] [--n-candidates 1] [--json]
+    python bench/caption_stats.py [--styles natural top-p-0.9] [--n-candidates 1]
+        [--well-formed-weight 0] [--json]
 
 A style is one of the bot's (its options as bot/memes.py asks, n_candidates included unless
 --n-candidates is given) or a plain sampler of PLAIN.
@@ -184,6 +185,7 @@ def generate(
                 # the same box lengths on each, and their noise would not average out
                 seed=seed + t * per_template + i,
                 n_candidates=used.n_candidates,
+                well_formed_weight=used.well_formed_weight,
             )
             jobs.append(make_job(model, req))
     run_jobs(model, jobs)
@@ -246,6 +248,7 @@ def style_stats(
     n_candidates: int | None = None,
     seed: int = 0,
     length_captions: int = LENGTH_CAPTIONS,
+    well_formed_weight: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """`compare` for each of the bot's `styles` (bot/memes.py's options; n_candidates: the
     API's default unless given): `captions` for word pairs and words, max(captions,
@@ -259,6 +262,8 @@ def style_stats(
         body = style_body(style)
         if n_candidates is not None:
             body["n_candidates"] = n_candidates
+        if well_formed_weight is not None:
+            body["well_formed_weight"] = well_formed_weight
         gen = generate(model, ref, MemeOptions(**body), per_template, seed)
         out[style] = compare(gen, ref, sample)
     return out
@@ -319,6 +324,9 @@ def main() -> int:
     p.add_argument(
         "--length-captions", type=int, default=LENGTH_CAPTIONS, help="captions for lengths"
     )
+    p.add_argument(
+        "--well-formed-weight", type=float, default=None, help="of the pick (default: style's)"
+    )
     p.add_argument("--seed", type=int, default=0, help="first seed (one per caption)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -326,7 +334,14 @@ def main() -> int:
     prepared = prepare(settings.data_dir, cache_dir=settings.cache_dir)
     ref = reference(prepared, model, per_template=max(1, args.captions // TEMPLATES))
     stats = style_stats(
-        model, ref, args.styles, args.captions, args.n_candidates, args.seed, args.length_captions
+        model,
+        ref,
+        args.styles,
+        args.captions,
+        args.n_candidates,
+        args.seed,
+        args.length_captions,
+        args.well_formed_weight,
     )
     if args.json:
         print(json.dumps({"real": ref.real, "styles": stats}))

@@ -56,6 +56,7 @@ MAX_CANDIDATES = 16  # per caption: a request decodes at most MAX_N * MAX_CANDID
 MAX_BEAM_WIDTH = 16
 MAX_TOP_K = 1000
 MAX_TEMPERATURE = 10.0
+MAX_WELL_FORMED_WEIGHT = 10.0  # well_formed is a mean log-probability per character, about -1
 MAX_SEED = 2**63 - 1
 SEARCH_LIMIT = 25  # Discord autocomplete shows at most 25 choices
 MAX_OFFSET = 100_000  # a templates page offset (far beyond any catalog)
@@ -189,6 +190,14 @@ class MemeOptions(BaseModel):
         description="candidates written per caption in the same batch; the one with the best "
         "score is returned (score, score_parts). beam: its final beams are the candidates "
         "(beam_width), drawn by score per seed; greedy: always 1",
+    )
+    well_formed_weight: float | None = Field(
+        None,
+        ge=0.0,
+        le=MAX_WELL_FORMED_WEIGHT,
+        description="the weight of well_formed (the model's mean log-probability per "
+        "character) in the pick among candidates, beside the crowd's and the server's taste; "
+        "0 leaves the pick to those (default: the model's scorer, 1)",
     )
     allow_empty_boxes: bool = Field(False, description="a box may be left empty")
     server: str | None = Field(
@@ -370,6 +379,9 @@ class OptionsUsed(BaseModel):
     n_candidates: int
     allow_empty_boxes: bool
     server: str | None = Field(None, description="the server whose taste picked, if named")
+    well_formed_weight: float | None = Field(
+        None, description="the weight of well_formed in the pick, if the request set one"
+    )
     decoding: DecodingUsed
 
 

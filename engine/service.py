@@ -139,6 +139,7 @@ class MemeService:
             n_candidates=opts.n_candidates,
             # the server's taste joins the model's scorer for this request's pick only
             terms=self.tastes.terms(opts.server, model.version),
+            well_formed_weight=opts.well_formed_weight,
         )
         captions = await self.scheduler.submit(req, timeout=self.settings.request_timeout)
         t1 = time.perf_counter()
@@ -265,6 +266,7 @@ def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:
         n_candidates=candidates_used(opts),
         allow_empty_boxes=opts.allow_empty_boxes,
         server=opts.server,
+        well_formed_weight=opts.well_formed_weight,
         decoding=DecodingUsed(
             method=opts.decoding,
             min_score=opts.used_min_score,

@@ -192,3 +192,29 @@ def test_the_crowd_scorer_is_a_score_term(model: LoadedModel) -> None:
     want = crowd.score([c.text], "success-kid")[0]
     assert c.score_parts["crowd"] == pytest.approx(float(want), rel=1e-5)
     assert c.score == pytest.approx(c.score_parts[WELL_FORMED] + 0.5 * float(want), rel=1e-5)
+
+
+def test_a_request_sets_the_weight_of_well_formed_in_its_pick(model: LoadedModel) -> None:
+    """well_formed_weight=0 leaves the pick to the other terms (well_formed still reported);
+    None keeps the model scorer's weight; the candidates are the same either way."""
+    shortest = Recorder("short", lambda t: -len(t))
+    scored = with_scorer(model, Scorer(((shortest, 0.01),)))
+    reqs = [CaptionRequest("success-kid", 2, seed=s, n_candidates=6) for s in range(8)]
+    picks_by_length, picks_default = [], []
+    for req in reqs:
+        shortest.seen.clear()
+        (got,) = decode(scored, dataclasses.replace(req, well_formed_weight=0.0))
+        ((texts, _),) = shortest.seen
+        assert len(got.text) == min(map(len, texts))
+        assert got.score == pytest.approx(-0.01 * len(got.text), rel=1e-5)
+        assert got.score_parts[WELL_FORMED] == pytest.approx(got.logprob / got.chars, rel=1e-5)
+        picks_by_length.append(got.text)
+        shortest.seen.clear()
+        (default,) = decode(scored, req)
+        assert shortest.seen[0][0] == texts  # the same candidates
+        wf = default.score_parts[WELL_FORMED]
+        assert default.score == pytest.approx(wf - 0.01 * len(default.text), rel=1e-4)
+        (same,) = decode(scored, dataclasses.replace(req, well_formed_weight=1.0))
+        assert same.text == default.text
+        picks_default.append(default.text)
+    assert picks_by_length != picks_default, "the weight changed no pick"

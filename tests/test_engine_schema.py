@@ -61,6 +61,9 @@ T = {"template": "drake"}
         ({**T, "n_candidates": 0}, "n_candidates", "at least 1"),
         ({**T, "n_candidates": 17}, "n_candidates", "at most 16"),
         ({**T, "n_candidates": 2.5}, "n_candidates", "expected an integer"),
+        ({**T, "well_formed_weight": -0.1}, "well_formed_weight", "at least 0"),
+        ({**T, "well_formed_weight": 10.5}, "well_formed_weight", "at most 10"),
+        ({**T, "well_formed_weight": float("nan")}, "well_formed_weight", "nan"),
         ({**T, "allow_empty_boxes": "yes"}, "allow_empty_boxes", "true or false"),
         ({**T, "image": 1}, "image", "true or false"),
         ({**T, "format": "gif"}, "format", "jpeg"),
@@ -95,6 +98,9 @@ def test_bad_bodies_name_the_field(body: Any, field: str, needle: str) -> None:
         ({**T, "seed": 2**63 - 1, "n": 10}, {"seed": 2**63 - 1, "n": 10}),
         ({**T, "format": "webp", "response": "image"}, {"format": "webp", "response": "image"}),
         (T, {"server": None}),
+        (T, {"well_formed_weight": None}),
+        ({**T, "well_formed_weight": 0}, {"well_formed_weight": 0.0}),
+        ({**T, "well_formed_weight": 0.25}, {"well_formed_weight": 0.25}),
         ({**T, "server": "1234567890123456789"}, {"server": "1234567890123456789"}),
     ],
 )
@@ -173,6 +179,10 @@ def test_openapi_is_the_models() -> None:
         1,
         schema.MAX_CANDIDATES,
     )
+    weight = schemas["MemeRequest"]["properties"]["well_formed_weight"]
+    assert {"type": "number", "minimum": 0.0, "maximum": schema.MAX_WELL_FORMED_WEIGHT} in weight[
+        "anyOf"
+    ]
     assert {"score", "score_parts"} <= set(schemas["CaptionResult"]["required"])
     assert "template" not in schemas["UploadOptions"]["properties"]
     assert schemas["UploadOptions"]["properties"]["boxes"]["default"] == 2

@@ -68,6 +68,8 @@ class CaptionRequest:
     n_candidates: int = 1  # rows decoded per caption; the best by score is kept (not beam)
     # (term, weight) added to the model's scorer for this request's pick (a server's taste)
     terms: tuple[tuple[ScoreTerm, float], ...] = field(default=(), compare=False)
+    # the weight of well_formed for this request's pick (None: the model scorer's)
+    well_formed_weight: float | None = None
 
 
 class _JobBase:
@@ -104,6 +106,8 @@ class _JobBase:
     def scorer(self) -> Scorer:
         """What this request's candidates are chosen by: the model's scorer plus its terms."""
         scorer = self.model.scorer
+        if self.req.well_formed_weight is not None:
+            scorer = replace(scorer, well_formed_weight=self.req.well_formed_weight)
         for term, weight in self.req.terms:
             scorer = scorer.with_term(term, weight)
         return scorer
