@@ -7,7 +7,6 @@ import asyncio
 import io
 import struct
 import zlib
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -15,33 +14,14 @@ import pytest
 from PIL import Image
 
 from bot.app import MemeBot
-from harness.bot import bot_settings, migrated_store, running_bot, standin, vote_book
+from harness.bot import bot_settings, run_scenario, running_bot, standin, vote_book
 from harness.discord_standin import Attachment, ChannelRef, DiscordStandIn, Interaction, Sent
-from harness.engine import running_engine
 from harness.slow import hung_engine
 from memebot.settings import Settings
 from memebot.store import Store
 
 pytestmark = pytest.mark.slow
 UP, DOWN = "👍", "👎"
-
-Scenario = Callable[[DiscordStandIn, Settings, Store], Coroutine[Any, Any, None]]
-
-
-def run(
-    tiny_model: Path, tmp_path: Path, scenario: Scenario, *, engine: bool = True, **over: Any
-) -> None:
-    async def go() -> None:
-        s = bot_settings(tmp_path, **over)
-        async with standin() as api, migrated_store(s.database_url) as store:
-            if engine:
-                async with running_engine(tiny_model, s) as eng:
-                    await scenario(api, s.model_copy(update={"engine_url": eng.url}), store)
-            else:
-                await scenario(api, s, store)
-            assert api.unhandled == [], api.unhandled
-
-    asyncio.run(go())
 
 
 async def meme(api: DiscordStandIn, *, user_id: int = 800100, **options: Any) -> Interaction:
@@ -83,7 +63,7 @@ def test_meme_posts_image_caption_votes_and_stores(tiny_model: Path, tmp_path: P
         async with running_bot(api, s, store) as bot:
             assert bot.synced is False and len(api.command_puts) == 1
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_reactions_vote_switch_and_retract(tiny_model: Path, tmp_path: Path) -> None:
@@ -118,7 +98,7 @@ def test_reactions_vote_switch_and_retract(tiny_model: Path, tmp_path: Path) -> 
             other_gen = await store.generation_by_message(other.id)
             assert other_gen is not None and await store.votes(other_gen.id) == {}
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_again_button_works_after_restart(tiny_model: Path, tmp_path: Path) -> None:
@@ -144,7 +124,7 @@ def test_again_button_works_after_restart(tiny_model: Path, tmp_path: Path) -> N
                 f"memebot:again:{second.id}"
             )
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_restart_reconciles_votes_missed_while_down(tiny_model: Path, tmp_path: Path) -> None:
@@ -176,7 +156,7 @@ def test_restart_reconciles_votes_missed_while_down(tiny_model: Path, tmp_path: 
             assert api.identifies == 3
             assert (await store.votes(gen.id))[4] == 1
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_autocomplete_lists_engine_templates(tiny_model: Path, tmp_path: Path) -> None:
@@ -190,7 +170,7 @@ def test_autocomplete_lists_engine_templates(tiny_model: Path, tmp_path: Path) -
             await api.wait_until(lambda: rec.choices is not None)
             assert rec.choices is not None and 1 <= len(rec.choices) <= 25
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_admin_commands_are_guarded(tiny_model: Path, tmp_path: Path) -> None:
@@ -222,7 +202,7 @@ def test_admin_commands_are_guarded(tiny_model: Path, tmp_path: Path) -> None:
             for name in ("meme", "top", "stats", "settings", "retrain", "model"):
                 assert sync[name]["contexts"] == [0], name
 
-    run(tiny_model, tmp_path, scenario, admin_ids=(777, 900777))
+    run_scenario(tiny_model, tmp_path, scenario, admin_ids=(777, 900777))
 
 
 def test_retrain_posts_its_progress_and_edits_it_until_the_outcome(
@@ -268,7 +248,7 @@ def test_retrain_posts_its_progress_and_edits_it_until_the_outcome(
             await store.finish_run(1, "rejected", gate=gate, error="val nats/char 1.2 -> 1.3")
             await api.wait_until(lambda: "rejected: val nats/char 1.2 -> 1.3" in progress.content)
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_engine_down_is_an_ephemeral_error_and_the_bot_goes_on(
@@ -294,7 +274,7 @@ def test_engine_down_is_an_ephemeral_error_and_the_bot_goes_on(
             rec = await api.answered(await api.invoke("forget-me"))
             assert rec.replies[-1].ephemeral
 
-    run(tiny_model, tmp_path, scenario, engine=False)
+    run_scenario(tiny_model, tmp_path, scenario, engine=False)
 
 
 def test_cooldown_and_unknown_template(tiny_model: Path, tmp_path: Path) -> None:
@@ -314,7 +294,7 @@ def test_cooldown_and_unknown_template(tiny_model: Path, tmp_path: Path) -> None
             other_user = await meme(api, template="two-buttons", user_id=4242)
             assert other_user.followups[0].attachments
 
-    run(tiny_model, tmp_path, scenario, meme_cooldown=60.0)
+    run_scenario(tiny_model, tmp_path, scenario, meme_cooldown=60.0)
 
 
 def png(width: int, height: int) -> bytes:
@@ -393,7 +373,7 @@ def test_attachment_is_captioned_and_bad_files_are_refused(
             assert untyped.followups[0].attachments and not untyped.followups[0].ephemeral
             assert (await store.stats(api.guild_id)).generations == 2
 
-    run(tiny_model, tmp_path, scenario, max_upload_bytes=4096)
+    run_scenario(tiny_model, tmp_path, scenario, max_upload_bytes=4096)
 
 
 def test_settings_filter_channels_top_stats_and_forget_me(tiny_model: Path, tmp_path: Path) -> None:
@@ -457,7 +437,7 @@ def test_settings_filter_channels_top_stats_and_forget_me(tiny_model: Path, tmp_
             assert "1 vote(s) and 1 meme record(s)" in gone.replies[0].content
             assert await store.generation_by_message(msg.id) is None
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_bot_migrates_a_fresh_database_at_start(tiny_model: Path, tmp_path: Path) -> None:
@@ -499,7 +479,7 @@ def test_missing_add_reactions_keeps_the_meme_and_tells_the_user(
             await vote_book(bot).wait_handled(1)
             assert await store.votes(gen.id) == {31: 1}
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_a_vote_before_the_meme_is_recorded_counts(tiny_model: Path, tmp_path: Path) -> None:
@@ -520,7 +500,7 @@ def test_a_vote_before_the_meme_is_recorded_counts(tiny_model: Path, tmp_path: P
             assert gen is not None and book.replayed == 1
             assert await store.votes(gen.id) == {41: 1}
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_forget_me_is_not_undone_by_reconciliation(tiny_model: Path, tmp_path: Path) -> None:
@@ -544,7 +524,7 @@ def test_forget_me_is_not_undone_by_reconciliation(tiny_model: Path, tmp_path: P
             await vote_book(bot).wait_handled(4)
             assert await store.votes(gen.id) == {32: -1}
 
-    run(tiny_model, tmp_path, scenario)
+    run_scenario(tiny_model, tmp_path, scenario)
 
 
 def test_custom_vote_emoji(tiny_model: Path, tmp_path: Path) -> None:
@@ -565,7 +545,7 @@ def test_custom_vote_emoji(tiny_model: Path, tmp_path: Path) -> None:
         async with running_bot(api, s, store):
             assert await store.votes(gen.id) == {51: 1, 53: 1}
 
-    run(tiny_model, tmp_path, scenario, vote_up="<:upvote:1187654321098765432>")
+    run_scenario(tiny_model, tmp_path, scenario, vote_up="<:upvote:1187654321098765432>")
 
 
 def test_guild_sync_and_templates(tiny_model: Path, tmp_path: Path) -> None:
@@ -580,7 +560,7 @@ def test_guild_sync_and_templates(tiny_model: Path, tmp_path: Path) -> None:
             none = await api.answered(await api.invoke("templates", {"query": "zzzzqqq"}))
             assert "No template matches `zzzzqqq`" in none.replies[0].content
 
-    run(tiny_model, tmp_path, scenario, discord_guilds=(900001,))
+    run_scenario(tiny_model, tmp_path, scenario, discord_guilds=(900001,))
 
 
 @pytest.mark.parametrize(
@@ -598,4 +578,4 @@ def test_engine_busy_or_hung_is_an_ephemeral_error(
                 assert reply.ephemeral and words in reply.content and rec.deleted_original
                 assert (await store.stats(api.guild_id)).generations == 0
 
-    run(tiny_model, tmp_path, scenario, engine=False)
+    run_scenario(tiny_model, tmp_path, scenario, engine=False)
