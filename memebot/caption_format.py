@@ -6,5 +6,12 @@ MAX_CHARS characters (markers included), so that is also the API's default `max_
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 BOX_END = "|"  # end-of-box marker; never allowed inside a box
 MAX_CHARS = 82  # longest caption `box|box|`, markers included (cleaning keeps these)
+
+
+def caption_text(boxes: Iterable[str]) -> str:
+    """The caption of `boxes` as models read and write it: each box closed by BOX_END."""
+    return "".join(b + BOX_END for b in boxes)

@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memebot.caption_format import caption_text
 from memebot.store.types import GenerationInfo
 
 RULES = ("negative", "low_score", "low_share", "filtered", "cleaning", "in_base")
-BOX_END = "|"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class CuratedRow:
 
     @property
     def text(self) -> str:
-        return "".join(b + BOX_END for b in self.boxes)
+        return caption_text(self.boxes)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -153,7 +153,7 @@ def curate(
         out.rated += 1
         why = vote_rule(g, rules)
         if why == "negative":
-            text = "".join(b + BOX_END for b in g.boxes)
+            text = caption_text(g.boxes)
             if is_heldout(g.template, text, rules.negative_heldout_share):
                 negatives.append(_row(g, g.boxes, 1, "negative", "heldout"))
             else:
@@ -178,7 +178,7 @@ def curate(
         if boxes is None:
             out.dropped["cleaning"] += 1
             continue
-        text = "".join(b + BOX_END for b in boxes)
+        text = caption_text(boxes)
         if (g.template, text) in base:
             out.dropped["in_base"] += 1
             continue

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from memebot import filtering
+from memebot.caption_format import caption_text
 from memebot.choices import FilterLevel
 from memebot.errors import UsageError
 from memebot.store import Store
@@ -39,7 +40,6 @@ from memebot.store.types import RatedMeme
 
 RULES = ("own_vote_only", "tie", "filtered", "duplicate")
 CURATION_FILTER: FilterLevel = "standard"  # as the base curation
-BOX_END = "|"
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class TasteRow:
 
     @property
     def text(self) -> str:
-        return "".join(b + BOX_END for b in self.boxes)
+        return caption_text(self.boxes)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from memebot.caption_format import BOX_END
+from memebot.caption_format import BOX_END, caption_text
 from memebot.errors import DataError
 
 __all__ = ["BOX_END", "Caption", "TemplateMeta", "read_dataset"]
@@ -26,7 +26,7 @@ class Caption:
     @property
     def text(self) -> str:
         """What the models predict: every box followed by the end-of-box marker."""
-        return "".join(b + BOX_END for b in self.boxes)
+        return caption_text(self.boxes)
 
 
 @dataclass(frozen=True, slots=True)

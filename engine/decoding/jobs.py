@@ -33,7 +33,7 @@ from engine.decoding.pickers import (
 )
 from engine.decoding.scoring import Scorer, ScoreTerm
 from memebot.artifact.vocab import BOS
-from memebot.caption_format import BOX_END, MAX_CHARS
+from memebot.caption_format import BOX_END, MAX_CHARS, caption_text
 
 if TYPE_CHECKING:
     from engine.decoding.model import LoadedModel
@@ -52,7 +52,7 @@ class Sampled:
 
     @property
     def text(self) -> str:
-        return "".join(b + BOX_END for b in self.boxes)
+        return caption_text(self.boxes)
 
 
 @dataclass(frozen=True)
