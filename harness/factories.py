@@ -10,7 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from memebot.settings import Settings
+from memebot.store import NewGeneration, Store
 
 
 def scratch_env(tmp_path: Path) -> dict[str, str]:
@@ -148,3 +151,39 @@ def captions_alone(model: Any, reqs: list[Any]) -> list[list[list[str]]]:
         run_jobs(model, [job])
         out.append([c.boxes for c in job.captions()])
     return out
+
+
+TASTE_WORDS = ["monday", "coffee", "boss", "homework", "meeting", "weekend", "code", "bug", "wifi"]
+
+
+async def rate_memes(
+    store: Store,
+    guild: int,
+    n: int,
+    *,
+    topic: str = "cat",
+    start: int = 0,
+    seed: int,
+    first_message: int,
+) -> None:
+    """Memes `start`..`start + n - 1` in `guild` with one vote each by a member (never the
+    requester): every third caption is about `topic` and liked, the others disliked. `seed`
+    picks the other words; message ids count up from `first_message + start`."""
+    rng = np.random.default_rng(seed)
+    for i in range(start, start + n):
+        words = [str(w) for w in rng.choice(TASTE_WORDS, size=4)]
+        liked = i % 3 == 0
+        if liked:
+            words[int(rng.integers(4))] = topic
+        msg = first_message + i
+        await store.record_generation(
+            NewGeneration(
+                guild_id=guild,
+                channel_id=5,
+                user_id=1,
+                template=f"t{i % 4}",
+                boxes=[" ".join(words[:2]), " ".join(words[2:])],
+                message_id=msg,
+            )
+        )
+        await store.set_vote(msg, 2 + i % 5, 1 if liked else -1)

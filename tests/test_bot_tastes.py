@@ -11,13 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bot.cogs.admin import Admin
 from harness.bot import bot_settings, migrated_store, running_bot, standin
 from harness.discord_standin import DiscordStandIn
+from harness.factories import rate_memes
 from memebot.settings import Settings
-from memebot.store import NewGeneration, Store
+from memebot.store import Store
 from memebot.taste_file import read_active, taste_file
 from retrain.queue import RunQueue
 from retrain.worker import execute_run
@@ -25,7 +24,6 @@ from retrain.worker import execute_run
 ADMIN = 800600
 ADMIN2 = 800601
 BASE = "char-gru-bot-taste"
-WORDS = ["monday", "coffee", "boss", "homework", "meeting", "weekend", "code", "bug", "wifi"]
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -43,24 +41,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def rate(store: Store, guild: int, n: int, start: int = 0) -> None:
-    rng = np.random.default_rng(start)
-    for i in range(start, start + n):
-        words = [str(w) for w in rng.choice(WORDS, size=4)]
-        liked = i % 3 == 0
-        if liked:
-            words[int(rng.integers(4))] = "cat"
-        msg = 5_000_000 + i
-        await store.record_generation(
-            NewGeneration(
-                guild_id=guild,
-                channel_id=5,
-                user_id=1,
-                template=f"t{i % 4}",
-                boxes=[" ".join(words[:2]), " ".join(words[2:])],
-                message_id=msg,
-            )
-        )
-        await store.set_vote(msg, 2 + i % 5, 1 if liked else -1)
+    await rate_memes(store, guild, n, start=start, seed=start, first_message=5_000_000)
 
 
 def work(s: Settings) -> int:

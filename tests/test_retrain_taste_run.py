@@ -11,13 +11,12 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from harness.databases import with_store
-from harness.factories import scratch_settings
+from harness.factories import rate_memes, scratch_settings
 from memebot.settings import Settings
-from memebot.store import NewGeneration, RunInProgress, Store
+from memebot.store import RunInProgress, Store
 from memebot.taste_file import (
     load_taste,
     read_active,
@@ -34,7 +33,6 @@ from retrain.worker import execute_run, recover_abandoned
 GUILD = 700001
 OTHER = 700002
 BASE = "char-gru-taste-test"
-WORDS = ["monday", "coffee", "boss", "homework", "meeting", "weekend", "code", "bug", "wifi"]
 
 
 def settings(tmp_path: Path, db_url: str) -> Settings:
@@ -53,24 +51,9 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 async def rate(store: Store, guild: int, n: int, *, topic: str = "cat", start: int = 0) -> None:
     """n memes in `guild`, each with one vote by a member (not its requester): the captions
     about `topic` are liked, the others disliked."""
-    rng = np.random.default_rng(guild + start)
-    for i in range(start, start + n):
-        words = [str(w) for w in rng.choice(WORDS, size=4)]
-        liked = i % 3 == 0
-        if liked:
-            words[int(rng.integers(4))] = topic
-        msg = guild * 1000 + i
-        await store.record_generation(
-            NewGeneration(
-                guild_id=guild,
-                channel_id=5,
-                user_id=1,
-                template=f"t{i % 4}",
-                boxes=[" ".join(words[:2]), " ".join(words[2:])],
-                message_id=msg,
-            )
-        )
-        await store.set_vote(msg, 2 + i % 5, 1 if liked else -1)
+    await rate_memes(
+        store, guild, n, topic=topic, start=start, seed=guild + start, first_message=guild * 1000
+    )
 
 
 def work(s: Settings) -> bool:
