@@ -187,3 +187,20 @@ async def rate_memes(
             )
         )
         await store.set_vote(msg, 2 + i % 5, 1 if liked else -1)
+
+
+def rewrite_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Replaces (or adds) arrays of a saved .npz in place: how the scorer-file tests forge a
+    file that is corrupt, of another model or of another format."""
+    with np.load(path, allow_pickle=False) as z:
+        parts = {k: z[k] for k in z.files}
+    parts.update(arrays)
+    np.savez(path, **parts)
+
+
+def npz_header(path: Path) -> dict[str, object]:
+    """The JSON header of a scorer file (memebot/scorer_file.py)."""
+    with np.load(path, allow_pickle=False) as z:
+        out = json.loads(str(z["header"][()]))
+    assert isinstance(out, dict)
+    return out

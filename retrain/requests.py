@@ -44,9 +44,15 @@ async def request_run(
         channel_id=channel_id,
         message_id=message_id,
     )
+    return await enqueue(store, queue, run)
+
+
+async def enqueue(store: Store, queue: RunQueue, run: RunInfo) -> RunInfo:
+    """Hands a recorded run to the queue; if the queue refuses it, the run is recorded failed
+    (never left "queued" forever) and the refusal raised as a UsageError."""
     try:
         await asyncio.to_thread(queue.enqueue, run.id)  # a blocking database write
-    except Exception as e:  # the queue is down: the run must not stay "queued" forever
+    except Exception as e:  # the queue is down
         await store.finish_run(run.id, "failed", error=f"could not enqueue: {e}")
         raise UsageError(f"the job queue {redacted(queue.url)} refused the run: {e}") from e
     return run

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
-from memebot.errors import UsageError
 from memebot.settings import Settings
 from memebot.store import RunInfo, Store
-from memebot.store.db import redacted
 from memebot.store.tastes import NoTaste
 from memebot.store.types import TasteVersion
 from memebot.taste_file import clear_active, taste_file, write_active
 from retrain.queue import RunQueue
+from retrain.requests import enqueue
 from retrain.taste_curation import TasteRules, curate_guild
 
 TASTE_MODE = "finetune"  # a run's mode column; a taste run has one way of fitting
@@ -40,12 +39,7 @@ async def request_taste_run(
         guild_id=guild_id,
         channel_id=channel_id,
     )
-    try:
-        await asyncio.to_thread(queue.enqueue, run.id)  # a blocking database write
-    except Exception as e:  # the queue is down: the run must not stay "queued" forever
-        await store.finish_run(run.id, "failed", error=f"could not enqueue: {e}")
-        raise UsageError(f"the job queue {redacted(queue.url)} refused the run: {e}") from e
-    return run
+    return await enqueue(store, queue, run)
 
 
 async def rollback_taste(store: Store, settings: Settings, guild_id: int) -> TasteVersion | None:

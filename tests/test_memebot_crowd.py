@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from engine.decoding.scoring import ScoreTerm
+from harness.factories import npz_header, rewrite_npz
 from memebot.crowd import CROWD_FILE, CrowdScorer, crowd_for, load_crowd
 from memebot.errors import ArtifactError, ScorerError
 from memebot.ngrams import N_BUCKETS
@@ -25,20 +26,6 @@ VERSION = "char-gru-20261130T082656Z-8e67a9fe"
 def _scorer(seed: int = 0) -> CrowdScorer:
     w = np.random.default_rng(seed).normal(0, 0.5, N_BUCKETS).astype(np.float32)
     return CrowdScorer(w, 0.25, VERSION, metrics={"auc_val": 0.6}, labels={"min_views": 50})
-
-
-def _rewrite(path: Path, **arrays: np.ndarray) -> None:
-    with np.load(path, allow_pickle=False) as z:
-        parts = {k: z[k] for k in z.files}
-    parts.update(arrays)
-    np.savez(path, **parts)
-
-
-def _header(path: Path) -> dict[str, object]:
-    with np.load(path, allow_pickle=False) as z:
-        out = json.loads(str(z["header"][()]))
-    assert isinstance(out, dict)
-    return out
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -84,7 +71,7 @@ def test_checksum_mismatch_refused(tmp_path: Path) -> None:
     with np.load(path) as z:
         w = z["weights"].copy()
     w[123] = np.float16(7.0)
-    _rewrite(path, weights=w)
+    rewrite_npz(path, weights=w)
     with pytest.raises(ScorerError, match=r"crowd\.npz: checksum mismatch"):
         load_crowd(path, VERSION)
 
@@ -106,9 +93,9 @@ def test_other_model_refused(tmp_path: Path) -> None:
 )
 def test_unknown_version_refused(tmp_path: Path, field: str, value: object, match: str) -> None:
     path = _scorer().save(tmp_path / CROWD_FILE)
-    header = _header(path)
+    header = npz_header(path)
     header[field] = value
-    _rewrite(path, header=np.array(json.dumps(header)))
+    rewrite_npz(path, header=np.array(json.dumps(header)))
     with pytest.raises(ScorerError, match=match):
         load_crowd(path, VERSION)
 

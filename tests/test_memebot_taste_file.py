@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.factories import npz_header, rewrite_npz
 from memebot.errors import ScorerError
 from memebot.taste_file import (
     ACTIVE_FILE,
@@ -35,20 +36,6 @@ def _scorer(seed: int = 0, version: int = 1) -> TasteScorer:
     return TasteScorer(
         w, -0.5, GUILD, BASE, version=version, n_votes=37, heldout_auc=0.71, metrics={"a": 1}
     )
-
-
-def _rewrite(path: Path, **arrays: np.ndarray) -> None:
-    with np.load(path, allow_pickle=False) as z:
-        parts = {k: z[k] for k in z.files}
-    parts.update(arrays)
-    np.savez(path, **parts)
-
-
-def _header(path: Path) -> dict[str, object]:
-    with np.load(path, allow_pickle=False) as z:
-        out = json.loads(str(z["header"][()]))
-    assert isinstance(out, dict)
-    return out
 
 
 def test_round_trip_small_file(tmp_path: Path) -> None:
@@ -100,21 +87,21 @@ def test_refuses_corrupt_files(tmp_path: Path) -> None:
     with np.load(path) as z:
         w = z["weights"].copy()
     w[3] = np.float16(w[3] + 1)
-    _rewrite(path, weights=w)
+    rewrite_npz(path, weights=w)
     with pytest.raises(ScorerError, match="checksum"):
         load_taste(path, base_version=BASE)
     # An unknown format version, and a header that is not JSON.
     path.write_bytes(good)
-    h = _header(path)
-    _rewrite(path, header=np.array(json.dumps({**h, "format_version": 99})))
+    h = npz_header(path)
+    rewrite_npz(path, header=np.array(json.dumps({**h, "format_version": 99})))
     with pytest.raises(ScorerError, match="version 99"):
         load_taste(path, base_version=BASE)
-    _rewrite(path, header=np.array("{not json"))
+    rewrite_npz(path, header=np.array("{not json"))
     with pytest.raises(ScorerError, match="corrupt header"):
         load_taste(path, base_version=BASE)
     # float32 weights where float16 is the format.
     path.write_bytes(good)
-    _rewrite(path, weights=w.astype(np.float32))
+    rewrite_npz(path, weights=w.astype(np.float32))
     with pytest.raises(ScorerError, match="do not fit"):
         load_taste(path, base_version=BASE)
 
