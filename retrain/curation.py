@@ -22,11 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from memebot.caption_format import caption_text
+from memebot.caption_format import CaptionRow, caption_text
 from memebot.store.types import GenerationInfo
 
 RULES = ("negative", "low_score", "low_share", "filtered", "cleaning", "in_base")
@@ -44,7 +43,7 @@ class CurationRules:
 
 
 @dataclass(frozen=True)
-class CuratedRow:
+class CuratedRow(CaptionRow):
     template: str
     boxes: tuple[str, ...]
     weight: int  # how many copies training sees (1 for held-out rows)
@@ -54,15 +53,6 @@ class CuratedRow:
     generation_id: int
     kind: str  # positive | negative
     split: str  # train | heldout
-
-    @property
-    def text(self) -> str:
-        return caption_text(self.boxes)
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["boxes"] = list(self.boxes)
-        return d
 
 
 @dataclass

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from memebot import filtering
-from memebot.caption_format import caption_text
+from memebot.caption_format import CaptionRow
 from memebot.choices import FilterLevel
 from memebot.errors import UsageError
 from memebot.store import Store
@@ -52,7 +51,7 @@ class TasteRules:
 
 
 @dataclass(frozen=True)
-class TasteRow:
+class TasteRow(CaptionRow):
     generation_id: int
     template: str
     boxes: tuple[str, ...]
@@ -61,15 +60,6 @@ class TasteRow:
     up: int  # counted votes (the requester's own left out)
     down: int
     split: str  # train | heldout
-
-    @property
-    def text(self) -> str:
-        return caption_text(self.boxes)
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["boxes"] = list(self.boxes)
-        return d
 
 
 @dataclass
