@@ -414,3 +414,33 @@ def test_bfloat16_training_writes_a_float32_artifact(
         [c.text for c in prep.splits["train"]], [c.text for c in prep.splits["val"]]
     )
     assert res.nats_per_char < base - 0.3, (res.nats_per_char, base)
+
+
+def test_exclude_templates_trains_a_model_that_never_saw_them(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """--exclude-templates: the withheld template keeps its box count but has no slot, no
+    training captions and no val captions; the others train as usual."""
+    from memebot.artifact.templates import GENERIC_SLOT, TemplateTable
+
+    out = train_tiny(tiny_data, tmp_path / "m", epochs=1, exclude_templates=("y-u-no",))
+    table = TemplateTable.load(out / "templates.json")
+    withheld = table.get("y-u-no")
+    assert withheld is not None and withheld.slot == GENERIC_SLOT
+    assert withheld.train_captions == 0 and withheld.box_count == 2
+    seen = table.get("two-buttons")
+    assert seen is not None and seen.slot != GENERIC_SLOT and seen.train_captions > 0
+    meta = json.loads((out / "meta.json").read_text())
+    prep = prepare(tiny_data)
+    kept_val = [c for c in prep.splits["val"] if c.template != "y-u-no"]
+    assert meta["metrics"]["val_captions"] == len(kept_val)
+    assert meta["extra"]["withheld_templates"] == ["y-u-no"]
+    assert meta["metrics"]["extra_captions"] == 0
+
+
+def test_exclude_templates_refuses_a_template_without_captions(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="--exclude-templates no-such-meme"):
+        train(TrainOptions(data=tiny_data, out=tmp_path / "m", exclude_templates=("no-such-meme",)))
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()

@@ -104,6 +104,13 @@ def _what_to_train(t: argparse._ArgumentGroup, settings: Settings) -> None:
     t.add_argument(
         "--resume", action="store_true", help="continue the unfinished run in OUT.partial/"
     )
+    t.add_argument(
+        "--exclude-templates",
+        default="",
+        metavar="SLUG,SLUG",
+        help="leave these templates' captions out of every split: a model that never saw "
+        "them, to measure templates without data on (bench/unseen_templates.py)",
+    )
 
 
 def _schedule(t: argparse._ArgumentGroup, settings: Settings) -> None:
@@ -345,6 +352,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         negative_weight=args.negative_weight,
         unlikelihood_weight=args.unlikelihood_weight,
         overrides=_parse_sets(args.overrides),
+        exclude_templates=tuple(s.strip() for s in args.exclude_templates.split(",") if s.strip()),
         verbose=0 if args.quiet else 1,
     )
     # A bad flag is reported before TensorFlow's few seconds of import, which are then quiet.

@@ -54,6 +54,9 @@ class TrainOptions:
     negative_data: Path | None = None
     negative_weight: float | None = None
     unlikelihood_weight: float = 1.0
+    # Template slugs whose captions are left out of every split (and so get no slot): a
+    # model that never saw them, to measure templates without data on (bench/unseen_templates.py).
+    exclude_templates: tuple[str, ...] = ()
 
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")

@@ -60,8 +60,11 @@ class Prepared:
     def build_vocab(self) -> Vocab:
         return Vocab.build(c.text for c in self.splits["train"])
 
-    def build_templates(self) -> TemplateTable:
-        return build_table(self.templates_meta, self.splits["train"], self.captions("all"))
+    def build_templates(self, withheld: frozenset[str] = frozenset()) -> TemplateTable:
+        """The template table; `withheld` templates get no slot and no lengths of their own,
+        only their box count (what a template's catalog entry gives without captions)."""
+        train = [c for c in self.splits["train"] if c.template not in withheld]
+        return build_table(self.templates_meta, train, self.captions("all"))
 
     def statistics(self) -> str:
         lines = [

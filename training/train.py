@@ -66,6 +66,8 @@ class _Data:
     val: list[Any]
     negatives: list[Any]  # downvoted rows for the unlikelihood term
     fingerprint: str  # of all of it: new rows make a new model version
+    own_train: int = 0  # the base data's training captions in `train`
+    withheld: frozenset[str] = frozenset()  # --exclude-templates: no slot, no captions
 
 
 @dataclass
@@ -94,15 +96,25 @@ def train(opts: TrainOptions, echo: Callable[[str], None] = print) -> Path:
     data = _load_data(opts)
     setup = _open_run(opts, work, data, fresh_config, init)
     echo(data.prep.statistics())
+    if data.withheld:
+        echo(f"withheld (no captions, no slot): {', '.join(sorted(data.withheld))}")
     model, fit = _fit(opts, work, data, setup, precision, started, echo)
     return _write(opts, work, data, setup, model, fit, precision, echo)
 
 
 def _load_data(opts: TrainOptions) -> _Data:
     prep: Prepared = prepare(opts.data, cache_dir=opts.cache_dir)
-    train_caps = prep.splits["train"][: opts.limit or None]
-    val_caps = prep.splits["val"][: opts.val_limit or None]
+    withheld = _check_withheld(prep, opts.exclude_templates)
+    # Withheld templates lose their captions in every split (and so their slot): the model
+    # is one that never saw them, to measure templates without data on.
+    train_caps = [c for c in prep.splits["train"] if c.template not in withheld]
+    val_caps = [c for c in prep.splits["val"] if c.template not in withheld]
+    train_caps = train_caps[: opts.limit or None]
+    val_caps = val_caps[: opts.val_limit or None]
+    own_train = len(train_caps)
     data_fp = prep.fingerprint
+    if withheld:
+        data_fp = _fingerprint(data_fp, ("withheld:" + ",".join(sorted(withheld))).encode())
     if opts.extra_data is not None:
         extra, data_fp = _extra_captions(opts.extra_data, opts.extra_weight, data_fp)
         train_caps = train_caps + extra
@@ -113,7 +125,20 @@ def _load_data(opts: TrainOptions) -> _Data:
         data_fp = _fingerprint(data_fp, repr(opts.unlikelihood_weight).encode())
     if not train_caps or not val_caps:  # checked before anything is written
         raise DataError(f"{opts.data}: needs captions in both train and val splits after cleaning")
-    return _Data(prep, train_caps, val_caps, negatives, data_fp)
+    return _Data(prep, train_caps, val_caps, negatives, data_fp, own_train, withheld)
+
+
+def _check_withheld(prep: Prepared, slugs: tuple[str, ...]) -> frozenset[str]:
+    """--exclude-templates as slugs that have captions in the data (a typo would otherwise
+    train an ordinary model without saying so)."""
+    have = {c.template for c in prep.captions("all")}
+    unknown = sorted(s for s in slugs if s not in have)
+    if unknown:
+        raise UsageError(
+            f"--exclude-templates {','.join(unknown)}: no captions of such a template in "
+            f"{prep.source} (slugs look like {min(have) if have else 'success-kid'})"
+        )
+    return frozenset(slugs)
 
 
 def _open_run(opts: TrainOptions, work: Path, data: _Data, fresh_config: Any, init: Any) -> _Setup:
@@ -134,7 +159,12 @@ def _open_run(opts: TrainOptions, work: Path, data: _Data, fresh_config: Any, in
     if init is not None:
         setup = _Setup(init.config, init.vocab, init.templates, init)
     else:
-        setup = _Setup(fresh_config, data.prep.build_vocab(), data.prep.build_templates(), None)
+        setup = _Setup(
+            fresh_config,
+            data.prep.build_vocab(),
+            data.prep.build_templates(withheld=data.withheld),
+            None,
+        )
     work.mkdir(parents=True)
     setup.vocab.save(work / "vocab.json")
     setup.templates.save(work / "templates.json")
@@ -352,7 +382,7 @@ def _write(
         json.loads((work / "history.json").read_text()) if (work / "history.json").is_file() else {}
     )
     trained_chars = int(sum(history.get("batches", [])) * fit.targets_per_batch)
-    own_train = len(data.prep.splits["train"][: opts.limit or None])
+    own_train = data.own_train
     metrics = {
         "val_nats_per_char": val.nats_per_char,
         "val_accuracy": val.accuracy,
@@ -385,6 +415,7 @@ def _write(
             "cleaning": data.prep.report.to_dict(),
             "params": int(model.count_params()),
             "init_from": run.get("init_from"),
+            "withheld_templates": sorted(data.withheld),
         },
     )
     write_artifact(
