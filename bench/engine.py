@@ -14,11 +14,11 @@ of the `memebot engine` it load-tests; `step_ms` times one batched model call at
 beside the NumPy step (`step_ms_numpy_step`): where the two cross is where a GPU pays off.
 
 The in-process `threshold_*`, `calibrated_*` and `beam5_*` figures write one candidate per
-caption (N = 1, the decoding alone); `default_*` is the default style as the API writes it, the
-best of `default_n_candidates` (targets: threshold p50 <= 10 ms at N = 1, default p50 <= 25 ms
-at its N). The HTTP load and the calibrated length ratios use the API's defaults too.
-`styles` and `default_style_*` are the bot's styles against real captions
-(bench/caption_stats.py: distinct2_ratio, oov_ratio, length_ratio_worst).
+caption (N = 1: the decoding, then the scored pick every reply carries); `default_*` is the
+default style as the API writes it, the best of `default_n_candidates` (targets: threshold
+p50 <= 10 ms at N = 1, default p50 <= 25 ms at its N). The HTTP load and the calibrated
+length ratios use the API's defaults too. `styles` and `default_style_*` are the bot's styles
+against real captions (bench/caption_stats.py: distinct2_ratio, oov_ratio, length_ratio_worst).
 
 `crowd_auc_val`, `crowd_auc_unseen_templates` (beside `_length` and `_loglik` baselines) and
 `crowd_cost_fraction` (the crowd's term's added time per caption at N = 8, target <= 0.30):
@@ -83,7 +83,8 @@ def reference_ms_per_caption(model: Any, captions: int = 2) -> tuple[float, floa
 
 
 def decode_latencies(model: Any, method: str, n: int, candidates: int = 1) -> list[float]:
-    """Milliseconds per request of one caption, alone, written as the best of `candidates`."""
+    """Milliseconds per request of one caption, alone, written as the best of `candidates`:
+    the decoding and the scored pick (every reply carries `score` and `score_parts`)."""
     from engine.decoding.batch import run_jobs
     from engine.decoding.jobs import CaptionRequest, make_job
     from engine.decoding.pickers import Decoding
@@ -102,7 +103,9 @@ def decode_latencies(model: Any, method: str, n: int, candidates: int = 1) -> li
             n_candidates=candidates,
         )
         t0 = time.perf_counter()
-        run_jobs(model, [make_job(model, req)])
+        job = make_job(model, req)
+        run_jobs(model, [job])
+        job.captions()  # the pick and its scores, as the engine's decoding thread runs them
         out.append((time.perf_counter() - t0) * 1000)
     return out
 
