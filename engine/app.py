@@ -1,4 +1,4 @@
-"""The engine's HTTP API (aiohttp): the models of engine/schema.py over HTTP, /openapi.json
+"""The engine's HTTP API (aiohttp): the models of engine/schema/ over HTTP, /openapi.json
 generated from them. Binds 127.0.0.1 by default; an optional bearer token guards /v1 and
 /metrics. Every client mistake is a 4xx naming the field (or a quiet close when the client is
 gone); only the unexpected is logged with a traceback and answered 500."""

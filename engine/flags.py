@@ -1,5 +1,5 @@
 """Command-line flags from an API model: one flag per field, its type, choices, default and help
-taken from engine/schema.py, so `memebot generate` and POST /v1/memes cannot drift apart.
+taken from engine/schema/, so `memebot generate` and POST /v1/memes cannot drift apart.
 
 A field `max_len` becomes `--max-len`; `n` becomes `-n`; a boolean that defaults to true becomes
 `--no-<name>`. Flags left out are left out of the body too, so the model's defaults apply.

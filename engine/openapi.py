@@ -1,5 +1,5 @@
 """OpenAPI 3.1 description of the engine's HTTP API (served at GET /openapi.json), generated
-from the models of engine/schema.py: a field, default or limit changes there and here at once.
+from the models of engine/schema/: a field, default or limit changes there and here at once.
 Only the routes, their status codes and summaries are written out below."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decoding methods by name, with their defaults: what the engine's API offers (engine/schema.py)
+"""Decoding methods by name, with their defaults: what the engine's API offers (engine/schema/)
 and its pickers implement (engine/decoding/pickers.py), defined once for both."""
 
 from __future__ import annotations

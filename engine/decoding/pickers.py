@@ -33,7 +33,7 @@ FREE, FORBID_END, FORCE_END, PREFER_END = 0, 1, 2, 3
 
 @dataclass(frozen=True)
 class Decoding:
-    """How to pick characters; the defaults are the API's (engine/schema.py)."""
+    """How to pick characters; the defaults are the API's (engine/schema/)."""
 
     method: str = DEFAULT_METHOD  # one of METHODS
     # Threshold family: r ~ U[min_score, 1], candidates p >= r * top; beam: p >= min_score * top.

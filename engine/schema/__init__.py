@@ -1,0 +1,148 @@
+"""The engine's HTTP API as data: request and response models, limits and defaults.
+
+The one source for the API's names, defaults and limits: the engine validates with these models,
+/openapi.json is generated from them (engine/openapi.py), `memebot generate` builds its flags
+from them (engine/flags.py), and the engine's client (engine/client.py: the bot, promotion)
+speaks them. Light on purpose:
+pydantic only, no ML code, no Pillow, no aiohttp (the bot imports it).
+
+Errors name the field: `parse`/`parse_meme_request` raise `BadRequest(field, problem)`, answered
+as 400 `{"error": "<field>: <problem>", "field": "<field>"}` (the `ErrorBody` model). Built
+directly (`MemeRequest(...)`, as a client does), a model raises pydantic's ValidationError for a
+field out of range and BadRequest for a rule between fields; `to_body()` gives the JSON to send.
+The rule that needs the template's box count (`check_caption_fits`) runs on the engine.
+"""
+
+from __future__ import annotations
+
+from engine.schema.errors import BadRequest, ErrorBody, bad_request, parse, parse_json
+from engine.schema.limits import (
+    HEADER_ALT_TEXT,
+    HEADER_BOXES,
+    HEADER_MODEL,
+    HEALTH_PATH,
+    MAX_BEAM_WIDTH,
+    MAX_BOXES,
+    MAX_CANDIDATES,
+    MAX_LEN,
+    MAX_LEN_LIMIT,
+    MAX_N,
+    MAX_OFFSET,
+    MAX_PATH,
+    MAX_PATH_COMPONENT,
+    MAX_SEED,
+    MAX_START,
+    MAX_TEMPERATURE,
+    MAX_TEMPLATE,
+    MAX_TOP_K,
+    MAX_WELL_FORMED_WEIGHT,
+    MEMES_PATH,
+    METRICS_PATH,
+    OPEN_PATHS,
+    OPENAPI_PATH,
+    READY_PATH,
+    RELOAD_PATH,
+    RESPONSES,
+    SEARCH_LIMIT,
+    TEMPLATES_PATH,
+    UPLOAD_BOXES,
+    UPLOAD_PATH,
+    ResponseKind,
+)
+from engine.schema.requests import (
+    PRINTABLE_PATTERN,
+    Ascii,
+    MemeOptions,
+    MemeRequest,
+    ReloadRequest,
+    TemplateQuery,
+    UploadOptions,
+    check_caption_fits,
+    parse_meme_request,
+)
+from engine.schema.responses import (
+    CaptionResult,
+    DecodingUsed,
+    HealthResponse,
+    ImagePayload,
+    MemeResponse,
+    OptionsUsed,
+    ReadyResponse,
+    ReloadResponse,
+    TemplateInfo,
+    TemplatesResponse,
+)
+from memebot.decoding import (
+    BEAM_MIN_SCORE,
+    DEFAULT_BEAM_WIDTH,
+    DEFAULT_CANDIDATES,
+    DEFAULT_METHOD,
+    MIN_SCORE,
+    Method,
+    default_min_score,
+)
+
+__all__ = [
+    "BEAM_MIN_SCORE",
+    "DEFAULT_BEAM_WIDTH",
+    "DEFAULT_CANDIDATES",
+    "DEFAULT_METHOD",
+    "HEADER_ALT_TEXT",
+    "HEADER_BOXES",
+    "HEADER_MODEL",
+    "HEALTH_PATH",
+    "MAX_BEAM_WIDTH",
+    "MAX_BOXES",
+    "MAX_CANDIDATES",
+    "MAX_LEN",
+    "MAX_LEN_LIMIT",
+    "MAX_N",
+    "MAX_OFFSET",
+    "MAX_PATH",
+    "MAX_PATH_COMPONENT",
+    "MAX_SEED",
+    "MAX_START",
+    "MAX_TEMPERATURE",
+    "MAX_TEMPLATE",
+    "MAX_TOP_K",
+    "MAX_WELL_FORMED_WEIGHT",
+    "MEMES_PATH",
+    "METRICS_PATH",
+    "MIN_SCORE",
+    "OPENAPI_PATH",
+    "OPEN_PATHS",
+    "PRINTABLE_PATTERN",
+    "READY_PATH",
+    "RELOAD_PATH",
+    "RESPONSES",
+    "SEARCH_LIMIT",
+    "TEMPLATES_PATH",
+    "UPLOAD_BOXES",
+    "UPLOAD_PATH",
+    "Ascii",
+    "BadRequest",
+    "CaptionResult",
+    "DecodingUsed",
+    "ErrorBody",
+    "HealthResponse",
+    "ImagePayload",
+    "MemeOptions",
+    "MemeRequest",
+    "MemeResponse",
+    "Method",
+    "OptionsUsed",
+    "ReadyResponse",
+    "ReloadRequest",
+    "ReloadResponse",
+    "ResponseKind",
+    "TemplateInfo",
+    "TemplateQuery",
+    "TemplatesResponse",
+    "UploadOptions",
+    "bad_request",
+    "check_caption_fits",
+    "default_min_score",
+    "parse",
+    "parse_json",
+    "parse_meme_request",
+]
