@@ -161,7 +161,12 @@ def reference(
 
 
 def generate(
-    model: Any, ref: Reference, options: Any, per_template: int, seed: int = 0
+    model: Any,
+    ref: Reference,
+    options: Any,
+    per_template: int,
+    seed: int = 0,
+    name_seed: bool = True,
 ) -> dict[str, list[tuple[str, ...]]]:
     """`per_template` captions of each reference template written with engine `options`
     (a MemeOptions: decoding, n_candidates and the rest filled in as the API does), seeds
@@ -186,6 +191,7 @@ def generate(
                 seed=seed + t * per_template + i,
                 n_candidates=used.n_candidates,
                 well_formed_weight=used.well_formed_weight,
+                name_seed=name_seed,  # False: templates without captions get no name seed
             )
             jobs.append(make_job(model, req))
     run_jobs(model, jobs)

@@ -32,6 +32,7 @@ from engine.decoding.pickers import (
     rule_code,
 )
 from engine.decoding.scoring import Scorer, ScoreTerm
+from engine.decoding.unseen import name_phrase
 from memebot.artifact.vocab import BOS
 from memebot.caption_format import BOX_END, MAX_CHARS, caption_text
 
@@ -70,6 +71,9 @@ class CaptionRequest:
     terms: tuple[tuple[ScoreTerm, float], ...] = field(default=(), compare=False)
     # the weight of well_formed for this request's pick (None: the model scorer's)
     well_formed_weight: float | None = None
+    # a template with no captions may open a box with its name (engine/decoding/unseen.py);
+    # False: never (the generic slot alone, what bench/unseen_templates.py compares with)
+    name_seed: bool = True
 
 
 class _JobBase:
@@ -141,6 +145,11 @@ class RowJob(_JobBase):
             raise ValueError("a beam request is a BeamJob")
         super().__init__(model, req)
         self.group = astuple(req.decoding)  # rows with equal decodings are picked together
+        # A template without captions whose name is a phrase: some rows open a box with it.
+        phrase = name_phrase(model.templates.get(req.template)) if req.name_seed else None
+        self.phrase_ids: np.ndarray | None = (
+            model.vocab.encode(phrase) if phrase and not req.start else None
+        )
         self.lengths: list[tuple[float, ...]] | None = (
             model.templates.length_quantiles(req.template, req.n_boxes)
             if req.decoding.method in LENGTH_TARGETED

@@ -23,6 +23,7 @@ import numpy as np
 
 from engine.decoding.jobs import RowJob, Sampled
 from engine.decoding.pickers import FORBID_END, FORCE_END, FREE, PREFER_END, pick_rows, rule_code
+from engine.decoding.unseen import seeded_box
 from memebot.artifact.templates import LENGTH_LEVELS
 from memebot.artifact.vocab import BOS
 from memebot.caption_format import BOX_END
@@ -35,12 +36,16 @@ _STEPS = len(_LEVELS) - 1
 # The interpolation in _draw_targets finds a draw's interval arithmetically: levels are even.
 assert np.allclose(_LEVELS, np.linspace(0, 1, _STEPS + 1)), "LENGTH_LEVELS must be evenly spaced"
 _NEXT_TWO = np.array([1, 2])  # floats columns of a row's next two draws, after its pointer
-# Columns of RowTable.ints [R, 15]. Changing per step: prefix ids fed so far, id fed next,
+# Columns of RowTable.ints [R, 17]. Changing per step: prefix ids fed so far, id fed next,
 # closed boxes, length of the open box, of the text (start included), calibrated target of
 # the open box (0: none), next unused draw, generated ids so far. Fixed per request: prefix
 # length, decoding group, conditioning id, box count, max_len, allow_empty_boxes, calibrated.
+# Fixed per row: the box that opens with the row's forced ids (`force`; -1: none) and their
+# number (a template without captions opening a box with its name, engine/decoding/unseen.py).
 FED, LAST, BOXES, BOX_LEN, LENGTH, TARGET, PTR, GLEN = range(8)
 PLEN, GROUP, COND, NBOX, MAXLEN, EMPTY_OK, CALIBRATED = range(8, 15)
+FORCE_BOX, FORCE_LEN = 15, 16
+_COLUMNS = 17
 
 
 class RowTable:
@@ -54,12 +59,13 @@ class RowTable:
         self.id_char = np.array(["", "", "?", *model.vocab.chars], dtype=object)
         self.decodings: dict[tuple[Any, ...], int] = {}  # decoding -> group id
         self.decoding_of: list[Any] = []
-        self.ints = np.zeros((0, 15), dtype=np.int64)  # [R, 15], columns above
+        self.ints = np.zeros((0, _COLUMNS), dtype=np.int64)  # [R, 17], columns above
         self.objs = np.empty((0, 3), dtype=object)  # [R, 3]: its RowJob, start text, row in job
         self.floats = np.zeros((0, 2))  # [R, 1 + W]: log-probability, then the row's draws
         self.prefix = np.zeros((0, 1, 2), dtype=np.int64)  # [R, P, 2]: ids fed first, box
         self.gen = np.zeros((0, 1), dtype=np.int64)  # [R, G] generated ids
         self.quant = np.zeros((0, 1, len(LENGTH_LEVELS)))  # [R, boxes, levels] length quantiles
+        self.force = np.zeros((0, 1), dtype=np.int64)  # [R, F] ids that open box FORCE_BOX
 
     def __len__(self) -> int:
         return len(self.ints)
@@ -82,6 +88,7 @@ class RowTable:
         self.prefix = _cat([self.prefix, *(p[3] for p in parts)])
         self.gen = _cat([self.gen, *(p[4] for p in parts)])
         self.quant = _cat([self.quant, *(p[5] for p in parts)], edge=True)
+        self.force = _cat([self.force, *(p[6] for p in parts)])
         new = np.arange(R, len(self))
         self._draw_targets(new[self.ints[new, BOXES] < self.ints[new, NBOX]])
         return len(self) - R
@@ -94,7 +101,7 @@ class RowTable:
         group = self.decodings.setdefault(job.group, len(self.decodings))
         if group == len(self.decoding_of):
             self.decoding_of.append(req.decoding)
-        row = np.zeros(15, dtype=np.int64)
+        row = np.zeros(_COLUMNS, dtype=np.int64)
         row[LAST] = BOS
         row[BOXES] = job.start_boxes
         row[BOX_LEN] = job.start_box_len
@@ -110,15 +117,27 @@ class RowTable:
         ]
         width = 2 * (req.max_len + 2) + req.n_boxes + 2  # every draw a row can make
         floats = np.zeros((n, 1 + width))
+        rows = np.tile(row, (n, 1))
+        rows[:, FORCE_BOX] = -1
+        phrase = job.phrase_ids
         for i, s in enumerate(seeds):
-            floats[i, 1:] = np.random.default_rng(s).random(width)
+            # one draw past the others decides the row's name seed: the others stay the draws
+            # the same seed always made
+            draws = np.random.default_rng(s).random(width + 1)
+            floats[i, 1:] = draws[:width]
+            if phrase is not None:
+                rows[i, FORCE_BOX] = seeded_box(float(draws[width]), req.n_boxes)
+        force = np.zeros((n, max(1, 0 if phrase is None else len(phrase))), dtype=np.int64)
+        if phrase is not None:
+            force[:, : len(phrase)] = phrase
+            rows[:, FORCE_LEN] = len(phrase)
         quant = np.zeros((n, req.n_boxes, len(LENGTH_LEVELS)))
         if job.lengths is not None:
             quant[:] = np.asarray(job.lengths)[None]
         objs = np.empty((n, 3), dtype=object)
         objs[:, 0], objs[:, 1], objs[:, 2] = job, req.start, range(n)
         gen = np.zeros((n, req.max_len + 1), dtype=np.int64)
-        return np.tile(row, (n, 1)), objs, floats, np.repeat(prefix[None], n, 0), gen, quant
+        return rows, objs, floats, np.repeat(prefix[None], n, 0), gen, quant, force
 
     def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ids fed this step [R], their box indices [R] and conditioning ids [R]."""
@@ -175,11 +194,16 @@ class RowTable:
             if v[FED] < v[PLEN]:
                 return np.arange(1)
         fed, last, boxes, box_len, length, target, ptr, glen = v[:8].tolist()
-        _, group, _, n_boxes, max_len, empty_ok, _ = v[8:].tolist()
+        _, group, _, n_boxes, max_len, empty_ok, _, force_box, force_len = v[8:].tolist()
         code = rule_code(length, boxes, box_len, target, n_boxes, max_len, bool(empty_ok))
         u = self.floats[:1, 1 + ptr : 3 + ptr]  # [1, 2]
         start = np.array([box_len == 0 or last == self.space_id])
         c = int(self._pick_group(group, logp[:1], u, np.array([code], dtype=np.int8), start)[0])
+        if boxes == force_box and box_len < force_len:
+            if box_len == 0 and not _name_fits(v[None])[0]:
+                v[FORCE_BOX] = -1  # too little room for the whole name: sampled as usual
+            elif code != FORCE_END:
+                c = int(self.force[0, box_len])
         self.floats[0, 0] += logp[0, c]
         self.gen[0, glen] = c
         end = c == self.end_id
@@ -202,7 +226,7 @@ class RowTable:
         return np.arange(1)
 
     def _pick(self, rows: np.ndarray, logp: np.ndarray) -> None:
-        v = self.ints[rows]  # [k, 15], a copy: written back at the end
+        v = self.ints[rows]  # [k, 17], a copy: written back at the end
         ptr = v[:, PTR]
         u = self.floats[rows[:, None], ptr[:, None] + _NEXT_TWO]  # [k, 2]
         v[:, PTR] += 2
@@ -210,14 +234,25 @@ class RowTable:
         groups = v[:, GROUP]
         # the next character begins a word: the box is empty so far or the last one is a space
         start = (v[:, BOX_LEN] == 0) | (v[:, LAST] == self.space_id)
+        codes = self.codes(v)
         if (groups == groups[0]).all():
-            chars = self._pick_group(int(groups[0]), lp, u, self.codes(v), start)
+            chars = self._pick_group(int(groups[0]), lp, u, codes, start)
         else:
-            codes = self.codes(v)
             chars = np.empty(len(rows), dtype=np.int64)
             for g in np.unique(groups):
                 sel = np.flatnonzero(groups == g)
                 chars[sel] = self._pick_group(int(g), lp[sel], u[sel], codes[sel], start[sel])
+        # a seeded row opening its box: the name's next character instead of the pick (unless
+        # the caption rules end the box now)
+        box_len = v[:, BOX_LEN]
+        forced = (v[:, FORCE_BOX] == v[:, BOXES]) & (box_len < v[:, FORCE_LEN])
+        if forced.any():
+            # the whole name or none of it: a box opening with too little room left for the
+            # name (and the boxes after it) is sampled as usual
+            short = forced & (box_len == 0) & ~_name_fits(v)
+            v[short, FORCE_BOX] = -1
+            forced &= ~short & (codes != FORCE_END)
+            chars[forced] = self.force[rows[forced], box_len[forced]]
         self.floats[rows, 0] += lp[np.arange(len(rows)), chars]
         self.gen[rows, v[:, GLEN]] = chars
         end = chars == self.end_id
@@ -266,8 +301,15 @@ class RowTable:
 
     def take(self, idx: np.ndarray) -> None:
         """Keep rows `idx` (in that order)."""
-        for f in ("ints", "objs", "floats", "prefix", "gen", "quant"):
+        for f in ("ints", "objs", "floats", "prefix", "gen", "quant", "force"):
             setattr(self, f, getattr(self, f)[idx])
+
+
+def _name_fits(v: np.ndarray) -> np.ndarray:
+    """Rows `v` [k, 17] at the opening of their seeded box: whether the name, its box's marker
+    and two characters for every box after it fit in max_len."""
+    after = v[:, NBOX] - v[:, BOXES] - 1
+    return v[:, MAXLEN] - v[:, LENGTH] >= v[:, FORCE_LEN] + 1 + 2 * after
 
 
 def _cat(arrays: list[np.ndarray], edge: bool = False) -> np.ndarray:
