@@ -66,7 +66,9 @@ class MemeService:
         self.settings = settings
         self.catalog = catalog or Catalog.load()
         # Every server's taste, read from the models location as requests name servers.
-        self.tastes = tastes or TasteCache(settings.models_dir, size=settings.taste_cache)
+        self.tastes = tastes or TasteCache(
+            settings.models_dir, size=settings.taste_cache, tilt=settings.taste_tilt
+        )
         self.scheduler = Scheduler(
             model, max_queue=settings.max_queue, max_rows=settings.max_batch_rows
         )
@@ -140,6 +142,8 @@ class MemeService:
             # the server's taste joins the model's scorer for this request's pick only
             terms=self.tastes.terms(opts.server, model.version),
             well_formed_weight=opts.well_formed_weight,
+            # and tilts its sampling (engine/decoding/tilt.py)
+            tilt=self.tastes.tilt(opts.server, model.version),
         )
         captions = await self.scheduler.submit(req, timeout=self.settings.request_timeout)
         t1 = time.perf_counter()

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.decoding.scoring import ScoreTerm
+from engine.decoding.tilt import TasteTilt, tilt_of
 from memebot import taste_file
 from memebot.errors import MemebotError
 from memebot.logs import get_logger
@@ -57,6 +58,7 @@ class _Entry:
     taste: ScoreTerm | None = None  # None: the default
     refused: str = ""  # what the last refusal said (logged once, until it changes)
     refused_key: _Key | None = None  # the file last refused: not read again until it changes
+    tilt: TasteTilt | None = None  # what `taste` does to sampling (built with it)
 
 
 def _load_taste(path: Path, base_version: str, guild_id: int) -> ScoreTerm:
@@ -73,6 +75,7 @@ class TasteCache:
         size: int,
         recheck: float = RECHECK_SECONDS,
         weight: float = TASTE_WEIGHT,
+        tilt: float = 0.0,
         load: LoadTaste = _load_taste,
         read_active: ReadActive = taste_file.read_active,
         clock: Callable[[], float] = time.monotonic,
@@ -80,7 +83,7 @@ class TasteCache:
         if size < 1:
             raise ValueError("a taste cache holds at least one server")
         self.models_dir = models_dir
-        self.size, self.recheck, self.weight = size, recheck, weight
+        self.size, self.recheck, self.weight, self.tilt_strength = size, recheck, weight, tilt
         self._load, self._read_active, self._clock = load, read_active, clock
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self.loads = 0  # taste files loaded (a figure for tests and benchmarks)
@@ -97,6 +100,12 @@ class TasteCache:
         """The extra score terms of a request for `server` (none: the default pick)."""
         taste = self.get(server, base_version) if server is not None else None
         return () if taste is None else ((taste, self.weight),)
+
+    def tilt(self, server: int | str | None, base_version: str) -> TasteTilt | None:
+        """How `server`'s taste tilts a request's sampling (None: not at all)."""
+        if server is None or self.get(server, base_version) is None:
+            return None
+        return self._entries[int(server)].tilt
 
     def get(self, server: int | str, base_version: str) -> ScoreTerm | None:
         """`server`'s taste for the model `base_version`, or None (the default)."""
@@ -119,7 +128,7 @@ class TasteCache:
         try:
             path = self._read_active(self.models_dir, gid)
             if path is None:  # no taste yet, or it was deleted: the default
-                entry.key, entry.taste, entry.refused = None, None, ""
+                entry.key, entry.taste, entry.refused, entry.tilt = None, None, "", None
                 return
             st = path.stat()
         except (MemebotError, OSError, ValueError) as e:  # a corrupt pointer, a file gone
@@ -136,11 +145,16 @@ class TasteCache:
             return
         self.loads += 1
         entry.key, entry.taste, entry.refused = key, taste, ""
+        weights = getattr(taste, "weights", None)  # a taste file's scorer; test fakes have none
+        entry.tilt = None
+        if weights is not None:
+            factor = float(getattr(taste, "length_factor", 1.0))
+            entry.tilt = tilt_of(weights, self.tilt_strength, factor, name=f"server {gid}")
 
     def _refuse(self, gid: int, entry: _Entry, base_version: str, why: str) -> None:
         if entry.key is not None and entry.key[3] != base_version:
             # what served was fitted on another base model: it means nothing for this one
-            entry.key, entry.taste = None, None
+            entry.key, entry.taste, entry.tilt = None, None, None
         if why != entry.refused:
             keeps = "its previous taste" if entry.taste is not None else "the default taste"
             log.warning("server %d: taste refused, %s keeps serving: %s", gid, keeps, why)

@@ -170,3 +170,10 @@ def hash_features(texts: Sequence[str], n_buckets: int = N_BUCKETS) -> Hashed:
     np.cumsum(per_row, out=indptr[1:])
     values = (1.0 / np.sqrt(np.maximum(per_row, 1)))[all_rows].astype(np.float32)
     return Hashed(indptr, buckets, values, n_buckets)
+
+
+# The hash's pieces, for code that hashes a caption's grams one character at a time as it is
+# written (engine/decoding/tilt.py): the same buckets as hash_features, by construction.
+HASH_P = _P
+SALT_UNI, SALT_BI, SALT_CHAR = _SALT_UNI, _SALT_BI, _SALT_CHAR
+mix = _mix

@@ -11,7 +11,8 @@ A server's files live under `MODELS/tastes/GUILD_ID/`:
     v1.npz, v2.npz, ...   one per fitted version: `weights` float16 [n_buckets], `bias`
                           float32 [1], `header` (a JSON string: format, format_version,
                           features, n_buckets, guild_id, version, base_version, n_votes,
-                          heldout_auc, weights_sha256, fitted, metrics)
+                          heldout_auc, weights_sha256, fitted, metrics,
+                          length_factor: the server's drawn box lengths are scaled by it)
     active.json           {"version": n, "file": "vN.npz", "sha256": <the file's sha256>}:
                           the version that serves; absent, the default taste serves
 
@@ -66,6 +67,8 @@ class TasteScorer:
     metrics: dict[str, Any] = field(default_factory=dict)
     n_buckets: int = TASTE_BUCKETS
     features: str = FEATURES_VERSION
+    # what the lengths it draws are scaled by for this server (retrain/taste_fit.py); 1: none
+    length_factor: float = 1.0
 
     name = "taste"
 
@@ -97,6 +100,7 @@ class TasteScorer:
             "weights_sha256": weights_sha256(self.weights, np.array([self.bias], np.float32)),
             "fitted": self.fitted,
             "metrics": self.metrics,
+            "length_factor": self.length_factor,
         }
 
 
@@ -139,7 +143,15 @@ def load_taste(path: Path, *, base_version: str | None, guild_id: int | None = N
         fitted=str(h.get("fitted", "")),
         metrics=dict(h.get("metrics") or {}),
         n_buckets=int(h["n_buckets"]),
+        length_factor=_length_factor(path, h.get("length_factor", 1.0)),
     )
+
+
+def _length_factor(path: Path, value: object) -> float:
+    """A header's length factor (absent in files written before tastes had one: 1)."""
+    if not isinstance(value, int | float) or not 0.0 < float(value) <= 10.0:
+        raise ScorerError(f"{path}: header has a bad length_factor {value!r}")
+    return float(value)
 
 
 # -- where a server's tastes live, and which one serves ------------------------------------

@@ -11,22 +11,38 @@ held-out liked memes over its held-out disliked ones) is strictly better than th
 serves the server now, on the same held-out rows: the server's current taste, or, when it has
 none, the default taste (the crowd's scorer, or chance, 0.5, without one), and better than
 chance in any case. Otherwise the numbers are reported and nothing changes.
+
+The length factor: a taste also says how long the server likes its captions, which the
+per-character tilt of decoding cannot (engine/decoding/tilt.py; length-targeted styles draw
+each box's length from the template's real ones). Its raw value is the geometric mean, over the
+liked training memes, of the caption's length over the template's typical length (the sum of
+its boxes' median lengths, from the base model's template table); it is then shrunk towards 1
+by how well length, in that direction, ranks the held-out memes (the factor's own gate: to the
+power (AUC - 0.5) / LENGTH_AUC_SPAN, capped at 1: none at AUC <= 0.5, all of it from 0.75),
+and bounded to LENGTH_FACTOR_BOUNDS. A server that does
+not care about length gets ~1: its captions keep people's lengths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from memebot.artifact.templates import LENGTH_LEVELS, TemplateTable
 from memebot.ngrams import hash_features
 from memebot.taste_file import TASTE_BUCKETS, TasteScorer
 from retrain.taste_curation import TasteCurated, TasteRow
 
 L2 = 3e-3  # on the weight-averaged log-loss; the rows have norm ~1
 STEPS = 300
+LENGTH_FACTOR_BOUNDS = (0.4, 1.6)  # a caption of at least ~2/5 of people's length, at most 8/5
+# A held-out length AUC of 0.5 + this keeps the whole factor; 0.5 keeps none, between: a power.
+LENGTH_AUC_SPAN = 0.25
+# (template slug, boxes) -> the typical length of its captions in characters (None: unknown)
+TypicalLength = Callable[[str, int], float | None]
 
 
 class TextScorer(Protocol):
@@ -103,11 +119,50 @@ def fit_logistic(
     return w.astype(np.float32), float(b)
 
 
+def _log_ratios(rows: Sequence[TasteRow], typical: TypicalLength) -> tuple[np.ndarray, np.ndarray]:
+    """log(caption length / typical length) of the rows whose template has one, and which."""
+    out, keep = [], []
+    for i, r in enumerate(rows):
+        t = typical(r.template, len(r.boxes))
+        if t and t > 0:
+            out.append(np.log(max(sum(len(b) for b in r.boxes), 1) / t))
+            keep.append(i)
+    return np.asarray(out, dtype=np.float64), np.asarray(keep, dtype=np.int64)
+
+
+def fit_length_factor(
+    curated: TasteCurated, typical: TypicalLength | None
+) -> tuple[float, dict[str, float]]:
+    """The server's length factor (module docstring) and how it was found."""
+    if typical is None:
+        return 1.0, {}
+    lr, keep = _log_ratios(curated.train, typical)
+    liked = np.array([curated.train[i].label > 0 for i in keep], dtype=bool)
+    if not liked.any():
+        return 1.0, {}
+    w = np.array([curated.train[i].weight for i in keep], dtype=np.float64)[liked]
+    raw = float(np.exp(np.average(lr[liked], weights=np.maximum(w, 1e-9))))
+    h_lr, h_keep = _log_ratios(curated.heldout, typical)
+    labels = np.array([curated.heldout[i].label for i in h_keep])
+    direction = 1.0 if raw >= 1.0 else -1.0
+    len_auc = auc(direction * h_lr, labels) if len(h_lr) else float("nan")
+    power = 0.0 if np.isnan(len_auc) else float(np.clip((len_auc - 0.5) / LENGTH_AUC_SPAN, 0, 1))
+    lo, hi = LENGTH_FACTOR_BOUNDS
+    factor = float(np.clip(raw**power, lo, hi))
+    return factor, {"length_raw": raw, "length_heldout_auc": len_auc, "length_factor": factor}
+
+
 def fit_taste(
-    curated: TasteCurated, *, base_version: str, l2: float = L2, steps: int = STEPS
+    curated: TasteCurated,
+    *,
+    base_version: str,
+    l2: float = L2,
+    steps: int = STEPS,
+    typical: TypicalLength | None = None,
 ) -> TasteScorer:
     """A taste fitted on the curated training rows (held-out rows are never fitted on), each
-    weighted by its capped net vote."""
+    weighted by its capped net vote; with `typical` (the base model's typical caption lengths),
+    its length factor too (1 without)."""
     rows = curated.train
     if not rows:
         raise ValueError("no training rows to fit a taste on")
@@ -118,14 +173,28 @@ def fit_taste(
         l2=l2,
         steps=steps,
     )
+    factor, length_metrics = fit_length_factor(curated, typical)
     return TasteScorer(
         w,
         b,
         guild_id=curated.guild_id,
         base_version=base_version,
         n_votes=curated.n_votes,
-        metrics={"train_rows": len(rows), "heldout_rows": len(curated.heldout), "l2": l2},
+        metrics={"train_rows": len(rows), "heldout_rows": len(curated.heldout), "l2": l2}
+        | length_metrics,
+        length_factor=factor,
     )
+
+
+def typical_lengths(table: TemplateTable) -> TypicalLength:
+    """Typical caption lengths from a model's template table: its boxes' median lengths."""
+    mid = LENGTH_LEVELS.index(0.5)
+
+    def typical(template: str, n_boxes: int) -> float | None:
+        qs = table.length_quantiles(template, n_boxes)
+        return None if not qs else float(sum(q[mid] for q in qs))
+
+    return typical
 
 
 @dataclass(frozen=True)

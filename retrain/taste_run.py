@@ -19,8 +19,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from memebot.artifact.templates import TemplateTable
 from memebot.crowd import crowd_for
-from memebot.errors import ScorerError, UsageError
+from memebot.errors import ArtifactError, ScorerError, UsageError
 from memebot.logs import get_logger
 from memebot.settings import Settings
 from memebot.store import RunInfo, Store
@@ -35,7 +36,7 @@ from memebot.taste_file import (
 )
 from retrain.promotion import ensure_active
 from retrain.taste_curation import curate_guild
-from retrain.taste_fit import fit_taste, gate_taste
+from retrain.taste_fit import fit_taste, gate_taste, typical_lengths
 
 log = get_logger(__name__)
 
@@ -68,7 +69,16 @@ async def taste_steps(store: Store, settings: Settings, run: RunInfo) -> Outcome
     curated = await curate_guild(store, guild_id)  # NotEnoughVotes: the run fails, saying so
     counts = curated.counts()
     await store.update_run(run.id, stage="fitting", progress={"curation": counts})
-    candidate = await asyncio.to_thread(fit_taste, curated, base_version=active.version)
+    try:  # the base model's template lengths, what the length factor is measured against
+        typical = typical_lengths(TemplateTable.load(Path(active.path) / "templates.json"))
+    except ArtifactError as e:
+        log.warning(
+            "no template lengths in %s, the taste keeps people's lengths: %s", active.path, e
+        )
+        typical = None
+    candidate = await asyncio.to_thread(
+        fit_taste, curated, base_version=active.version, typical=typical
+    )
 
     await store.update_run(run.id, stage="evaluating")
     current_tv = await store.active_taste(guild_id)
@@ -79,7 +89,9 @@ async def taste_steps(store: Store, settings: Settings, run: RunInfo) -> Outcome
         log.warning("crowd scorer of %s not usable as the baseline: %s", active.version, e)
         default = None
     gate = gate_taste(candidate, curated.heldout, current=current, default=default)
-    gate_json: dict[str, Any] = gate.to_json() | {"counts": counts}
+    # the candidate's length factor beside its gate: how it would change the server's lengths
+    length = {k: v for k, v in candidate.metrics.items() if k.startswith("length_")}
+    gate_json: dict[str, Any] = gate.to_json() | {"counts": counts, "length": length}
     if not gate.promoted:
         return "rejected", gate.summary(), gate_json, None
 

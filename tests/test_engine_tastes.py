@@ -19,6 +19,7 @@ from engine.decoding.jobs import CaptionRequest, RowJob
 from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
+from engine.decoding.tilt import TILT_GRAMS
 from engine.schema import MemeOptions
 from engine.tastes import TasteCache
 from harness.engine import running_engine
@@ -284,3 +285,53 @@ def test_real_taste_files_and_their_refusals(
     taste_file.clear_active(tmp_path, 1)  # rolled back past its first taste: the default
     clock.t += 2.5
     assert tastes.get(1, "base-a") is None
+
+
+def test_a_real_taste_tilts_its_servers_requests_only(tmp_path: Path) -> None:
+    tastes = TasteCache(tmp_path, size=4, tilt=60.0, clock=Clock())
+    path = real_taste(tmp_path, 1, 1, "base-a", seed=1)
+    scorer = taste_file.load_taste(path, base_version="base-a")
+    t = tastes.tilt(1, "base-a")
+    assert t is not None and t is tastes.tilt("1", "base-a")  # one object per loaded taste
+    assert np.array_equal(t.weights, scorer.weights) and t.length_factor == 1.0
+    assert t.strength == pytest.approx(60.0 / np.sqrt(TILT_GRAMS))
+    assert tastes.tilt(2, "base-a") is None and tastes.tilt(None, "base-a") is None
+    assert tastes.tilt(1, "base-b") is None  # fitted on another base model: no taste, no tilt
+    # no tilt setting: the taste only picks, unless it changes lengths
+    assert TasteCache(tmp_path, size=4).tilt(1, "base-a") is None
+    scorer.length_factor, scorer.version = 0.7, 2
+    taste_file.save_taste(taste_file.taste_file(tmp_path, 1, 2), scorer)
+    taste_file.write_active(tmp_path, 1, 2)
+    only_lengths = TasteCache(tmp_path, size=4).tilt(1, "base-a")
+    assert only_lengths is not None and only_lengths.strength == 0.0
+    assert only_lengths.length_factor == pytest.approx(0.7)
+
+
+def test_the_service_tilts_the_default_style_by_the_requests_server(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """One candidate per caption (the bot's default style): the server's taste changes its
+    captions through the tilt, and a server without a taste gets the captions of no server."""
+
+    async def go() -> None:
+        s = scratch_settings(tmp_path, models_dir=tmp_path / "models")
+        s = s.model_copy(update={"taste_tilt": 60.0})
+        async with running_engine(tiny_model, s) as eng:
+            svc = eng.service
+            svc.tastes = TasteCache(s.models_dir, size=8, tilt=s.taste_tilt)
+            real_taste(s.models_dir, 1, 1, svc.model.version, seed=1)
+
+            async def boxes(server: str | None, seed: int) -> list[str]:
+                opts = MemeOptions(
+                    decoding="natural", n_candidates=1, seed=seed, image=False, server=server
+                )
+                got = await svc.generate(opts, svc.resolve("two-buttons"))
+                return got.captions[0].boxes
+
+            seeds = range(8)
+            plain = [await boxes(None, i) for i in seeds]
+            assert [await boxes("3", i) for i in seeds] == plain  # no taste: as no server
+            tilted = [await boxes("1", i) for i in seeds]
+            assert sum(t != p for t, p in zip(tilted, plain, strict=True)) >= 4
+
+    asyncio.run(go())

@@ -152,3 +152,19 @@ def test_corrupt_pointer_refused(tmp_path: Path, body: bytes) -> None:
     (d / ACTIVE_FILE).write_bytes(body)
     with pytest.raises(ScorerError, match="corrupt taste pointer"):
         read_active(tmp_path, GUILD)
+
+
+def test_the_length_factor_round_trips_and_defaults_to_one(tmp_path: Path) -> None:
+    s = _scorer()
+    s.length_factor = 0.62
+    path = save_taste(taste_file(tmp_path, GUILD, 1), s)
+    assert load_taste(path, base_version=BASE).length_factor == pytest.approx(0.62)
+    # a file written before tastes had one: no factor
+    header = npz_header(path)
+    del header["length_factor"]
+    rewrite_npz(path, header=np.array(json.dumps(header)))
+    assert load_taste(path, base_version=BASE).length_factor == 1.0
+    for bad in (0, -1.0, "short", None, 11.0):
+        rewrite_npz(path, header=np.array(json.dumps(header | {"length_factor": bad})))
+        with pytest.raises(ScorerError, match="length_factor"):
+            load_taste(path, base_version=BASE)

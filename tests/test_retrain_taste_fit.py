@@ -12,7 +12,14 @@ import pytest
 from memebot.ngrams import hash_features
 from memebot.taste_file import TASTE_BUCKETS, TasteScorer
 from retrain.taste_curation import TasteCurated, TasteRow
-from retrain.taste_fit import auc, fit_logistic, fit_taste, gate_taste, heldout_auc
+from retrain.taste_fit import (
+    auc,
+    fit_length_factor,
+    fit_logistic,
+    fit_taste,
+    gate_taste,
+    heldout_auc,
+)
 
 BASE = "char-gru-test"
 WORDS = [
@@ -136,3 +143,48 @@ def test_gate_with_no_heldout_pair_never_promotes() -> None:
     good = fit_taste(cur, base_version=BASE)
     only_liked = [r for r in cur.heldout if r.label > 0]
     assert not gate_taste(good, only_liked).promoted
+
+
+def _length_rows(n: int, seed: int, split: str, likes_short: bool) -> list[TasteRow]:
+    """Captions of 10 to 60 characters; the server likes the short ones (or any, at random)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        chars = int(rng.integers(10, 61))
+        liked = chars <= 25 if likes_short else bool(rng.random() < 0.3)
+        if rng.random() < 0.1:
+            liked = not liked  # vote noise
+        out.append(
+            TasteRow(
+                generation_id=seed * 10_000 + i,
+                template="t",
+                boxes=("x" * (chars // 2), "y" * (chars - chars // 2)),
+                label=1 if liked else -1,
+                weight=1,
+                up=int(liked),
+                down=int(not liked),
+                split=split,
+            )
+        )
+    return out
+
+
+def test_the_length_factor_follows_a_length_taste_and_only_one() -> None:
+    typical = {"t": 40.0}.get
+
+    def factor(likes_short: bool, seed: int) -> tuple[float, dict[str, float]]:
+        curated = TasteCurated(
+            guild_id=7,
+            train=_length_rows(200, seed, "train", likes_short),
+            heldout=_length_rows(80, seed + 1, "heldout", likes_short),
+        )
+        return fit_length_factor(curated, lambda t, n: typical(t))
+
+    short, metrics = factor(True, 1)
+    assert 0.4 <= short < 0.7 and metrics["length_heldout_auc"] > 0.75
+    for seed in range(3):  # length does not matter to it: its lengths stay about people's
+        assert factor(False, 10 * seed)[0] == pytest.approx(1.0, abs=0.1)
+    curated = _curated()
+    assert fit_length_factor(curated, None) == (1.0, {})
+    fitted = fit_taste(curated, base_version=BASE, typical=lambda t, n: 30.0)
+    assert fitted.metrics["length_factor"] == fitted.length_factor

@@ -11,6 +11,8 @@ on its request and seed, and the chosen ones come best first with their score.
 A request may bring score terms of its own (`CaptionRequest.terms`, e.g. the taste of the
 server it is for): they join the model's scorer for that request's pick only, so requests with
 different terms still share the batch, and one request's terms never touch another's captions.
+The same taste may also tilt the request's sampling (`CaptionRequest.tilt`, tilt.py: per-row
+methods; a beam search ignores it), row by row, with the same isolation.
 
 Both follow the caption rules: exactly `n_boxes` boxes, no empty box unless allowed, every box
 closed within `max_len` (pickers.rule_code).
@@ -32,6 +34,7 @@ from engine.decoding.pickers import (
     rule_code,
 )
 from engine.decoding.scoring import Scorer, ScoreTerm
+from engine.decoding.tilt import TasteTilt
 from engine.decoding.unseen import name_phrase
 from memebot.artifact.vocab import BOS
 from memebot.caption_format import BOX_END, MAX_CHARS, caption_text
@@ -74,6 +77,8 @@ class CaptionRequest:
     # a template with no captions may open a box with its name (engine/decoding/unseen.py);
     # False: never (the generic slot alone, what bench/unseen_templates.py compares with)
     name_seed: bool = True
+    # the server's taste acting on this request's sampling (tilt.py; per-row methods only)
+    tilt: TasteTilt | None = field(default=None, compare=False)
 
 
 class _JobBase:

@@ -71,6 +71,7 @@ class Decoding:
 THRESHOLD_FAMILY = ("threshold", "threshold-weighted", "calibrated")
 LENGTH_TARGETED = ("calibrated", "natural")  # box lengths drawn from the template's real ones
 LOG_END_FLOOR = math.log(0.02)  # calibrated: see pick_rows
+LOG_TILT_FLOOR = math.log(0.02)  # natural with a taste's tilt: see pick_rows
 
 
 def rule_code(
@@ -103,33 +104,39 @@ def pick_rows(
     end_id: int,
     space_id: int = -1,
     word_start: np.ndarray | None = None,
+    tilt: np.ndarray | None = None,
 ) -> np.ndarray:
     """Character ids [R] from log-probabilities [R,V] (disallowed ids at -inf), draws [R,2]
     and row codes [R]; `word_start` [R] (natural): whether the row's next character begins a
-    word (None: every row does). Does not modify `logp`."""
+    word (None: every row does). `tilt` [R,V] (a server's taste, tilt.py): log-weights the
+    draw among the candidates adds, once the method has chosen its candidates from the model's
+    probabilities, so a taste reorders what the model finds plausible and never adds to it
+    (greedy: added to the log-probabilities). A row of zeros picks as no tilt; None: none.
+    Does not modify `logp`."""
     if d.method not in METHODS or d.method == "beam":
         raise ValueError(f"not a per-row picking method: {d.method!r}")
+    # exp(tilt), its largest at 1 per row (a row of zeros stays ones: it picks as no tilt)
+    boost = None if tilt is None else np.exp(tilt - tilt.max(axis=1, keepdims=True))
     lp = logp
     if (codes == FORBID_END).any():
         lp = logp.copy()
         lp[codes == FORBID_END, end_id] = -np.inf
     top = lp.max(axis=1, keepdims=True)  # [R,1]
     if d.method == "greedy":
-        out = np.argmax(lp, axis=1)
+        out = np.argmax(lp if tilt is None else lp + tilt, axis=1)
     elif d.method in THRESHOLD_FAMILY:
         # p >= r * top, in log space, with r ~ U[min_score, 1] per row.
         r = d.score + (1.0 - d.score) * u[:, :1]
         cand = lp >= top + np.log(r)  # [R,V]
         if d.method == "threshold-weighted":
             # The same candidates, picked in proportion to their probability.
-            out = _inverse_cdf(np.where(cand, np.exp(lp - top), 0.0), u[:, 1])
+            out = _inverse_cdf(_boosted(np.where(cand, np.exp(lp - top), 0.0), boost), u[:, 1])
         else:
-            # The article's rule: one candidate uniformly.
-            count = cand.sum(axis=1)
-            k = np.minimum((u[:, 1] * count).astype(np.int64), count - 1)
-            # the k-th candidate of each row: flat positions of all candidates, row by row
-            first = np.cumsum(count) - count
-            out = np.flatnonzero(cand)[first + k] - np.arange(len(cand)) * cand.shape[1]
+            # The article's rule: one candidate uniformly (a tilted row: by its tilt).
+            out = _uniform_pick(cand, u[:, 1])
+            if tilt is not None and boost is not None:
+                by_tilt = _inverse_cdf(np.where(cand, boost, 0.0), u[:, 1])
+                out = np.where(np.asarray(tilt.any(axis=1)), by_tilt, out)
         if d.method == "calibrated":
             # Past its drawn length a box closes at the first word end the model finds
             # plausible: the marker is a candidate itself, or a space is and the marker keeps
@@ -143,6 +150,13 @@ def pick_rows(
         mass = np.full(len(p), d.start_top_p)
         if word_start is not None:
             mass = np.where(word_start, d.start_top_p, d.word_top_p)
+        if tilt is not None and boost is not None:
+            # A tilted row's nucleus is taken on its tilted weights, among the characters the
+            # model gives at least TILT_FLOOR of its top probability: a taste may bring in a
+            # plausible `?` the nucleus left out, never the tail made-up words come from.
+            tilted = np.where(lp >= top + LOG_TILT_FLOOR, p * boost, 0.0)
+            has_tilt = np.asarray(tilt.any(axis=1))
+            p = np.where(has_tilt[:, None], tilted, p)
         cand = (p >= _nucleus_floor(p, mass)) & (p > 0)
         out = _inverse_cdf(np.where(cand, p, 0.0), u[:, 1])
         # Past its drawn length a box closes as calibrated closes it: at the first word end
@@ -159,8 +173,21 @@ def pick_rows(
             p = np.where(p >= kth, p, 0.0)
         if d.method in ("top-p", "top-k-top-p") and d.top_p < 1.0:
             p = np.where(p >= _nucleus_floor(p, np.full(len(p), d.top_p)), p, 0.0)
-        out = _inverse_cdf(p, u[:, 1])
+        out = _inverse_cdf(_boosted(p, boost), u[:, 1])
     return np.where(codes == FORCE_END, end_id, out).astype(np.int64)
+
+
+def _uniform_pick(cand: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per row, the floor(u * count)-th of its candidates `cand` [R,V] (u [R] in [0, 1))."""
+    count = cand.sum(axis=1)
+    k = np.minimum((u * count).astype(np.int64), count - 1)
+    # the k-th candidate of each row: flat positions of all candidates, row by row
+    first = np.cumsum(count) - count
+    return np.flatnonzero(cand)[first + k] - np.arange(len(cand)) * cand.shape[1]
+
+
+def _boosted(weights: np.ndarray, boost: np.ndarray | None) -> np.ndarray:
+    return weights if boost is None else weights * boost
 
 
 def _nucleus_floor(p: np.ndarray, mass: np.ndarray) -> np.ndarray:

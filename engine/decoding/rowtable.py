@@ -12,6 +12,11 @@ character and one more target each time a box closes. A request of more than one
 captions of `n_candidates` candidates each) gives each row its own generator, spawned from the
 seed. So a row's caption depends only on its request, never on which other rows share the
 step (batched == unbatched).
+
+A row whose request brings a taste's tilt (tilt.py) keeps the tilt's state in `tilt_state` and
+its taste's slot in `tilt_slot` (-1: none); its candidates' log-probabilities are tilted before
+the pick (the caption's log-probability stays the model's), and its drawn box lengths are scaled
+by the taste's length factor. Rows with no tilt cost nothing more and pick exactly as before.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.decoding import tilt
 from engine.decoding.jobs import RowJob, Sampled
 from engine.decoding.pickers import FORBID_END, FORCE_END, FREE, PREFER_END, pick_rows, rule_code
 from engine.decoding.unseen import seeded_box
@@ -66,6 +72,17 @@ class RowTable:
         self.gen = np.zeros((0, 1), dtype=np.int64)  # [R, G] generated ids
         self.quant = np.zeros((0, 1, len(LENGTH_LEVELS)))  # [R, boxes, levels] length quantiles
         self.force = np.zeros((0, 1), dtype=np.int64)  # [R, F] ids that open box FORCE_BOX
+        # Tastes' tilts: per row its state and slot (-1: none) and its drawn lengths' factor;
+        # per slot the taste, its weights (a row of `tilt_w`), bucket mask and strength.
+        self.cand_bytes, self.char_bytes = tilt.candidate_bytes(list(self.id_char))
+        self.tilt_state = np.zeros((0, tilt.WIDTH), dtype=np.int64)
+        self.tilt_slot = np.zeros(0, dtype=np.int64)
+        self.length_factor = np.ones(0)
+        self.tilt_seen = np.zeros((0, 1), dtype=bool)  # [R, buckets]: grams paid out so far
+        self.tilts: list[tilt.TasteTilt] = []
+        self.tilt_w = np.zeros((0, 1), dtype=np.float32)
+        self.tilt_mask = np.zeros(0, dtype=np.uint64)
+        self.tilt_strength = np.zeros(0, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.ints)
@@ -89,6 +106,11 @@ class RowTable:
         self.gen = _cat([self.gen, *(p[4] for p in parts)])
         self.quant = _cat([self.quant, *(p[5] for p in parts)], edge=True)
         self.force = _cat([self.force, *(p[6] for p in parts)])
+        self.tilt_state = np.concatenate([self.tilt_state, *(p[7] for p in parts)])
+        self.tilt_slot = np.concatenate([self.tilt_slot, *(p[8] for p in parts)])
+        self.length_factor = np.concatenate([self.length_factor, *(p[9] for p in parts)])
+        fresh = np.zeros((len(self) - R, self.tilt_w.shape[1]), dtype=bool)
+        self.tilt_seen = _cat([self.tilt_seen, fresh])  # as wide as the widest taste
         new = np.arange(R, len(self))
         self._draw_targets(new[self.ints[new, BOXES] < self.ints[new, NBOX]])
         return len(self) - R
@@ -137,7 +159,76 @@ class RowTable:
         objs = np.empty((n, 3), dtype=object)
         objs[:, 0], objs[:, 1], objs[:, 2] = job, req.start, range(n)
         gen = np.zeros((n, req.max_len + 1), dtype=np.int64)
-        return rows, objs, floats, np.repeat(prefix[None], n, 0), gen, quant, force
+        state = tilt.fresh(1)
+        slot, factor = -1, 1.0
+        if req.tilt is not None:
+            slot, factor = self._slot(req.tilt), req.tilt.length_factor
+            tilt.append_text(state, req.start)
+        return (
+            rows,
+            objs,
+            floats,
+            np.repeat(prefix[None], n, 0),
+            gen,
+            quant,
+            force,
+            np.repeat(state, n, 0),
+            np.full(n, slot, dtype=np.int64),
+            np.full(n, factor),
+        )
+
+    def _slot(self, t: tilt.TasteTilt) -> int:
+        """The slot of taste tilt `t` in the weight table (added if new)."""
+        for i, have in enumerate(self.tilts):
+            if have is t:
+                return i
+        width = max(self.tilt_w.shape[1], len(t.weights))
+        w = np.zeros((len(self.tilts) + 1, width), dtype=np.float32)
+        w[:-1, : self.tilt_w.shape[1]] = self.tilt_w
+        w[-1, : len(t.weights)] = t.weights
+        self.tilt_w = w
+        self.tilt_mask = np.append(self.tilt_mask, np.uint64(t.mask))
+        self.tilt_strength = np.append(self.tilt_strength, np.float32(t.strength))
+        self.tilts.append(t)
+        return len(self.tilts) - 1
+
+    def _tilt(self, rows: np.ndarray) -> np.ndarray | None:
+        """The tilts [k, V] of table rows `rows` (zeros for rows with no taste); None when
+        none has one."""
+        slot = self.tilt_slot[rows]
+        sel = np.flatnonzero(slot >= 0)
+        if not len(sel):
+            return None
+        s = slot[sel]
+        c = np.broadcast_to(self.cand_bytes, (len(sel), len(self.cand_bytes)))
+        r = rows[sel]
+        seen = self.tilt_seen[r]
+        bonus = tilt.weigh(self.tilt_state[r], c, self.tilt_w, s, self.tilt_mask[s], seen)
+        out = np.zeros((len(rows), len(self.cand_bytes)))
+        out[sel] = self.tilt_strength[s][:, None] * bonus
+        return out
+
+    def _follow(self, rows: np.ndarray, chars: np.ndarray) -> None:
+        """The tilt states of `rows` after their picked `chars`."""
+        sel = self.tilt_slot[rows] >= 0
+        if not sel.any():
+            return
+        rows, chars = rows[sel], chars[sel]
+        state = self.tilt_state[rows]
+        one = self.cand_bytes[chars]
+        if (one >= 0).all():
+            seen = self.tilt_seen[rows]
+            tilt.mark(state, one, self.tilt_mask[self.tilt_slot[rows]], seen)
+            self.tilt_seen[rows] = seen
+            tilt.append(state, one)
+        else:  # characters of several bytes (or none): byte by byte
+            seqs = [self.char_bytes[c] for c in chars]
+            for j in range(max(len(b) for b in seqs)):
+                has = np.array([len(b) > j for b in seqs])
+                sub = state[has]
+                tilt.append(sub, np.array([b[j] for b in seqs if len(b) > j], dtype=np.int64))
+                state[has] = sub
+        self.tilt_state[rows] = state
 
     def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ids fed this step [R], their box indices [R] and conditioning ids [R]."""
@@ -198,12 +289,14 @@ class RowTable:
         code = rule_code(length, boxes, box_len, target, n_boxes, max_len, bool(empty_ok))
         u = self.floats[:1, 1 + ptr : 3 + ptr]  # [1, 2]
         start = np.array([box_len == 0 or last == self.space_id])
-        c = int(self._pick_group(group, logp[:1], u, np.array([code], dtype=np.int8), start)[0])
+        tl = self._tilt(np.zeros(1, dtype=np.int64))
+        c = int(self._pick_group(group, logp[:1], u, np.array([code], dtype=np.int8), start, tl)[0])
         if boxes == force_box and box_len < force_len:
             if box_len == 0 and not _name_fits(v[None])[0]:
                 v[FORCE_BOX] = -1  # too little room for the whole name: sampled as usual
             elif code != FORCE_END:
                 c = int(self.force[0, box_len])
+        self._follow(np.zeros(1, dtype=np.int64), np.array([c]))
         self.floats[0, 0] += logp[0, c]
         self.gen[0, glen] = c
         end = c == self.end_id
@@ -231,17 +324,19 @@ class RowTable:
         u = self.floats[rows[:, None], ptr[:, None] + _NEXT_TWO]  # [k, 2]
         v[:, PTR] += 2
         lp = logp[rows]
+        tl = self._tilt(rows)
         groups = v[:, GROUP]
         # the next character begins a word: the box is empty so far or the last one is a space
         start = (v[:, BOX_LEN] == 0) | (v[:, LAST] == self.space_id)
         codes = self.codes(v)
         if (groups == groups[0]).all():
-            chars = self._pick_group(int(groups[0]), lp, u, codes, start)
+            chars = self._pick_group(int(groups[0]), lp, u, codes, start, tl)
         else:
             chars = np.empty(len(rows), dtype=np.int64)
             for g in np.unique(groups):
                 sel = np.flatnonzero(groups == g)
-                chars[sel] = self._pick_group(int(g), lp[sel], u[sel], codes[sel], start[sel])
+                part = None if tl is None else tl[sel]
+                chars[sel] = self._pick_group(int(g), lp[sel], u[sel], codes[sel], start[sel], part)
         # a seeded row opening its box: the name's next character instead of the pick (unless
         # the caption rules end the box now)
         box_len = v[:, BOX_LEN]
@@ -253,6 +348,7 @@ class RowTable:
             v[short, FORCE_BOX] = -1
             forced &= ~short & (codes != FORCE_END)
             chars[forced] = self.force[rows[forced], box_len[forced]]
+        self._follow(rows, chars)
         self.floats[rows, 0] += lp[np.arange(len(rows)), chars]
         self.gen[rows, v[:, GLEN]] = chars
         end = chars == self.end_id
@@ -267,10 +363,18 @@ class RowTable:
         self._draw_targets(closed[v[end, BOXES] < v[end, NBOX]])
 
     def _pick_group(
-        self, g: int, lp: np.ndarray, u: np.ndarray, codes: np.ndarray, word_start: np.ndarray
+        self,
+        g: int,
+        lp: np.ndarray,
+        u: np.ndarray,
+        codes: np.ndarray,
+        word_start: np.ndarray,
+        tl: np.ndarray | None = None,
     ) -> np.ndarray:
         d = self.decoding_of[g]
-        return pick_rows(lp, d, u, codes, self.end_id, self.space_id, word_start)
+        if tl is not None and not tl.any():
+            tl = None  # these rows' tastes tilt nothing here: pick as without
+        return pick_rows(lp, d, u, codes, self.end_id, self.space_id, word_start, tl)
 
     def _draw_targets(self, rows: np.ndarray) -> None:
         """Length-targeted rows (calibrated, natural) among `rows` draw a length for their
@@ -289,7 +393,7 @@ class RowTable:
         k = np.arange(len(rows))
         value = q[k, i] + (draw - lo) / (hi - lo) * (q[k, i + 1] - q[k, i])
         scale = np.array([d.lengths for d in self.decoding_of])
-        value = value * scale[self.ints[rows, GROUP]]
+        value = value * scale[self.ints[rows, GROUP]] * self.length_factor[rows]
         self.ints[rows, TARGET] = np.maximum(1, np.round(value - self.close_early))
 
     def _finish(self, i: int) -> None:
@@ -303,6 +407,21 @@ class RowTable:
         """Keep rows `idx` (in that order)."""
         for f in ("ints", "objs", "floats", "prefix", "gen", "quant", "force"):
             setattr(self, f, getattr(self, f)[idx])
+        for f in ("tilt_state", "tilt_slot", "length_factor", "tilt_seen"):
+            setattr(self, f, getattr(self, f)[idx])
+        if len(self.tilts) > 8 and len(self.tilts) > 2 * len(np.unique(self.tilt_slot)):
+            self._compact_tilts()
+
+    def _compact_tilts(self) -> None:
+        """Drop the weight table's slots no row uses any more (a long-lived batch sees many
+        servers' tastes come and go)."""
+        live = np.unique(self.tilt_slot[self.tilt_slot >= 0])
+        remap = np.full(len(self.tilts) + 1, -1, dtype=np.int64)
+        remap[live] = np.arange(len(live))
+        self.tilt_slot = remap[self.tilt_slot]  # -1 stays -1 (the last entry)
+        self.tilts = [self.tilts[i] for i in live]
+        self.tilt_w = self.tilt_w[live]
+        self.tilt_mask, self.tilt_strength = self.tilt_mask[live], self.tilt_strength[live]
 
 
 def _name_fits(v: np.ndarray) -> np.ndarray:

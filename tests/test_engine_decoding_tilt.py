@@ -1,0 +1,162 @@
+"""A server's taste tilting decoding (engine/decoding/tilt.py): the grams the steps complete are
+hash_features' buckets, the tilt changes only its own request's captions, the same seed gives
+the same caption, a row alone picks as in a batch, and the length factor shortens captions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.decoding import tilt
+from engine.decoding.batch import run_jobs
+from engine.decoding.jobs import CaptionRequest, make_job
+from engine.decoding.loader import load_model
+from engine.decoding.model import LoadedModel
+from engine.decoding.pickers import Decoding
+from harness.factories import captions_alone
+from memebot.ngrams import hash_features, mix
+
+TEXTS = [
+    "when you|eat pizza|",
+    "Hello,  World? |  no way | ",
+    "a||b|",
+    "i'm  done.|what?!|",
+    " x |y|",
+    "ab|",
+    "when the  |  x|",
+    "me|my homework|the new season of my show|",
+    "42 cats & 7 dogs?|-|",
+]
+
+
+def _stepwise(text: str, n_buckets: int) -> Counter[int]:
+    """The buckets the tilt's steps complete while `text` is written, one character at a time
+    (the leading `|`'s unigram, which every caption has, first)."""
+    mask = np.uint64(n_buckets - 1)
+    got = [int(mix(np.array([tilt.opening()], dtype=np.uint64))[0] & mask)]
+    state = tilt.fresh(1)
+    _, seqs = tilt.candidate_bytes(list(text))
+    for b in b"".join(seqs):
+        c = np.array([[b]], dtype=np.int64)
+        for h, valid in tilt.grams(state, c):
+            if np.broadcast_to(valid, (1, 1))[0, 0]:
+                got.append(int(mix(np.broadcast_to(h, (1, 1)).copy())[0, 0] & mask))
+        tilt.append(state, np.array([b], dtype=np.int64))
+    return Counter(got)
+
+
+@pytest.mark.parametrize("n_buckets", [1 << 12, 1 << 16])
+def test_the_steps_complete_exactly_hash_features_buckets(n_buckets: int) -> None:
+    for text in TEXTS:
+        want = Counter(hash_features([text], n_buckets).indices.tolist())
+        assert _stepwise(text, n_buckets) == want, text
+
+
+def test_weigh_sums_each_rows_grams_by_its_own_weights() -> None:
+    """weigh over [rows, candidates] at once, each row by its slot's weights and mask, is the
+    sum of the weights of the grams each candidate completes (taken one by one)."""
+    rng = np.random.default_rng(0)
+    table = np.zeros((2, 1 << 12), dtype=np.float32)
+    table[0] = rng.normal(size=1 << 12)
+    table[1, :256] = rng.normal(size=256)  # a taste of fewer buckets
+    masks = np.array([4095, 255], dtype=np.uint64)
+    prefixes = ["when you", "", "me |", "i'm  done. ", "what"]
+    state = tilt.fresh(len(prefixes))
+    for i, text in enumerate(prefixes):
+        row = state[i : i + 1].copy()
+        tilt.append_text(row, text)
+        state[i] = row[0]
+    slot = np.arange(len(prefixes)) % 2
+    cands = np.array([ord(ch) for ch in " ?|a'.-"] + [-1], dtype=np.int64)
+    got = tilt.weigh(
+        state, np.broadcast_to(cands, (len(prefixes), len(cands))), table, slot, masks[slot]
+    )
+    for i in range(len(prefixes)):
+        for j, c in enumerate(cands):
+            want = 0.0
+            for h, valid in tilt.grams(state[i : i + 1], np.array([[c]], dtype=np.int64)):
+                if np.broadcast_to(valid, (1, 1))[0, 0]:
+                    b = int(mix(np.broadcast_to(h, (1, 1)).copy())[0, 0] & masks[slot[i]])
+                    want += float(table[slot[i], b])
+            assert got[i, j] == pytest.approx(want, abs=1e-5), (prefixes[i], chr(max(c, 0)))
+    assert (got[:, -1] == 0).all()  # a candidate of no byte completes nothing
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model: Path) -> LoadedModel:
+    return load_model(tiny_model)
+
+
+def _taste(seed: int, strength: float = 40.0, length_factor: float = 1.0) -> tilt.TasteTilt:
+    w = np.random.default_rng(seed).normal(0, 1.0, 1 << 12).astype(np.float32)
+    t = tilt.tilt_of(w, strength, length_factor, name=f"taste {seed}")
+    assert t is not None
+    return t
+
+
+def _req(seed: int, t: tilt.TasteTilt | None = None, **kw: object) -> CaptionRequest:
+    base = CaptionRequest("two-buttons", 2, decoding=Decoding("natural"), seed=seed, tilt=t)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def _boxes(model: LoadedModel, reqs: list[CaptionRequest]) -> list[list[list[str]]]:
+    jobs = [make_job(model, r) for r in reqs]
+    run_jobs(model, jobs)
+    return [[c.boxes for c in j.captions()] for j in jobs]
+
+
+@pytest.mark.slow
+def test_the_tilt_changes_only_its_own_requests_captions(model: LoadedModel) -> None:
+    a = _taste(1)
+    plain = [_req(s) for s in range(12)]
+    tilted = [_req(s, a) for s in range(12)]
+    # in one batch, the plain rows write exactly what they write with no taste in the batch
+    mixed = _boxes(model, [r for pair in zip(plain, tilted, strict=True) for r in pair])
+    alone_plain = _boxes(model, plain)
+    assert mixed[0::2] == alone_plain
+    # and the tilt does change its own rows' captions
+    assert mixed[1::2] != alone_plain
+    assert sum(m != p for m, p in zip(mixed[1::2], alone_plain, strict=True)) >= 6
+    # another server's taste changes captions otherwise
+    assert _boxes(model, [_req(s, _taste(2)) for s in range(12)]) != mixed[1::2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["natural", "calibrated", "top-p", "threshold"])
+def test_same_seed_same_caption_batched_or_alone(model: LoadedModel, method: str) -> None:
+    a, b = _taste(1), _taste(2)
+    d = Decoding(method, top_p=0.9)
+    reqs = [
+        _req(5, a, decoding=d),
+        _req(6, b, decoding=d, n=2, n_candidates=2),
+        _req(7, None, decoding=d),
+        _req(8, a, decoding=d, start="when the|"),
+        _req(9, b, decoding=Decoding("greedy")),
+    ]
+    alone = captions_alone(model, reqs)
+    assert _boxes(model, reqs) == alone  # batched == unbatched
+    assert _boxes(model, reqs) == alone  # and again: deterministic per seed
+    assert _boxes(model, list(reversed(reqs))) == list(reversed(alone))
+
+
+@pytest.mark.slow
+def test_the_length_factor_shortens_drawn_lengths(model: LoadedModel) -> None:
+    short = _taste(1, strength=0.0, length_factor=0.5)
+    n = 40
+    plain = _boxes(model, [_req(s) for s in range(n)])
+    shorter = _boxes(model, [_req(s, short) for s in range(n)])
+
+    def mean_len(out: list[list[list[str]]]) -> float:
+        return float(np.mean([sum(len(b) for b in c[0]) for c in out]))
+
+    assert mean_len(shorter) < 0.8 * mean_len(plain)
+
+
+def test_no_tilt_when_it_would_change_nothing() -> None:
+    assert tilt.tilt_of(np.ones(8, np.float32), 0.0) is None
+    t = tilt.tilt_of(np.ones(8, np.float32), 0.0, 0.7)
+    assert t is not None and t.strength == 0.0 and t.length_factor == 0.7
