@@ -6,6 +6,8 @@
                   best-of-N among a RowJob's candidates, a seeded draw among a BeamJob's beams
     scoring.py    Scorer: what those choices go by (well-formedness + pluggable ScoreTerms)
     rowtable.py   the rows of every RowJob of a batch, as arrays
+    unseen.py     templates without captions: which rows open a box with the template's name
+    tilt.py       a server's taste acting on sampling: per-character n-gram tilt, length factor
     batch.py      Batch (one model call per character for all jobs), run_jobs, sample_captions
     model.py      LoadedModel: vocabulary + template table + a stepper
     char_gru.py, gru_kernel.py (+ _gru_step.c), lstm.py, transformer.py (KV cache),
@@ -18,7 +20,7 @@
                   its tf cell; build_stepper resolves MEMEBOT_DECODER
     loader.py     load_model: read + check an artifact, build its stepper, decode once
 
-Imports flow one way (pickers <- jobs <- rowtable <- batch <- loader; scoring <- model <- archs
-<- loader; model <- batch); nothing here imports `training` or the rest of `engine`
+Imports flow one way (pickers, unseen, tilt <- jobs <- rowtable <- batch <- loader; scoring <-
+model <- archs <- loader; model <- batch); nothing here imports `training` or the rest of `engine`
 (harness/layers.py).
 """
