@@ -17,10 +17,14 @@ from harness.engine import engine_process
 
 
 async def http_load(
-    url: str, clients: int, seconds: float, servers: list[str] | None = None
+    url: str,
+    clients: int,
+    seconds: float,
+    servers: list[str] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """`clients` clients posting memes for `seconds`; with `servers`, each request names one
-    of them in turn (their tastes pick)."""
+    """`clients` clients posting memes for `seconds` (with `options`, else the API's defaults);
+    with `servers`, each request names one of them in turn (their tastes act)."""
     import aiohttp
 
     lat: list[float] = []
@@ -31,7 +35,7 @@ async def http_load(
         nonlocal errors, tasted
         k = 0
         while time.perf_counter() < deadline:
-            body: dict[str, Any] = {"template": "success-kid", "image": False}
+            body: dict[str, Any] = {**(options or {}), "template": "success-kid", "image": False}
             body["seed"] = i * 100_000 + k
             if servers:
                 body["server"] = servers[(i + k * clients) % len(servers)]
@@ -121,10 +125,13 @@ def write_random_tastes(models_dir: Path, base_version: str, n: int, seed: int =
 
 
 def run_tastes(model_dir: Path, seconds: float, decoder: str, n: int = 100) -> dict[str, float]:
-    """Captions/s at 64 clients naming no server, then spread over `n` servers' tastes."""
+    """Captions/s at 64 clients naming no server, then spread over `n` servers' tastes, with
+    the options the bot sends for its default style (what servers get)."""
     import tempfile
 
+    from bot.memes import STYLE_OPTIONS
     from memebot.artifact.meta import read_meta
+    from memebot.choices import DEFAULT_STYLE
 
     version = read_meta(model_dir).version
     with tempfile.TemporaryDirectory(prefix="memebot-tastes-") as tmp:
@@ -132,8 +139,9 @@ def run_tastes(model_dir: Path, seconds: float, decoder: str, n: int = 100) -> d
         env = {**engine_env(decoder), "MEMEBOT_MODELS_DIR": tmp}
         with engine_process(model_dir, env=env) as engine:
             asyncio.run(http_load(engine.url, 8, min(2.0, seconds)))  # warm the engine up
-            plain = asyncio.run(http_load(engine.url, 64, seconds))
-            tastes = asyncio.run(http_load(engine.url, 64, seconds, servers))
+            opts = STYLE_OPTIONS[DEFAULT_STYLE].to_body()
+            plain = asyncio.run(http_load(engine.url, 64, seconds, options=opts))
+            tastes = asyncio.run(http_load(engine.url, 64, seconds, servers, options=opts))
     return {
         "captions_per_s_64_plain": plain["captions_per_s"],
         "captions_per_s_64_tastes": tastes["captions_per_s"],
