@@ -26,7 +26,8 @@ bench/crowd_figures.py.
 
 `captions_per_s_64_plain` and `captions_per_s_64_tastes` load one `memebot engine` at 64 HTTP
 clients twice, with the options the bot sends for its default style: requests naming no
-server, then requests spread over 100 servers, each with a random taste of its own written to a temporary models location (target: tastes >= 60% of plain).
+server, then requests spread over 100 servers, each with a random taste of its own written to
+a temporary models location (target: tastes >= 60% of plain).
 
 The figures' code: bench/engine_decode.py (in-process) and bench/engine_http.py (a
 `memebot engine` process under load).
