@@ -4,12 +4,9 @@
 
 A scripted rater likes captions with a hidden property (a word from TOPIC: food or school)
 and dislikes the others; each caption gets `--raters` votes, each flipped with probability
-`--noise`. Captions are sampled with `--decoding top-p --top-p 0.9` (the engine's `top-p`
-method): what a fine-tune makes more likely is then what gets written, and the gate's
-held-out captions are samples of the model itself. (The bot's default, `calibrated`, picks
-uniformly among the characters within 10x of the likeliest and draws box lengths from the
-template's real captions; a fine-tune on such captions mostly learns that sampler's style,
-which makes downvoted captions more likely too: docs/BENCHMARKS.md.) Rounds:
+`--noise`. Captions are written as the bot writes them: the options `/meme` sends for its
+default style (bot/memes.py STYLE_OPTIONS; `--style` for another style it offers), with the
+project's shipped retrain settings (nothing set for the bench but where things are). Rounds:
 
   round 0      generate `--captions` captions through the real engine over HTTP (the active
                model), votes written through the real store: the baseline upvote share
@@ -41,7 +38,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.memes import STYLE_OPTIONS
 from harness.engine import free_port, start_engine_process, stop_engine_process
+from memebot.choices import DEFAULT_STYLE, STYLES
 from memebot.settings import Settings
 from memebot.store import NewGeneration, Store, upgrade
 from retrain.promotion import point_active
@@ -116,7 +115,7 @@ async def generate_and_rate(
         async def one(i: int) -> tuple[str, list[str], str]:
             template = templates[i % len(templates)]
             body = {"template": template, "image": False, "seed": round_no * 100_000 + i}
-            body |= {"decoding": args.decoding, "top_p": args.top_p}
+            body |= STYLE_OPTIONS[args.style].to_body()
             async with sem, http.post(f"{url}/v1/memes", json=body) as r:
                 data = await r.json()
                 if r.status != 200:
@@ -167,9 +166,6 @@ async def run_loop(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     if args.steps:
         overrides["MEMEBOT_RETRAIN_STEPS"] = str(args.steps)
     env = os.environ | overrides
-    # The recipe the bench's recorded run used; the shipped default (48) suits small data sets
-    # (tests/test_retrain_worker.py's tiny model overfits at 96).
-    env.setdefault("MEMEBOT_RETRAIN_VIEWS", "96")
     settings = Settings.from_env(env)
     await upgrade(settings.database_url)
     engine = start_engine_process(
@@ -206,7 +202,7 @@ async def run_loop(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         queue.close()
         await store.close()
         stop_engine_process(engine.proc)
-    return summarise(rounds, seconds) | {"decoding": {"method": args.decoding, "top_p": args.top_p}}
+    return summarise(rounds, seconds) | {"style": args.style}
 
 
 def summarise(rounds: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
@@ -276,8 +272,9 @@ def main() -> int:
     p.add_argument("--noise", type=float, default=0.05, help="chance a vote is flipped")
     p.add_argument("--steps", type=int, default=0, help="MEMEBOT_RETRAIN_STEPS for the bench")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--decoding", default="top-p", help="the engine's decoding method")
-    p.add_argument("--top-p", type=float, default=0.9, help="top-p: probability mass kept")
+    p.add_argument(
+        "--style", choices=STYLES, default=DEFAULT_STYLE, help="a /meme style (default: the bot's)"
+    )
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of both curves")
     p.add_argument("--tmp", type=Path, default=None, help="scratch directory parent")
     args = p.parse_args()
