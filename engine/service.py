@@ -128,6 +128,8 @@ class MemeService:
                     e.field, f"{e.problem} (this model writes at most {limit} characters)"
                 ) from None
         used = options_used(opts, n_boxes)
+        # the server's taste: score terms for this request's pick only, and its sampling tilt
+        terms, tilt = self.tastes.for_request(opts.server, model.version)
         req = CaptionRequest(
             # An upload has no template: a slug no table holds decodes with the generic slot.
             template=template.slug if image is None else "",
@@ -139,11 +141,9 @@ class MemeService:
             n=opts.n,
             allow_empty_boxes=opts.allow_empty_boxes,
             n_candidates=opts.n_candidates,
-            # the server's taste joins the model's scorer for this request's pick only
-            terms=self.tastes.terms(opts.server, model.version),
+            terms=terms,
             well_formed_weight=opts.well_formed_weight,
-            # and tilts its sampling (engine/decoding/tilt.py)
-            tilt=self.tastes.tilt(opts.server, model.version),
+            tilt=tilt,  # engine/decoding/tilt.py
         )
         captions = await self.scheduler.submit(req, timeout=self.settings.request_timeout)
         t1 = time.perf_counter()

@@ -94,18 +94,25 @@ class TasteCache:
     def __contains__(self, server: object) -> bool:
         return isinstance(server, int | str) and int(server) in self._entries
 
+    def for_request(
+        self, server: int | str | None, base_version: str
+    ) -> tuple[tuple[tuple[ScoreTerm, float], ...], TasteTilt | None]:
+        """A request's extra score terms and sampling tilt (none: the default), both from one
+        look at `server`'s taste, so the two never come from different versions of it."""
+        taste = self.get(server, base_version) if server is not None else None
+        if taste is None or server is None:
+            return (), None
+        return ((taste, self.weight),), self._entries[int(server)].tilt
+
     def terms(
         self, server: int | str | None, base_version: str
     ) -> tuple[tuple[ScoreTerm, float], ...]:
         """The extra score terms of a request for `server` (none: the default pick)."""
-        taste = self.get(server, base_version) if server is not None else None
-        return () if taste is None else ((taste, self.weight),)
+        return self.for_request(server, base_version)[0]
 
     def tilt(self, server: int | str | None, base_version: str) -> TasteTilt | None:
         """How `server`'s taste tilts a request's sampling (None: not at all)."""
-        if server is None or self.get(server, base_version) is None:
-            return None
-        return self._entries[int(server)].tilt
+        return self.for_request(server, base_version)[1]
 
     def get(self, server: int | str, base_version: str) -> ScoreTerm | None:
         """`server`'s taste for the model `base_version`, or None (the default)."""

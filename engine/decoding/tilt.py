@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memebot.caption_format import BOX_END
 from memebot.ngrams import CHAR_NS, HASH_P, SALT_BI, SALT_CHAR, SALT_UNI, mix
 
 __all__ = [
@@ -60,7 +61,7 @@ TILT_GRAMS = 160
 
 _U = np.uint64
 _P = _U(HASH_P)
-_PIPE, _SPACE, _QUOTE = ord("|"), ord(" "), ord("'")
+_PIPE, _SPACE, _QUOTE = ord(BOX_END), ord(" "), ord("'")
 _PIPE_WORD = _U(_PIPE + 1)  # the hash of the word `|`
 # State columns: the last 4 bytes of the normalised text (oldest first, -1: none), the hashes
 # of the current word and of the word before (uint64 stored as int64), flags.
