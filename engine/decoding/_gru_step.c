@@ -47,9 +47,11 @@ static inline v16 load_h(const half *p) {
 }
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__AVX512F__)
 /* GCC 12 spills the two weight vectors to the stack inside the 8-row tile (16 extra loads
- * per k, ~20% slower at 64 rows); an empty asm that "modifies" them keeps them in registers. */
+ * per k, ~20% slower at 64 rows); an empty asm that "modifies" them keeps them in registers.
+ * Only with AVX-512: there a v16 is one zmm register; on AVX2 it is two ymm halves, which no
+ * "v" operand can name (GCC: "impossible constraint in asm"), and the kernel would not build. */
 #define KEEP_IN_REGISTERS(a, b) __asm__("" : "+v"(a), "+v"(b))
 #else
 #define KEEP_IN_REGISTERS(a, b) ((void)0)
