@@ -5,7 +5,10 @@
 
 Servers (Discord guilds), each with a hidden taste the others do not share (TASTES): one likes
 food and school words, one likes questions, one likes short captions (a length band), and a
-control server, which likes family words, votes every round but never retrains. Each taste is
+control server, which likes family words, votes every round but never retrains. The control
+asks for its round 0 memes again every round (same seeds, same votes drawn: common random
+numbers), so its share moves only if what it is served moves; `control-fresh`, the same taste
+with fresh samples each round, shows how far 200 memes' shares wander by chance. Each taste is
 liked by 5-15% of the shipped model's captions with the bot's default style (`--sample N`
 measures it). Everything runs as the bot would run it, with the project's shipped settings:
 
@@ -37,6 +40,7 @@ import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +50,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.caption_stats import distinct2, oov_share, word_counts
 from bench.feedback_loop import TOPIC
 from bot.memes import MemeAsk
 from harness.engine import free_port, start_engine_process, stop_engine_process
@@ -110,13 +115,20 @@ class Taste:
     name: str
     likes: Callable[[list[str]], bool]
     retrains: bool = True
+    # False: the same seeds and the same vote draws every round (common random numbers), so a
+    # change in the server's share can only come from a change in the captions it is served.
+    fresh: bool = True
 
 
 TASTES = (
     Taste("food-school", likes_food_school),
     Taste("questions", likes_questions),
     Taste("short", likes_short),
-    Taste("control", likes_family, retrains=False),
+    # The control: its round 0 captions again every round, so its share stays put unless
+    # another server's retrains reach its captions.
+    Taste("control", likes_family, retrains=False, fresh=False),
+    # The same taste with fresh samples each round: how far 200 memes' shares wander by chance.
+    Taste("control-fresh", likes_family, retrains=False),
 )
 
 
@@ -185,14 +197,30 @@ async def make_memes(
         return await asyncio.gather(*(one(i) for i in range(n)))
 
 
+def round_seeds(run_seed: int, index: int, taste: Taste, round_no: int) -> tuple[int, int]:
+    """The seed of a server's round's vote draws, and its first meme's seed: they differ per run
+    seed, server and round, so each round's captions are fresh samples, except a `fresh=False`
+    server's, which repeat its round 0's."""
+    drawn = round_no if taste.fresh else 0
+    return (
+        run_seed * 1_000_003 + index * 101 + drawn,
+        run_seed * 10**8 + drawn * 10**6 + index * 10**4,
+    )
+
+
 async def round_of(
-    store: Store, url: str, index: int, taste: Taste, round_no: int, args: argparse.Namespace
+    store: Store,
+    url: str,
+    index: int,
+    taste: Taste,
+    round_no: int,
+    args: argparse.Namespace,
+    counts: Counter[str] | None = None,
 ) -> dict[str, Any]:
     """One server's round: memes recorded in the store, each voted on by its members."""
     guild = guild_id(index)
-    rng = random.Random(args.seed * 1_000_003 + index * 101 + round_no)
-    # Seeds differ per run seed, server and round: each round's captions are fresh samples.
-    first_seed = args.seed * 10**8 + round_no * 10**6 + index * 10**4
+    vote_seed, first_seed = round_seeds(args.seed, index, taste, round_no)
+    rng = random.Random(vote_seed)
     made = await make_memes(url, guild, args.memes, first_seed, style=args.style)
     votes: list[int] = []
     for i, (template, boxes, version) in enumerate(made):
@@ -214,9 +242,14 @@ async def round_of(
         for member, v in zip(voters, cast, strict=True):
             await store.set_vote(message, member_id(guild, member), v)
         votes += cast
+    captions = [boxes for _, boxes, _ in made]
     return {
         "upvote_share": upvote_share(votes),
-        "liked_share": sum(taste.likes(b) for _, b, _ in made) / len(made),
+        "liked_share": sum(taste.likes(b) for b in captions) / len(made),
+        # written like people's? made-up words (seen < 3 times in training) and word-pair
+        # variety, as bench/caption_stats.py measures them (people: oov ~1.7%, distinct2 ~0.69)
+        "oov": oov_share(captions, counts) if counts else None,
+        "distinct2": distinct2(captions),
         "votes": len(votes),
         "model_version": made[0][2],
         "examples": [" / ".join(b) for _, b, _ in made[:3]],
@@ -243,6 +276,17 @@ async def retrain_taste(store: Store, queue: Any, settings: Settings, index: int
         "gate": done.gate,
         "seconds": round(time.monotonic() - t0, 2),
     }
+
+
+def training_word_counts(settings: Settings) -> Counter[str] | None:
+    """Word counts of the training split (made-up words are the rare ones); None without the
+    train extra."""
+    try:
+        from training.prepare import prepare
+    except ImportError:
+        return None
+    prepared = prepare(settings.data_dir, cache_dir=settings.cache_dir)
+    return word_counts(c.boxes for c in prepared.captions("train"))
 
 
 def base_val_nats(env: dict[str, str], settings: Settings, model: Path) -> float:
@@ -277,6 +321,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     settings = Settings.from_env(env)
     await upgrade(settings.database_url)
     val_before = None if args.no_eval else base_val_nats(env, settings, models / "active")
+    counts = training_word_counts(settings)
     engine = start_engine_process(models / "active", env=env, port=port, timeout=180)
     store = Store.from_url(settings.database_url)
     queue = RunQueue(settings.queue_url, execute=lambda run_id: execute_run(run_id, settings))
@@ -292,7 +337,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                         print(f"round {k}: {taste.name} taste run {run['status']}", file=sys.stderr)
                         runs[taste.name].append(run)
             for i, taste in enumerate(TASTES):
-                rounds[taste.name].append(await round_of(store, url, i, taste, k, args))
+                rounds[taste.name].append(await round_of(store, url, i, taste, k, args, counts))
             shares = {n: f"{r[-1]['upvote_share']:.3f}" for n, r in rounds.items()}
             print(f"round {k}: upvote shares {shares}", file=sys.stderr)
         seconds = time.monotonic() - t0
@@ -313,7 +358,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def summarise(
     rounds: dict[str, list[dict[str, Any]]], runs: dict[str, list[dict[str, Any]]], seconds: float
 ) -> dict[str, Any]:
-    control = [t.name for t in TASTES if not t.retrains]
+    control = [t.name for t in TASTES if not t.retrains]  # "control", "control-fresh"
     shares = {n: [r["upvote_share"] for r in rs] for n, rs in rounds.items()}
     retrain_seconds = [r["seconds"] for rs in runs.values() for r in rs if r["status"] != "not run"]
 
@@ -322,9 +367,12 @@ def summarise(
 
     return {
         "upvote_share_by_round": {n: s for n, s in shares.items() if n not in control},
-        "control_share_by_round": shares[control[0]],
+        "control_share_by_round": shares["control"],
+        "control_fresh_share_by_round": shares["control-fresh"],
         "share_ratio": {n: ratio(s) for n, s in shares.items()},
         "liked_share_by_round": {n: [r["liked_share"] for r in rs] for n, rs in rounds.items()},
+        "oov_by_round": {n: [r["oov"] for r in rs] for n, rs in rounds.items()},
+        "distinct2_by_round": {n: [r["distinct2"] for r in rs] for n, rs in rounds.items()},
         "taste_retrain_seconds": retrain_seconds,
         "taste_retrain_seconds_max": max(retrain_seconds, default=None),
         "runs": {
@@ -356,10 +404,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     rounds = list(range(len(control)))
     ax.plot(rounds, control, "s--", color="tab:gray", label="control (never retrains)")
     ax.axhspan(control[0] * 0.85, control[0] * 1.15, color="tab:gray", alpha=0.15)
+    fresh = result.get("control_fresh_share_by_round")
+    if fresh:
+        ax.plot(rounds, fresh, "x:", color="tab:gray", label="control, fresh samples")
     ax.set_xlabel("round (0 = before any retrain)")
     ax.set_ylabel("upvote share")
     ax.set_xticks(rounds)
-    ax.set_ylim(0, max(top, *control) * 1.1)
+    ax.set_ylim(0, max(top, *control, *(fresh or [])) * 1.1)
     ax.set_title(
         f"style {result['style']}; dotted: target 2 x round 0; band: control +-15%",
         fontsize="small",
@@ -413,6 +464,7 @@ def main() -> int:
         for name, shares in [
             *result["upvote_share_by_round"].items(),
             ("control", result["control_share_by_round"]),
+            ("control-fresh", result["control_fresh_share_by_round"]),
         ]:
             print(f"{name:12s} " + "  ".join(f"{s:.3f}" for s in shares))
         print(f"taste retrain seconds: {result['taste_retrain_seconds']}")

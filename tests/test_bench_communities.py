@@ -17,6 +17,7 @@ from bench.communities import (
     likes_short,
     member_id,
     meme_body,
+    round_seeds,
     upvote_share,
 )
 from bot.memes import MemeAsk
@@ -35,10 +36,12 @@ def test_each_taste_likes_its_own_captions() -> None:
 
 def test_tastes_are_distinct_and_one_is_the_control() -> None:
     assert len({t.name for t in TASTES}) == len(TASTES)
-    assert [t.name for t in TASTES if not t.retrains] == ["control"]
+    assert [t.name for t in TASTES if not t.retrains] == ["control", "control-fresh"]
     assert sum(t.retrains for t in TASTES) >= 3
-    # A caption one taste likes is not liked by every other.
-    for t in TASTES:
+    control, fresh = TASTES[-2:]
+    assert control.likes is fresh.likes and not control.fresh and fresh.fresh
+    # A caption one taste likes is not liked by every other (the two controls share one).
+    for t in TASTES[:-1]:
         liked = {
             "food-school": ["lunch at school", "is a long story about nothing much at all"],
             "questions": ["what if i told you", "that this caption is quite long indeed?"],
@@ -46,7 +49,16 @@ def test_tastes_are_distinct_and_one_is_the_control() -> None:
             "control": ["brace yourselves", "my brother's long long caption is coming"],
         }[t.name]
         assert t.likes(liked)
-        assert [o.name for o in TASTES if o.likes(liked)] == [t.name]
+        assert [o.name for o in TASTES[:-1] if o.likes(liked)] == [t.name]
+
+
+def test_the_control_repeats_its_round_0_and_the_others_do_not() -> None:
+    for index, taste in enumerate(TASTES):
+        seeds = [round_seeds(7, index, taste, k) for k in range(4)]
+        assert len(set(seeds)) == (1 if taste.name == "control" else 4)
+    # Every server's draws differ from every other's in every round.
+    firsts = {round_seeds(7, i, t, k)[1] for i, t in enumerate(TASTES) for k in range(4)}
+    assert len(firsts) == 3 * 4 + 1 + 4
 
 
 def test_votes_are_deterministic_per_seed() -> None:
