@@ -13,6 +13,12 @@ from aiohttp import web
 API_PREFIX = "/api/v10"
 ADMINISTRATOR = 1 << 3
 ALL_BUT_ADMIN = (1 << 41) - 1 - ADMINISTRATOR
+# The permissions Discord checks when the bot posts, edits or reacts (`forbid_sends`).
+ADD_REACTIONS = 1 << 6
+SEND_MESSAGES = 1 << 11
+ATTACH_FILES = 1 << 15
+READ_MESSAGE_HISTORY = 1 << 16
+MISSING_PERMISSIONS = {"message": "Missing Permissions", "code": 50013}
 INTERACTION_DEADLINE = 3.0  # seconds Discord waits for the first interaction callback
 
 
