@@ -312,6 +312,9 @@ class Rest(Payloads):
                 return json_response({"message": "Unknown Message", "code": 10008}, status=404)
             if len(p) == 4 and m == "GET":
                 return json_response(self._with_reactions(msg_id))
+            if len(p) == 4 and m == "DELETE":  # the bot deleting its own message: no permission
+                self.messages.pop(msg_id)
+                return web.Response(status=204)
             if len(p) == 4 and m == "PATCH":  # the bot editing a message it posted
                 body, _atts = await self._body(request)
                 refused = self._refused(int(p[1]), SEND_MESSAGES)
