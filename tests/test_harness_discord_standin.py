@@ -169,3 +169,28 @@ def test_forbid_sends_refuses_what_discord_checks_whatever_app_permissions_say()
         assert api.unhandled == []
 
     run(body)
+
+
+def test_a_buttons_deferred_update_edits_the_message_the_button_is_on() -> None:
+    async def body(api: DiscordStandIn, http: aiohttp.ClientSession) -> None:
+        pager = api.post_message(api.channel_ids[0], "page 1")
+        msg = api.messages[pager.id]
+        rec = api._interaction(
+            3, {}, user_id=800100, admin=False, channel_id=pager.channel_id, message=msg
+        )
+        base = f"{api.url}{API_PREFIX}"
+        ack = await http.post(
+            f"{base}/interactions/{rec.id}/{rec.token}/callback", json={"type": 6}
+        )
+        assert ack.status == 200 and rec.original is pager
+        assert not rec.answered, "the button's message as it was is no answer"
+        original = f"{base}/webhooks/{api.app_id}/{rec.token}/messages/@original"
+        edit = await http.patch(original, json={"content": "page 2"})
+        assert edit.status == 200 and (await edit.json())["id"] == str(pager.id)
+        assert pager.content == "page 2" and rec.answered and len(api.sent) == 1
+        api.messages.pop(pager.id)  # dismissed (or deleted) meanwhile
+        gone = await http.patch(original, json={"content": "page 3"})
+        assert gone.status == 404 and (await gone.json())["code"] == 10008
+        assert pager.content == "page 2"
+
+    run(body)

@@ -202,6 +202,10 @@ class Rest(Payloads):
                 rec.original = self._new_message(
                     int(rec.payload["channel_id"]), data, [], rec.token
                 )
+            elif body["type"] == 6 and "message" in rec.payload:
+                # A button's deferred update: @original is the message the button is on.
+                mid = int(rec.payload["message"]["id"])
+                rec.original = next((x for x in self.sent if x.id == mid), None)
             elif body["type"] in (4, 7):
                 data = body.get("data") or {}
                 sent = self._new_message(int(rec.payload["channel_id"]), data, atts, rec.token)
@@ -276,6 +280,8 @@ class Rest(Payloads):
                 if target is None:  # editing the deferred "thinking" message
                     target = self._new_message(channel_id, body, atts, token)
                     rec.original = target
+                elif target.id not in self.messages:  # deleted (or an ephemeral dismissed)
+                    return json_response({"message": "Unknown Message", "code": 10008}, 404)
                 else:
                     if "content" in body:
                         target.content = body["content"] or ""
@@ -284,6 +290,7 @@ class Rest(Payloads):
                     if atts:
                         target.attachments = atts
                     self.messages[target.id] = self._message(target)
+                rec.edited = True
                 return json_response(self.messages[target.id])
             if target is None:
                 return json_response({"message": "Unknown Message", "code": 10008}, status=404)
