@@ -2,9 +2,9 @@
 
 Discord sends the app's resolved permissions in the channel with every interaction
 (`interaction.app_permissions`: roles and overwrites applied). A meme posted where the bot
-cannot view the channel still appears (an interaction followup needs no permission), but its
-reaction events never arrive, so votes would silently not count: the bot refuses up front and
-names what a server admin has to grant.
+cannot view the channel still appears (an interaction followup needs no View Channel or Send
+Messages; only its file needs Attach Files), but its reaction events never arrive, so votes
+would silently not count: the bot refuses up front and names what a server admin has to grant.
 
 `app_permissions` can still be wrong when the bot acts (a permission changed meanwhile, an
 overwrite Discord applies later): Discord then answers 403 (code 50013, "Missing
