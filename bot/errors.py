@@ -31,6 +31,17 @@ class MissingPermissions(UserError):
         self.missing = missing
 
 
+class PostRefused(MemebotError):
+    """Discord refused (403) a message, an edit or a reaction although the interaction's
+    permissions allowed it (they were stale, or an overwrite decides otherwise); the message
+    names what the bot lacks and the error id of the one log line (bot/permissions.py). Not a
+    UserError: the work was done, so a command's cooldown turn is not given back."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 # What must not reach a user: a setting (MEMEBOT_…), an exception's class name, a traceback.
 INTERNALS = re.compile(
     r"MEMEBOT_[A-Z0-9_]+|\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Timeout|Failure)\b|Traceback"

@@ -2,18 +2,28 @@
 
 Discord sends the app's resolved permissions in the channel with every interaction
 (`interaction.app_permissions`: roles and overwrites applied). A meme posted where the bot
-cannot view the channel still appears (an interaction followup needs no permission), but its
-reaction events never arrive, so votes would silently not count: the bot refuses up front and
-names what a server admin has to grant.
+cannot view the channel still appears (an interaction followup needs no View Channel or Send
+Messages; only its file needs Attach Files), but its reaction events never arrive, so votes
+would silently not count: the bot refuses up front and names what a server admin has to grant.
+
+`app_permissions` can still be wrong when the bot acts (a permission changed meanwhile, an
+overwrite Discord applies later): Discord then answers 403 (code 50013, "Missing
+Permissions", naming nothing). `refused` names what it must have been from what was sent,
+by the rules Discord applies (see REFUSED), logs one line with an error id and gives the
+error the command answers with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 import discord
 
-from bot.errors import MissingPermissions
+from bot.errors import MissingPermissions, PostRefused, new_error_id
+from memebot.logs import get_logger
+
+log = get_logger(__name__)
 
 # Permission attribute (discord.Permissions) -> the name Discord's settings show.
 NAMES = {
@@ -103,3 +113,67 @@ def readable_channels(interaction: discord.Interaction) -> set[int]:
         if p.view_channel and p.read_message_history:
             readable.add(place.id)
     return readable
+
+
+# Discord's JSON error code for a post, an edit or a reaction the bot may not make.
+MISSING_PERMISSIONS = 50013
+
+# What the bot did -> the permissions Discord checks for it. An interaction's answer (its
+# followups and their edits) is a webhook message: no Send Messages or View Channel, but a
+# file in it needs the bot's Attach Files. A channel message needs Send Messages (and Attach
+# Files for a file), an edit of one Send Messages; a reaction Read Message History and, for
+# an emoji not yet on the message, Add Reactions.
+Act = Literal["answer", "message", "edit", "reaction"]
+CHECKED: dict[Act, tuple[str, ...]] = {
+    "answer": (),
+    "message": ("send_messages",),
+    "edit": ("send_messages",),
+    "reaction": ("add_reactions", "read_message_history"),
+}
+
+
+def refused_names(act: Act, *, files: bool = False, in_thread: bool = False) -> list[str]:
+    """The display names of the permissions one of which Discord's 403 to `act` says the bot
+    lacks (the answer does not say which)."""
+    need = CHECKED[act] + (("attach_files",) if files else ())
+    if in_thread:
+        need = tuple("send_messages_in_threads" if p == "send_messages" else p for p in need)
+    return [NAMES[p] for p in need]
+
+
+def refused(
+    error: discord.HTTPException,
+    *,
+    doing: str,
+    act: Act,
+    files: bool = False,
+    in_thread: bool = False,
+    kept: str = "",
+    context: str = "",
+) -> PostRefused:
+    """What to tell the user after Discord refused (403, code 50013) `doing` (e.g. "post your
+    meme"); logs it once, with the error id the text gives. `kept`: a sentence saying what
+    was not lost."""
+    lacking = refused_names(act, files=files, in_thread=in_thread)
+    eid = new_error_id()
+    log.warning(
+        "Discord refused to let the bot %s (%s %s; lacking %s, though the interaction's "
+        "permissions allowed it) (error id %s, %s)",
+        doing,
+        error.status,
+        error.text or error.code,
+        " or ".join(lacking) or "a permission",
+        eid,
+        context,
+    )
+    bold = [f"**{n}**" for n in lacking]
+    if len(bold) > 1:
+        names = ", ".join(bold[:-1]) + f" or {bold[-1]} here (Discord does not say which)"
+    else:
+        names = (bold[0] if bold else "a permission") + " here"
+    text = (
+        f"Discord did not let me {doing} in this channel: I lack {names}. "
+        + (f"{kept} " if kept else "")
+        + f"A server admin can grant it in the channel's permissions (error id `{eid}`)."
+    )
+    return PostRefused(text, lacking)

@@ -25,6 +25,7 @@ async def request_taste_run(
     *,
     requested_by: str | None = None,
     channel_id: int | None = None,
+    message_id: int | None = None,
     rules: TasteRules | None = None,
 ) -> RunInfo:
     """Records a queued taste run of the server and enqueues it. NotEnoughVotes (how many
@@ -38,6 +39,7 @@ async def request_taste_run(
         requested_by=requested_by,
         guild_id=guild_id,
         channel_id=channel_id,
+        message_id=message_id,
     )
     return await enqueue(store, queue, run)
 

@@ -1,15 +1,20 @@
 """/retrain's progress message outlives the interaction's token (it is a channel message, not
-the interaction's), and a progress message that can no longer be edited is logged once."""
+the interaction's), a progress message that can no longer be edited is logged once, and the
+message is posted before the run is queued: Discord refusing it (403, whatever the
+interaction's permissions said) queues nothing, and a refused request deletes it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 
 import pytest
 
+from bot.errors import names_internals
 from harness.bot import bot_settings, migrated_store, running_bot, standin
+from harness.discord_standin import SEND_MESSAGES
 from memebot.store import NewGeneration
 
 NAMED = "retrain run #1's message"  # the log line of a failed progress edit
@@ -66,3 +71,51 @@ def _generation(guild_id: int, channel_id: int) -> NewGeneration:
         guild_id=guild_id,
         message_id=123456,
     )
+
+
+def test_retrain_queues_nothing_when_discord_refuses_its_progress_message(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def go() -> str:
+        s = bot_settings(tmp_path, engine_url="http://127.0.0.1:9")
+        async with standin() as api, migrated_store(s.database_url) as store:
+            channel = api.channel_ids[0]
+            async with running_bot(api, s, store):
+                await store.record_generation(_generation(api.guild_id, channel))
+                await store.set_vote(123456, 800200, 1)  # a new rating: a run could start
+                owner = int(api.owner["id"])
+                # The interaction says the bot may post here (app_permissions: all); Discord
+                # refuses the channel message.
+                assert channel not in api.app_permissions
+                api.forbid_sends[channel] = SEND_MESSAGES
+                options = {"mode": "full", "base": True}
+                rec = await api.answered(await api.invoke("retrain", options, user_id=owner))
+                (reply,) = rec.replies
+                assert reply.ephemeral and "**Send Messages**" in reply.content
+                assert "Nothing was queued" in reply.content
+                assert not names_internals(reply.content) and "50013" not in reply.content
+                assert await store.runs() == [], "nothing queued"
+                assert not [m for m in api.messages.values() if m["type"] == 0], "no post"
+                found = re.search(r"error id `([0-9a-f]{8})`", reply.content)
+                assert found, reply.content
+                eid = found.group(1)
+                # Posting allowed again: the run is queued with its message.
+                del api.forbid_sends[channel]
+                ok = await api.answered(await api.invoke("retrain", options, user_id=owner))
+                assert "run #1 queued" in ok.replies[-1].content
+                (run,) = await store.runs()
+                assert run.message_id is not None and run.message_id in api.messages
+                # A refused request (one run at a time): its progress message is deleted.
+                again = await api.answered(await api.invoke("retrain", options, user_id=owner))
+                assert again.replies[-1].ephemeral and "run #2" not in again.replies[-1].content
+                posts = [m for m in api.messages.values() if m["type"] == 0]
+                assert [int(m["id"]) for m in posts] == [run.message_id], posts
+                assert len(await store.runs()) == 1
+            assert api.unhandled == [], api.unhandled
+        return eid
+
+    with caplog.at_level(logging.WARNING):
+        eid = asyncio.run(go())
+    lines = [r for r in caplog.records if eid in r.getMessage()]
+    assert len(lines) == 1 and "403" in lines[0].getMessage() and lines[0].exc_info is None
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"

@@ -6,15 +6,18 @@ nothing made or queued."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import discord
 import pytest
 
-from bot.errors import MissingPermissions
-from bot.permissions import NAMES, NEEDS, missing, needed, require
+from bot.errors import MissingPermissions, PostRefused, names_internals
+from bot.permissions import NAMES, NEEDS, missing, needed, refused, refused_names, require
 from harness.bot import bot_settings, migrated_store, running_bot, standin
 from harness.discord_standin import ALL_BUT_ADMIN, DiscordStandIn
 from memebot.settings import Settings
@@ -80,6 +83,56 @@ def test_what_each_action_needs(
 def test_every_permission_needed_has_a_name() -> None:
     assert {p for need in NEEDS.values() for p in need} <= set(NAMES)
     assert all(hasattr(discord.Permissions, p) for p in NAMES)
+
+
+@pytest.mark.parametrize(
+    ("act", "files", "in_thread", "names"),
+    [
+        ("answer", False, False, []),  # a followup: no Send Messages, no View Channel
+        ("answer", True, False, ["Attach Files"]),
+        ("message", False, False, ["Send Messages"]),
+        ("message", True, True, ["Send Messages in Threads", "Attach Files"]),
+        ("edit", False, False, ["Send Messages"]),
+        ("reaction", False, False, ["Add Reactions", "Read Message History"]),
+    ],
+)
+def test_what_a_refusal_means_the_bot_lacks(
+    act: Any, files: bool, in_thread: bool, names: list[str]
+) -> None:
+    assert refused_names(act, files=files, in_thread=in_thread) == names
+
+
+def forbidden() -> discord.Forbidden:
+    """discord.py's error for Discord's 403 with code 50013."""
+    response = SimpleNamespace(status=403, reason="Forbidden")
+    return discord.Forbidden(response, {"message": "Missing Permissions", "code": 50013})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("act", "files", "named"),
+    [
+        ("answer", True, "I lack **Attach Files** here."),
+        (
+            "reaction",
+            False,
+            "I lack **Add Reactions** or **Read Message History** here (Discord does not say "
+            "which).",
+        ),
+    ],
+)
+def test_a_refusal_is_told_in_plain_words_and_logged_once(
+    act: Any, files: bool, named: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        error = refused(forbidden(), doing="post it", act=act, files=files, kept="It is kept.")
+    assert isinstance(error, PostRefused) and error.missing == refused_names(act, files=files)
+    text = str(error)
+    assert text.startswith("Discord did not let me post it in this channel: ") and named in text
+    assert "It is kept." in text and not names_internals(text) and "50013" not in text
+    found = re.search(r"error id `([0-9a-f]{8})`", text)
+    assert found, text
+    (line,) = [r for r in caplog.records if found.group(1) in r.getMessage()]
+    assert "403" in line.getMessage() and "Missing Permissions" in line.getMessage()
 
 
 # -- through the stand-in ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.cogs.admin import Admin
 from harness.bot import bot_settings, migrated_store, running_bot, standin
-from harness.discord_standin import DiscordStandIn
+from harness.discord_standin import SEND_MESSAGES, DiscordStandIn
 from harness.factories import rate_memes
 from memebot.settings import Settings
 from memebot.store import Store
@@ -136,5 +136,25 @@ def test_two_admins_at_once_get_one_run(tmp_path: Path, db_url: str) -> None:
         other = next(t for t in texts if t not in queued)
         assert "one taste run per server" in other or "try again in" in other, other
         assert len(await store.runs(kind="taste")) == 1
+
+    scenario_run(tmp_path, db_url, body)
+
+
+def test_a_refused_progress_message_queues_nothing_and_gives_the_cooldown_back(
+    tmp_path: Path, db_url: str
+) -> None:
+    async def body(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        await rate(store, api.guild_id, 30)
+        # app_permissions say the bot may post; Discord refuses the channel message.
+        api.forbid_sends[api.channel_ids[0]] = SEND_MESSAGES
+        text = await ask(api, "retrain", ADMIN)
+        assert "**Send Messages**" in text and "Nothing was queued" in text, text
+        assert await store.runs() == []
+        # The budget was given back: granted again, the next try is queued at once.
+        del api.forbid_sends[api.channel_ids[0]]
+        text = await ask(api, "retrain", ADMIN)
+        assert text.startswith("Taste run #"), text
+        (run,) = await store.runs()
+        assert run.message_id in api.messages
 
     scenario_run(tmp_path, db_url, body)

@@ -1,11 +1,14 @@
 """What people expect of a meme bot, against the real bot, the Discord stand-in and the real
-engine: /templates pages through every template with its buttons, /templates and /top
-autocomplete, /meme without a template draws one, a caption written by hand is kept as is,
-and an animated upload is said to become still."""
+engine: /templates pages through every template with its buttons (a pager that cannot be
+edited any more gets the page as a new reply; an engine error leaves it be), /templates and
+/top autocomplete, /meme without a template draws one, a caption written by hand is kept as
+is, and an animated upload is said to become still."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import random
 from pathlib import Path
 
@@ -90,6 +93,51 @@ def test_templates_pages_through_every_template_and_autocompletes(
                 assert {"name": "Two Buttons", "value": "two-buttons"} in ac.choices, command
 
     run(tiny_model, tmp_path, scenario)
+
+
+def test_a_pager_that_cannot_be_edited_gets_the_page_as_a_new_reply(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store):
+            (pager,) = (await api.answered(await api.invoke("templates"))).replies
+            press = await api.press_button(pager.id, str(buttons(pager)["Next"]["custom_id"]))
+            api.messages.pop(pager.id)  # dismissed while the page loads: its edit is a 404
+            await api.answered(press)
+            (page,) = press.followups
+            assert page.ephemeral and f"{PAGE_SIZE + 1}-{2 * PAGE_SIZE} of" in page.content
+            assert buttons(page)["Previous"].get("disabled") is False, "it pages on"
+            assert slugs(page.content) == CATALOG[PAGE_SIZE : 2 * PAGE_SIZE]
+            # The press's token expires before the page is ready: nothing can answer it.
+            later = await api.press_button(page.id, str(buttons(page)["Next"]["custom_id"]))
+            api.token_lifetime = 0.0
+            async with asyncio.timeout(30):
+                while not any("expired" in r.getMessage() for r in caplog.records):
+                    await asyncio.sleep(0.02)
+            assert later.callbacks[0]["type"] == 6 and not later.followups and not later.edited
+            assert slugs(page.content) == CATALOG[PAGE_SIZE : 2 * PAGE_SIZE], "not edited"
+
+    with caplog.at_level(logging.WARNING):
+        run(tiny_model, tmp_path, scenario)
+    lines = [r for r in caplog.records if "expired" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
+
+
+def test_an_engine_error_on_a_page_button_keeps_the_pager(tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        next_page = {"type": 2, "style": 2, "label": "Next", "custom_id": "memebot:tpl:n:1:"}
+        pager = api.post_message(
+            api.channel_ids[0], "page 1", components=[{"type": 1, "components": [next_page]}]
+        )
+        async with running_bot(api, s, store):  # no engine listens
+            press = await api.answered(await api.press_button(pager.id, "memebot:tpl:n:1:"))
+            (told,) = press.followups
+            assert told.ephemeral and "not reachable" in told.content
+            assert pager.id in api.messages and not press.deleted_original, "the pager stays"
+            assert pager.content == "page 1"
+
+    run(Path("unused"), tmp_path, scenario, engine=False, engine_url="http://127.0.0.1:9")
 
 
 def test_meme_without_a_template_draws_one_and_a_written_caption_is_kept(

@@ -8,17 +8,19 @@ owners alone (bot/owners.py); without `base` the commands are about the server's
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import MemeBot, NotAllowed, admin_only, defer_ephemeral
+from bot.app import MemeBot, NotAllowed, admin_only, defer_ephemeral, interaction_context
 from bot.errors import public_text
 from bot.memes import channel_is_nsfw
 from bot.owners import is_owner, owner_only_text
-from bot.permissions import require_here
+from bot.permissions import MISSING_PERMISSIONS, refused, require_here
 from engine.client import EngineError
 from memebot.choices import DEFAULT_RUN_MODE, DEFAULT_STYLE, FilterLevel, RunMode, Style
 from memebot.filtering import check_level_allowed
@@ -114,7 +116,8 @@ class Admin(commands.Cog):
         """`/retrain` without `base`: the server's own taste from its votes (retrain/taste_run.py).
         Refused first, in this order: too few votes (how many more), one of its taste runs
         already going, its budget (retrain/cooldown.py, MEMEBOT_TASTE_COOLDOWN: how long to
-        wait). Then a progress message in the channel, as for a base run."""
+        wait). Then, as for a base run, the progress message is posted and only then the run
+        queued; a refused post (403) or request gives the budget back."""
         await defer_ephemeral(interaction)
         assert interaction.guild_id is not None  # guild_only
         guild_id, store = interaction.guild_id, self.bot.store
@@ -124,30 +127,69 @@ class Admin(commands.Cog):
             raise RunInProgress(current)
         await self._taste_cooldown.begin(guild_id)  # CoolingDown
         try:
-            queue = await asyncio.to_thread(RunQueue, self.bot.settings.queue_url)
-            try:
-                run = await request_taste_run(
+            run = await self._queue_with_progress(
+                interaction,
+                f"{interaction.user.mention} asked to retrain this server's taste.",
+                lambda queue, message_id: request_taste_run(
                     store,
                     queue,
                     guild_id,
                     requested_by=f"{interaction.user.name} ({interaction.user.id})"[:100],
                     channel_id=interaction.channel_id,
-                )
-            finally:
-                await asyncio.to_thread(queue.close)
-        except BaseException:  # nothing was queued: the budget is given back
+                    message_id=message_id,
+                ),
+            )
+        except BaseException:  # nothing was queued (or it could not be shown): budget back
             self._taste_cooldown.undo(guild_id)
             raise
-        assert interaction.channel is not None  # guild_only
-        message = await interaction.channel.send(  # type: ignore[union-attr]
-            f"{interaction.user.mention} asked to retrain this server's taste.\n{describe(run)}"
-        )
-        await store.update_run(run.id, channel_id=message.channel.id, message_id=message.id)
-        self._watch(run, message)
         await interaction.followup.send(
             f"Taste run #{run.id} queued; its progress is posted in this channel.",
             ephemeral=True,
         )
+
+    async def _queue_with_progress(
+        self,
+        interaction: discord.Interaction,
+        header: str,
+        request: Callable[[RunQueue, int], Awaitable[RunInfo]],
+    ) -> RunInfo:
+        """Posts the progress message, then queues the run (`request(queue, message id)`) and
+        follows it. Posted first: a run whose progress nobody could see is not queued at all.
+        If Discord refuses the post (403, although the interaction's permissions allowed it),
+        PostRefused names the permission; if the request is refused (a run going, nothing to
+        train on, the queue down), the message is deleted and the refusal is the answer."""
+        channel = interaction.channel
+        assert channel is not None  # guild_only
+        try:
+            message = await channel.send(f"{header}\nQueueing the run…")  # type: ignore[union-attr]
+        except discord.Forbidden as e:
+            if e.code != MISSING_PERMISSIONS:
+                raise
+            raise refused(
+                e,
+                doing="post the retrain's progress",
+                act="message",
+                in_thread=isinstance(channel, discord.Thread),
+                kept="Nothing was queued.",
+                context=interaction_context(interaction),
+            ) from e
+        try:
+            # huey's storage is synchronous (it may create its tables): off the event loop.
+            queue = await asyncio.to_thread(RunQueue, self.bot.settings.queue_url)
+            try:
+                run = await request(queue, message.id)
+            finally:
+                await asyncio.to_thread(queue.close)
+        except BaseException:
+            with contextlib.suppress(discord.HTTPException):  # already gone: nothing to undo
+                await message.delete()
+            raise
+        # "Queueing…" becomes the run's state; an edit that fails here is the watcher's to log
+        # (it edits again at once, and logs its first failure).
+        with contextlib.suppress(discord.HTTPException):
+            await message.edit(content=f"{header}\n{describe(run)}")
+        self._watch(run, message)
+        return run
 
     async def rollback_taste(self, interaction: discord.Interaction) -> None:
         """`/model rollback:true` without `base`: the server's taste back one version (the
@@ -180,28 +222,20 @@ class Admin(commands.Cog):
             return
         await defer_ephemeral(interaction)
         await self.require_owner(interaction, RETRAIN_BASE)
-        # huey's storage is synchronous (it may create its tables): off the event loop.
-        queue = await asyncio.to_thread(RunQueue, self.bot.settings.queue_url)
-        try:
-            # No new ratings, or a run already going: a MemebotError, answered ephemerally.
-            run = await request_run(
+        # No new ratings, or a run already going: a MemebotError, answered ephemerally.
+        run = await self._queue_with_progress(
+            interaction,
+            f"{interaction.user.mention} asked for a model retrain.",
+            lambda queue, message_id: request_run(
                 self.bot.store,
                 queue,
                 mode=mode,
                 requested_by=f"{interaction.user.name} ({interaction.user.id})"[:100],
                 guild_id=interaction.guild_id,
                 channel_id=interaction.channel_id,
-            )
-        finally:
-            await asyncio.to_thread(queue.close)
-        assert interaction.channel is not None  # guild_only
-        message = await interaction.channel.send(  # type: ignore[union-attr]
-            f"{interaction.user.mention} asked for a model retrain.\n{describe(run)}"
+                message_id=message_id,
+            ),
         )
-        await self.bot.store.update_run(
-            run.id, channel_id=message.channel.id, message_id=message.id
-        )
-        self._watch(run, message)
         await interaction.followup.send(
             f"Retrain run #{run.id} queued; its progress is posted in this channel.",
             ephemeral=True,

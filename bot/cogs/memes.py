@@ -27,7 +27,7 @@ from bot.memes import (
     channel_is_nsfw,
     make_clean_meme,
 )
-from bot.permissions import require_here
+from bot.permissions import MISSING_PERMISSIONS, refused, require_here
 from bot.uploads import STILL_NOTE, is_animated
 from engine.client import EngineBadRequest, EngineClient, Meme, UnknownTemplate
 from engine.schema import TemplateInfo
@@ -42,13 +42,6 @@ log = get_logger(__name__)
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 AUTOCOMPLETE_TTL = 60.0  # seconds a template search is reused (the catalog rarely changes)
-
-
-NO_REACTIONS = (
-    "I could not add the vote reactions: I lack the **Add Reactions** (or **Read Message "
-    "History**) permission in this channel. The meme stays, and votes still count when you "
-    "add the reactions yourself; a server admin can grant me those permissions."
-)
 
 
 def engine_options(meme: Meme) -> dict[str, Any]:
@@ -303,16 +296,24 @@ class Memes(commands.Cog):
             # Over the guild's upload limit Discord refuses the followup (413): re-encode.
             image = fit_image(meme.image, meme.filename, interaction.filesize_limit)
             try:
-                msg = await self._send_meme(interaction, meme, image, view)
+                msg = await self._send_fitted(interaction, meme, image, view)
             except discord.HTTPException as e:
                 if e.code == INVALID_WEBHOOK_TOKEN:
                     # Made after the interaction's 15 minutes: nothing can answer it now.
                     log.warning("meme #%s was ready after its interaction expired", gid)
                     return
-                if e.status != 413:  # the limit the interaction named was not Discord's own
-                    raise
-                image = fit_image(image[0], image[1], len(image[0]) // 2)
-                msg = await self._send_meme(interaction, meme, image, view)
+                if e.status == 403 and e.code == MISSING_PERMISSIONS:
+                    # The interaction's permissions allowed it, Discord did not (a stale
+                    # state, an overwrite): the generation stays stored, unposted.
+                    raise refused(
+                        e,
+                        doing="post your meme",
+                        act="answer",  # a followup: only its file needs a permission
+                        files=True,
+                        kept="Your meme was made and kept, but not posted.",
+                        context=interaction_context(interaction),
+                    ) from e
+                raise
             # The followup replaced the "thinking" message: an error from here on must not
             # delete it (reply_error), it is the meme.
             interaction.extras[POSTED] = True
@@ -321,15 +322,38 @@ class Memes(commands.Cog):
             try:
                 for emoji in (book.emoji.up, book.emoji.down):
                     await msg.add_reaction(emoji)
-            except discord.Forbidden:
-                log.warning(
-                    "no permission to add reactions in channel %s (guild %s)",
-                    interaction.channel_id,
-                    interaction.guild_id,
+            except discord.Forbidden as e:
+                # Told, not only logged: whoever made the meme sees it without 👍/👎 and
+                # would take votes to be off, while the reactions people add themselves
+                # still count; the meme stays (it was posted, and votes on it are kept).
+                notice = refused(
+                    e,
+                    doing="add the 👍/👎 vote reactions",
+                    act="reaction",
+                    kept="The meme stays, and votes still count when people add the "
+                    "reactions themselves.",
+                    context=interaction_context(interaction),
                 )
-                await interaction.followup.send(NO_REACTIONS, ephemeral=True)
+                await interaction.followup.send(str(notice), ephemeral=True)
             if interaction.extras.get(STILL):
                 await interaction.followup.send(STILL_NOTE, ephemeral=True)
+
+    async def _send_fitted(
+        self,
+        interaction: discord.Interaction,
+        meme: Meme,
+        image: tuple[bytes, str],
+        view: discord.ui.View,
+    ) -> discord.WebhookMessage:
+        """Posts the meme; over Discord's own upload limit (413: the limit the interaction
+        named was not Discord's) once more at half the size."""
+        try:
+            return await self._send_meme(interaction, meme, image, view)
+        except discord.HTTPException as e:
+            if e.status != 413:
+                raise
+        image = fit_image(image[0], image[1], len(image[0]) // 2)
+        return await self._send_meme(interaction, meme, image, view)
 
     @staticmethod
     async def _send_meme(

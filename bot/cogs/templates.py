@@ -10,10 +10,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import MemeBot, interaction_context, reply_error
+from bot.app import POSTED, MemeBot, interaction_context, reply_error
 from bot.catalog import Page, templates_page
-from bot.cogs.memes import Memes
+from bot.cogs.memes import INVALID_WEBHOOK_TOKEN, Memes
 from bot.errors import user_text
+from memebot.logs import get_logger
+
+log = get_logger(__name__)
 
 QUERY_IN_ID = 60  # characters of the query kept in a button's custom_id (at most 100 in all)
 
@@ -52,6 +55,8 @@ class TemplatePage(
         assert isinstance(bot, MemeBot)
         # The engine may be slow: acknowledge first (Discord's 3 s), then edit the page.
         await interaction.response.defer()
+        # @original is the pager itself, not a "thinking" message: an error must not delete it.
+        interaction.extras[POSTED] = True
         try:
             page = await templates_page(bot.get_engine(), self.query, self.page)
         except Exception as e:  # noqa: BLE001 (a button's top: user_text logs the unexpected)
@@ -60,7 +65,27 @@ class TemplatePage(
                 interaction, user_text(e, where=where, context=interaction_context(interaction))
             )
             return
-        await interaction.edit_original_response(content=page.text, view=pager(page, self.query))
+        await show_page(interaction, page, self.query)
+
+
+async def show_page(interaction: discord.Interaction, page: Page, query: str) -> None:
+    """The page in the pager message the button is on; if that message cannot be edited (it
+    was deleted or dismissed: 404; refused: 403), as a new reply only the user sees. After the
+    press's token expired (401) nothing can answer: one log line."""
+    view = pager(page, query)
+    try:
+        await interaction.edit_original_response(content=page.text, view=view)
+    except discord.HTTPException as e:
+        if e.code == INVALID_WEBHOOK_TOKEN:
+            log.warning(
+                "/templates page %s was ready after its button's interaction expired (%s)",
+                page.page + 1,
+                interaction_context(interaction),
+            )
+            return
+        if e.status not in (403, 404):
+            raise
+        await interaction.followup.send(page.text, view=view, ephemeral=True)
 
 
 def pager(page: Page, query: str) -> discord.ui.View:

@@ -21,7 +21,11 @@ Like Discord: the first followup after a deferred response replaces the "thinkin
 message (same id); an interaction whose first callback comes more than 3 s after the event is
 refused (404, code 10062, listed in `late_callbacks`); ids are time-based snowflakes; a guild
 is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403,
-`forbid_application` the application info (who owns the bot); a channel in `forbid_reads`
+`forbid_application` the application info (who owns the bot). `forbid_sends[channel]` is
+what Discord finds the bot lacks there when it acts, whatever the interaction's
+`app_permissions` said (a stale or overridden state): Send Messages, Attach Files, Add
+Reactions, Read Message History, checked as Discord does (403, code 50013, see `Rest`);
+a channel in `forbid_reads`
 answers 403 (Missing Access) to every read of its messages, and a channel not in
 `channel_ids` (deleted, or another guild's) 404 (Unknown Channel) to every route.
 Command syncs (PUT) replace the set registered globally or in one guild (`registered`,
@@ -53,9 +57,13 @@ from aiohttp import web
 
 from harness.discord_standin.ratelimits import RateLimits
 from harness.discord_standin.records import (
+    ADD_REACTIONS,
     ADMINISTRATOR,
     ALL_BUT_ADMIN,
     API_PREFIX,
+    ATTACH_FILES,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
     Attachment,
     ChannelRef,
     Interaction,
@@ -65,12 +73,16 @@ from harness.discord_standin.records import (
 from harness.discord_standin.rest import Rest
 
 __all__ = [
+    "ADD_REACTIONS",
     "ADMINISTRATOR",
     "ALL_BUT_ADMIN",
     "API_PREFIX",
+    "ATTACH_FILES",
     "GUILD_MESSAGES",
     "GUILD_MESSAGE_REACTIONS",
     "PRIVILEGED_INTENTS",
+    "READ_MESSAGE_HISTORY",
+    "SEND_MESSAGES",
     "Attachment",
     "ChannelRef",
     "DiscordStandIn",
@@ -124,6 +136,9 @@ class DiscordStandIn(Rest):
         self.unhandled: list[str] = []
         self.late_callbacks: list[Interaction] = []  # answered after Discord's 3 s: refused
         self.forbid_reactions = False  # True: adding a reaction answers 403 (no permission)
+        # Channel -> the permission bits (SEND_MESSAGES, ATTACH_FILES, ADD_REACTIONS,
+        # READ_MESSAGE_HISTORY) Discord refuses the bot there, apart from `app_permissions`.
+        self.forbid_sends: dict[int, int] = {}
         # Channels whose messages the bot may not read (lost Read Message History): 403.
         self.forbid_reads: set[int] = set()
         # "METHOD /path" (as in `requests`) -> seconds the stand-in waits before answering.

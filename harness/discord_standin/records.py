@@ -13,6 +13,12 @@ from aiohttp import web
 API_PREFIX = "/api/v10"
 ADMINISTRATOR = 1 << 3
 ALL_BUT_ADMIN = (1 << 41) - 1 - ADMINISTRATOR
+# The permissions Discord checks when the bot posts, edits or reacts (`forbid_sends`).
+ADD_REACTIONS = 1 << 6
+SEND_MESSAGES = 1 << 11
+ATTACH_FILES = 1 << 15
+READ_MESSAGE_HISTORY = 1 << 16
+MISSING_PERMISSIONS = {"message": "Missing Permissions", "code": 50013}
 INTERACTION_DEADLINE = 3.0  # seconds Discord waits for the first interaction callback
 
 
@@ -113,6 +119,7 @@ class Interaction:
     followups: list[Sent] = field(default_factory=list)
     original: Sent | None = None  # the @original message once the bot replied or deferred
     deleted_original: bool = False
+    edited: bool = False  # the bot edited one of its messages (e.g. @original) with its token
     dispatched_at: float = 0.0  # time.monotonic() when the event was sent to the bot
     responded_at: float | None = None  # time.monotonic() of the bot's first callback
 
@@ -134,8 +141,12 @@ class Interaction:
 
     @property
     def answered(self) -> bool:
-        return bool(self.followups) or (
-            self.original is not None and bool(self.original.content or self.original.attachments)
+        if self.followups or self.edited:
+            return True
+        if any(c["type"] == 6 for c in self.callbacks):
+            return False  # @original is the button's message, as it was: not an answer yet
+        return self.original is not None and bool(
+            self.original.content or self.original.attachments
         )
 
     @property

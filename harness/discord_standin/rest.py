@@ -1,4 +1,17 @@
-"""The REST routes the bot calls, under /api/v10."""
+"""The REST routes the bot calls, under /api/v10.
+
+Which permissions Discord checks when the bot acts in a channel (`forbid_sends`), whatever
+the interaction's `app_permissions` claimed:
+- a channel message (POST /channels/{id}/messages) needs Send Messages, and Attach Files when
+  it carries files; editing the bot's own message there needs Send Messages;
+- an interaction's answer (the callback, followups, edits of its messages) is a webhook
+  message and needs no Send Messages (nor View Channel); only files need the bot's Attach
+  Files (Discord computes interaction responses' Attach Files, Embed Links, Mention
+  Everyone and Use External Emojis from the bot's permissions, change log of 2022-06-29);
+- a reaction needs Read Message History, and Add Reactions when nobody has reacted to the
+  message with that emoji yet.
+A refusal is 403 with Discord's body {"message": "Missing Permissions", "code": 50013}.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +27,12 @@ from aiohttp import web
 from harness.discord_standin.payloads import Payloads
 from harness.discord_standin.ratelimits import RateLimits
 from harness.discord_standin.records import (
+    ADD_REACTIONS,
+    ATTACH_FILES,
     INTERACTION_DEADLINE,
+    MISSING_PERMISSIONS,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
     Attachment,
     Interaction,
     Sent,
@@ -27,6 +45,7 @@ class Rest(Payloads):
     late_callbacks: list[Interaction]
     forbid_reactions: bool
     forbid_reads: set[int]
+    forbid_sends: dict[int, int]
     rate_limits: RateLimits | None
     forbid_application: bool
     on_followup: Callable[[Sent], Awaitable[None]] | None
@@ -49,6 +68,12 @@ class Rest(Payloads):
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+    def _refused(self, channel_id: int, need: int) -> web.Response | None:
+        """Discord's 403 when the bot lacks any of `need` in the channel, else None."""
+        if self.forbid_sends.get(channel_id, 0) & need:
+            return json_response(MISSING_PERMISSIONS, status=403)
+        return None
 
     async def _body(self, request: web.Request) -> tuple[dict[str, Any], list[Attachment]]:
         if request.content_type.startswith("multipart/"):
@@ -162,6 +187,9 @@ class Rest(Payloads):
         if p[0] == "interactions" and p[-1] == "callback" and m == "POST":
             rec = self.interactions[p[2]]
             body, atts = await self._body(request)
+            refused = self._refused(int(rec.payload["channel_id"]), ATTACH_FILES if atts else 0)
+            if refused is not None:
+                return refused
             if rec.responded_at is None:
                 rec.responded_at = time.monotonic()
             if not rec.callbacks and time.monotonic() - rec.dispatched_at > INTERACTION_DEADLINE:
@@ -174,6 +202,10 @@ class Rest(Payloads):
                 rec.original = self._new_message(
                     int(rec.payload["channel_id"]), data, [], rec.token
                 )
+            elif body["type"] == 6 and "message" in rec.payload:
+                # A button's deferred update: @original is the message the button is on.
+                mid = int(rec.payload["message"]["id"])
+                rec.original = next((x for x in self.sent if x.id == mid), None)
             elif body["type"] in (4, 7):
                 data = body.get("data") or {}
                 sent = self._new_message(int(rec.payload["channel_id"]), data, atts, rec.token)
@@ -213,6 +245,9 @@ class Rest(Payloads):
             return json_response({"message": "Invalid Webhook Token", "code": 50027}, 401)
         if len(p) == 3 and m == "POST":
             body, atts = await self._body(request)
+            refused = self._refused(channel_id, ATTACH_FILES if atts else 0)
+            if refused is not None:  # a followup needs no Send Messages; its files do
+                return refused
             if sum(len(a.data) for a in atts) > self.attachment_limit:
                 return json_response(
                     {"message": "Request entity too large", "code": 40005}, status=413
@@ -239,9 +274,14 @@ class Rest(Payloads):
                 target = next((s for s in rec.followups if s.id == int(p[4])), None)
             if m == "PATCH":
                 body, atts = await self._body(request)
+                refused = self._refused(channel_id, ATTACH_FILES if atts else 0)
+                if refused is not None:
+                    return refused
                 if target is None:  # editing the deferred "thinking" message
                     target = self._new_message(channel_id, body, atts, token)
                     rec.original = target
+                elif target.id not in self.messages:  # deleted (or an ephemeral dismissed)
+                    return json_response({"message": "Unknown Message", "code": 10008}, 404)
                 else:
                     if "content" in body:
                         target.content = body["content"] or ""
@@ -250,6 +290,7 @@ class Rest(Payloads):
                     if atts:
                         target.attachments = atts
                     self.messages[target.id] = self._message(target)
+                rec.edited = True
                 return json_response(self.messages[target.id])
             if target is None:
                 return json_response({"message": "Unknown Message", "code": 10008}, status=404)
@@ -278,8 +319,14 @@ class Rest(Payloads):
                 return json_response({"message": "Unknown Message", "code": 10008}, status=404)
             if len(p) == 4 and m == "GET":
                 return json_response(self._with_reactions(msg_id))
+            if len(p) == 4 and m == "DELETE":  # the bot deleting its own message: no permission
+                self.messages.pop(msg_id)
+                return web.Response(status=204)
             if len(p) == 4 and m == "PATCH":  # the bot editing a message it posted
                 body, _atts = await self._body(request)
+                refused = self._refused(int(p[1]), SEND_MESSAGES)
+                if refused is not None:
+                    return refused
                 sent = next(x for x in self.sent if x.id == msg_id)
                 if "content" in body:
                     sent.content = body["content"] or ""
@@ -290,7 +337,12 @@ class Rest(Payloads):
                 users = self.reactions[(msg_id, emoji)]
                 if len(p) == 7 and m == "PUT" and p[6] == "@me":
                     if self.forbid_reactions:  # the bot lacks Add Reactions here
-                        return json_response({"message": "Missing Permissions", "code": 50013}, 403)
+                        return json_response(MISSING_PERMISSIONS, 403)
+                    # Add Reactions only for an emoji nobody has put on the message yet.
+                    need = READ_MESSAGE_HISTORY | (0 if users else ADD_REACTIONS)
+                    refused = self._refused(int(p[1]), need)
+                    if refused is not None:
+                        return refused
                     bot = int(self.bot_user["id"])
                     if bot not in users:
                         users.append(bot)
@@ -307,6 +359,9 @@ class Rest(Payloads):
                     return json_response([self.user(u, f"user{u}") for u in page])
         if len(p) == 3 and p[2] == "messages" and m == "POST":
             body, atts = await self._body(request)
+            refused = self._refused(int(p[1]), SEND_MESSAGES | (ATTACH_FILES if atts else 0))
+            if refused is not None:
+                return refused
             sent = self._new_message(int(p[1]), body, atts, None)
             return json_response(self.messages[sent.id])
         self.unhandled.append(f"{m} /{'/'.join(p)}")
