@@ -1,0 +1,64 @@
+"""bench/unseen_lengths.py: the drawn mean of a set of quantiles, the predictors and the
+leave-one-template-out figures, on small templates made here (answers known by hand)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.unseen_lengths import (
+    PREDICTORS,
+    Box,
+    Known,
+    drawn_total,
+    evaluate,
+    knn,
+    quantile_mean,
+    same_count,
+)
+from memebot.artifact.templates import LENGTH_LEVELS
+
+TOP_BOTTOM = ((0.0, 0.0, 1.0, 0.2, True), (0.0, 0.8, 1.0, 0.2, True))
+SIDE_BY_SIDE = ((0.0, 0.0, 0.5, 0.5, False), (0.5, 0.0, 0.5, 0.5, False))
+
+
+def flat(v: float) -> tuple[float, ...]:
+    return tuple(float(v) for _ in LENGTH_LEVELS)
+
+
+def known(slug: str, box_len: float, boxes: tuple[Box, ...] = TOP_BOTTOM) -> Known:
+    n = len(boxes)
+    return Known(slug, slug, n, (flat(box_len),) * n, n * (box_len + 1), boxes, 1.0, math.nan)
+
+
+def test_quantile_mean_is_the_mean_of_the_draw() -> None:
+    assert quantile_mean(flat(7)) == pytest.approx(7)
+    assert quantile_mean(tuple(10 * x for x in LENGTH_LEVELS)) == pytest.approx(5)  # uniform 0..10
+    assert drawn_total([flat(20), flat(10)]) == pytest.approx(32)  # two markers
+
+
+def test_nearest_layouts_lend_their_lengths() -> None:
+    """Two side-by-side templates write 10 a box, three top-bottom ones 30: a side-by-side
+    template borrows 10 from its two nearest, where the same-count mean says 22."""
+    pool = [known(f"tb{i}", 30) for i in range(3)] + [
+        known("sbs1", 10, SIDE_BY_SIDE),
+        known("sbs2", 10, SIDE_BY_SIDE),
+    ]
+    target = known("new", 10, SIDE_BY_SIDE)
+    assert knn(2)(target, pool) == (flat(10), flat(10))
+    assert same_count(target, pool)[0] == pytest.approx(flat(22))
+    # ties at the k-th distance all count: k=1 still averages both side-by-side ones
+    assert knn(1)(target, pool) == knn(2)(target, pool)
+
+
+def test_leave_one_out_figures() -> None:
+    pool = [known(f"tb{i}", 30 + i / 2) for i in range(4)] + [
+        known(f"sbs{i}", 20 + i / 2, SIDE_BY_SIDE) for i in range(3)
+    ]
+    predictors = {"same-count": same_count, "knn-2": knn(2), "own": PREDICTORS["own"]}
+    r = evaluate(pool, predictors)
+    assert r["own"]["within_10pct"] == 1.0 and r["own"]["median_abs_log_ratio"] == 0.0
+    assert r["knn-2"]["within_10pct"] == 1.0  # each kind from its own kind
+    assert r["same-count"]["within_10pct"] == 0.0  # the two kinds mixed: all off by 10%+
+    assert set(r["knn-2"]["ratios"]) == {k.slug for k in pool}
