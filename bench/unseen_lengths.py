@@ -8,12 +8,15 @@ total length the prediction draws (box means + one marker a box, as bench/captio
 counts) is set beside the mean of the template's real captions of that box count (all splits).
 
 Predictors:
-- `same-count`: today's fallback, TemplateTable.length_quantiles (the mean quantiles over
-  the templates with as many boxes);
+- `pooled (today)`: what such a template holds today, training's fallback (the quantiles over
+  every training caption with as many boxes, training/templates.py);
+- `same-count`: TemplateTable.length_quantiles's fallback (the mean quantiles over the
+  templates with as many boxes, each template weighing one);
 - `knn-K`: the mean quantiles of the K templates nearest by layout (engine/catalog.json: each
   box's width, height and position; same box count; ties at the K-th distance all count);
-- `ridge-geometry`: per box, log mean length ~ box geometry (log width, log height, log image
-  aspect, box count, first/last box), the same-count quantiles scaled to the prediction;
+- `ridge-geometry`: what the engine does (engine/lengths.py): per box, log mean length ~ box
+  shape (log width, log height, box count, first/last box, upper-case), the same-count
+  quantiles scaled to the prediction;
 - `ridge-name`, `ridge-example`: the template's log mean total ~ its name (characters, words,
   whether it reads as a phrase people write, engine/decoding/unseen.phrase_of) or memegen's
   example caption length, the same-count quantiles scaled to it;
@@ -36,7 +39,7 @@ import statistics
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from memebot.artifact.templates import LENGTH_LEVELS, Quantiles, TemplateEntry, TemplateTable
+from engine.lengths import quantile_mean
+from memebot.artifact.templates import Quantiles, TemplateEntry, TemplateTable
 
 NAMED = ("y-u-no", "that-would-be-great")
 TOLERANCE = 0.10  # within ±10% of the real mean
@@ -63,14 +67,9 @@ class Known:
     lengths: Lengths  # the table's quantiles (training's)
     real_mean: float  # mean caption length, markers included, of its captions of box_count
     boxes: tuple[Box, ...]  # its catalog layout for box_count boxes
-    aspect: float  # image width / height (NaN: unknown)
     example_chars: float  # memegen's example caption, markers included (NaN: no layout)
-
-
-def quantile_mean(q: Quantiles) -> float:
-    """Mean of the length the engine draws from `q` (inverse CDF, linear between levels)."""
-    xs = np.asarray(LENGTH_LEVELS)
-    return float(np.trapezoid(np.asarray(q), xs) / (xs[-1] - xs[0]))
+    # its training captions' box lengths by box count (training/templates.py's rows)
+    rows: Mapping[int, Sequence[list[int]]] = field(default_factory=dict)
 
 
 def drawn_total(lengths: Sequence[Quantiles]) -> float:
@@ -85,8 +84,22 @@ def scaled(lengths: Sequence[Quantiles], factors: Sequence[float]) -> Lengths:
 # --- predictors: (target, the other templates) -> lengths for target.box_count boxes ---
 
 
+def pooled(t: Known, pool: Sequence[Known]) -> Lengths:
+    """Today's lengths for a template without captions: training's fallback, the quantiles
+    over every training caption of `pool` with as many boxes (training/templates.py, what a
+    model trained with --exclude-templates holds for the template)."""
+    from training.templates import _BoxLengths
+
+    lengths = _BoxLengths(())
+    for p in pool:
+        for k, rows in p.rows.items():
+            lengths.by_count.setdefault(k, []).extend(rows)
+    return lengths.quantiles(t.slug, t.box_count)
+
+
 def same_count(t: Known, pool: Sequence[Known]) -> Lengths:
-    """TemplateTable's own fallback over `pool` (the engine's behaviour today)."""
+    """TemplateTable's fallback over `pool`: the mean quantiles over the templates with as
+    many boxes (a template-weighted mean, where `pooled` weighs captions)."""
     table = TemplateTable(_entry(k) for k in pool)
     qs = table.length_quantiles(t.slug, t.box_count)
     assert qs is not None
@@ -140,38 +153,13 @@ def _ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[[np.ndarray]
     return lambda xn: np.column_stack([np.ones(len(xn)), (xn - mu) / sd]) @ coef
 
 
-def _geometry_rows(t: Known) -> np.ndarray:
-    n = t.box_count
-    aspect = t.aspect if math.isfinite(t.aspect) else 1.0
-    return np.array(
-        [
-            [
-                math.log(max(b[2], 0.05)),
-                math.log(max(b[3], 0.05)),
-                math.log(aspect),
-                float(n),
-                float(i == 0),
-                float(i == n - 1),
-                float(b[4]),
-            ]
-            for i, b in enumerate(t.boxes)
-        ]
-    )
-
-
 def ridge_geometry(t: Known, pool: Sequence[Known]) -> Lengths:
-    xs: list[np.ndarray] = []
-    ys: list[float] = []
-    ws: list[float] = []
-    for p in pool:
-        rows = _geometry_rows(p)
-        xs.append(rows)
-        ys.extend(math.log(max(quantile_mean(q), 1.0)) for q in p.lengths)
-        ws.extend([1.0 / p.box_count] * p.box_count)  # each template counts once
-    f = _ridge(np.vstack(xs), np.array(ys), np.array(ws))
-    pred = np.exp(f(_geometry_rows(t)))
-    base = same_count(t, pool)
-    return scaled(base, [m / max(quantile_mean(q), 1e-9) for m, q in zip(pred, base, strict=True)])
+    """What the engine borrows (engine/lengths.py) for `t` from `pool`."""
+    from engine.lengths import borrowed_lengths
+
+    layouts = {k.slug: [(b[2], b[3], b[4]) for b in k.boxes] for k in (*pool, t)}
+    got = borrowed_lengths(own={k.slug: k.lengths for k in pool}, layouts=layouts)
+    return got[t.slug] if t.slug in got else same_count(t, pool)
 
 
 def _name_row(t: Known) -> list[float]:
@@ -202,6 +190,7 @@ def _template_ridge(
 
 
 PREDICTORS: dict[str, Callable[[Known, Sequence[Known]], Lengths]] = {
+    "pooled (today)": pooled,
     "same-count": same_count,
     "knn-3": knn(3),
     "knn-5": knn(5),
@@ -238,18 +227,21 @@ def evaluate(
 
 
 def known_templates(prepared: Any, catalog: Any, layouts: Path | None) -> list[Known]:
-    """Every template with lengths of its own in the table training builds from `prepared`."""
+    """Every catalog template with lengths of its own in the table training builds from
+    `prepared` (MIN_LENGTH_SAMPLES training captions of its box count or more)."""
+    from training.templates import MIN_LENGTH_SAMPLES, _BoxLengths
+
     table = prepared.build_templates()
+    rows = _BoxLengths(prepared.captions("train")).by_template
     every: dict[str, list[int]] = {}
     for c in prepared.captions("all"):
         e = table.get(c.template)
         if e is not None and e.box_lengths and len(c.boxes) == e.box_count:
             every.setdefault(c.template, []).append(sum(len(b) + 1 for b in c.boxes))
-    aspects = _aspects(prepared.source)
     examples = _examples(layouts) if layouts else {}
     out = []
     for e in table.entries:
-        if not e.box_lengths or e.slug not in every:
+        if len(rows.get((e.slug, e.box_count), ())) < MIN_LENGTH_SAMPLES or e.slug not in every:
             continue
         tpl = catalog.get(e.slug)
         if tpl is None:
@@ -263,23 +255,10 @@ def known_templates(prepared: Any, catalog: Any, layouts: Path | None) -> list[K
                 lengths=e.box_lengths,
                 real_mean=statistics.mean(every[e.slug]),
                 boxes=boxes,
-                aspect=aspects.get(e.slug, float("nan")),
                 example_chars=examples.get(e.slug, float("nan")),
+                rows={k: r for (slug, k), r in rows.items() if slug == e.slug},
             )
         )
-    return out
-
-
-def _aspects(data: Path) -> dict[str, float]:
-    """Image width / height per template from imgflip575k/templates/*.json `dimensions`."""
-    from training.data import slugify
-
-    out = {}
-    for path in sorted((data / "templates").glob("*.json")):
-        dims = json.loads(path.read_text(encoding="utf-8")).get("dimensions", "")
-        m = re.match(r"\s*(\d+)\s*x\s*(\d+)", str(dims))
-        if m and int(m[2]):
-            out[slugify(path.stem)] = int(m[1]) / int(m[2])
     return out
 
 

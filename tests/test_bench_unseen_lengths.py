@@ -4,6 +4,7 @@ leave-one-template-out figures, on small templates made here (answers known by h
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +15,7 @@ from bench.unseen_lengths import (
     drawn_total,
     evaluate,
     knn,
+    pooled,
     quantile_mean,
     same_count,
 )
@@ -29,7 +31,7 @@ def flat(v: float) -> tuple[float, ...]:
 
 def known(slug: str, box_len: float, boxes: tuple[Box, ...] = TOP_BOTTOM) -> Known:
     n = len(boxes)
-    return Known(slug, slug, n, (flat(box_len),) * n, n * (box_len + 1), boxes, 1.0, math.nan)
+    return Known(slug, slug, n, (flat(box_len),) * n, n * (box_len + 1), boxes, math.nan)
 
 
 def test_quantile_mean_is_the_mean_of_the_draw() -> None:
@@ -62,3 +64,13 @@ def test_leave_one_out_figures() -> None:
     assert r["knn-2"]["within_10pct"] == 1.0  # each kind from its own kind
     assert r["same-count"]["within_10pct"] == 0.0  # the two kinds mixed: all off by 10%+
     assert set(r["knn-2"]["ratios"]) == {k.slug for k in pool}
+
+
+def test_pooled_is_training_fallback_over_the_other_templates_captions() -> None:
+    """Training's fallback weighs captions: 30 captions of one template, 10 of another."""
+    a = replace(known("a", 10), rows={2: [[10, 20]] * 30, 1: [[99]] * 30})
+    b = replace(known("b", 30), rows={2: [[30, 40]] * 10})
+    first, second = pooled(known("new", 0), [a, b])
+    assert quantile_mean(first) == pytest.approx(15, abs=1)  # 3/4 at 10, 1/4 at 30
+    assert quantile_mean(second) == pytest.approx(25, abs=1)
+    assert max(first) == 30  # the one-box captions are not in it
