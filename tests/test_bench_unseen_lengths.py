@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from bench.unseen_lengths import (
     drawn_total,
     evaluate,
     knn,
+    known_templates,
     pooled,
     quantile_mean,
     same_count,
@@ -74,3 +76,21 @@ def test_pooled_is_training_fallback_over_the_other_templates_captions() -> None
     assert quantile_mean(first) == pytest.approx(15, abs=1)  # 3/4 at 10, 1/4 at 30
     assert quantile_mean(second) == pytest.approx(25, abs=1)
     assert max(first) == 30  # the one-box captions are not in it
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_the_engine_lengths_beat_the_fallback_on_the_real_data(real_data_dir: Path) -> None:
+    """The figures docs/ENGINE.md gives: borrowing by layout (engine/lengths.py) puts more
+    templates within ±10% than training's fallback, leave-one-template-out."""
+    from engine.catalog import Catalog
+    from memebot.settings import Settings
+    from training.prepare import prepare
+
+    prep = prepare(real_data_dir, cache_dir=Settings.from_env().cache_dir)
+    known_ = known_templates(prep, Catalog.load(), None)
+    assert len(known_) == 86
+    r = evaluate(known_, {k: PREDICTORS[k] for k in ("pooled (today)", "ridge-geometry")})
+    before, now = r["pooled (today)"], r["ridge-geometry"]
+    assert round(before["within_10pct"], 2) == 0.42 and round(now["within_10pct"], 2) == 0.56
+    assert now["median_abs_log_ratio"] < before["median_abs_log_ratio"] - 0.02
