@@ -263,8 +263,11 @@ def load_engine_model(
 def load_service(
     settings: Settings, model_path: Path | None = None, *, warm: bool = True
 ) -> MemeService:
-    model = load_engine_model(settings, model_path or settings.model_dir, warm=warm)
-    return MemeService(settings, model)
+    catalog = Catalog.load()  # one catalog for the service and the lengths its model borrows
+    model = load_engine_model(
+        settings, model_path or settings.model_dir, warm=warm, catalog=catalog
+    )
+    return MemeService(settings, model, catalog)
 
 
 def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:
