@@ -154,16 +154,18 @@ def row(
 def measure(
     model_dir: Path, prepared: Any, per_template: int = PER_TEMPLATE, seed: int = 0
 ) -> dict[str, Any]:
-    from engine.decoding.loader import load_model
     from engine.decoding.unseen import phrase_of
     from engine.schema import MemeOptions
+    from engine.service import load_engine_model
     from memebot.choices import DEFAULT_STYLE
+    from memebot.settings import Settings
 
     meta = json.loads((model_dir / "meta.json").read_text())
     withheld = list(meta["extra"].get("withheld_templates") or [])
     if not withheld:
         raise SystemExit(f"{model_dir}: trained without --exclude-templates (nothing withheld)")
-    model = load_model(model_dir)
+    # as the engine loads it: the withheld templates' lengths borrowed (engine/lengths.py)
+    model = load_engine_model(Settings.from_env(), model_dir, warm=False)
     options = MemeOptions(**style_body(DEFAULT_STYLE))
     ref = withheld_reference(prepared, model, withheld, per_template, seed)
     phrases = {t: phrase_of(_entry(model, t).name) for t in withheld}

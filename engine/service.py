@@ -20,6 +20,7 @@ from engine.decoding.jobs import CaptionRequest, Sampled
 from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
+from engine.lengths import borrow_for_catalog
 from engine.render import placeholder, render
 from engine.scheduler import Scheduler
 from engine.schema import (
@@ -230,23 +231,30 @@ class MemeService:
         """Load and verify another artifact, then swap; a bad one raises and changes nothing."""
         async with self._reload_lock:
             try:
-                model = await asyncio.to_thread(load_engine_model, self.settings, path)
+                model = await asyncio.to_thread(
+                    load_engine_model, self.settings, path, catalog=self.catalog
+                )
             except OSError as e:  # a name too long, a permission, a directory gone mid-load...
                 raise ArtifactError(f"{path}: {e.strerror or e}") from e
             self.scheduler.swap_model(model)
             return model
 
 
-def load_engine_model(settings: Settings, path: Path, *, warm: bool = True) -> LoadedModel:
+def load_engine_model(
+    settings: Settings, path: Path, *, warm: bool = True, catalog: Catalog | None = None
+) -> LoadedModel:
     """An artifact loaded with the engine's decoding settings (start-up and reloads alike).
     `warm`: prepare the step for MEMEBOT_MAX_BATCH rows before serving (the tf decoder
-    compiles its programs then, not during requests; `memebot generate` skips it)."""
+    compiles its programs then, not during requests; `memebot generate` skips it).
+    Templates of `catalog` (default: the shipped one) the model has no box lengths of borrow
+    them from templates laid out alike (engine/lengths.py)."""
     model = load_model(
         path,
         decoder=settings.decoder,
         threads=settings.decode_threads,
         crowd_weight=settings.crowd_weight,
     )
+    model.templates = borrow_for_catalog(model.templates, catalog or Catalog.load())
     if warm:
         model.warm(settings.max_batch_rows)
     return model
@@ -255,8 +263,11 @@ def load_engine_model(settings: Settings, path: Path, *, warm: bool = True) -> L
 def load_service(
     settings: Settings, model_path: Path | None = None, *, warm: bool = True
 ) -> MemeService:
-    model = load_engine_model(settings, model_path or settings.model_dir, warm=warm)
-    return MemeService(settings, model)
+    catalog = Catalog.load()  # one catalog for the service and the lengths its model borrows
+    model = load_engine_model(
+        settings, model_path or settings.model_dir, warm=warm, catalog=catalog
+    )
+    return MemeService(settings, model, catalog)
 
 
 def options_used(opts: MemeOptions, n_boxes: int) -> OptionsUsed:

@@ -8,7 +8,7 @@ Building a table from captions is training's job (training/templates.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +23,14 @@ GENERIC_SLOT = 0
 # decoding can draw a length per box by inverse CDF.
 LENGTH_LEVELS = tuple(i / 10 for i in range(11))
 Quantiles = tuple[float, ...]
-__all__ = ["GENERIC_SLOT", "LENGTH_LEVELS", "TemplateEntry", "TemplateTable", "lookup_key"]
+__all__ = [
+    "GENERIC_SLOT",
+    "LENGTH_LEVELS",
+    "TemplateEntry",
+    "TemplateTable",
+    "lookup_key",
+    "mean_lengths",
+]
 
 
 @dataclass(frozen=True)
@@ -46,12 +53,41 @@ class TemplateEntry:
         return [self.slug, self.name, *self.aliases, *ids]
 
 
+def mean_lengths(
+    pool: Iterable[tuple[Quantiles, ...]], n_boxes: int
+) -> tuple[Quantiles, ...] | None:
+    """Per box, the mean quantiles over the templates of `pool` with `n_boxes` boxes (none:
+    over all of them, a shorter one's last box standing in for the boxes past it); None for
+    an empty pool. What a template with no lengths of its own draws from."""
+    some = [q for q in pool if q]
+    pool = [q for q in some if len(q) == n_boxes] or some
+    if not pool:
+        return None
+    return tuple(
+        tuple(float(v) for v in np.mean([q[min(i, len(q) - 1)] for q in pool], axis=0))
+        for i in range(n_boxes)
+    )
+
+
 class TemplateTable:
-    def __init__(self, entries: Iterable[TemplateEntry]):
+    def __init__(
+        self,
+        entries: Iterable[TemplateEntry],
+        borrowed: Mapping[str, tuple[Quantiles, ...]] | None = None,
+    ):
         self.entries = sorted(entries, key=lambda e: e.slug)
         self.index = NameIndex(((e, e.names) for e in self.entries), lambda e: e.slug)
         self._by_slug = {e.slug: e for e in self.entries}
         self._fallback_lengths: dict[int, tuple[Quantiles, ...] | None] = {}
+        # Lengths for templates without captions (none of their own), worked out by whoever
+        # serves the table (the engine borrows them from templates laid out alike:
+        # engine/lengths.py). Never saved: they depend on the layouts, which are not the
+        # model's. A template with a slot never takes them.
+        self.borrowed: dict[str, tuple[Quantiles, ...]] = dict(borrowed or {})
+
+    def borrowing(self, lengths: Mapping[str, tuple[Quantiles, ...]]) -> TemplateTable:
+        """The same table with `lengths` for the templates without captions."""
+        return TemplateTable(self.entries, lengths)
 
     @property
     def n_slots(self) -> int:
@@ -68,28 +104,28 @@ class TemplateTable:
         return e.slot if e else GENERIC_SLOT
 
     def length_quantiles(self, slug: str, n_boxes: int) -> list[Quantiles] | None:
-        """Length quantiles for each of `n_boxes` boxes: the template's own, else the mean over
-        the templates with that many boxes; boxes past the known ones reuse the last. None when
-        the table has no length statistics."""
+        """Length quantiles for each of `n_boxes` boxes: the template's own; for a template
+        without captions (the generic slot, whose lengths training filled in from every
+        caption with its box count), lengths borrowed for it with that many boxes when there
+        are, else what training filled in; for one the table lacks, the mean over the
+        templates with that many boxes (mean_lengths). Boxes past the known ones reuse the
+        last. None when the table has no length statistics."""
         e = self._by_slug.get(slug)
-        qs = e.box_lengths if e and e.box_lengths else self._lengths_for_count(n_boxes)
+        borrowed = self.borrowed.get(slug, ())
+        if e and e.box_lengths and (e.slot != GENERIC_SLOT or len(borrowed) != n_boxes):
+            qs: tuple[Quantiles, ...] | None = e.box_lengths
+        elif len(borrowed) == n_boxes:
+            qs = borrowed
+        else:
+            qs = self._lengths_for_count(n_boxes)
         if not qs:
             return None
         return [qs[min(i, len(qs) - 1)] for i in range(n_boxes)]
 
     def _lengths_for_count(self, n_boxes: int) -> tuple[Quantiles, ...] | None:
         if n_boxes not in self._fallback_lengths:
-            same = [e.box_lengths for e in self.entries if e.box_lengths]
-            exact = [q for q in same if len(q) == n_boxes]
-            pool = exact or same
-            self._fallback_lengths[n_boxes] = (
-                tuple(
-                    tuple(float(v) for v in np.mean([q[min(i, len(q) - 1)] for q in pool], axis=0))
-                    for i in range(n_boxes)
-                )
-                if pool
-                else None
-            )
+            pool = (e.box_lengths for e in self.entries)
+            self._fallback_lengths[n_boxes] = mean_lengths(pool, n_boxes)
         return self._fallback_lengths[n_boxes]
 
     def lookup(self, query: str | int) -> TemplateEntry:
