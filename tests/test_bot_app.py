@@ -15,7 +15,14 @@ from PIL import Image
 
 from bot.app import MemeBot
 from harness.bot import bot_settings, run_scenario, running_bot, standin, vote_book
-from harness.discord_standin import Attachment, ChannelRef, DiscordStandIn, Interaction, Sent
+from harness.discord_standin import (
+    ADD_REACTIONS,
+    Attachment,
+    ChannelRef,
+    DiscordStandIn,
+    Interaction,
+    Sent,
+)
 from harness.slow import hung_engine
 from memebot.settings import Settings
 from memebot.store import Store
@@ -463,7 +470,8 @@ def test_missing_add_reactions_keeps_the_meme_and_tells_the_user(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
-        api.forbid_reactions = True  # Discord answers 403 to the bot's reaction PUTs
+        # Discord answers 403 to the bot's reaction PUTs, whatever app_permissions say.
+        api.forbid_sends[api.channel_ids[0]] = ADD_REACTIONS
         async with running_bot(api, s, store) as bot:
             rec = await api.invoke("meme", {"template": "two-buttons"})
             await api.wait_until(lambda: len(rec.followups) == 2)

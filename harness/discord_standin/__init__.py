@@ -20,8 +20,8 @@ Unknown routes answer 404 and are listed in `unhandled` so a test can assert the
 Like Discord: the first followup after a deferred response replaces the "thinking" @original
 message (same id); an interaction whose first callback comes more than 3 s after the event is
 refused (404, code 10062, listed in `late_callbacks`); ids are time-based snowflakes; a guild
-is on shard `(guild_id >> 22) % shard_count`. `forbid_reactions` makes reaction PUTs answer 403,
-`forbid_application` the application info (who owns the bot). `forbid_sends[channel]` is
+is on shard `(guild_id >> 22) % shard_count`. `forbid_application` makes the application info
+answer 403 (who owns the bot). `forbid_sends[channel]` is
 what Discord finds the bot lacks there when it acts, whatever the interaction's
 `app_permissions` said (a stale or overridden state): Send Messages, Attach Files, Add
 Reactions, Read Message History, checked as Discord does (403, code 50013, see `Rest`);
@@ -135,7 +135,6 @@ class DiscordStandIn(Rest):
         self.forbid_command_sync: set[int] = set()  # guilds whose command routes answer 403
         self.unhandled: list[str] = []
         self.late_callbacks: list[Interaction] = []  # answered after Discord's 3 s: refused
-        self.forbid_reactions = False  # True: adding a reaction answers 403 (no permission)
         # Channel -> the permission bits (SEND_MESSAGES, ATTACH_FILES, ADD_REACTIONS,
         # READ_MESSAGE_HISTORY) Discord refuses the bot there, apart from `app_permissions`.
         self.forbid_sends: dict[int, int] = {}

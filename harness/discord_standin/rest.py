@@ -43,7 +43,6 @@ from harness.discord_standin.records import (
 class Rest(Payloads):
     _ids: Iterator[int]
     late_callbacks: list[Interaction]
-    forbid_reactions: bool
     forbid_reads: set[int]
     forbid_sends: dict[int, int]
     rate_limits: RateLimits | None
@@ -336,8 +335,6 @@ class Rest(Payloads):
                 emoji = p[5]
                 users = self.reactions[(msg_id, emoji)]
                 if len(p) == 7 and m == "PUT" and p[6] == "@me":
-                    if self.forbid_reactions:  # the bot lacks Add Reactions here
-                        return json_response(MISSING_PERMISSIONS, 403)
                     # Add Reactions only for an emoji nobody has put on the message yet.
                     need = READ_MESSAGE_HISTORY | (0 if users else ADD_REACTIONS)
                     refused = self._refused(int(p[1]), need)
