@@ -13,15 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import create_async_engine
 
-# Every table the bot reads or writes: locked together, no command gets through.
-STORE_TABLES = (
-    "generations",
-    "votes",
-    "forgotten_users",
-    "guild_settings",
-    "model_versions",
-    "retrain_runs",
-)
+from memebot.store.tables import Base
+
+# Every table of the store (the bot reads or writes each): locked together, no command gets
+# through. From the models, so a table added later is locked too.
+STORE_TABLES = tuple(Base.metadata.tables)
 
 
 class HungEngine:
