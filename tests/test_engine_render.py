@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from engine.catalog import Catalog, fallback_template
-from engine.render import TextBox, fit_text, placeholder, render
+from engine.render import TextBox, draw_box, fit_text, placeholder, render
 from harness.skips import skip_or_fail
 from memebot.settings import Settings
 
@@ -137,3 +137,35 @@ def test_fast_size_search_matches_the_exact_one(text: str, box_w: int, box_h: in
     assert all(font.getlength(line) <= box_w for line in lines)
     assert len(lines) * _line_height(font) <= box_h
     assert " ".join(lines).split() == text.split()
+
+
+# What a caption may hold: the engine accepts printable ASCII only (clients fold the rest,
+# memebot/text.py), so each of those characters must be drawn as itself.
+PRINTABLE = "".join(chr(c) for c in range(33, 127))
+
+
+def _drawn(text: str) -> bytes:
+    im = Image.new("L", (120, 120))
+    draw_box(im, TextBox(0.0, 0.0, 1.0, 1.0, style="as-is", outline="none"), text)
+    return im.tobytes()
+
+
+def test_every_printable_character_has_its_own_glyph() -> None:
+    """None falls back to the font's missing-glyph box (what a character it lacks draws)."""
+    missing = _drawn("\uffff")  # no font has a glyph for a noncharacter
+    assert any(missing), "the missing-glyph box is drawn"
+    blank = bytes(120 * 120)
+    lacking = [ch for ch in PRINTABLE if _drawn(ch) in (missing, blank)]
+    assert lacking == [], lacking
+
+
+def test_a_caption_is_drawn_as_it_holds() -> None:
+    """Every word of the caption, in order, case and punctuation kept (style as-is); the
+    template's capitals with style upper; only runs of spaces collapse."""
+    caption = "Don't PANIC... it's 50% off! (really) #1 @you ~{x} [y] <z> ^_^ \\o/ a+b=c; \"q\"`"
+    img = Image.new("RGB", (1600, 400))
+    placed = draw_box(img, TextBox(0.0, 0.0, 1.0, 1.0, style="as-is"), caption)
+    assert " ".join(placed.lines) == caption
+    upper = draw_box(img, TextBox(0.0, 0.0, 1.0, 1.0), "when  the wifi\tworks")
+    assert " ".join(upper.lines) == "WHEN THE WIFI WORKS"
+    assert set(caption) - {" "} <= set(PRINTABLE)
