@@ -1,7 +1,8 @@
 """The bot's permission checks: the table of what each action needs (plain values, no Discord),
 then /meme, 🔁 and /retrain through the real discord.py client and the stand-in in channels
 where the app lacks permissions: refused at once, ephemerally, naming what is missing, and
-nothing made or queued."""
+nothing made or queued; last, docs/BOT.md saying the same (its permissions table, naming every
+registered command, its invite link's permissions and the intents)."""
 
 from __future__ import annotations
 
@@ -235,5 +236,62 @@ def test_top_and_stats_show_only_channels_the_caller_can_read(tmp_path: Path) ->
             assert "open caption" in inside.replies[-1].content
             stats = await api.answered(await api.invoke("stats", roles=(members,)))
             assert "Memes made: 2" in stats.replies[-1].content
+
+    run(tmp_path, scenario)
+
+
+# -- docs/BOT.md says the same ----------------------------------------------------------------
+
+BOT_MD = Path(__file__).resolve().parents[1] / "docs" / "BOT.md"
+
+
+def table_after(text: str, heading: str) -> list[list[str]]:
+    """The cells of the first Markdown table after `heading` (header and rule left out)."""
+    rest = text[text.index(heading) :]
+    lines = rest[rest.index("\n|") + 1 :].split("\n")
+    rows = []
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def documented_needs() -> dict[str, list[str]]:
+    """docs/BOT.md's permissions table: command ("again" for 🔁) -> the permissions listed."""
+    needs: dict[str, list[str]] = {}
+    for commands, perms, _why in table_after(BOT_MD.read_text(), "### Permissions each"):
+        names = re.findall(r"`/([a-z-]+)`", commands) + (["again"] if "🔁" in commands else [])
+        assert names, commands
+        for name in names:
+            needs[name] = [] if perms == "none" else perms.split(", ")
+    return needs
+
+
+def test_the_docs_table_and_invite_link_are_what_the_bot_checks() -> None:
+    needs = documented_needs()
+    for action, attrs in NEEDS.items():
+        assert needs[action] == [NAMES[p] for p in attrs], action
+    assert {n for n, perms in needs.items() if perms} == set(NEEDS), "a need not in the code"
+    # The invite link asks for every permission some command needs, and no other.
+    text = BOT_MD.read_text()
+    (asked,) = set(re.findall(r"authorize\?[^`\s]*permissions=(\d+)", text))
+    every = {p for attrs in NEEDS.values() for p in attrs}
+    assert int(asked) == discord.Permissions(**dict.fromkeys(every, True)).value
+
+
+def test_the_docs_list_the_intents_the_bot_asks_for() -> None:
+    from bot.app import INTENTS
+
+    rows = table_after(BOT_MD.read_text(), "The gateway intents the bot asks for")
+    assert {r[0].strip("`") for r in rows} == {name for name, on in INTENTS if on}
+
+
+@pytest.mark.slow
+def test_the_docs_table_names_every_registered_command(tmp_path: Path) -> None:
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        async with running_bot(api, s, store):
+            registered = set(api.visible_commands(api.guild_id))
+        assert registered and registered == set(documented_needs()) - {"again"}
 
     run(tmp_path, scenario)
