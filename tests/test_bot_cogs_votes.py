@@ -1,10 +1,10 @@
 """bot/cogs/votes.py with the real discord.py client against the Discord stand-in and a real
 SQLite store (no engine: the memes are recorded as an earlier run would have): start-up
-reconciliation skips a channel the bot can no longer read (403) with one log line and marks a
-message Discord no longer has (404) deleted, and says it is done only once every channel's
-reads have ended; message deletes (single and bulk) take memes out of /top and /stats, and
-reaction clears (all, or one emoji) retract those votes, through the gateway intents the bot
-asks for (no privileged one)."""
+reconciliation skips a channel the bot can no longer read (403) with one log line, marks a
+message Discord no longer has (404) deleted, waits out Discord's rate limits, and says it is
+done only once every channel's reads have ended; message deletes (single and bulk) take memes
+out of /top and /stats, and reaction clears (all, or one emoji) retract those votes, through
+the gateway intents the bot asks for (no privileged one)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from harness.discord_standin import (
     GUILD_MESSAGES,
     PRIVILEGED_INTENTS,
     DiscordStandIn,
+    RateLimits,
 )
 from memebot.settings import Settings
 from memebot.store import NewGeneration, Store
@@ -218,5 +219,40 @@ def test_reconciliation_reads_reactor_lists_only_where_counts_changed(tmp_path: 
         reads = [r for r in api.requests if r.startswith(f"GET /channels/{OTHER_CHANNEL}/")]
         assert len(reads) == len(memes) + len(lists)  # one message read each, lists once
         assert await store.votes(changed_gen) == {1: 1, 2: -1}
+
+    run(tmp_path, scenario)
+
+
+def test_reconciliation_under_discords_rate_limits_waits_them_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discord's buckets on, and a global limit the start-up reads run into: every 429 is
+    waited out (discord.py's pacing), no meme is skipped or fails, and reactor lists are still
+    read only where the counts changed."""
+
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        memes = [await earlier_meme(api, store, OTHER_CHANNEL, f"c{i}") for i in range(12)]
+        changed = memes[:8]
+        for i, (mid, _gen) in enumerate(memes):
+            await api.react(mid, UP, 1, send=False)
+            await store.set_vote(mid, 1, 1)  # stored as Discord shows it
+            if i < len(changed):  # a 👎 added while the bot was away
+                await api.react(mid, DOWN, 100 + i, send=False)
+        api.rate_limits = limits = RateLimits(global_per_s=5)
+        with caplog.at_level(logging.INFO, logger="memebot"):
+            async with running_bot(api, s, store) as bot:
+                assert bot.reconcile_runs == 1
+        for i, (_mid, gen) in enumerate(changed):
+            assert await store.votes(gen) == {1: 1, 100 + i: -1}
+        for _mid, gen in memes[8:]:
+            assert await store.votes(gen) == {1: 1}
+        assert any(is_global for _route, is_global in limits.limited), limits.limited
+        lists = {r.split("/")[4] for r in api.requests if "/reactions/" in r}
+        assert lists == {str(mid) for mid, _gen in changed}
+        ours = [r for r in caplog.records if r.name.startswith("memebot")]
+        assert not [r for r in ours if r.levelno >= logging.WARNING], "nothing skipped"
+        (summary,) = [r for r in ours if "reconciled votes on" in r.getMessage()]
+        assert "8 changes, 4 unchanged" in summary.getMessage()
+        assert "0 failed" in summary.getMessage()
 
     run(tmp_path, scenario)
