@@ -2,10 +2,12 @@
 engine's /openapi.json from a real `memebot engine` and runs every check it has (status codes,
 content types, headers, response bodies against their schemas, valid data accepted, invalid
 data refused, authentication required where the document says so, undeclared methods answered
-405 with `Allow`) on a bounded number of generated requests per operation."""
+405 with `Allow`) on a bounded number of generated requests per operation; and, directly, every
+method a path does not declare answered 405 with `Allow` naming the ones it does."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from engine.openapi import openapi_document
-from harness.engine import engine_process
+from harness.engine import engine_process, running_engine
+from harness.factories import scratch_settings
 
 TOKEN = "fuzz-token"
 
@@ -78,3 +81,28 @@ def test_the_document_states_the_printable_ascii_rule() -> None:
     for model, field in [("MemeRequest", "start"), ("MemeRequest", "template")]:
         assert schemas[model]["properties"][field]["pattern"].startswith("^[ -~]*")
     assert schemas["UploadOptions"]["properties"]["start"]["pattern"] == "^[ -~]*$"
+
+
+@pytest.mark.slow
+def test_an_undeclared_method_is_405_with_the_declared_ones_in_allow(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Each path of the document, asked with every method it does not declare: 405, a JSON
+    error like every other, and `Allow` naming what the path takes (RFC 9110)."""
+    paths = openapi_document()["paths"]
+
+    async def go() -> None:
+        async with running_engine(tiny_model, scratch_settings(tmp_path)) as eng:
+            for path, ops in paths.items():
+                declared = {m.upper() for m in ops}
+                for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - declared):
+                    async with eng.http.request(method, f"{eng.url}{path}") as r:
+                        assert r.status == 405, (method, path, r.status)
+                        allow = {m.strip() for m in r.headers.get("Allow", "").split(",")}
+                        # aiohttp answers HEAD wherever GET is served.
+                        extra = {"HEAD"} if "GET" in declared else set()
+                        assert allow - extra == declared, (method, path, r.headers.get("Allow"))
+                        assert r.content_type == "application/json"
+                        assert "error" in await r.json()
+
+    asyncio.run(go())
