@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from harness.bot import bot_settings, migrated_store, running_bot, standin
 from harness.databases import throwaway_postgres
-from harness.discord_standin import Interaction
+from harness.discord_standin import Attachment, Interaction
 from harness.slow import hung_engine, locked_tables
 
 pytestmark = pytest.mark.slow
@@ -25,10 +27,18 @@ AGAIN = "memebot:again:1"  # the 🔁 button of generation 1
 CALLER = 800100  # the stand-in's default user, who invokes every command here
 PAGE = "memebot:tpl:n:1:"  # /templates' ▶ button to page 2 of every template
 
+
+def png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 90, 40)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 # label -> (command, options, invoked by an admin): every slash command that does I/O, and
 # each option that takes another path (a server's taste, not the base model).
 COMMANDS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "meme": ("meme", {"template": "two-buttons"}, False),
+    "meme image": ("meme", {"image": Attachment("cat.png", "image/png", png(), None)}, False),
     "templates": ("templates", {"query": "two"}, False),
     "top": ("top", {"period": "all"}, False),
     "stats": ("stats", {}, False),
@@ -95,7 +105,7 @@ async def scenario(tmp_path: Path, url: str) -> None:
             # The locks are gone: every command finishes (the engine's part with its timeout).
             await api.wait_until(lambda: all(r.answered for r in commands.values()), 30)
             assert api.late_callbacks == []
-            for name in ("templates", "meme", "▶"):
+            for name in ("templates", "meme", "meme image", "▶"):
                 (reply,) = recs[name].followups
                 assert reply.ephemeral and "took longer than" in reply.content, name
             assert pager.content == "page 1" and pager.id in api.messages, "the pager stays"
