@@ -1,4 +1,5 @@
-"""Folding what people type into the model's alphabet, and the bot applying it to start text."""
+"""Folding what people type into the model's alphabet, and the bot applying it to start text
+and to captions people write themselves."""
 
 from __future__ import annotations
 
@@ -119,6 +120,14 @@ def test_the_bot_folds_start_text_and_names_what_it_cannot_write(
                     assert reply.ephemeral and not reply.attachments
                     assert "can't write '\U0001f600' (U+1F600)" in reply.content
                     assert not refused.deferred, "refused before anything public was posted"
+                    # A caption of one's own: folded the same way, and the same refusal.
+                    options = {"template": "two-buttons", "text": "caf\u00e9 \u2026|\u732b"}
+                    refused = await api.answered(await api.invoke("meme", options))
+                    (reply,) = refused.replies
+                    assert reply.ephemeral and not reply.attachments
+                    assert "can't write '\u732b' (U+732B)" in reply.content
+                    assert not refused.deferred, "refused before anything public was posted"
+                    assert (await store.stats(api.guild_id)).generations == 1
             assert api.unhandled == [], api.unhandled
 
     asyncio.run(go())
