@@ -102,8 +102,8 @@ def borrowed_lengths(
     """Quantiles per box for every template of `layouts` that has no lengths in `own`, with
     as many boxes as its layout. Fitted on the templates with both lengths and a layout of as
     many boxes (slug order: the same inputs give the same fit); the same-count means come from
-    all of `own`, as TemplateTable's fallback. Empty when fewer than `min_templates` can be
-    fitted on."""
+    all of `own` (mean_lengths, as TemplateTable's fallback takes them from all its entries).
+    Empty when fewer than `min_templates` can be fitted on."""
     fit = sorted(s for s, q in own.items() if q and len(layouts.get(s, ())) == len(q))
     targets = sorted(s for s, lay in layouts.items() if lay and not own.get(s))
     if len(fit) < min_templates or not targets:
