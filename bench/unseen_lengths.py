@@ -47,12 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from engine.lengths import quantile_mean
-from memebot.artifact.templates import Quantiles, TemplateEntry, TemplateTable
+from engine.lengths import fit_ridge, quantile_mean
+from memebot.artifact.templates import Quantiles, TemplateEntry, TemplateTable, mean_lengths
 
 NAMED = ("y-u-no", "that-would-be-great")
 TOLERANCE = 0.10  # within ±10% of the real mean
-RIDGE = 1.0  # ridge penalty (features standardised)
 Lengths = tuple[Quantiles, ...]
 Box = tuple[float, float, float, float, bool]  # x, y, w, h, upper-case style
 
@@ -134,23 +133,12 @@ def knn(k: int) -> Callable[[Known, Sequence[Known]], Lengths]:
             return same_count(t, pool)
         dist = sorted((layout_distance(t.boxes, p.boxes), p.slug, p) for p in same)
         cut = dist[min(k, len(dist)) - 1][0] + 1e-9  # every template tied with the k-th
-        near = [p for d, _, p in dist if d <= cut]
-        return tuple(
-            tuple(float(v) for v in np.mean([p.lengths[i] for p in near], axis=0))
-            for i in range(t.box_count)
-        )
+        near = [p.lengths for d, _, p in dist if d <= cut]
+        got = mean_lengths(near, t.box_count)  # all of t.box_count boxes: their plain mean
+        assert got is not None
+        return got
 
     return predict
-
-
-def _ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """Weighted ridge on standardised features (intercept not penalised)."""
-    mu, sd = np.average(x, axis=0, weights=w), x.std(axis=0) + 1e-9
-    z = np.column_stack([np.ones(len(x)), (x - mu) / sd])
-    pen = RIDGE * np.eye(z.shape[1])
-    pen[0, 0] = 0.0
-    coef = np.linalg.solve(z.T @ (z * w[:, None]) + pen, z.T @ (y * w))
-    return lambda xn: np.column_stack([np.ones(len(xn)), (xn - mu) / sd]) @ coef
 
 
 def ridge_geometry(t: Known, pool: Sequence[Known]) -> Lengths:
@@ -180,7 +168,7 @@ def _template_ridge(
             return same_count(t, pool)
         x = np.array([[*feature(p), float(p.box_count)] for p in use])
         y = np.array([math.log(drawn_total(p.lengths)) for p in use])
-        f = _ridge(x, y, np.ones(len(use)))
+        f = fit_ridge(x, y, np.ones(len(use)))  # the engine's ridge (same penalty)
         total = float(np.exp(f(np.array([[*feature(t), float(t.box_count)]]))[0]))
         base = same_count(t, pool)
         factor = (total - t.box_count) / max(drawn_total(base) - t.box_count, 1e-9)

@@ -24,7 +24,7 @@ layouts: `borrow_for_catalog`. Deterministic: a closed-form fit over sorted slug
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,6 +76,22 @@ def box_features(layout: Sequence[BoxShape]) -> np.ndarray:
     ).reshape(n, 6)
 
 
+def fit_ridge(
+    x: np.ndarray, y: np.ndarray, weight: np.ndarray, ridge: float = RIDGE
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A weighted ridge regression of `y` on the columns of `x` ([rows, features]), the
+    features standardised by their weighted mean and spread and the intercept not penalised:
+    the prediction for new rows. Closed form: the same inputs give the same fit."""
+    mu = np.average(x, axis=0, weights=weight)
+    sd = np.sqrt(np.average((x - mu) ** 2, axis=0, weights=weight))
+    sd[sd == 0] = 1.0  # a feature every row shares (all upper-case...) carries nothing
+    z = np.column_stack([np.ones(len(x)), (x - mu) / sd])
+    penalty = ridge * np.eye(z.shape[1])
+    penalty[0, 0] = 0.0
+    coef = np.linalg.solve(z.T @ (z * weight[:, None]) + penalty, z.T @ (y * weight))
+    return lambda new: np.column_stack([np.ones(len(new)), (new - mu) / sd]) @ coef
+
+
 def borrowed_lengths(
     *,
     own: Mapping[str, Lengths],
@@ -86,8 +102,8 @@ def borrowed_lengths(
     """Quantiles per box for every template of `layouts` that has no lengths in `own`, with
     as many boxes as its layout. Fitted on the templates with both lengths and a layout of as
     many boxes (slug order: the same inputs give the same fit); the same-count means come from
-    all of `own`, as TemplateTable's fallback. Empty when fewer than `min_templates` can be
-    fitted on."""
+    all of `own` (mean_lengths, as TemplateTable's fallback takes them from all its entries).
+    Empty when fewer than `min_templates` can be fitted on."""
     fit = sorted(s for s, q in own.items() if q and len(layouts.get(s, ())) == len(q))
     targets = sorted(s for s, lay in layouts.items() if lay and not own.get(s))
     if len(fit) < min_templates or not targets:
@@ -95,22 +111,16 @@ def borrowed_lengths(
     x = np.vstack([box_features(layouts[s]) for s in fit])
     y = np.log([max(quantile_mean(q), 1.0) for s in fit for q in own[s]])
     weight = np.concatenate([np.full(len(own[s]), 1.0 / len(own[s])) for s in fit])
-    mu = np.average(x, axis=0, weights=weight)
-    sd = np.sqrt(np.average((x - mu) ** 2, axis=0, weights=weight))
-    sd[sd == 0] = 1.0  # a feature every box shares (all upper-case...) carries nothing
-    z = np.column_stack([np.ones(len(x)), (x - mu) / sd])
-    penalty = ridge * np.eye(z.shape[1])
-    penalty[0, 0] = 0.0
-    coef = np.linalg.solve(z.T @ (z * weight[:, None]) + penalty, z.T @ (y * weight))
+    predict = fit_ridge(x, y, weight, ridge)
     lo, hi = math.exp(y.min()), math.exp(y.max())
+    pool = [own[s] for s in sorted(own)]  # slug order: the same means whatever `own`'s order
     out: dict[str, Lengths] = {}
     for s in targets:
         layout = layouts[s]
-        base = mean_lengths(own.values(), len(layout))
+        base = mean_lengths(pool, len(layout))
         if base is None:
             continue
-        zt = np.column_stack([np.ones(len(layout)), (box_features(layout) - mu) / sd])
-        means = np.clip(np.exp(zt @ coef), lo, hi)
+        means = np.clip(np.exp(predict(box_features(layout))), lo, hi)
         out[s] = tuple(
             tuple(round(v * float(m) / max(quantile_mean(q), 1e-9), 1) for v in q)
             for q, m in zip(base, means, strict=True)

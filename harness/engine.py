@@ -39,12 +39,17 @@ class InProcessEngine:
 async def running_engine(
     model: Path | LoadedModel, settings: Settings
 ) -> AsyncIterator[InProcessEngine]:
-    """The real engine (app, service, scheduler) serving `model` on a loopback port."""
+    """The real engine (app, service, scheduler) serving `model` on a loopback port. A path is
+    loaded as `memebot engine` loads it (engine.service.load_service: the settings' decoder,
+    threads and crowd weight, the warm-up, box lengths borrowed over the catalog); a model
+    already loaded is served as the caller loaded it."""
     from engine.app import build_app
-    from engine.decoding.loader import load_model
-    from engine.service import MemeService
+    from engine.service import MemeService, load_service
 
-    service = MemeService(settings, load_model(model) if isinstance(model, Path) else model)
+    if isinstance(model, Path):
+        service = load_service(settings, model)
+    else:
+        service = MemeService(settings, model)
     server = TestServer(build_app(service), host="127.0.0.1", port=0)
     await server.start_server()
     try:

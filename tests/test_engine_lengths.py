@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.catalog import Catalog, Template
@@ -15,6 +16,7 @@ from engine.lengths import (
     Lengths,
     borrow_for_catalog,
     borrowed_lengths,
+    fit_ridge,
 )
 from engine.lengths import quantile_mean as qmean
 from engine.render import TextBox
@@ -81,6 +83,42 @@ def test_the_same_inputs_give_the_same_lengths_in_any_order() -> None:
         own=dict(reversed(list(own.items()))), layouts=dict(reversed(list(layouts.items())))
     )
     assert once == reordered == borrowed_lengths(own=own, layouts=layouts)
+
+
+def test_the_ridge_recovers_a_line_and_ignores_a_constant_feature() -> None:
+    """y = 2 + 3 a - b exactly, a third feature the same on every row: with a negligible
+    penalty the fit predicts new rows on the line, and the constant feature (spread 0) moves
+    nothing; weights choose which rows the fit follows."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=40), rng.normal(size=40), np.full(40, 5.0)])
+    y = 2 + 3 * x[:, 0] - x[:, 1]
+    predict = fit_ridge(x, y, np.ones(40), ridge=1e-9)
+    new = np.array([[1.0, 2.0, 5.0], [-1.0, 0.5, 99.0]])
+    np.testing.assert_allclose(predict(new), [3.0, -1.5], atol=1e-6)
+    # two groups disagreeing on the intercept: the weighted one wins
+    xs = np.zeros((4, 1))
+    weighted = fit_ridge(xs, np.array([0.0, 0.0, 10.0, 10.0]), np.array([9.0, 9.0, 1.0, 1.0]))
+    assert weighted(np.zeros((1, 1)))[0] == pytest.approx(1.0)
+
+
+def test_a_box_count_no_fitted_template_has() -> None:
+    """Every template fitted on has 2 boxes; templates of 1, 3 and 5 boxes still borrow, one
+    quantile row a box, each box its shape's way, within the box means the fit saw."""
+    own, layouts = two_kinds()
+    targets: dict[str, list[BoxShape]] = {
+        "one-wide": WIDE[:1],
+        "three-small": SMALL[:1] * 3,
+        "five-wide": WIDE[:1] * 5,
+        "wide-small-wide": [WIDE[0], SMALL[0], WIDE[1]],
+    }
+    got = borrowed_lengths(own=own, layouts={**layouts, **targets})
+    assert set(got) == set(targets)
+    for slug, layout in targets.items():
+        assert len(got[slug]) == len(layout)
+        for q, (w, _, _) in zip(got[slug], layout, strict=True):
+            assert list(q) == sorted(q)
+            assert 10 - 0.1 <= qmean(q) <= 30 + 0.1
+            assert qmean(q) == pytest.approx(30 if w == 1.0 else 10, rel=0.05)
 
 
 def test_too_few_templates_to_fit_on_borrow_nothing() -> None:

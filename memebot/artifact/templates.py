@@ -82,7 +82,7 @@ class TemplateTable:
         # Lengths for templates without captions (none of their own), worked out by whoever
         # serves the table (the engine borrows them from templates laid out alike:
         # engine/lengths.py). Never saved: they depend on the layouts, which are not the
-        # model's. A template with a slot never takes them.
+        # model's. A template with a slot and lengths of its own never takes them.
         self.borrowed: dict[str, tuple[Quantiles, ...]] = dict(borrowed or {})
 
     def borrowing(self, lengths: Mapping[str, tuple[Quantiles, ...]]) -> TemplateTable:
