@@ -108,8 +108,9 @@ class Settings(BaseSettings):
     # Servers whose taste the engine keeps loaded (a few KB each; engine/tastes.py).
     taste_cache: int = Field(1024, ge=1, alias="MEMEBOT_TASTE_CACHE")
     # How hard a server's taste tilts its captions' sampling, in units of the taste's logit
-    # (engine/decoding/tilt.py); 0: the taste only picks among candidates.
-    taste_tilt: float = Field(3.0, ge=0, le=100, alias="MEMEBOT_TASTE_TILT")
+    # (engine/decoding/tilt.py); 0: the taste only picks among candidates. 100: among the
+    # characters the model finds plausible, the taste's favourites win (docs/ENGINE.md).
+    taste_tilt: float = Field(100.0, ge=0, le=100, alias="MEMEBOT_TASTE_TILT")
     # -- every process
     log_level: Annotated[LogLevel, Lower] = Field("info", alias="MEMEBOT_LOG_LEVEL")
     log_format: Annotated[LogFormat, Lower] = Field("text", alias="MEMEBOT_LOG_FORMAT")

@@ -160,3 +160,72 @@ def test_no_tilt_when_it_would_change_nothing() -> None:
     assert tilt.tilt_of(np.ones(8, np.float32), 0.0) is None
     t = tilt.tilt_of(np.ones(8, np.float32), 0.0, 0.7)
     assert t is not None and t.strength == 0.0 and t.length_factor == 0.7
+
+
+# Six ids for the pickers' tilt rules: letters a, b, c; a mark `?`; a space; the box end.
+A, B, C, MARK, SPACE, END = range(6)
+LETTERS = np.array([True, True, True, False, False, False])
+# c and `?` are both 6% of the top: above the tilt's floor (2%), below its in-word floor (10%).
+PICK_P = np.log(np.array([0.5, 0.2, 0.03, 0.03, 0.2, 0.04]))
+
+
+def _tilted_picks(
+    favourite: int,
+    *,
+    word_start: bool,
+    codes: int,
+    after_letter: bool | None,
+    strength: float = 5.0,
+    n: int = 2000,
+) -> np.ndarray:
+    from engine.decoding.pickers import pick_rows
+
+    logp = np.repeat(PICK_P[None], n, axis=0)
+    u = np.random.default_rng(11).random((n, 2))
+    tl = np.zeros((n, 6))
+    tl[:, favourite] = strength
+    return pick_rows(
+        logp,
+        Decoding("natural"),
+        u,
+        np.full(n, codes, dtype=np.int8),
+        END,
+        SPACE,
+        np.full(n, word_start),
+        tl,
+        LETTERS,
+        None if after_letter is None else np.full(n, after_letter),
+    )
+
+
+def test_inside_a_word_a_taste_cannot_spell_an_unlikely_letter() -> None:
+    from engine.decoding.pickers import FREE
+
+    # A word may start with the taste's unlikely letter ...
+    start = _tilted_picks(C, word_start=True, codes=FREE, after_letter=False)
+    assert (start == C).mean() > 0.5
+    # ... but not go on with it: inside a word it needs 10% of the top, as made-up words do not.
+    inside = _tilted_picks(C, word_start=False, codes=FREE, after_letter=True)
+    assert C not in inside and len(set(inside.tolist())) > 1
+    # A mark as unlikely is not a letter: a taste may still end a word with it.
+    assert (
+        _tilted_picks(MARK, word_start=False, codes=FREE, after_letter=True) == MARK
+    ).mean() > 0.5
+
+
+def test_a_box_past_its_length_may_end_its_word_with_the_tastes_mark() -> None:
+    from engine.decoding.pickers import PREFER_END
+
+    # a tilt that leaves the space in the nucleus: the box would close at this word end
+    closing = _tilted_picks(
+        MARK, word_start=False, codes=PREFER_END, after_letter=False, strength=2
+    )
+    assert MARK not in closing and (closing == END).mean() > 0.5  # closes as before
+    marked = _tilted_picks(MARK, word_start=False, codes=PREFER_END, after_letter=True, strength=2)
+    changed = marked != closing
+    assert changed.any()
+    # only rows that would have closed, and only to write the mark (the box closes after it)
+    assert (closing[changed] == END).all() and (marked[changed] == MARK).all()
+    # without the rows' last characters, as before
+    same = _tilted_picks(MARK, word_start=False, codes=PREFER_END, after_letter=None, strength=2)
+    assert (same == closing).all()

@@ -72,6 +72,7 @@ THRESHOLD_FAMILY = ("threshold", "threshold-weighted", "calibrated")
 LENGTH_TARGETED = ("calibrated", "natural")  # box lengths drawn from the template's real ones
 LOG_END_FLOOR = math.log(0.02)  # calibrated: see pick_rows
 LOG_TILT_FLOOR = math.log(0.02)  # natural with a taste's tilt: see pick_rows
+LOG_TILT_FLOOR_IN_WORD = math.log(0.1)  # ... for a letter that continues a word
 
 
 def rule_code(
@@ -105,6 +106,8 @@ def pick_rows(
     space_id: int = -1,
     word_start: np.ndarray | None = None,
     tilt: np.ndarray | None = None,
+    letters: np.ndarray | None = None,
+    after_letter: np.ndarray | None = None,
 ) -> np.ndarray:
     """Character ids [R] from log-probabilities [R,V] (disallowed ids at -inf), draws [R,2]
     and row codes [R]; `word_start` [R] (natural): whether the row's next character begins a
@@ -112,7 +115,8 @@ def pick_rows(
     draw among the candidates adds, once the method has chosen its candidates from the model's
     probabilities, so a taste reorders what the model finds plausible and never adds to it
     (greedy: added to the log-probabilities). A row of zeros picks as no tilt; None: none.
-    Does not modify `logp`."""
+    `letters` [V] (natural with a tilt): which ids are word characters; `after_letter` [R]:
+    whether the row's last character is one. Does not modify `logp`."""
     if d.method not in METHODS or d.method == "beam":
         raise ValueError(f"not a per-row picking method: {d.method!r}")
     # exp(tilt), its largest at 1 per row (a row of zeros stays ones: it picks as no tilt)
@@ -150,11 +154,20 @@ def pick_rows(
         mass = np.full(len(p), d.start_top_p)
         if word_start is not None:
             mass = np.where(word_start, d.start_top_p, d.word_top_p)
+        has_tilt = None
         if tilt is not None and boost is not None:
             # A tilted row's nucleus is taken on its tilted weights, among the characters the
             # model gives at least TILT_FLOOR of its top probability: a taste may bring in a
             # plausible `?` the nucleus left out, never the tail made-up words come from.
-            tilted = np.where(lp >= top + LOG_TILT_FLOOR, p * boost, 0.0)
+            # Inside a word a letter needs TILT_FLOOR_IN_WORD: a strong taste spelling its
+            # favourite grams into the middle of a word is what makes words up (a `?` or a
+            # space after one keeps the wider floor, so questions and word ends stay open).
+            floor: float | np.ndarray = LOG_TILT_FLOOR
+            if word_start is not None and letters is not None:
+                floor = np.where(
+                    ~word_start[:, None] & letters[None, :], LOG_TILT_FLOOR_IN_WORD, LOG_TILT_FLOOR
+                )  # [R,V]
+            tilted = np.where(lp >= top + floor, p * boost, 0.0)
             has_tilt = np.asarray(tilt.any(axis=1))
             p = np.where(has_tilt[:, None], tilted, p)
         cand = (p >= _nucleus_floor(p, mass)) & (p > 0)
@@ -164,7 +177,14 @@ def pick_rows(
         close = cand[:, end_id]
         if space_id >= 0:
             close = close | (cand[:, space_id] & (lp[:, end_id] >= top[:, 0] + LOG_END_FLOOR))
-        out = np.where((codes == PREFER_END) & close, end_id, out)
+        close = (codes == PREFER_END) & close
+        if has_tilt is not None and letters is not None and after_letter is not None:
+            # ... but a taste's mark may end the box's last word first (`why?`, `no!`): a
+            # tilted row that drew a mark (no letter, space or end) right after a letter
+            # writes it, and closes at the next step.
+            mark = ~letters[out] & (out != space_id) & (out != end_id)
+            close &= ~(has_tilt & after_letter & mark)
+        out = np.where(close, end_id, out)
     else:
         p = np.exp((lp - top) / max(d.temperature, 1e-6))  # [R,V], unnormalised
         if d.method in ("top-k", "top-k-top-p") and d.top_k > 0:

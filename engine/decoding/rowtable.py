@@ -63,6 +63,8 @@ class RowTable:
         self.close_early = close_early  # see batch.CLOSE_EARLY
         self.end_id, self.space_id = model.vocab.box_end_id, model.vocab.space_id
         self.id_char = np.array(["", "", "?", *model.vocab.chars], dtype=object)
+        # [V] word characters (a taste's tilt is held closer to the model inside a word)
+        self.letters = np.array([c.isalnum() or c == "'" for c in self.id_char])
         self.decodings: dict[tuple[Any, ...], int] = {}  # decoding -> group id
         self.decoding_of: list[Any] = []
         self.ints = np.zeros((0, _COLUMNS), dtype=np.int64)  # [R, 17], columns above
@@ -290,7 +292,9 @@ class RowTable:
         u = self.floats[:1, 1 + ptr : 3 + ptr]  # [1, 2]
         start = np.array([box_len == 0 or last == self.space_id])
         tl = self._tilt(np.zeros(1, dtype=np.int64))
-        c = int(self._pick_group(group, logp[:1], u, np.array([code], dtype=np.int8), start, tl)[0])
+        after = np.array([box_len > 0 and bool(self.letters[last])])
+        codes1 = np.array([code], dtype=np.int8)
+        c = int(self._pick_group(group, logp[:1], u, codes1, start, tl, after)[0])
         if boxes == force_box and box_len < force_len:
             if box_len == 0 and not _name_fits(v[None])[0]:
                 v[FORCE_BOX] = -1  # too little room for the whole name: sampled as usual
@@ -328,15 +332,18 @@ class RowTable:
         groups = v[:, GROUP]
         # the next character begins a word: the box is empty so far or the last one is a space
         start = (v[:, BOX_LEN] == 0) | (v[:, LAST] == self.space_id)
+        after = (v[:, BOX_LEN] > 0) & self.letters[v[:, LAST]]
         codes = self.codes(v)
         if (groups == groups[0]).all():
-            chars = self._pick_group(int(groups[0]), lp, u, codes, start, tl)
+            chars = self._pick_group(int(groups[0]), lp, u, codes, start, tl, after)
         else:
             chars = np.empty(len(rows), dtype=np.int64)
             for g in np.unique(groups):
                 sel = np.flatnonzero(groups == g)
                 part = None if tl is None else tl[sel]
-                chars[sel] = self._pick_group(int(g), lp[sel], u[sel], codes[sel], start[sel], part)
+                chars[sel] = self._pick_group(
+                    int(g), lp[sel], u[sel], codes[sel], start[sel], part, after[sel]
+                )
         # a seeded row opening its box: the name's next character instead of the pick (unless
         # the caption rules end the box now)
         box_len = v[:, BOX_LEN]
@@ -370,11 +377,14 @@ class RowTable:
         codes: np.ndarray,
         word_start: np.ndarray,
         tl: np.ndarray | None = None,
+        after_letter: np.ndarray | None = None,
     ) -> np.ndarray:
         d = self.decoding_of[g]
         if tl is not None and not tl.any():
             tl = None  # these rows' tastes tilt nothing here: pick as without
-        return pick_rows(lp, d, u, codes, self.end_id, self.space_id, word_start, tl)
+        return pick_rows(
+            lp, d, u, codes, self.end_id, self.space_id, word_start, tl, self.letters, after_letter
+        )
 
     def _draw_targets(self, rows: np.ndarray) -> None:
         """Length-targeted rows (calibrated, natural) among `rows` draw a length for their
