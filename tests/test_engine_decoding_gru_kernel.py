@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -129,12 +130,20 @@ def test_ids_outside_the_tables_are_refused(weights) -> None:
 def test_loaded_model_picks_the_decoder(tiny_model: Path, monkeypatch) -> None:
     if not gru_kernel.available():
         skip_or_fail("the compiled char-gru kernel was not built (no C compiler at install?)")
-    assert load_model(tiny_model).step_backend == "kernel"
+    # auto: the kernel where it has its AVX-512 path (faster than NumPy), else NumPy
+    wide = (
+        "avx512f" in Path("/proc/cpuinfo").read_text().split() if sys.platform == "linux" else None
+    )
+    if wide is not None:
+        assert gru_kernel.preferred() == wide
+    assert load_model(tiny_model).step_backend == ("kernel" if gru_kernel.preferred() else "numpy")
+    assert load_model(tiny_model, decoder="kernel").step_backend == "kernel"
     assert load_model(tiny_model, decoder="numpy").step_backend == "numpy"
     with pytest.raises(ValueError, match="decoder 'gpu'"):
         load_model(tiny_model, decoder="gpu")
     # Where the kernel could not be built: auto falls back, an explicit request is refused.
     monkeypatch.setattr(gru_kernel, "available", lambda: False)
+    monkeypatch.setattr(gru_kernel, "preferred", lambda: False)
     assert load_model(tiny_model).step_backend == "numpy"
     with pytest.raises(ArtifactError, match="not built"):
         load_model(tiny_model, decoder="kernel")

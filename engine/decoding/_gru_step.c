@@ -183,6 +183,17 @@ typedef struct {
  *   out [L, B, Hp] (states after) | xin [B, G] (scratch) | logp [B, Vp]: log-softmax over
  *   the V ids (the caller masks the special ids: -ffast-math assumes no infinities here).
  * Returns 0, or -1 (nothing computed) if an id is outside its table. */
+/* 1 when built with the AVX-512 path. The kernel's tiles hold 64-byte vectors, one zmm register
+ * each; with AVX2 each is two ymm halves and the accumulators spill (measured on a Zen 3 VM:
+ * 2x slower than the NumPy step), so `auto` takes the kernel only where this says 1. */
+int memebot_gru_wide(void) {
+#if defined(__AVX512F__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int memebot_gru_step(const gru_model *m, int B, const int64_t *chars, const int64_t *boxes,
                      const int64_t *slots, const float *state, float *arena) {
     const int L = m->layers, Hp = m->hidden, G = m->G, Vp = m->Vp, nblk = Hp / 16;

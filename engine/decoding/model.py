@@ -55,13 +55,13 @@ def char_gru_stepper(
     weights: Weights, config: CharGRUConfig, *, decoder: str = "auto", threads: int = 0
 ) -> Stepper:
     """The CPU steppers. `decoder`: "kernel" (compiled, float16), "numpy", or "auto" (the
-    kernel where built); `threads`: kernel threads per step (0 = every core). The tf decoder
-    is built by archs.build_stepper."""
+    kernel where built with AVX-512, where it is the faster step); `threads`: kernel threads
+    per step (0 = every core). The tf decoder is built by archs.build_stepper."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
     if decoder == "tf":
         raise ValueError("decoder 'tf': built by engine.decoding.archs.build_stepper")
-    use_kernel = decoder == "kernel" or (decoder == "auto" and gru_kernel.available())
+    use_kernel = decoder == "kernel" or (decoder == "auto" and gru_kernel.preferred())
     if use_kernel and not gru_kernel.available():
         raise ArtifactError(
             "decoder 'kernel': the compiled char-gru kernel is not built here "
