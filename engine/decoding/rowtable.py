@@ -63,8 +63,6 @@ class RowTable:
         self.close_early = close_early  # see batch.CLOSE_EARLY
         self.end_id, self.space_id = model.vocab.box_end_id, model.vocab.space_id
         self.id_char = np.array(["", "", "?", *model.vocab.chars], dtype=object)
-        # [V] word characters (a taste's tilt is held closer to the model inside a word)
-        self.letters = np.array([c.isalnum() or c == "'" for c in self.id_char])
         self.decodings: dict[tuple[Any, ...], int] = {}  # decoding -> group id
         self.decoding_of: list[Any] = []
         self.ints = np.zeros((0, _COLUMNS), dtype=np.int64)  # [R, 17], columns above
@@ -77,6 +75,9 @@ class RowTable:
         # Tastes' tilts: per row its state and slot (-1: none) and its drawn lengths' factor;
         # per slot the taste, its weights (a row of `tilt_w`), bucket mask and strength.
         self.cand_bytes, self.char_bytes = tilt.candidate_bytes(list(self.id_char))
+        # [V] word characters as the tilt's grams see them (a tilted letter is held closer to
+        # the model inside a word)
+        self.letters = tilt.is_word(self.cand_bytes)
         self.tilt_state = np.zeros((0, tilt.WIDTH), dtype=np.int64)
         self.tilt_slot = np.zeros(0, dtype=np.int64)
         self.length_factor = np.ones(0)

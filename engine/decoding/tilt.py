@@ -48,6 +48,7 @@ __all__ = [
     "candidate_bytes",
     "fresh",
     "grams",
+    "is_word",
     "mark",
     "opening",
     "tilt_of",
@@ -126,7 +127,8 @@ def fresh(k: int) -> np.ndarray:
     return s
 
 
-def _is_word(b: np.ndarray) -> np.ndarray:
+def is_word(b: np.ndarray) -> np.ndarray:
+    """Which normalised bytes `b` are word characters (letters, digits, `'`; -1: none)."""
     return ((b >= 97) & (b <= 122)) | ((b >= 48) & (b <= 57)) | (b == _QUOTE)
 
 
@@ -161,7 +163,7 @@ def grams(state: np.ndarray, c: np.ndarray) -> list[tuple[np.ndarray, np.ndarray
         base = np.where(with_space, hs[:, None], h[:, None])
         out.append(((base * _P + cu) ^ SALT_CHAR[n], np.where(with_space, vs[:, None], v[:, None])))
         out[-1] = (out[-1][0], out[-1][1] & ok & ~space)
-    ends = in_word[:, None] & ok & ~_is_word(c)  # the current word ends here
+    ends = in_word[:, None] & ok & ~is_word(c)  # the current word ends here
     out.append((cur ^ SALT_UNI, ends))
     out.append(((prev * _P ^ cur) ^ SALT_BI, ends))
     last_word = np.where(in_word[:, None], cur, prev)
@@ -214,7 +216,7 @@ def append(state: np.ndarray, c: np.ndarray) -> None:
     flags = state[:, FLAGS]
     in_word, pending = (flags & IN_WORD) > 0, (flags & PENDING) > 0
     cur, prev = state[:, CUR].astype(_U), state[:, PREV].astype(_U)
-    pipe, space, word = c == _PIPE, c == _SPACE, _is_word(c)
+    pipe, space, word = c == _PIPE, c == _SPACE, is_word(c)
     dropped = space & (pending | (last[:, 3] == _PIPE))  # collapsed, or beside a `|`
     with_space = pending & ~pipe & ~space
     ends = in_word & ~word
