@@ -229,3 +229,55 @@ def test_a_box_past_its_length_may_end_its_word_with_the_tastes_mark() -> None:
     # without the rows' last characters, as before
     same = _tilted_picks(MARK, word_start=False, codes=PREFER_END, after_letter=None, strength=2)
     assert (same == closing).all()
+
+
+def test_weighing_candidate_pairs_is_the_full_weigh_at_those_cells() -> None:
+    """The row table weighs only (caption, candidate) pairs, each a row of weigh with V = 1
+    and its caption's row of `seen`: the same sums as weighing every candidate of every row."""
+    rng = np.random.default_rng(3)
+    table = rng.normal(size=(2, 1 << 12)).astype(np.float32)
+    masks = np.array([4095, 4095], dtype=np.uint64)
+    prefixes = ["when you", "", "me |", "i'm  done. ", "what", "a b c d e"]
+    state = tilt.fresh(len(prefixes))
+    for i, text in enumerate(prefixes):
+        row = state[i : i + 1].copy()
+        tilt.append_text(row, text)
+        state[i] = row[0]
+    slot = np.arange(len(prefixes)) % 2
+    seen = rng.random((len(prefixes), 1 << 12)) < 0.3
+    cands = np.array([ord(ch) for ch in " ?|a'.-z9"] + [-1], dtype=np.int64)
+    full = tilt.weigh(state, cands[None, :], table, slot, masks[slot], seen)
+    rows, cols = np.nonzero(rng.random(full.shape) < 0.5)
+    pairs = tilt.weigh(
+        state[rows], cands[cols][:, None], table, slot[rows], masks[slot[rows]], seen, rows
+    )
+    np.testing.assert_allclose(pairs[:, 0], full[rows, cols], atol=1e-5)
+    assert np.abs(full).max() > 0  # the taste reaches these candidates at all
+
+
+@pytest.mark.parametrize("method", ["natural", "calibrated", "threshold", "threshold-weighted"])
+def test_a_tilt_reaches_only_the_characters_within_its_floor(method: str) -> None:
+    """pick_rows under `method` picks the same with the tilt zeroed below tilt_floor (what the
+    row table weighs) as with it everywhere: the floor holds every character a tilt can move."""
+    from engine.decoding.pickers import FORBID_END, FREE, PREFER_END, pick_rows, tilt_floor
+
+    rng = np.random.default_rng(5)
+    n, v = 3000, 12
+    logp = rng.normal(0, 2.5, (n, v))
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    u = rng.random((n, 2))
+    codes = rng.choice(np.array([FREE, FORBID_END, PREFER_END], dtype=np.int8), n)
+    letters = np.arange(v) < 8
+    word_start = rng.random(n) < 0.3
+    after = rng.random(n) < 0.6
+    tl = rng.normal(0, 2.0, (n, v))
+    d = Decoding(method)
+    lp = logp.copy()
+    lp[codes == FORBID_END, v - 1] = -np.inf
+    near = lp >= lp.max(axis=1, keepdims=True) + tilt_floor(d)
+    assert (~near).any()  # some characters are out of the tilt's reach
+    args = (u, codes, v - 1, v - 2, word_start)
+    full = pick_rows(logp, d, *args, tl, letters, after)
+    reach = pick_rows(logp, d, *args, np.where(near, tl, 0.0), letters, after)
+    assert (full == reach).mean() > 0.999  # (a draw on a CDF boundary may round otherwise)
+    assert (full != pick_rows(logp, d, *args)).any()  # the tilt moves picks at all

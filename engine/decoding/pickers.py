@@ -75,6 +75,17 @@ LOG_TILT_FLOOR = math.log(0.02)  # natural with a taste's tilt: see pick_rows
 LOG_TILT_FLOOR_IN_WORD = math.log(0.1)  # ... for a letter that continues a word
 
 
+def tilt_floor(d: Decoding) -> float:
+    """The least log share of the top probability a candidate needs for a taste's tilt to
+    reach it under `d` (pick_rows draws a tilted row's character among those only; -inf:
+    every candidate counts). The row table weighs the tilt on those candidates alone."""
+    if d.method == "natural":
+        return min(LOG_TILT_FLOOR, LOG_TILT_FLOOR_IN_WORD)
+    if d.method in THRESHOLD_FAMILY:
+        return math.log(max(d.score, 1e-300))  # r >= min_score: cand is p >= r * top
+    return -math.inf
+
+
 def rule_code(
     length: int, boxes: int, box_len: int, target: int, n_boxes: int, max_len: int, empty_ok: bool
 ) -> int:

@@ -28,7 +28,15 @@ import numpy as np
 
 from engine.decoding import tilt
 from engine.decoding.jobs import RowJob, Sampled
-from engine.decoding.pickers import FORBID_END, FORCE_END, FREE, PREFER_END, pick_rows, rule_code
+from engine.decoding.pickers import (
+    FORBID_END,
+    FORCE_END,
+    FREE,
+    PREFER_END,
+    pick_rows,
+    rule_code,
+    tilt_floor,
+)
 from engine.decoding.unseen import seeded_box
 from memebot.artifact.templates import LENGTH_LEVELS
 from memebot.artifact.vocab import BOS
@@ -195,20 +203,42 @@ class RowTable:
         self.tilts.append(t)
         return len(self.tilts) - 1
 
-    def _tilt(self, rows: np.ndarray) -> np.ndarray | None:
-        """The tilts [k, V] of table rows `rows` (zeros for rows with no taste); None when
-        none has one."""
+    def _tilt(
+        self, rows: np.ndarray, lp: np.ndarray, codes: np.ndarray, groups: np.ndarray
+    ) -> np.ndarray | None:
+        """The tilts [k, V] of table rows `rows` (zeros for rows with no taste, and for the
+        characters a row's method cannot draw); None when none has one. `lp` [k, V]: the
+        rows' log-probabilities, `codes` [k] their rule codes, `groups` [k] their decodings.
+
+        Only the characters within a row's tilt floor (pickers.tilt_floor: 2% of the top
+        probability for `natural`) are weighed, each (row, character) pair a row of
+        tilt.weigh: a tenth of the vocabulary on a typical step, where weighing every
+        character cost a tilted batch more than the model's own step."""
         slot = self.tilt_slot[rows]
         sel = np.flatnonzero(slot >= 0)
         if not len(sel):
             return None
-        s = slot[sel]
-        c = np.broadcast_to(self.cand_bytes, (len(sel), len(self.cand_bytes)))
-        r = rows[sel]
-        seen = self.tilt_seen[r]
-        bonus = tilt.weigh(self.tilt_state[r], c, self.tilt_w, s, self.tilt_mask[s], seen)
+        lps = lp[sel]
+        forbid = codes[sel] == FORBID_END
+        if forbid.any():  # the candidates pick_rows will see: no marker where it may not close
+            lps = lps.copy()
+            lps[forbid, self.end_id] = -np.inf
+        floors = np.array([tilt_floor(d) for d in self.decoding_of])[groups[sel]]
+        near = lps >= lps.max(axis=1, keepdims=True) + floors[:, None]
+        near &= self.cand_bytes[None, :] >= 0  # characters of no byte complete no gram
+        pi, pc = np.nonzero(near)  # (row of sel, character) pairs
+        r, s = rows[sel[pi]], slot[sel[pi]]
+        bonus = tilt.weigh(
+            self.tilt_state[r],
+            self.cand_bytes[pc][:, None],
+            self.tilt_w,
+            s,
+            self.tilt_mask[s],
+            self.tilt_seen,
+            r,
+        )  # [pairs, 1]
         out = np.zeros((len(rows), len(self.cand_bytes)))
-        out[sel] = self.tilt_strength[s][:, None] * bonus
+        out[sel[pi], pc] = self.tilt_strength[s] * bonus[:, 0]
         return out
 
     def _follow(self, rows: np.ndarray, chars: np.ndarray) -> None:
@@ -292,9 +322,9 @@ class RowTable:
         code = rule_code(length, boxes, box_len, target, n_boxes, max_len, bool(empty_ok))
         u = self.floats[:1, 1 + ptr : 3 + ptr]  # [1, 2]
         start = np.array([box_len == 0 or last == self.space_id])
-        tl = self._tilt(np.zeros(1, dtype=np.int64))
         after = np.array([box_len > 0 and bool(self.letters[last])])
         codes1 = np.array([code], dtype=np.int8)
+        tl = self._tilt(np.zeros(1, dtype=np.int64), logp[:1], codes1, np.array([group]))
         c = int(self._pick_group(group, logp[:1], u, codes1, start, tl, after)[0])
         if boxes == force_box and box_len < force_len:
             if box_len == 0 and not _name_fits(v[None])[0]:
@@ -329,12 +359,12 @@ class RowTable:
         u = self.floats[rows[:, None], ptr[:, None] + _NEXT_TWO]  # [k, 2]
         v[:, PTR] += 2
         lp = logp[rows]
-        tl = self._tilt(rows)
         groups = v[:, GROUP]
         # the next character begins a word: the box is empty so far or the last one is a space
         start = (v[:, BOX_LEN] == 0) | (v[:, LAST] == self.space_id)
         after = (v[:, BOX_LEN] > 0) & self.letters[v[:, LAST]]
         codes = self.codes(v)
+        tl = self._tilt(rows, lp, codes, groups)
         if (groups == groups[0]).all():
             chars = self._pick_group(int(groups[0]), lp, u, codes, start, tl, after)
         else:

@@ -172,6 +172,56 @@ def grams(state: np.ndarray, c: np.ndarray) -> list[tuple[np.ndarray, np.ndarray
     return out
 
 
+# Powers of P for the 4-byte window, oldest first: the hash of the last j bytes is the sum of
+# the window's last j terms (Horner's form unrolled; uint64 wraps as the hash does).
+_POW = np.array([pow(HASH_P, e, 1 << 64) for e in (3, 2, 1, 0)], dtype=_U)
+_NS = len(CHAR_NS)
+_SALT_CHARS = np.array([SALT_CHAR[n] for n in CHAR_NS], dtype=_U)  # [3]
+_SMALL = _NS + 4  # per row: the held-back space's n-grams, a word's uni/bigram, `|`'s two
+
+
+def _hashed(
+    state: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`grams` in one block, for one `mix` pass: the salted hashes [k, 3*V + _SMALL] of what
+    each candidate `c` [k or 1, V] completes after rows `state` [k, WIDTH] — per n its
+    n-gram ending at the candidate ([k, 3, V] flattened), then per row the grams whose hash
+    does not depend on the candidate (the held-back space's three n-grams, the ending word's
+    unigram and bigram, `|`'s unigram and bigram). Also their validity: the candidate n-grams'
+    [k, 3, V], the space n-grams' per row [k, 3] (each also needs `with_space`), and the
+    candidate-wise conditions `with_space`, `ends`, `pipe` [k, V]."""
+    k, v = len(state), c.shape[1]
+    last = state[:, _LAST : _LAST + 4]
+    flags = state[:, FLAGS]
+    in_word, pending = (flags & IN_WORD) > 0, (flags & PENDING) > 0
+    cur, prev = state[:, CUR].astype(_U), state[:, PREV].astype(_U)
+    ok = c >= 0
+    pipe, space = c == _PIPE, c == _SPACE
+    with_space = pending[:, None] & ok & ~pipe & ~space  # [k, V]
+    # tails[:, j]: the hash of the window's last 4 - j bytes (j = 0..3); has[:, j]: it has them
+    tails = np.cumsum(((last + 1).astype(_U) * _POW)[:, ::-1], axis=1)[:, ::-1]
+    has = last >= 0
+    h = tails[:, 3 - _NS :][:, ::-1][:, 1:]  # hash of the last n - 1 bytes, n = 3, 4, 5 [k, 3]
+    hv = has[:, ::-1][:, 1 : _NS + 1]  # ... whether there are that many
+    # with the held-back space committed first: the last n - 2 bytes, then the space
+    hs = tails[:, ::-1][:, :_NS] * _P + _U(_SPACE + 1)
+    hsv = has[:, ::-1][:, :_NS]
+    base = np.where(with_space[:, None, :], hs[:, :, None], h[:, :, None])  # [k, 3, V]
+    cand = (base * _P + (c + 1).astype(_U)[:, None, :]) ^ _SALT_CHARS[None, :, None]
+    cand_ok = np.where(with_space[:, None, :], hsv[:, :, None], hv[:, :, None])
+    cand_ok &= (ok & ~space)[:, None, :]
+    last_word = np.where(in_word, cur, prev)
+    small = np.empty((k, _SMALL), dtype=_U)
+    small[:, :_NS] = (h * _P + _U(_SPACE + 1)) ^ _SALT_CHARS[None, :]
+    small[:, _NS] = cur ^ SALT_UNI
+    small[:, _NS + 1] = (prev * _P ^ cur) ^ SALT_BI
+    small[:, _NS + 2] = _PIPE_WORD ^ SALT_UNI
+    small[:, _NS + 3] = (last_word * _P ^ _PIPE_WORD) ^ SALT_BI
+    hashes = np.concatenate([cand.reshape(k, _NS * v), small], axis=1)
+    ends = in_word[:, None] & ok & ~is_word(c)  # the current word ends here
+    return hashes, cand_ok, hv, with_space, ends, np.broadcast_to(pipe, (k, v))
+
+
 def weigh(
     state: np.ndarray,
     c: np.ndarray,
@@ -179,35 +229,48 @@ def weigh(
     slot: np.ndarray,
     mask: np.ndarray,
     seen: np.ndarray | None = None,
+    seen_rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sum of the weights of the grams each candidate `c` [k, V] completes, each row by its
-    weights `table[slot[row]]` and bucket mask `mask[row]` (uint64 [k]): float32 [k, V].
-    `seen` [k, buckets] (bool): the buckets each row's caption has completed so far; a liked
-    gram pays out once per caption (a taste's score counts repeats, but a tilt that paid for
-    them again at every step would write `!!!!!!!!` until the box must close)."""
-    total = np.zeros(c.shape, dtype=np.float32)
-    rows, m = slot[:, None], mask.astype(_U)[:, None]
-    own = np.arange(len(slot))[:, None]
-    for h, valid in grams(state, c):
-        if not valid.any():
-            continue
-        b = (mix(np.ascontiguousarray(h)) & m).astype(np.intp)  # [k, 1] or [k, V]
-        w = table[rows, b]
-        if seen is not None:
-            w = np.where((w > 0) & seen[own, b], np.float32(0), w)
-        total += np.where(valid, w, np.float32(0))
-    return total
+    """Sum of the weights of the grams each candidate `c` [k or 1, V] completes, each row by
+    its weights `table[slot[row]]` and bucket mask `mask[row]` (uint64 [k]): float32 [k, V].
+    `seen` [rows, buckets] (bool): the buckets each caption has completed so far, row
+    `seen_rows[row]` of it (default: the row itself); a liked gram pays out once per caption
+    (a taste's score counts repeats, but a tilt that paid for them again at every step would
+    write `!!!!!!!!` until the box must close). With V = 1 each row is one (caption,
+    candidate) pair: the engine weighs only the candidates a row's method can draw.
+
+    The same sum as over `grams`, with every gram hashed, mixed and looked up in one pass (the
+    engine calls this every step for every tilted row: NumPy's per-call cost, not the
+    arithmetic, is what a step pays)."""
+    k, v = len(state), c.shape[1]
+    hashes, cand_ok, space_ok, with_space, ends, pipe = _hashed(state, c)
+    b = (mix(hashes) & mask.astype(_U)[:, None]).astype(np.intp)  # [k, 3V + _SMALL]
+    # flat takes: a 2-D fancy index costs twice as much at these sizes
+    w = table.ravel().take(b + (slot * table.shape[1])[:, None])
+    if seen is not None:
+        own = np.arange(k) if seen_rows is None else seen_rows
+        hit = seen.ravel().take(b + (own * seen.shape[1])[:, None])
+        w = np.where((w > 0) & hit, np.float32(0), w)
+    total = np.where(cand_ok, w[:, : _NS * v].reshape(k, _NS, v), np.float32(0)).sum(axis=1)
+    small = w[:, _NS * v :]
+    spaced = np.where(space_ok, small[:, :_NS], np.float32(0)).sum(axis=1)
+    total += np.where(with_space, spaced[:, None], np.float32(0))
+    total += np.where(ends, (small[:, _NS] + small[:, _NS + 1])[:, None], np.float32(0))
+    total += np.where(pipe, (small[:, _NS + 2] + small[:, _NS + 3])[:, None], np.float32(0))
+    return total.astype(np.float32, copy=False)
 
 
 def mark(state: np.ndarray, c: np.ndarray, mask: np.ndarray, seen: np.ndarray) -> None:
     """Mark in `seen` [k, buckets] (in place) the buckets bytes `c` [k] complete after rows
     `state` [k, WIDTH] (call before `append`)."""
-    m = mask.astype(_U)[:, None]
-    own = np.arange(len(c))[:, None]
-    for h, valid in grams(state, c[:, None]):
-        b = (mix(np.ascontiguousarray(np.broadcast_to(h, (len(c), 1)))) & m).astype(np.intp)
-        v = np.broadcast_to(valid, (len(c), 1))
-        seen[own[v], b[v]] = True
+    k = len(c)
+    hashes, cand_ok, space_ok, with_space, ends, pipe = _hashed(state, c[:, None])
+    b = (mix(hashes) & mask.astype(_U)[:, None]).astype(np.intp)  # [k, 3 + _SMALL]
+    valid = np.concatenate(
+        [cand_ok.reshape(k, _NS), space_ok & with_space, ends, ends, pipe, pipe], axis=1
+    )
+    rows = np.broadcast_to(np.arange(k)[:, None], valid.shape)
+    seen[rows[valid], b[valid]] = True
 
 
 def append(state: np.ndarray, c: np.ndarray) -> None:
