@@ -87,13 +87,10 @@ def pooled(t: Known, pool: Sequence[Known]) -> Lengths:
     """Today's lengths for a template without captions: training's fallback, the quantiles
     over every training caption of `pool` with as many boxes (training/templates.py, what a
     model trained with --exclude-templates holds for the template)."""
-    from training.templates import _BoxLengths
+    from training.templates import BoxLengths
 
-    lengths = _BoxLengths(())
-    for p in pool:
-        for k, rows in p.rows.items():
-            lengths.by_count.setdefault(k, []).extend(rows)
-    return lengths.quantiles(t.slug, t.box_count)
+    lengths = BoxLengths.from_rows({(p.slug, k): rows for p in pool for k, rows in p.rows.items()})
+    return lengths.fallback(t.box_count)
 
 
 def same_count(t: Known, pool: Sequence[Known]) -> Lengths:
@@ -217,10 +214,10 @@ def evaluate(
 def known_templates(prepared: Any, catalog: Any, layouts: Path | None) -> list[Known]:
     """Every catalog template with lengths of its own in the table training builds from
     `prepared` (MIN_LENGTH_SAMPLES training captions of its box count or more)."""
-    from training.templates import MIN_LENGTH_SAMPLES, _BoxLengths
+    from training.templates import MIN_LENGTH_SAMPLES, BoxLengths
 
     table = prepared.build_templates()
-    rows = _BoxLengths(prepared.captions("train")).by_template
+    rows = BoxLengths(prepared.captions("train")).by_template
     every: dict[str, list[int]] = {}
     for c in prepared.captions("all"):
         e = table.get(c.template)
