@@ -14,7 +14,7 @@ Predictors:
   templates with as many boxes, each template weighing one);
 - `knn-K`: the mean quantiles of the K templates nearest by layout (engine/catalog.json: each
   box's width, height and position; same box count; ties at the K-th distance all count);
-- `ridge-geometry`: what the engine does (engine/lengths.py): per box, log mean length ~ box
+- `ridge-geometry`: what the engine does (memebot/lengths.py): per box, log mean length ~ box
   shape (log width, log height, box count, first/last box, upper-case), the same-count
   quantiles scaled to the prediction;
 - `ridge-name`, `ridge-example`: the template's log mean total ~ its name (characters, words,
@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from engine.lengths import fit_ridge, quantile_mean
 from memebot.artifact.templates import Quantiles, TemplateEntry, TemplateTable, mean_lengths
+from memebot.lengths import fit_ridge, quantile_mean
 
 NAMED = ("y-u-no", "that-would-be-great")
 TOLERANCE = 0.10  # within ±10% of the real mean
@@ -87,13 +87,10 @@ def pooled(t: Known, pool: Sequence[Known]) -> Lengths:
     """Today's lengths for a template without captions: training's fallback, the quantiles
     over every training caption of `pool` with as many boxes (training/templates.py, what a
     model trained with --exclude-templates holds for the template)."""
-    from training.templates import _BoxLengths
+    from training.templates import BoxLengths
 
-    lengths = _BoxLengths(())
-    for p in pool:
-        for k, rows in p.rows.items():
-            lengths.by_count.setdefault(k, []).extend(rows)
-    return lengths.quantiles(t.slug, t.box_count)
+    lengths = BoxLengths.from_rows({(p.slug, k): rows for p in pool for k, rows in p.rows.items()})
+    return lengths.fallback(t.box_count)
 
 
 def same_count(t: Known, pool: Sequence[Known]) -> Lengths:
@@ -142,8 +139,8 @@ def knn(k: int) -> Callable[[Known, Sequence[Known]], Lengths]:
 
 
 def ridge_geometry(t: Known, pool: Sequence[Known]) -> Lengths:
-    """What the engine borrows (engine/lengths.py) for `t` from `pool`."""
-    from engine.lengths import borrowed_lengths
+    """What the engine borrows (memebot/lengths.py) for `t` from `pool`."""
+    from memebot.lengths import borrowed_lengths
 
     layouts = {k.slug: [(b[2], b[3], b[4]) for b in k.boxes] for k in (*pool, t)}
     got = borrowed_lengths(own={k.slug: k.lengths for k in pool}, layouts=layouts)
@@ -217,10 +214,10 @@ def evaluate(
 def known_templates(prepared: Any, catalog: Any, layouts: Path | None) -> list[Known]:
     """Every catalog template with lengths of its own in the table training builds from
     `prepared` (MIN_LENGTH_SAMPLES training captions of its box count or more)."""
-    from training.templates import MIN_LENGTH_SAMPLES, _BoxLengths
+    from training.templates import MIN_LENGTH_SAMPLES, BoxLengths
 
     table = prepared.build_templates()
-    rows = _BoxLengths(prepared.captions("train")).by_template
+    rows = BoxLengths(prepared.captions("train")).by_template
     every: dict[str, list[int]] = {}
     for c in prepared.captions("all"):
         e = table.get(c.template)

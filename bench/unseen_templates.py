@@ -164,7 +164,7 @@ def measure(
     withheld = list(meta["extra"].get("withheld_templates") or [])
     if not withheld:
         raise SystemExit(f"{model_dir}: trained without --exclude-templates (nothing withheld)")
-    # as the engine loads it: the withheld templates' lengths borrowed (engine/lengths.py)
+    # as the engine loads it: the withheld templates' lengths borrowed (memebot/lengths.py)
     model = load_engine_model(Settings.from_env(), model_dir, warm=False)
     options = MemeOptions(**style_body(DEFAULT_STYLE))
     ref = withheld_reference(prepared, model, withheld, per_template, seed)

@@ -103,7 +103,10 @@ def readable_channels(interaction: discord.Interaction) -> set[int]:
     """The ids of the guild's channels and cached threads where the caller can read the
     messages (View Channel and Read Message History, roles and overwrites applied): what /top
     and /stats may show them. Without the guild in the cache: the current channel alone."""
-    guild, member = interaction.guild, interaction.user
+    member = interaction.user
+    # Not `interaction.guild`: for a guild it has not cached, discord.py makes a stand-in
+    # guild with no channels (Interaction.guild falls back to it), which would show nothing.
+    guild = interaction.client.get_guild(interaction.guild_id) if interaction.guild_id else None
     if guild is None or not isinstance(member, discord.Member):
         return {interaction.channel_id} if interaction.channel_id else set()
     places: list[discord.abc.GuildChannel | discord.Thread] = [*guild.channels, *guild.threads]

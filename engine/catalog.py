@@ -14,10 +14,10 @@ from pathlib import Path
 
 from engine.render import TextBox
 from engine.schema import SEARCH_LIMIT
+from memebot.catalog_file import CATALOG_PATH
+from memebot.lengths import BoxShape
 from memebot.names import NameIndex
 from memebot.names import lookup_key as norm
-
-CATALOG_PATH = Path(__file__).resolve().parent / "catalog.json"
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,10 @@ class Template:
         if n <= len(self.boxes):
             return list(self.boxes[:n])
         return [TextBox(0.0, i / n, 1.0, 1.0 / n) for i in range(n)]
+
+    def shapes(self, n: int) -> list[BoxShape]:
+        """The boxes for n texts as borrowing box lengths reads them (memebot/lengths.py)."""
+        return [(b.w, b.h, b.style == "upper") for b in self.layout(n)]
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -16,22 +16,24 @@ The length factor: a taste also says how long the server likes its captions, whi
 per-character tilt of decoding cannot (engine/decoding/tilt.py; length-targeted styles draw
 each box's length from the template's real ones). Its raw value is the geometric mean, over the
 liked training memes, of the caption's length over the template's typical length (the sum of
-its boxes' median lengths, from the base model's template table); it is then shrunk towards 1
-by how well length, in that direction, ranks the held-out memes (the factor's own gate: to the
-power (AUC - 0.5) / LENGTH_AUC_SPAN, capped at 1: none at AUC <= 0.5, all of it from 0.75),
-and bounded to LENGTH_FACTOR_BOUNDS. A server that does
-not care about length gets ~1: its captions keep people's lengths.
+its boxes' median lengths as the engine draws them: the base model's template table, with the
+lengths borrowed by layout for templates without captions); it is then shrunk towards 1 by how
+well length, in that direction, ranks the held-out memes (the factor's own gate: to the power
+(AUC - 0.5) / LENGTH_AUC_SPAN, capped at 1: none at AUC <= 0.5, all of it from 0.75), and
+bounded to LENGTH_FACTOR_BOUNDS. A server that does not care about length gets ~1: its
+captions keep people's lengths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from memebot.artifact.templates import LENGTH_LEVELS, TemplateTable
+from memebot.lengths import Laid, borrow_by_layout
 from memebot.ngrams import hash_features
 from memebot.taste_file import TASTE_BUCKETS, TasteScorer
 from retrain.taste_curation import TasteCurated, TasteRow
@@ -186,8 +188,11 @@ def fit_taste(
     )
 
 
-def typical_lengths(table: TemplateTable) -> TypicalLength:
-    """Typical caption lengths from a model's template table: its boxes' median lengths."""
+def typical_lengths(table: TemplateTable, catalog: Iterable[Laid]) -> TypicalLength:
+    """Typical caption lengths from a model's template table as the engine draws them over
+    `catalog` (its layouts, memebot/catalog_file.py): its boxes' median lengths, borrowed by
+    layout for the templates without captions (memebot/lengths.py, as engine/lengths.py)."""
+    table = borrow_by_layout(table, catalog)
     mid = LENGTH_LEVELS.index(0.5)
 
     def typical(template: str, n_boxes: int) -> float | None:

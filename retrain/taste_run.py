@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memebot.artifact.templates import TemplateTable
+from memebot.catalog_file import read_layouts
 from memebot.crowd import crowd_for
 from memebot.errors import ArtifactError, ScorerError, UsageError
 from memebot.logs import get_logger
@@ -69,8 +70,9 @@ async def taste_steps(store: Store, settings: Settings, run: RunInfo) -> Outcome
     curated = await curate_guild(store, guild_id)  # NotEnoughVotes: the run fails, saying so
     counts = curated.counts()
     await store.update_run(run.id, stage="fitting", progress={"curation": counts})
-    try:  # the base model's template lengths, what the length factor is measured against
-        typical = typical_lengths(TemplateTable.load(Path(active.path) / "templates.json"))
+    try:  # the lengths the engine draws on the base model, what the length factor scales
+        table = TemplateTable.load(Path(active.path) / "templates.json")
+        typical = typical_lengths(table, await asyncio.to_thread(read_layouts))
     except ArtifactError as e:
         log.warning(
             "no template lengths in %s, the taste keeps people's lengths: %s", active.path, e

@@ -81,7 +81,7 @@ def test_pooled_is_training_fallback_over_the_other_templates_captions() -> None
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_the_engine_lengths_beat_the_fallback_on_the_real_data(real_data_dir: Path) -> None:
-    """The figures docs/ENGINE.md gives: borrowing by layout (engine/lengths.py) puts more
+    """The figures docs/ENGINE.md gives: borrowing by layout (memebot/lengths.py) puts more
     templates within ±10% than training's fallback, leave-one-template-out."""
     from engine.catalog import Catalog
     from memebot.settings import Settings

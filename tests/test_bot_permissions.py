@@ -196,6 +196,26 @@ def test_retrain_checks_it_can_post_before_it_queues(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+async def rated_memes(api: DiscordStandIn, store: Store, memes: list[tuple[int, str]]) -> None:
+    """A meme a channel, each with one 👍: (channel id, caption)."""
+    for channel, caption in memes:
+        # Posted on Discord (reconciliation at start-up drops memes whose message is gone).
+        message_id = api.post_message(channel, caption).id
+        await store.record_generation(
+            NewGeneration(
+                guild_id=api.guild_id,
+                channel_id=channel,
+                user_id=31,
+                template="two-buttons",
+                boxes=[caption, ""],
+                message_id=message_id,
+                model_version="v1",
+            )
+        )
+        await store.set_vote(message_id, 32, 1)
+        await api.react(message_id, "👍", 32, send=False)  # what reconciliation reads back
+
+
 @pytest.mark.slow
 def test_top_and_stats_show_only_channels_the_caller_can_read(tmp_path: Path) -> None:
     members = 900030  # the role that may read the private channel
@@ -206,22 +226,9 @@ def test_top_and_stats_show_only_channels_the_caller_can_read(tmp_path: Path) ->
             {"id": str(api.guild_id), "type": 0, "allow": "0", "deny": str(view)},  # @everyone
             {"id": str(members), "type": 0, "allow": str(view), "deny": "0"},
         ]
-        for channel, caption in [(api.channel_ids[0], "open caption"), (PRIVATE, "secret caption")]:
-            # Posted on Discord (reconciliation at start-up drops memes whose message is gone).
-            message_id = api.post_message(channel, caption).id
-            await store.record_generation(
-                NewGeneration(
-                    guild_id=api.guild_id,
-                    channel_id=channel,
-                    user_id=31,
-                    template="two-buttons",
-                    boxes=[caption, ""],
-                    message_id=message_id,
-                    model_version="v1",
-                )
-            )
-            await store.set_vote(message_id, 32, 1)
-            await api.react(message_id, "👍", 32, send=False)  # what reconciliation reads back
+        await rated_memes(
+            api, store, [(api.channel_ids[0], "open caption"), (PRIVATE, "secret caption")]
+        )
         async with running_bot(api, s, store):
             outside = await api.answered(await api.invoke("top", {"period": "all"}))
             text = outside.replies[-1].content
@@ -236,6 +243,36 @@ def test_top_and_stats_show_only_channels_the_caller_can_read(tmp_path: Path) ->
             assert "open caption" in inside.replies[-1].content
             stats = await api.answered(await api.invoke("stats", roles=(members,)))
             assert "Memes made: 2" in stats.replies[-1].content
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.slow
+def test_without_the_guild_in_the_cache_top_and_stats_show_the_current_channel(
+    tmp_path: Path,
+) -> None:
+    """No guild in the bot's cache (its channels and overwrites unknown, here after a
+    GUILD_DELETE): /top and /stats show the channel the command was run in, nothing else."""
+    here, there = 900040, 900041
+
+    async def scenario(api: DiscordStandIn, s: Settings, store: Store) -> None:
+        api.channel_ids += [here, there]
+        await rated_memes(api, store, [(here, "caption here"), (there, "caption there")])
+        async with running_bot(api, s, store) as bot:
+            cached = await api.answered(await api.invoke("stats", channel_id=here))
+            assert "Memes made: 2" in cached.replies[-1].content  # the cache: both readable
+            await api.remove_bot()
+            for _ in range(500):
+                if bot.get_guild(api.guild_id) is None:
+                    break
+                await asyncio.sleep(0.01)
+            assert bot.get_guild(api.guild_id) is None
+            top = await api.answered(await api.invoke("top", {"period": "all"}, channel_id=here))
+            text = top.replies[-1].content
+            assert "caption here" in text and "caption there" not in text
+            stats = await api.answered(await api.invoke("stats", channel_id=here))
+            assert "Memes made: 1" in stats.replies[-1].content
+            assert "Votes: 1 (1👍" in stats.replies[-1].content
 
     run(tmp_path, scenario)
 

@@ -1,14 +1,20 @@
 """Fitting a server's taste (retrain/taste_fit.py): the fit finds a server's topic in a few
 dozen memes, quickly; the AUC matches the pair count; the gate accepts a better scorer and
-rejects a worse or equal one, against the current taste, the crowd's or chance."""
+rejects a worse or equal one, against the current taste, the crowd's or chance; the length
+factor follows a length taste, measured against the lengths the engine draws."""
 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engine.catalog import Catalog
+from engine.lengths import borrow_for_catalog
+from memebot.artifact.templates import LENGTH_LEVELS, TemplateTable
+from memebot.catalog_file import read_layouts
 from memebot.ngrams import hash_features
 from memebot.taste_file import TASTE_BUCKETS, TasteScorer
 from retrain.taste_curation import TasteCurated, TasteRow
@@ -19,9 +25,11 @@ from retrain.taste_fit import (
     fit_taste,
     gate_taste,
     heldout_auc,
+    typical_lengths,
 )
 
 BASE = "char-gru-test"
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "default"
 WORDS = [
     "when",
     "you",
@@ -188,3 +196,41 @@ def test_the_length_factor_follows_a_length_taste_and_only_one() -> None:
     assert fit_length_factor(curated, None) == (1.0, {})
     fitted = fit_taste(curated, base_version=BASE, typical=lambda t, n: 30.0)
     assert fitted.metrics["length_factor"] == fitted.length_factor
+
+
+def _medians(table: TemplateTable, slug: str, n: int) -> float:
+    qs = table.length_quantiles(slug, n)
+    assert qs is not None
+    return sum(q[LENGTH_LEVELS.index(0.5)] for q in qs)
+
+
+def test_a_captionless_template_is_measured_against_the_lengths_the_engine_draws() -> None:
+    """Distracted Boyfriend has no captions in the shipped model: the engine draws its boxes'
+    lengths borrowed by layout (the girlfriend's label short), not training's 3-box stand-in,
+    and a server's lengths there are measured against those."""
+    table = TemplateTable.load(SHIPPED / "templates.json")
+    catalog = Catalog.load()
+    served = borrow_for_catalog(table, catalog)  # as load_engine_model serves the table
+    typical = typical_lengths(table, read_layouts())
+    slug = "distracted-boyfriend"
+    drawn, stand_in = _medians(served, slug, 3), _medians(table, slug, 3)
+    assert abs(drawn - stand_in) > 2  # borrowing moves it, else the fit below says nothing
+    for t in catalog.templates:
+        assert typical(t.slug, t.box_count) == pytest.approx(_medians(served, t.slug, t.box_count))
+    # The server likes 30-character captions there (and dislikes 60): the raw factor is 30
+    # over what the engine draws.
+    rows = [
+        TasteRow(
+            i, slug, ("a" * 10, "b" * (n - 20), "c" * 10), lab, 1, int(lab > 0), int(lab < 0), split
+        )
+        for split in ("train", "heldout")
+        for i, (n, lab) in enumerate([(30, 1), (60, -1)] * 10)
+    ]
+    curated = TasteCurated(
+        guild_id=7,
+        train=[r for r in rows if r.split == "train"],
+        heldout=[r for r in rows if r.split == "heldout"],
+    )
+    fitted = fit_taste(curated, base_version=BASE, typical=typical)
+    assert fitted.metrics["length_raw"] == pytest.approx(30 / drawn)
+    assert fitted.length_factor == pytest.approx(max(30 / drawn, 0.4))  # length ranks all

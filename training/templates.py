@@ -41,7 +41,7 @@ def build_table(
     captions, the most common box count, box-length quantiles."""
     train = list(train)
     train_counts = Counter(c.template for c in train)
-    lengths = _BoxLengths(train)
+    lengths = BoxLengths(train)
     box_counts: dict[str, Counter[int]] = {}
     for c in all_captions:
         box_counts.setdefault(c.template, Counter())[len(c.boxes)] += 1
@@ -71,27 +71,54 @@ def build_table(
     return TemplateTable(entries)
 
 
-class _BoxLengths:
-    """Box-length quantiles from training captions, per template and per box count."""
+class BoxLengths:
+    """Box-length quantiles from training captions, per template and per box count: what
+    build_table puts in the artifact (bench/unseen_lengths.py measures its fallback)."""
 
-    def __init__(self, train: Iterable[Caption]):
+    def __init__(self, train: Iterable[Caption] = ()):
+        # the box lengths of each caption, by (template, box count) and by box count
         self.by_template: dict[tuple[str, int], list[list[int]]] = {}
         self.by_count: dict[int, list[list[int]]] = {}
         for c in train:
-            k = len(c.boxes)
-            lens = [len(b) for b in c.boxes]
-            self.by_template.setdefault((c.template, k), []).append(lens)
-            self.by_count.setdefault(k, []).append(lens)
+            self.add(c.template, [len(b) for b in c.boxes])
+
+    @classmethod
+    def from_rows(cls, rows: Mapping[tuple[str, int], Iterable[list[int]]]) -> BoxLengths:
+        """From captions' box lengths by (template, box count), as `by_template` holds them."""
+        out = cls()
+        for (slug, _), lens in rows.items():
+            for r in lens:
+                out.add(slug, r)
+        return out
+
+    def add(self, template: str, lengths: list[int]) -> None:
+        """One caption of `template` whose boxes are `lengths` characters long."""
+        self.by_template.setdefault((template, len(lengths)), []).append(lengths)
+        self.by_count.setdefault(len(lengths), []).append(lengths)
 
     def quantiles(self, slug: str, boxes: int) -> tuple[Quantiles, ...]:
+        """The template's own quantiles at `boxes` boxes with MIN_LENGTH_SAMPLES captions of
+        that count, else the fallback."""
         rows = self.by_template.get((slug, boxes), [])
         if len(rows) < MIN_LENGTH_SAMPLES:
-            counts = [k for k, v in self.by_count.items() if len(v) >= MIN_LENGTH_SAMPLES]
-            if not counts:
-                return ()
-            rows = self.by_count[min(counts, key=lambda k: (abs(k - boxes), -k))]
-        table = np.array([r[:boxes] + [r[-1]] * (boxes - len(r)) for r in rows], dtype=np.float64)
-        return tuple(
-            tuple(round(float(v), 1) for v in np.quantile(table[:, i], LENGTH_LEVELS))
-            for i in range(boxes)
-        )
+            return self.fallback(boxes)
+        return _quantiles(rows, boxes)
+
+    def fallback(self, boxes: int) -> tuple[Quantiles, ...]:
+        """Training's lengths for a template with too few captions of its own: the quantiles
+        over every caption with `boxes` boxes (or the nearest count with MIN_LENGTH_SAMPLES
+        captions, the larger on a tie); empty with none."""
+        counts = [k for k, v in self.by_count.items() if len(v) >= MIN_LENGTH_SAMPLES]
+        if not counts:
+            return ()
+        return _quantiles(self.by_count[min(counts, key=lambda k: (abs(k - boxes), -k))], boxes)
+
+
+def _quantiles(rows: list[list[int]], boxes: int) -> tuple[Quantiles, ...]:
+    """Per box, the LENGTH_LEVELS quantiles of `rows` (a shorter row's last box standing in for
+    the boxes past it, a longer one's extra boxes left out)."""
+    table = np.array([r[:boxes] + [r[-1]] * (boxes - len(r)) for r in rows], dtype=np.float64)
+    return tuple(
+        tuple(round(float(v), 1) for v in np.quantile(table[:, i], LENGTH_LEVELS))
+        for i in range(boxes)
+    )

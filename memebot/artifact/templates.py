@@ -81,7 +81,7 @@ class TemplateTable:
         self._fallback_lengths: dict[int, tuple[Quantiles, ...] | None] = {}
         # Lengths for templates without captions (none of their own), worked out by whoever
         # serves the table (the engine borrows them from templates laid out alike:
-        # engine/lengths.py). Never saved: they depend on the layouts, which are not the
+        # memebot/lengths.py). Never saved: they depend on the layouts, which are not the
         # model's. A template with a slot and lengths of its own never takes them.
         self.borrowed: dict[str, tuple[Quantiles, ...]] = dict(borrowed or {})
 

@@ -1,6 +1,6 @@
-"""engine/lengths.py: box lengths for templates without captions, borrowed from templates laid
+"""memebot/lengths.py: box lengths for templates without captions, borrowed from templates laid
 out alike, on small tables and catalogs made here (the answer known by construction), and on
-the shipped model's table with the shipped catalog."""
+the shipped model's table with the shipped catalog as the engine serves it (engine/lengths.py)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ import numpy as np
 import pytest
 
 from engine.catalog import Catalog, Template
-from engine.lengths import (
+from engine.lengths import borrow_for_catalog
+from engine.render import TextBox
+from memebot.artifact.templates import GENERIC_SLOT, LENGTH_LEVELS, TemplateEntry, TemplateTable
+from memebot.lengths import (
     MIN_TEMPLATES,
     BoxShape,
     Lengths,
-    borrow_for_catalog,
+    borrow_by_layout,
     borrowed_lengths,
     fit_ridge,
 )
-from engine.lengths import quantile_mean as qmean
-from engine.render import TextBox
-from memebot.artifact.templates import GENERIC_SLOT, LENGTH_LEVELS, TemplateEntry, TemplateTable
+from memebot.lengths import quantile_mean as qmean
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDE: list[BoxShape] = [(1.0, 0.2, True), (1.0, 0.2, True)]  # top and bottom lines
@@ -158,7 +159,7 @@ def test_the_catalog_lends_layouts_and_templates_with_captions_keep_theirs() -> 
         [_template(s, layouts[s]) for s in own]
         + [_template("no-captions", SMALL), _template("not-in-the-model", WIDE)]
     )
-    served = borrow_for_catalog(table, catalog)
+    served = borrow_by_layout(table, catalog.templates)
     for s, q in own.items():  # their own, unchanged
         assert served.length_quantiles(s, 2) == list(q) == table.length_quantiles(s, 2)
     assert qmean(_lengths(served, "no-captions", 2)[0]) == pytest.approx(10, rel=0.05)
