@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TRAIN_STAMP := $(VENV)/.installed-train
-SOURCES := pyproject.toml setup.py engine/decoding/_gru_step.c
+SOURCES := pyproject.toml setup.py engine/decoding/_gru_step.c engine/decoding/_tilt_step.c
 
 .PHONY: run test lint typecheck pytest bench clean
 

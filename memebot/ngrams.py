@@ -177,3 +177,4 @@ def hash_features(texts: Sequence[str], n_buckets: int = N_BUCKETS) -> Hashed:
 HASH_P = _P
 SALT_UNI, SALT_BI, SALT_CHAR = _SALT_UNI, _SALT_BI, _SALT_CHAR
 mix = _mix
+MIX_M1, MIX_M2 = _M1, _M2  # mix's multipliers (engine/decoding/_tilt_step.c takes them)

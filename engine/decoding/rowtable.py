@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.decoding import tilt
+from engine.decoding import tilt, tilt_kernel
 from engine.decoding.jobs import RowJob, Sampled
 from engine.decoding.pickers import (
     FORBID_END,
@@ -224,7 +224,27 @@ class RowTable:
             lps = lps.copy()
             lps[forbid, self.end_id] = -np.inf
         floors = np.array([tilt_floor(d) for d in self.decoding_of])[groups[sel]]
-        near = lps >= lps.max(axis=1, keepdims=True) + floors[:, None]
+        thr = (lps.max(axis=1) + floors).astype(np.float64)  # [n]
+        out = np.zeros((len(rows), len(self.cand_bytes)))
+        if tilt_kernel.available():
+            tilt_kernel.weigh_near(
+                np.ascontiguousarray(lps, dtype=np.float64),
+                thr,
+                forbid,
+                self.end_id,
+                self.cand_bytes,
+                rows[sel],
+                sel,
+                self.tilt_state,
+                self.tilt_slot,
+                self.tilt_mask,
+                self.tilt_strength,
+                self.tilt_w,
+                self.tilt_seen,
+                out,
+            )
+            return out
+        near = lps >= thr[:, None]
         near &= self.cand_bytes[None, :] >= 0  # characters of no byte complete no gram
         pi, pc = np.nonzero(near)  # (row of sel, character) pairs
         r, s = rows[sel[pi]], slot[sel[pi]]
@@ -237,7 +257,6 @@ class RowTable:
             self.tilt_seen,
             r,
         )  # [pairs, 1]
-        out = np.zeros((len(rows), len(self.cand_bytes)))
         out[sel[pi], pc] = self.tilt_strength[s] * bonus[:, 0]
         return out
 
@@ -247,8 +266,13 @@ class RowTable:
         if not sel.any():
             return
         rows, chars = rows[sel], chars[sel]
-        state = self.tilt_state[rows]
         one = self.cand_bytes[chars]
+        if (one >= 0).all() and tilt_kernel.available():
+            tilt_kernel.follow(
+                rows, one, self.tilt_state, self.tilt_slot, self.tilt_mask, self.tilt_seen
+            )
+            return
+        state = self.tilt_state[rows]
         if (one >= 0).all():
             seen = self.tilt_seen[rows]
             tilt.mark(state, one, self.tilt_mask[self.tilt_slot[rows]], seen)
