@@ -29,6 +29,15 @@ typedef float v16 __attribute__((vector_size(64)));
 static inline v16 load_h(const half *p) {
     return (v16)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
+#elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+/* AVX2 (+F16C, FMA): 16 ymm registers of 8 floats. The v16 tiles would be two ymm halves each,
+ * which GCC keeps on the stack (2x slower than the NumPy step on a Zen 3 VM, ~10x on Zen 4), so
+ * this build has tiles of its own, written for ymm registers (narrow_tile); no v16 on this path. */
+#include <immintrin.h>
+#define NARROW_TILES 1
+static inline __m256 load8_h(const half *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
 #elif defined(__F16C__)
 #include <immintrin.h>
 static inline v16 load_h(const half *p) {
@@ -50,12 +59,58 @@ static inline v16 load_h(const half *p) {
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__AVX512F__)
 /* GCC 12 spills the two weight vectors to the stack inside the 8-row tile (16 extra loads
  * per k, ~20% slower at 64 rows); an empty asm that "modifies" them keeps them in registers.
- * Only with AVX-512: there a v16 is one zmm register; on AVX2 it is two ymm halves, which no
- * "v" operand can name (GCC: "impossible constraint in asm"), and the kernel would not build. */
+ * Only with AVX-512: there a v16 is one zmm register; elsewhere it is two halves, which no "v"
+ * operand can name (GCC: "impossible constraint in asm"). (AVX2 builds use narrow_tile.) */
 #define KEEP_IN_REGISTERS(a, b) __asm__("" : "+v"(a), "+v"(b))
 #else
 #define KEEP_IN_REGISTERS(a, b) ((void)0)
 #endif
+
+#ifdef NARROW_TILES
+/* out[t*ldo + c] = bias[c] + x[t, :] @ P[:, c] for t < NR, c < 8*NV; P's rows are ldp halves
+ * apart, x's rows K floats apart. Inlined with constant NR and NV: the NR*NV accumulators, NV
+ * weight vectors and one broadcast x fit the 16 ymm registers (1x6: 13, 4x3: 16, 4x2: 11; GCC 12
+ * keeps them all in registers, no stack access in the k loop).
+ * Every column is bias, then one FMA per k in k order, whichever tile computes it: a row's
+ * result does not depend on the batch it is in. */
+static inline __attribute__((always_inline)) void narrow_tile(const half *P, int ldp,
+                                                            const float *bias, const float *x,
+                                                            int K, float *out, int ldo,
+                                                            const int NR, const int NV) {
+    __m256 acc[4][6];
+    for (int t = 0; t < NR; t++)
+        for (int v = 0; v < NV; v++) acc[t][v] = _mm256_loadu_ps(bias + 8 * v);
+    for (int k = 0; k < K; k++) {
+        const half *w = P + (size_t)k * ldp;
+        __m256 wv[6];
+        for (int v = 0; v < NV; v++) wv[v] = load8_h(w + 8 * v);
+        for (int t = 0; t < NR; t++) {
+            const __m256 xv = _mm256_broadcast_ss(x + (size_t)t * K + k);
+            for (int v = 0; v < NV; v++) acc[t][v] = _mm256_fmadd_ps(xv, wv[v], acc[t][v]);
+        }
+    }
+    for (int t = 0; t < NR; t++)
+        for (int v = 0; v < NV; v++) _mm256_storeu_ps(out + (size_t)t * ldo + 8 * v, acc[t][v]);
+}
+
+/* out[t*ldo + c] = bias[c] + x[t, :] @ P[:, c] for t < nb, c < C (C = 32 or 48; P one packed
+ * panel [K][C]). A lone row at the panel's full width (C/8 independent sums: a lone row is
+ * bound by the FMA latency, so as many as fit); 4 rows at a time in slices of 24 columns (16
+ * for C = 32), a slice staying in L1 while the row groups pass over it. At 64 rows, one
+ * thread (Zen 4, AVX2 build): 4x3 slices 1.80 ms a step, 4x2 2.22, 4x1 3.54. */
+static inline __attribute__((always_inline)) void narrow_panel(const half *P, const int C,
+                                                             const float *bias, const float *x,
+                                                             int K, float *out, int ldo,
+                                                             int nb) {
+    const int n4 = nb / 4 * 4, NV = C % 24 ? 2 : 3;
+    for (int c = 0; c < C && n4; c += 8 * NV)
+        for (int t = 0; t < n4; t += 4)
+            narrow_tile(P + c, C, bias + c, x + (size_t)t * K, K, out + (size_t)t * ldo + c,
+                        ldo, 4, NV);
+    for (int t = n4; t < nb; t++)
+        narrow_tile(P, C, bias, x + (size_t)t * K, K, out + (size_t)t * ldo, ldo, 1, C / 8);
+}
+#else
 
 /* y[b0+t, j:j+32] = bias + x[b0+t, :] @ P for t < nb; P is one packed panel [K][32].
  * Inlined with a constant nb, so the 2*nb accumulators live in registers. */
@@ -79,6 +134,7 @@ static inline __attribute__((always_inline)) void tile(const half *P, const v16 
         memcpy(y + (size_t)(b0 + t) * ldy + j + 16, &hi[t], sizeof(v16));
     }
 }
+#endif
 
 /* y[B, N] = x[B, K] @ W[K, N] + bias[N], W packed as N/32 panels of [K][32] (N % 32 == 0,
  * each panel contiguous). Called inside a parallel region: the panels are shared out between
@@ -86,6 +142,11 @@ static inline __attribute__((always_inline)) void tile(const half *P, const v16 
 static void matmul(const half *W, const float *bias, const float *x, float *y, int B, int K,
                    int N) {
     int nblk = N / 32;
+#ifdef NARROW_TILES
+#pragma omp for schedule(static)
+    for (int jb = 0; jb < nblk; jb++)
+        narrow_panel(W + (size_t)jb * K * 32, 32, bias + jb * 32, x, K, y + jb * 32, N, B);
+#else
 #pragma omp for schedule(static)
     for (int jb = 0; jb < nblk; jb++) {
         const half *P = W + (size_t)jb * K * 32;
@@ -99,6 +160,7 @@ static void matmul(const half *W, const float *bias, const float *x, float *y, i
         }
         for (; b0 < B; b0++) tile(P, bv, x, y, b0, 1, K, N, jb * 32);
     }
+#endif
 }
 
 /* acc[t] = bias + x[b0+t, :] @ P for t < nb, 48 columns (3 vectors); P one packed panel
@@ -106,6 +168,9 @@ static void matmul(const half *W, const float *bias, const float *x, float *y, i
 static inline __attribute__((always_inline)) void tile48(const half *P, const float *bias,
                                                        const float *x, float *out, int b0,
                                                        int nb, int K) {
+#ifdef NARROW_TILES
+    narrow_panel(P, 48, bias, x + (size_t)b0 * K, K, out, 48, nb);
+#else
     v16 a[8], b[8], c[8];
     v16 b0v, b1v, b2v;
     memcpy(&b0v, bias, 64);
@@ -128,6 +193,7 @@ static inline __attribute__((always_inline)) void tile48(const half *P, const fl
         memcpy(out + t * 48 + 16, &b[t], 64);
         memcpy(out + t * 48 + 32, &c[t], 64);
     }
+#endif
 }
 
 /* One GRU layer (Keras, reset_after) for rows b0..b0+nb-1 and hidden units 16*jb..16*jb+15:
@@ -183,12 +249,23 @@ typedef struct {
  *   out [L, B, Hp] (states after) | xin [B, G] (scratch) | logp [B, Vp]: log-softmax over
  *   the V ids (the caller masks the special ids: -ffast-math assumes no infinities here).
  * Returns 0, or -1 (nothing computed) if an id is outside its table. */
-/* 1 when built with the AVX-512 path. The kernel's tiles hold 64-byte vectors, one zmm register
- * each; with AVX2 each is two ymm halves and the accumulators spill (measured on a Zen 3 VM:
- * 2x slower than the NumPy step), so `auto` takes the kernel only where this says 1. */
+/* 1 when built with the AVX-512 path (64-byte tiles, one zmm register each). */
 int memebot_gru_wide(void) {
 #if defined(__AVX512F__)
     return 1;
+#else
+    return 0;
+#endif
+}
+
+/* The width in bits of the registers the kernel's tiles are written for: 512 (AVX-512), 256
+ * (AVX2 + F16C + FMA: narrow_tile), or 0 (a v16 split in halves or a scalar loop: slower than
+ * the NumPy step). gru_kernel.preferred() takes the kernel for 256 and 512. */
+int memebot_gru_tile_bits(void) {
+#if defined(__AVX512F__)
+    return 512;
+#elif defined(NARROW_TILES)
+    return 256;
 #else
     return 0;
 #endif

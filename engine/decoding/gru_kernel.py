@@ -36,8 +36,10 @@ def _library() -> Any:
     fn = lib.memebot_gru_step
     fn.argtypes = [_P, ctypes.c_int, _P, _P, _P, _P, _P]
     fn.restype = ctypes.c_int
-    lib.memebot_gru_wide.argtypes = []
-    lib.memebot_gru_wide.restype = ctypes.c_int
+    for name in ("memebot_gru_wide", "memebot_gru_tile_bits"):
+        if hasattr(lib, name):  # (a build from before tile_bits has only memebot_gru_wide)
+            getattr(lib, name).argtypes = []
+            getattr(lib, name).restype = ctypes.c_int
     return lib
 
 
@@ -70,11 +72,26 @@ def available() -> bool:
     return _library() is not None
 
 
-def preferred() -> bool:
-    """True when the kernel is built with its AVX-512 path, where it beats the NumPy step (~3x
-    a single caption); built for AVX2 or less it is slower than NumPy, so `auto` leaves it."""
+def tile_bits() -> int:
+    """The register width the built kernel's tiles are written for: 512 (AVX-512), 256 (AVX2
+    with F16C and FMA), 0 (a portable build, or no kernel)."""
     lib = _library()
-    return lib is not None and bool(lib.memebot_gru_wide())
+    if lib is None:
+        return 0
+    if hasattr(lib, "memebot_gru_tile_bits"):
+        return int(lib.memebot_gru_tile_bits())
+    return 512 if lib.memebot_gru_wide() else 0
+
+
+def preferred() -> bool:
+    """True when the kernel is built with its AVX-512 or its AVX2 tiles, where it beats the
+    NumPy step; a portable build (no AVX2/F16C/FMA) is slower than NumPy, so `auto` leaves it.
+
+    Measured on Zen 4 (2 cores), one process, builds interleaved, minima of 7 runs, one thread:
+    a 1-row step 0.056 ms with the AVX2 tiles (`-march=x86-64-v3`), 0.068 AVX-512, 0.116
+    NumPy; 64 rows 1.80, 1.64 and 2.35 ms. The AVX2 build before its own tiles (its v16 tiles
+    split in ymm halves, on the stack): 1.07 ms at 1 row, 66 ms at 64 (docs/ENGINE.md)."""
+    return tile_bits() >= 256
 
 
 PANEL = 32  # columns per packed weight panel (the kernel's tile width)

@@ -55,8 +55,8 @@ def char_gru_stepper(
     weights: Weights, config: CharGRUConfig, *, decoder: str = "auto", threads: int = 0
 ) -> Stepper:
     """The CPU steppers. `decoder`: "kernel" (compiled, float16), "numpy", or "auto" (the
-    kernel where built with AVX-512, where it is the faster step); `threads`: kernel threads
-    per step (0 = every core). The tf decoder is built by archs.build_stepper."""
+    kernel where built with its AVX-512 or AVX2 tiles, where it is the faster step); `threads`:
+    kernel threads per step (0 = every core). The tf decoder is built by archs.build_stepper."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
     if decoder == "tf":
