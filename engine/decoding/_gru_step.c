@@ -97,7 +97,8 @@ static inline __attribute__((always_inline)) void narrow_tile(const half *P, int
  * panel [K][C]). A lone row at the panel's full width (C/8 independent sums: a lone row is
  * bound by the FMA latency, so as many as fit); 4 rows at a time in slices of 24 columns (16
  * for C = 32), a slice staying in L1 while the row groups pass over it. At 64 rows, one
- * thread (Zen 4, AVX2 build): 4x3 slices 1.80 ms a step, 4x2 2.22, 4x1 3.54. */
+ * thread (Zen 4, AVX2 build, one interleaved run): 4x3 slices 1.80 ms a step, 4x2 2.22, 4x1
+ * 3.54. */
 static inline __attribute__((always_inline)) void narrow_panel(const half *P, const int C,
                                                              const float *bias, const float *x,
                                                              int K, float *out, int ldo,

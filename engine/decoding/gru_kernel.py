@@ -87,10 +87,11 @@ def preferred() -> bool:
     """True when the kernel is built with its AVX-512 or its AVX2 tiles, where it beats the
     NumPy step; a portable build (no AVX2/F16C/FMA) is slower than NumPy, so `auto` leaves it.
 
-    Measured on Zen 4 (2 cores), one process, builds interleaved, minima of 7 runs, one thread:
-    a 1-row step 0.056 ms with the AVX2 tiles (`-march=x86-64-v3`), 0.068 AVX-512, 0.116
-    NumPy; 64 rows 1.80, 1.64 and 2.35 ms. The AVX2 build before its own tiles (its v16 tiles
-    split in ymm halves, on the stack): 1.07 ms at 1 row, 66 ms at 64 (docs/ENGINE.md)."""
+    Measured on Zen 4 (2 cores), one process, builds interleaved, minima of 40 runs, one
+    thread: a 1-row step 0.057 ms with the AVX2 tiles (`-march=x86-64-v3`), 0.067 AVX-512,
+    0.113 NumPy; 64 rows 1.73, 1.65 and 2.12 ms. The AVX2 build before its own tiles (the
+    64-byte tiles split in ymm halves, on the stack): 1.06 ms at 1 row, 67 ms at 64
+    (docs/ENGINE.md)."""
     return tile_bits() >= 256
 
 
