@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import os
 from functools import cache
 from typing import Any
 
@@ -29,6 +30,13 @@ def _library() -> Any:
     spec = importlib.util.find_spec(_MODULE)
     if spec is None or not spec.origin:
         return None
+    # OpenMP's threads wait at each layer's barrier by spinning (libgomp's default), which
+    # on a 2-core machine shared with anything else (the bot, a retrain, another replica)
+    # makes a 64-row step 10-30x slower: a spinning thread holds the core its partner needs.
+    # Passive waiting costs ~0-10% on an idle machine (docs/ENGINE.md). libgomp reads this once,
+    # when it loads, so it is set before the kernel (and libgomp with it) is loaded; a value
+    # already in the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     try:
         lib = ctypes.CDLL(spec.origin)
     except OSError:
