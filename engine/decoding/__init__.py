@@ -8,6 +8,7 @@
     rowtable.py   the rows of every RowJob of a batch, as arrays
     unseen.py     templates without captions: which rows open a box with the template's name
     tilt.py       a server's taste acting on sampling: per-character n-gram tilt, length factor
+    repeats.py    the repetition guard: no mark more than MAX_MARK_RUN times in a row
     batch.py      Batch (one model call per character for all jobs), run_jobs, sample_captions
     model.py      LoadedModel: vocabulary + template table + a stepper
     char_gru.py, gru_kernel.py (+ _gru_step.c), lstm.py, transformer.py (KV cache),
@@ -20,7 +21,7 @@
                   its tf cell; build_stepper resolves MEMEBOT_DECODER
     loader.py     load_model: read + check an artifact, build its stepper, decode once
 
-Imports flow one way (pickers, unseen, tilt <- jobs <- rowtable <- batch <- loader; scoring <-
-model <- archs <- loader; model <- batch); nothing here imports `training` or the rest of `engine`
-(harness/layers.py).
+Imports flow one way (pickers, unseen, tilt, repeats <- jobs <- rowtable <- batch <- loader;
+scoring <- model <- archs <- loader; model <- batch); nothing here imports `training` or the rest
+of `engine` (harness/layers.py).
 """

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.decoding import repeats
 from engine.decoding.pickers import (
     FORBID_END,
     FORCE_END,
@@ -229,6 +230,7 @@ class BeamJob(_JobBase):
         super().__init__(model, req)
         self.id_char = ["", "", "?", *model.vocab.chars]  # id -> character (specials empty)
         self.end_id = model.vocab.box_end_id
+        self.marks = repeats.marks(self.id_char)  # [V] what the repetition guard limits
         self.fed = 0  # prefix ids fed so far
         self.rng = np.random.default_rng(req.seed)  # the choice among the final beams
         self._chosen: list[Sampled] | None = None
@@ -293,6 +295,10 @@ class BeamJob(_JobBase):
                 allowed[i, self.end_id] = 0.0  # the marker is the only candidate, whatever p
             elif code == FORBID_END:
                 allowed[i, self.end_id] = -np.inf
+        # the repetition guard (repeats.py) on each text's last characters, start text included
+        tails = [repeats.tail_run(row.text) for row in self.rows]
+        last = np.array([-1 if ch is None else self.model.vocab.id_of(ch) for ch, _ in tails])
+        allowed = repeats.forbid(allowed, last, np.array([n for _, n in tails]), self.marks)
         cand = allowed >= allowed.max(axis=1, keepdims=True) + beam_floor(d)
         base = np.array([r.logprob for r in self.rows])
         scores = np.where(cand, base[:, None] + lp, -np.inf)  # [rows, V]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.decoding import tilt, tilt_kernel
+from engine.decoding import repeats, tilt, tilt_kernel
 from engine.decoding.jobs import RowJob, Sampled
 from engine.decoding.pickers import (
     FORBID_END,
@@ -50,16 +50,19 @@ _STEPS = len(_LEVELS) - 1
 # The interpolation in _draw_targets finds a draw's interval arithmetically: levels are even.
 assert np.allclose(_LEVELS, np.linspace(0, 1, _STEPS + 1)), "LENGTH_LEVELS must be evenly spaced"
 _NEXT_TWO = np.array([1, 2])  # floats columns of a row's next two draws, after its pointer
-# Columns of RowTable.ints [R, 17]. Changing per step: prefix ids fed so far, id fed next,
+# Columns of RowTable.ints [R, 19]. Changing per step: prefix ids fed so far, id fed next,
 # closed boxes, length of the open box, of the text (start included), calibrated target of
 # the open box (0: none), next unused draw, generated ids so far. Fixed per request: prefix
 # length, decoding group, conditioning id, box count, max_len, allow_empty_boxes, calibrated.
 # Fixed per row: the box that opens with the row's forced ids (`force`; -1: none) and their
 # number (a template without captions opening a box with its name, engine/decoding/unseen.py).
+# For the repetition guard (repeats.py): the caption's last character id (start text included;
+# -1: none yet) and how many times in a row it ends the caption.
 FED, LAST, BOXES, BOX_LEN, LENGTH, TARGET, PTR, GLEN = range(8)
 PLEN, GROUP, COND, NBOX, MAXLEN, EMPTY_OK, CALIBRATED = range(8, 15)
 FORCE_BOX, FORCE_LEN = 15, 16
-_COLUMNS = 17
+RUN_ID, RUN_LEN = 17, 18
+_COLUMNS = 19
 
 
 class RowTable:
@@ -73,7 +76,7 @@ class RowTable:
         self.id_char = np.array(["", "", "?", *model.vocab.chars], dtype=object)
         self.decodings: dict[tuple[Any, ...], int] = {}  # decoding -> group id
         self.decoding_of: list[Any] = []
-        self.ints = np.zeros((0, _COLUMNS), dtype=np.int64)  # [R, 17], columns above
+        self.ints = np.zeros((0, _COLUMNS), dtype=np.int64)  # [R, 19], columns above
         self.objs = np.empty((0, 3), dtype=object)  # [R, 3]: its RowJob, start text, row in job
         self.floats = np.zeros((0, 2))  # [R, 1 + W]: log-probability, then the row's draws
         self.prefix = np.zeros((0, 1, 2), dtype=np.int64)  # [R, P, 2]: ids fed first, box
@@ -86,6 +89,7 @@ class RowTable:
         # [V] word characters as the tilt's grams see them (a tilted letter is held closer to
         # the model inside a word)
         self.letters = tilt.is_word(self.cand_bytes)
+        self.marks = repeats.marks(list(self.id_char))  # [V] what the repetition guard limits
         self.tilt_state = np.zeros((0, tilt.WIDTH), dtype=np.int64)
         self.tilt_slot = np.zeros(0, dtype=np.int64)
         self.length_factor = np.ones(0)
@@ -150,6 +154,8 @@ class RowTable:
         ]
         width = 2 * (req.max_len + 2) + req.n_boxes + 2  # every draw a row can make
         floats = np.zeros((n, 1 + width))
+        last, run = repeats.tail_run(ids[1:])  # the start text's
+        row[[RUN_ID, RUN_LEN]] = [-1 if last is None else last, run]
         rows = np.tile(row, (n, 1))
         rows[:, FORCE_BOX] = -1
         phrase = job.phrase_ids
@@ -342,7 +348,8 @@ class RowTable:
             if v[FED] < v[PLEN]:
                 return np.arange(1)
         fed, last, boxes, box_len, length, target, ptr, glen = v[:8].tolist()
-        _, group, _, n_boxes, max_len, empty_ok, _, force_box, force_len = v[8:].tolist()
+        _, group, _, n_boxes, max_len, empty_ok, _, force_box, force_len = v[8:17].tolist()
+        run_id, run_len = int(v[RUN_ID]), int(v[RUN_LEN])
         code = rule_code(length, boxes, box_len, target, n_boxes, max_len, bool(empty_ok))
         u = self.floats[:1, 1 + ptr : 3 + ptr]  # [1, 2]
         start = np.array([box_len == 0 or last == self.space_id])
@@ -350,12 +357,17 @@ class RowTable:
         codes1 = np.array([code], dtype=np.int8)
         tl = self._tilt(np.zeros(1, dtype=np.int64), logp[:1], codes1, np.array([group]))
         c = int(self._pick_group(group, logp[:1], u, codes1, start, tl, after)[0])
+        if c == run_id and run_len >= repeats.MAX_MARK_RUN and self.marks[c]:  # see _pick
+            lp1 = repeats.forbid(logp[:1], np.array([c]), np.array([run_len]), self.marks)
+            tl = self._tilt(np.zeros(1, dtype=np.int64), lp1, codes1, np.array([group]))
+            c = int(self._pick_group(group, lp1, repeats.redraw(u), codes1, start, tl, after)[0])
         if boxes == force_box and box_len < force_len:
             if box_len == 0 and not _name_fits(v[None])[0]:
                 v[FORCE_BOX] = -1  # too little room for the whole name: sampled as usual
             elif code != FORCE_END:
                 c = int(self.force[0, box_len])
         self._follow(np.zeros(1, dtype=np.int64), np.array([c]))
+        v[RUN_ID], v[RUN_LEN] = c, run_len + 1 if c == run_id else 1
         self.floats[0, 0] += logp[0, c]
         self.gen[0, glen] = c
         end = c == self.end_id
@@ -378,7 +390,7 @@ class RowTable:
         return np.arange(1)
 
     def _pick(self, rows: np.ndarray, logp: np.ndarray) -> None:
-        v = self.ints[rows]  # [k, 17], a copy: written back at the end
+        v = self.ints[rows]  # [k, 19], a copy: written back at the end
         ptr = v[:, PTR]
         u = self.floats[rows[:, None], ptr[:, None] + _NEXT_TWO]  # [k, 2]
         v[:, PTR] += 2
@@ -388,17 +400,17 @@ class RowTable:
         start = (v[:, BOX_LEN] == 0) | (v[:, LAST] == self.space_id)
         after = (v[:, BOX_LEN] > 0) & self.letters[v[:, LAST]]
         codes = self.codes(v)
-        tl = self._tilt(rows, lp, codes, groups)
-        if (groups == groups[0]).all():
-            chars = self._pick_group(int(groups[0]), lp, u, codes, start, tl, after)
+        # the repetition guard (repeats.py): rows at the limit are picked twice in the one call,
+        # as they are and with their mark masked; the second counts where the first is the mark
+        at = repeats.at_limit(v[:, RUN_ID], v[:, RUN_LEN], self.marks)  # [n] positions
+        if len(at):
+            ext, lp2, u2 = repeats.doubled(lp, u, at, v[:, RUN_ID])
+            tl = self._tilt(rows[ext], lp2, codes[ext], groups[ext])  # on what each copy sees
+            two = self._pick_rows(groups[ext], lp2, u2, codes[ext], start[ext], tl, after[ext])
+            chars = repeats.settle(two, at, v[:, RUN_ID])
         else:
-            chars = np.empty(len(rows), dtype=np.int64)
-            for g in np.unique(groups):
-                sel = np.flatnonzero(groups == g)
-                part = None if tl is None else tl[sel]
-                chars[sel] = self._pick_group(
-                    int(g), lp[sel], u[sel], codes[sel], start[sel], part, after[sel]
-                )
+            tl = self._tilt(rows, lp, codes, groups)
+            chars = self._pick_rows(groups, lp, u, codes, start, tl, after)
         # a seeded row opening its box: the name's next character instead of the pick (unless
         # the caption rules end the box now)
         box_len = v[:, BOX_LEN]
@@ -411,6 +423,7 @@ class RowTable:
             forced &= ~short & (codes != FORCE_END)
             chars[forced] = self.force[rows[forced], box_len[forced]]
         self._follow(rows, chars)
+        v[:, RUN_ID], v[:, RUN_LEN] = repeats.follow(v[:, RUN_ID], v[:, RUN_LEN], chars)
         self.floats[rows, 0] += lp[np.arange(len(rows)), chars]
         self.gen[rows, v[:, GLEN]] = chars
         end = chars == self.end_id
@@ -423,6 +436,28 @@ class RowTable:
         self.ints[rows] = v
         closed = rows[end]
         self._draw_targets(closed[v[end, BOXES] < v[end, NBOX]])
+
+    def _pick_rows(
+        self,
+        groups: np.ndarray,
+        lp: np.ndarray,
+        u: np.ndarray,
+        codes: np.ndarray,
+        start: np.ndarray,
+        tl: np.ndarray | None,
+        after: np.ndarray,
+    ) -> np.ndarray:
+        """Picks [k] of k rows of decoding groups `groups` [k] (`_pick_group` per group)."""
+        if (groups == groups[0]).all():
+            return self._pick_group(int(groups[0]), lp, u, codes, start, tl, after)
+        chars = np.empty(len(groups), dtype=np.int64)
+        for g in np.unique(groups):
+            sel = np.flatnonzero(groups == g)
+            part = None if tl is None else tl[sel]
+            chars[sel] = self._pick_group(
+                int(g), lp[sel], u[sel], codes[sel], start[sel], part, after[sel]
+            )
+        return chars
 
     def _pick_group(
         self,
@@ -490,7 +525,7 @@ class RowTable:
 
 
 def _name_fits(v: np.ndarray) -> np.ndarray:
-    """Rows `v` [k, 17] at the opening of their seeded box: whether the name, its box's marker
+    """Rows `v` [k, 19] at the opening of their seeded box: whether the name, its box's marker
     and two characters for every box after it fit in max_len."""
     after = v[:, NBOX] - v[:, BOXES] - 1
     return v[:, MAXLEN] - v[:, LENGTH] >= v[:, FORCE_LEN] + 1 + 2 * after
