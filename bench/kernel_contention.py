@@ -1,10 +1,13 @@
-"""The compiled kernel on a busy machine: 64 captions decoded in one batch (the shipped model,
-the bot's default style), with OpenMP's threads waiting at the step's barriers by spinning
-(`OMP_WAIT_POLICY=active`, libgomp's own default) or by sleeping (`passive`, what the engine
-sets unless the environment says otherwise), on an idle machine and beside one busy process
-(a bot, a retrain or another replica on the same 2 cores). One thread (`MEMEBOT_DECODE_THREADS=1`)
-is the reference. Each configuration runs in its own process (libgomp reads the policy once),
-interleaved, `--rounds` batches each; the figure is the median seconds per batch.
+"""The compiled kernel on a busy machine. Per configuration: a lone row's step (latency: one
+caption at a time) and 64 captions decoded in one batch (throughput; the shipped model, the
+bot's default style), with OpenMP's threads waiting at the step's barriers by spinning
+(`OMP_WAIT_POLICY=active`, libgomp's own default) or by sleeping at once (`passive`, what the
+engine sets unless the environment says otherwise; below 16 rows a step then runs on one
+thread, _gru_step.c PARALLEL_ROWS), on an idle machine and beside one busy process (a bot, a
+retrain or another replica on the same 2 cores). One thread (`MEMEBOT_DECODE_THREADS=1`) is the
+reference. Each configuration runs in its own process (libgomp reads the policy once),
+interleaved; figures are medians over the repeats (each run: the fastest of 3 x 50 lone-row
+steps, the median of `--rounds` batches).
 
     python bench/kernel_contention.py [--json] [--repeats 3] [--rounds 4]
 """
@@ -22,22 +25,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CONFIGS = {  # name -> environment
-    "spin (libgomp default)": {"OMP_WAIT_POLICY": "active"},
-    "passive (engine default)": {"OMP_WAIT_POLICY": "passive"},
+CONFIGS: dict[str, dict[str, str | None]] = {  # name -> environment (None: unset)
+    "spin (libgomp default)": {"OMP_WAIT_POLICY": "active", "GOMP_SPINCOUNT": None},
+    "sleep at once (passive: engine default)": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None},
     "1 thread": {"MEMEBOT_DECODE_THREADS": "1"},
 }
 
-# One process's measurement: the median of `rounds` batches of 64 captions, after one warm-up.
+# One process's measurement: a lone row's step (ms, fastest of 3 x 50 after a warm-up) and
+# the median of `rounds` batches of 64 captions (s), after one warm-up batch.
 CHILD = """
 import os, statistics, sys, time
 from pathlib import Path
+import numpy as np
 from engine.decoding.batch import run_jobs
 from engine.decoding.jobs import CaptionRequest, make_job
 from engine.decoding.loader import load_model
 from engine.decoding.pickers import Decoding
 model = load_model(Path(sys.argv[1]), decoder="kernel",
                    threads=int(os.environ.get("MEMEBOT_DECODE_THREADS", "0")))
+chars, zeros = np.full(1, model.vocab.space_id), np.zeros(1, dtype=np.int64)
+state = model.initial_state(1)
+def lone():
+    global state
+    t = time.perf_counter()
+    for _ in range(50):
+        _, state = model.step(state, chars, zeros, zeros)
+    return (time.perf_counter() - t) * 1000 / 50
+lone()
+step = min(lone() for _ in range(3))
 def batch(off):
     jobs = [make_job(model, CaptionRequest("success-kid", 2, decoding=Decoding("natural"),
                                            seed=off + i)) for i in range(64)]
@@ -45,14 +60,15 @@ def batch(off):
     run_jobs(model, jobs)
     return time.perf_counter() - t
 batch(0)
-print(statistics.median(batch(1000 * (r + 1)) for r in range(int(sys.argv[2]))))
+print(step, statistics.median(batch(1000 * (r + 1)) for r in range(int(sys.argv[2]))))
 """
 
 
-def measure(model: Path, env: dict[str, str], rounds: int) -> float:
-    full = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    if "OMP_WAIT_POLICY" not in env:
-        full.pop("OMP_WAIT_POLICY", None)
+def measure(model: Path, env: dict[str, str | None], rounds: int) -> tuple[float, float]:
+    full = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        full.pop(k, None)  # what the environment of this bench had must not leak in
+    full.update({k: v for k, v in env.items() if v is not None})
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(model), str(rounds)],
         env=full,
@@ -60,7 +76,8 @@ def measure(model: Path, env: dict[str, str], rounds: int) -> float:
         capture_output=True,
         text=True,
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    step, batch = out.stdout.strip().splitlines()[-1].split()
+    return float(step), float(batch)
 
 
 def main() -> int:
@@ -75,7 +92,7 @@ def main() -> int:
     if not gru_kernel.available():
         print("error: the compiled kernel was not built", file=sys.stderr)
         return 2
-    results: dict[str, dict[str, list[float]]] = {"idle": {}, "busy": {}}
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {"idle": {}, "busy": {}}
     for load in ("idle", "busy"):
         burner = None
         if load == "busy":  # one process that never sleeps
@@ -83,23 +100,35 @@ def main() -> int:
         try:
             for _ in range(args.repeats):
                 for name, env in CONFIGS.items():
-                    t = measure(args.model, env, args.rounds)
-                    results[load].setdefault(name, []).append(t)
+                    results[load].setdefault(name, []).append(measure(args.model, env, args.rounds))
         finally:
             if burner is not None:
                 burner.kill()
                 burner.wait()
     table = {
-        load: {name: statistics.median(ts) for name, ts in by.items()}
+        load: {
+            name: {
+                "lone_step_ms": statistics.median(r[0] for r in runs),
+                "batch64_s": statistics.median(r[1] for r in runs),
+            }
+            for name, runs in by.items()
+        }
         for load, by in results.items()
     }
     if args.json:
-        print(json.dumps({"seconds_per_64_captions": table, "runs": results}))
+        print(json.dumps({"medians": table, "runs": results}))
         return 0
-    print("| waiting at barriers | idle machine (s / 64 captions) | beside one busy process |")
-    print("|---|---:|---:|")
+    print(
+        "| waiting at barriers | lone-row step, idle | beside a busy process "
+        "| 64 captions, idle | beside a busy process |"
+    )
+    print("|---|---:|---:|---:|---:|")
     for name in CONFIGS:
-        print(f"| {name} | {table['idle'][name]:.3f} | {table['busy'][name]:.3f} |")
+        i, b = table["idle"][name], table["busy"][name]
+        print(
+            f"| {name} | {i['lone_step_ms']:.3f} ms | {b['lone_step_ms']:.3f} ms "
+            f"| {i['batch64_s']:.3f} s | {b['batch64_s']:.3f} s |"
+        )
     return 0
 
 

@@ -182,24 +182,35 @@ def test_weights_past_float16_are_refused_and_auto_steps_in_numpy(weights, name:
     assert all(np.isfinite(y[:, N_SPECIAL:]).all() for y in run(auto, chars, boxes, slots))
 
 
-@pytest.mark.parametrize(("given", "want"), [(None, "passive"), ("active", "active")])
-def test_openmp_threads_wait_passively_unless_told_otherwise(given: str | None, want: str) -> None:
-    """Loading the kernel sets OMP_WAIT_POLICY (libgomp reads it once, at load) to passive
-    unless the environment has it: spinning threads on a shared 2-core machine make a batched
-    step 10-30x slower (bench/kernel_contention.py)."""
+@pytest.mark.parametrize(
+    ("given", "want"),
+    [
+        ({}, ("passive", "-")),
+        ({"OMP_WAIT_POLICY": "active"}, ("active", "-")),
+        ({"GOMP_SPINCOUNT": "5"}, ("-", "5")),
+    ],
+)
+def test_openmp_threads_sleep_while_they_wait_unless_told_otherwise(
+    given: dict[str, str], want: tuple[str, str]
+) -> None:
+    """Loading the kernel sets OMP_WAIT_POLICY (libgomp reads it once, at load) to passive,
+    unless the environment sets it or GOMP_SPINCOUNT: libgomp's long spin on a shared 2-core
+    machine makes a batched step several times slower (bench/kernel_contention.py)."""
     import os
     import subprocess
 
     if not gru_kernel.available():
         skip_or_fail("the compiled char-gru kernel was not built (no C compiler at install?)")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if given is not None:
-        env["OMP_WAIT_POLICY"] = given
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     code = (
-        "import os; from engine.decoding import gru_kernel; "
-        "assert gru_kernel.available(); print(os.environ['OMP_WAIT_POLICY'])"
+        "import os; from engine.decoding import gru_kernel; assert gru_kernel.available(); "
+        "print(os.environ.get('OMP_WAIT_POLICY', '-'), os.environ.get('GOMP_SPINCOUNT', '-'))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        env={**env, **given},
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert out.stdout.strip() == want
+    assert tuple(out.stdout.split()) == want

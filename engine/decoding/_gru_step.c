@@ -272,6 +272,10 @@ int memebot_gru_tile_bits(void) {
 #endif
 }
 
+/* Rows from which a step splits its work over threads (bench/kernel_contention.py: with
+ * passive waiting two threads are slower than one below ~8-16 rows, faster above). */
+#define PARALLEL_ROWS 16
+
 int memebot_gru_step(const gru_model *m, int B, const int64_t *chars, const int64_t *boxes,
                      const int64_t *slots, const float *state, float *arena) {
     const int L = m->layers, Hp = m->hidden, G = m->G, Vp = m->Vp, nblk = Hp / 16;
@@ -292,6 +296,9 @@ int memebot_gru_step(const gru_model *m, int B, const int64_t *chars, const int6
 #else
     threads = 1;
 #endif
+    /* A small batch runs on one thread: its barriers (a futex wake-up each, since the engine's
+     * threads sleep while they wait: gru_kernel.py) cost more than the work they would split. */
+    if (B < PARALLEL_ROWS) threads = 1;
 #pragma omp parallel num_threads(threads)
     {
         for (int i = 0; i < L; i++) {

@@ -30,13 +30,16 @@ def _library() -> Any:
     spec = importlib.util.find_spec(_MODULE)
     if spec is None or not spec.origin:
         return None
-    # OpenMP's threads wait at each layer's barrier by spinning (libgomp's default), which
-    # on a 2-core machine shared with anything else (the bot, a retrain, another replica)
-    # makes a 64-row step 10-30x slower: a spinning thread holds the core its partner needs.
-    # Passive waiting costs ~0-10% on an idle machine (docs/ENGINE.md). libgomp reads this once,
-    # when it loads, so it is set before the kernel (and libgomp with it) is loaded; a value
-    # already in the environment wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    # OpenMP's threads wait at each layer's barrier by spinning (libgomp's default: ~300k
+    # spins before sleeping), which on a 2-core machine shared with anything else (the bot, a
+    # retrain, another replica) makes a batched step several times slower, up to 30x: a
+    # spinning thread holds the core its partner needs. So they sleep at once (passive); the
+    # futex wake-up that costs each barrier is why the kernel steps batches below
+    # PARALLEL_ROWS on one thread (bench/kernel_contention.py, docs/ENGINE.md). libgomp reads
+    # this once, when it loads, so it is set before the kernel (and libgomp with it) is
+    # loaded; a policy (or spin count) already in the environment wins.
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
     try:
         lib = ctypes.CDLL(spec.origin)
     except OSError:
