@@ -217,9 +217,10 @@ class RowTable:
         rows' log-probabilities, `codes` [k] their rule codes, `groups` [k] their decodings.
 
         Only the characters within a row's tilt floor (pickers.tilt_floor: 2% of the top
-        probability for `natural`) are weighed, each (row, character) pair a row of
-        tilt.weigh: a tenth of the vocabulary on a typical step, where weighing every
-        character cost a tilted batch more than the model's own step."""
+        probability for `natural`) are weighed: a tenth of the vocabulary on a typical step.
+        The compiled loop does it where it was built (tilt_kernel.py); otherwise tilt.weigh,
+        each (row, character) pair a row of it. Weighing every character in NumPy cost a
+        tilted batch more than the model's own step."""
         slot = self.tilt_slot[rows]
         sel = np.flatnonzero(slot >= 0)
         if not len(sel):
