@@ -305,7 +305,7 @@ class RowTable:
         return chars, boxes, v[:, COND]
 
     def codes(self, v: np.ndarray) -> np.ndarray:
-        """What the caption rules allow next for rows `v` [k, 15] (pickers.rule_code,
+        """What the caption rules allow next for rows `v` [k, _COLUMNS] (pickers.rule_code,
         vectorised)."""
         empty_ok = v[:, EMPTY_OK] == 1
         r = v[:, NBOX] - v[:, BOXES]
