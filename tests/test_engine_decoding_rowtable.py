@@ -89,3 +89,27 @@ def test_joining_mid_way_and_dropping_change_no_other_caption(model: LoadedModel
     assert [[c.boxes for c in j.captions()] for j in jobs] == alone
     assert len(alone[1]) == 2 and alone[3][0][0] == "me"
     assert not doomed.results and len(batch.table) == 0
+
+
+@pytest.mark.parametrize("together", [False, True])
+@pytest.mark.parametrize(("start", "begins_a_word"), [("i am ", True), ("i am", False)])
+def test_the_first_pick_after_a_start_text_sees_its_last_character(
+    model: LoadedModel, start: str, begins_a_word: bool, together: bool
+) -> None:
+    """`natural` draws a word's first character from its wide nucleus and the rest of a word
+    from the narrow one: after a start text ending in a space the first pick begins a word,
+    after one ending in a letter it goes on with that word (alone: the lone-row path; together:
+    the batched one)."""
+    from engine.decoding.batch import run_jobs
+    from memebot.caption_format import BOX_END
+
+    d = Decoding("natural", word_top_p=1e-6)  # inside a word: the top character only
+    reqs = [CaptionRequest("two-buttons", 2, start=start, decoding=d, seed=s) for s in range(40)]
+    jobs = [make_job(model, r) for r in reqs]
+    if together:
+        run_jobs(model, jobs)
+    else:
+        for job in jobs:
+            run_jobs(model, [job])
+    firsts = {BOX_END.join(j.captions()[0].boxes)[len(start)] for j in jobs}
+    assert (len(firsts) > 1) == begins_a_word, firsts

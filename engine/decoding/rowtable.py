@@ -39,7 +39,6 @@ from engine.decoding.pickers import (
 )
 from engine.decoding.unseen import seeded_box
 from memebot.artifact.templates import LENGTH_LEVELS
-from memebot.artifact.vocab import BOS
 from memebot.caption_format import BOX_END
 
 if TYPE_CHECKING:
@@ -139,7 +138,9 @@ class RowTable:
         if group == len(self.decoding_of):
             self.decoding_of.append(req.decoding)
         row = np.zeros(_COLUMNS, dtype=np.int64)
-        row[LAST] = BOS
+        # the start text's last character (BOS without one): the first pick begins a word,
+        # or follows a letter, as that character says (inputs() feeds the prefix till then)
+        row[LAST] = ids[-1]
         row[BOXES] = job.start_boxes
         row[BOX_LEN] = job.start_box_len
         row[LENGTH] = len(req.start)
