@@ -126,4 +126,7 @@ class Reconciliation:
                 return
             up.discard(self.bot_user_id)
             down.discard(self.bot_user_id)
-            self.changes += (await self.store.reconcile(g.id, up, down)).total
+            # awaited first: `self.changes += await ...` reads the count before the await and
+            # would drop what other memes' readings added meanwhile
+            changed = (await self.store.reconcile(g.id, up, down)).total
+            self.changes += changed
