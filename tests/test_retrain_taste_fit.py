@@ -19,6 +19,8 @@ from memebot.ngrams import hash_features
 from memebot.taste_file import TASTE_BUCKETS, TasteScorer
 from retrain.taste_curation import TasteCurated, TasteRow
 from retrain.taste_fit import (
+    L2_FLOOR,
+    L2_ROWS,
     auc,
     fit_length_factor,
     fit_logistic,
@@ -98,6 +100,36 @@ def test_fit_finds_the_servers_topic() -> None:
     # Deterministic: a refit gives the same weights.
     again = fit_taste(cur, base_version=BASE)
     assert np.array_equal(again.weights, taste.weights) and again.bias == taste.bias
+
+
+def test_more_votes_of_the_same_taste_are_trusted_more() -> None:
+    # The penalty is on the summed loss (L2_ROWS / rows on the mean): the same memes rated
+    # twice over leave the mean loss as it was but halve the penalty, so the taste's n-grams
+    # weigh more; a fixed penalty on the mean would give the same weights twice.
+    cur = _curated()
+    twice = TasteCurated(guild_id=7, train=[*cur.train, *cur.train], heldout=cur.heldout)
+    once, more = fit_taste(cur, base_version=BASE), fit_taste(twice, base_version=BASE)
+    assert once.metrics["l2"] == pytest.approx(L2_ROWS / len(cur.train))
+    assert more.metrics["l2"] == pytest.approx(once.metrics["l2"] / 2)
+    norm_once = float(np.linalg.norm(once.weights.astype(np.float64)))
+    norm_more = float(np.linalg.norm(more.weights.astype(np.float64)))
+    assert norm_more > 1.1 * norm_once
+    # The ranking stays the server's: more trust, not another taste.
+    assert heldout_auc(more, cur.heldout) > 0.9
+    # An explicit penalty is used as given, whatever the rows.
+    fixed = fit_taste(twice, base_version=BASE, l2=once.metrics["l2"])
+    assert fixed.metrics["l2"] == once.metrics["l2"]
+    assert np.allclose(fixed.weights, once.weights, atol=1e-3)
+
+
+def test_the_penalty_stops_shrinking_at_its_floor() -> None:
+    # Beyond L2_ROWS / L2_FLOOR rows the penalty is the floor: a big server's taste does not
+    # chase the rare n-grams of its captions into made-up words.
+    rows = _rows(int(2 * L2_ROWS / L2_FLOOR), 5, "train")
+    taste = fit_taste(
+        TasteCurated(guild_id=7, train=rows, heldout=_curated().heldout), base_version=BASE
+    )
+    assert taste.metrics["l2"] == pytest.approx(L2_FLOOR)
 
 
 def test_fit_on_thousands_of_rows_ranks_them() -> None:
