@@ -173,8 +173,8 @@ def fit_taste(
 ) -> TasteScorer:
     """A taste fitted on the curated training rows (held-out rows are never fitted on), each
     weighted by its capped net vote, with the penalty `l2` (default: L2_ROWS / rows, at least
-    L2_FLOOR); with
-    `typical` (the base model's typical caption lengths), its length factor too (1 without)."""
+    L2_FLOOR); with `typical` (the base model's typical caption lengths), its length factor
+    too (1 without)."""
     rows = curated.train
     if not rows:
         raise ValueError("no training rows to fit a taste on")
