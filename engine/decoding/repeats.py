@@ -66,19 +66,16 @@ def forbid(
     row has written `run` [R] >= `limit` times in a row (None: MAX_MARK_RUN, read at the
     call); `logp` itself (not copied) when no row is at the limit. A row with no other finite
     id keeps its mark (a caption rule never leaves a row without a candidate)."""
-    at = (run >= (MAX_MARK_RUN if limit is None else limit)) & (last >= 0)
-    if not at.any():
-        return logp
-    at &= mark[np.where(at, last, 0)]
-    rows = np.flatnonzero(at)
-    if not len(rows):
-        return logp
-    ids = last[rows]
-    # rows whose only finite id is the mark keep it
+    at = at_limit(last, run, mark, limit)
+    return _masked(logp, at, last[at]) if len(at) else logp
+
+
+def _masked(logp: np.ndarray, rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """A copy of `logp` [R,V] with (rows[i], ids[i]) at -inf, except in a row whose only
+    finite id that is."""
     others = np.isfinite(logp[rows]).sum(axis=1) - np.isfinite(logp[rows, ids])
-    rows, ids = rows[others > 0], ids[others > 0]
     out = logp.copy()
-    out[rows, ids] = -np.inf
+    out[rows[others > 0], ids[others > 0]] = -np.inf
     return out
 
 
@@ -92,7 +89,7 @@ def at_limit(
 ) -> np.ndarray:
     """Positions [n] of the rows whose last id (`last` [R]) is a mark (`mark` [V]) they have
     written `run` [R] >= `limit` times in a row (None: MAX_MARK_RUN, read at the call)."""
-    pos = np.flatnonzero(run >= (MAX_MARK_RUN if limit is None else max(1, limit)))
+    pos = np.flatnonzero((run >= (MAX_MARK_RUN if limit is None else max(1, limit))) & (last >= 0))
     return pos[mark[last[pos]]] if len(pos) else pos
 
 
@@ -105,12 +102,7 @@ def doubled(
     only finite id is its mark keeps it (a caption rule never leaves a row no candidate)."""
     R = len(lp)
     ext = np.concatenate([np.arange(R), at])
-    lp2 = lp[ext]  # a copy
-    tail, ids = np.arange(R, len(ext)), last[at]
-    was = lp2[tail, ids]
-    lp2[tail, ids] = -np.inf
-    lone = ~np.isfinite(lp2[R:]).any(axis=1)
-    lp2[tail[lone], ids[lone]] = was[lone]
+    lp2 = _masked(lp[ext], np.arange(R, len(ext)), last[at])
     u2 = u[ext]
     u2[R:] = redraw(u2[R:])
     return ext, lp2, u2
