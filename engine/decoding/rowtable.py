@@ -275,13 +275,14 @@ class RowTable:
             return
         rows, chars = rows[sel], chars[sel]
         one = self.cand_bytes[chars]
-        if (one >= 0).all() and tilt_kernel.available():
+        single = bool((one >= 0).all())  # every pick one byte (the shipped vocabulary's case)
+        if single and tilt_kernel.available():
             tilt_kernel.follow(
                 rows, one, self.tilt_state, self.tilt_slot, self.tilt_mask, self.tilt_seen
             )
             return
         state = self.tilt_state[rows]
-        if (one >= 0).all():
+        if single:
             seen = self.tilt_seen[rows]
             tilt.mark(state, one, self.tilt_mask[self.tilt_slot[rows]], seen)
             self.tilt_seen[rows] = seen
