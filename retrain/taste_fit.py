@@ -98,7 +98,7 @@ def fit_logistic(
     weights: np.ndarray | None = None,
     *,
     n_buckets: int = TASTE_BUCKETS,
-    l2: float = L2_ROWS / 100,
+    l2: float = 3e-3,  # fit_taste passes a taste's own (L2_ROWS / rows)
     steps: int = STEPS,
 ) -> tuple[np.ndarray, float]:
     """Minimises the weighted mean log-loss + l2/2 |w|^2 (the bias unpenalised): (weights
