@@ -140,6 +140,19 @@ class StepGate:
         model.step = step
 
 
+def tilt_states(texts: list[str]) -> np.ndarray:
+    """Rows' taste-tilt states [len(texts), tilt.WIDTH] after each of `texts`
+    (engine/decoding/tilt.py)."""
+    from engine.decoding import tilt
+
+    state = tilt.fresh(len(texts))
+    for i, text in enumerate(texts):
+        row = state[i : i + 1].copy()
+        tilt.append_text(row, text)
+        state[i] = row[0]
+    return state
+
+
 def captions_alone(model: Any, reqs: list[Any]) -> list[list[list[str]]]:
     """Each request decoded by itself: the boxes of its captions (the reference for batching)."""
     from engine.decoding.batch import run_jobs

@@ -17,7 +17,7 @@ from engine.decoding.jobs import CaptionRequest, make_job
 from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
-from harness.factories import captions_alone
+from harness.factories import captions_alone, tilt_states
 from memebot.ngrams import hash_features, mix
 
 TEXTS = [
@@ -49,16 +49,6 @@ def _stepwise(text: str, n_buckets: int) -> Counter[int]:
     return Counter(got)
 
 
-def _states(texts: list[str]) -> np.ndarray:
-    """Rows' tilt states [len(texts), WIDTH] after each of `texts`."""
-    state = tilt.fresh(len(texts))
-    for i, text in enumerate(texts):
-        row = state[i : i + 1].copy()
-        tilt.append_text(row, text)
-        state[i] = row[0]
-    return state
-
-
 @pytest.mark.parametrize("n_buckets", [1 << 12, 1 << 16])
 def test_the_steps_complete_exactly_hash_features_buckets(n_buckets: int) -> None:
     for text in TEXTS:
@@ -75,7 +65,7 @@ def test_weigh_sums_each_rows_grams_by_its_own_weights() -> None:
     table[1, :256] = rng.normal(size=256)  # a taste of fewer buckets
     masks = np.array([4095, 255], dtype=np.uint64)
     prefixes = ["when you", "", "me |", "i'm  done. ", "what"]
-    state = _states(prefixes)
+    state = tilt_states(prefixes)
     slot = np.arange(len(prefixes)) % 2
     cands = np.array([ord(ch) for ch in " ?|a'.-"] + [-1], dtype=np.int64)
     got = tilt.weigh(
@@ -244,7 +234,7 @@ def test_weighing_candidate_pairs_is_the_full_weigh_at_those_cells() -> None:
     table = rng.normal(size=(2, 1 << 12)).astype(np.float32)
     masks = np.array([4095, 4095], dtype=np.uint64)
     prefixes = ["when you", "", "me |", "i'm  done. ", "what", "a b c d e"]
-    state = _states(prefixes)
+    state = tilt_states(prefixes)
     slot = np.arange(len(prefixes)) % 2
     seen = rng.random((len(prefixes), 1 << 12)) < 0.3
     cands = np.array([ord(ch) for ch in " ?|a'.-z9"] + [-1], dtype=np.int64)

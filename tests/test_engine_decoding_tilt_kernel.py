@@ -16,6 +16,7 @@ from engine.decoding.jobs import CaptionRequest, make_job
 from engine.decoding.loader import load_model
 from engine.decoding.model import LoadedModel
 from engine.decoding.pickers import Decoding
+from harness.factories import tilt_states
 from harness.skips import skip_or_fail
 
 PREFIXES = ["when you", "", "me |", "i'm  done. ", "what", "a b c d e", "x|y ", "hello world"]
@@ -29,22 +30,13 @@ def _built() -> None:
         skip_or_fail("the compiled tilt loop was not built (no C compiler at install?)")
 
 
-def _states(texts: list[str]) -> np.ndarray:
-    state = tilt.fresh(len(texts))
-    for i, text in enumerate(texts):
-        row = state[i : i + 1].copy()
-        tilt.append_text(row, text)
-        state[i] = row[0]
-    return state
-
-
 def test_weigh_near_is_the_numpy_weigh_on_the_candidates_it_reaches() -> None:
     rng = np.random.default_rng(1)
     n_slots, width = 3, 1 << 12
     table = rng.normal(size=(n_slots, width)).astype(np.float32)
     masks = np.array([4095, 255, 1023], dtype=np.uint64)  # tastes of fewer buckets too
     strength = np.array([0.5, 2.0, 7.9], dtype=np.float32)
-    states = _states(PREFIXES)
+    states = tilt_states(PREFIXES)
     slots = np.arange(len(PREFIXES), dtype=np.int64) % n_slots
     seen = rng.random((len(PREFIXES), width)) < 0.3
     # tilted rows 1, 3, ..., written to rows 0, 1, ... of out
@@ -73,7 +65,7 @@ def test_follow_is_mark_then_append() -> None:
     rng = np.random.default_rng(2)
     width = 1 << 10
     masks = np.array([1023, 127], dtype=np.uint64)
-    states = _states(PREFIXES)
+    states = tilt_states(PREFIXES)
     ref_states = states.copy()
     slots = np.arange(len(PREFIXES), dtype=np.int64) % 2
     seen = np.zeros((len(PREFIXES), width), dtype=bool)
